@@ -1,0 +1,19 @@
+"""Building blocks of the per-series anomaly detector."""
+
+from __future__ import annotations
+
+from dharma.agents.anomaly.model.baseline import SeasonalBaseline
+from dharma.agents.anomaly.model.detector import ANOMALY_THRESHOLD, ScoreDetail, SeriesDetector
+from dharma.agents.anomaly.model.likelihood import AnomalyLikelihood, log_tail
+from dharma.agents.anomaly.model.timebase import Cadence, to_seconds
+
+__all__ = [
+    "ANOMALY_THRESHOLD",
+    "AnomalyLikelihood",
+    "Cadence",
+    "ScoreDetail",
+    "SeasonalBaseline",
+    "SeriesDetector",
+    "log_tail",
+    "to_seconds",
+]

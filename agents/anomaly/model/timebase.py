@@ -1,0 +1,106 @@
+"""Timestamps and sampling cadence for one series.
+
+A metric stream carries timestamps of several kinds (``datetime``, pandas
+``Timestamp``, epoch milliseconds, ISO strings). The detector only needs two
+things from them: a wall-clock position in seconds (for time-of-day and
+day-of-week phases) and the series' sampling interval (to know whether daily or
+weekly seasonality can be resolved). Both are computed here without numpy.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+__all__ = ["Cadence", "to_seconds"]
+
+
+def to_seconds(ts: object) -> float | None:
+    """Wall-clock seconds since the epoch, or ``None`` when there is no usable time.
+
+    Naive datetimes are read as wall-clock time; aware ones are shifted to their own
+    wall clock, so that "09:00 local" always falls in the same daily phase. Numbers are
+    epoch milliseconds.
+
+    Examples
+    --------
+    >>> to_seconds(datetime(1970, 1, 2))
+    86400.0
+    >>> to_seconds(86_400_000)
+    86400.0
+    >>> to_seconds("1970-01-01T00:01:00") , to_seconds(None), to_seconds(float("nan"))
+    (60.0, None, None)
+    """
+    if ts is None or isinstance(ts, bool):
+        return None
+    if isinstance(ts, datetime):
+        # replace() keeps the wall clock of naive and aware datetimes alike
+        return ts.replace(tzinfo=timezone.utc).timestamp()
+    if isinstance(ts, int | float):
+        sec = float(ts) / 1000.0
+        return sec if sec == sec and abs(sec) != float("inf") else None
+    if isinstance(ts, str):
+        try:
+            return to_seconds(datetime.fromisoformat(ts.strip()))
+        except ValueError:
+            return None
+    return None
+
+
+class Cadence:
+    """Running estimate of the sampling interval: median of the last positive gaps.
+
+    Duplicate and out-of-order timestamps are ignored (they neither move the clock
+    backwards nor enter the estimate), so a replayed or shuffled point cannot poison it.
+    The median of a short ring of gaps follows a series whose cadence changes within
+    ``size // 2 + 1`` samples, and is immune to a few missing samples.
+
+    Parameters
+    ----------
+    size
+        Number of recent gaps kept.
+
+    Examples
+    --------
+    >>> c = Cadence()
+    >>> [c.update(t) for t in (0, 60, 120, 120, 90, 180, 300)]
+    [True, True, True, False, False, True, True]
+    >>> c.interval, c.last
+    (60, 300)
+    """
+
+    __slots__ = ("_gaps", "_pos", "_size", "interval", "last")
+
+    def __init__(self, size: int = 15) -> None:
+        self._gaps: list[float] = []
+        self._pos = 0
+        self._size = size
+        self.interval: float | None = None
+        self.last: float | None = None
+
+    def __getstate__(self) -> tuple[list[float], int, int, float | None, float | None]:
+        return (self._gaps, self._pos, self._size, self.interval, self.last)
+
+    def __setstate__(
+        self, state: tuple[list[float], int, int, float | None, float | None]
+    ) -> None:
+        self._gaps, self._pos, self._size, self.interval, self.last = state
+
+    def update(self, t: float) -> bool:
+        """Record time ``t``; return ``False`` for a duplicate or out-of-order time."""
+        last = self.last
+        if last is not None and t <= last:
+            return False
+        self.last = t
+        if last is None:
+            return True
+        gaps = self._gaps
+        if len(gaps) < self._size:
+            gaps.append(t - last)
+        else:
+            gaps[self._pos] = t - last
+            self._pos = (self._pos + 1) % self._size
+        # the median is re-read every 4th gap once the ring is full: cheap and enough
+        if len(gaps) >= 3 and (self._pos % 4 == 0 or len(gaps) < self._size):
+            ordered = sorted(gaps)
+            self.interval = ordered[len(ordered) // 2]
+        return True

@@ -1,0 +1,196 @@
+"""Per-user behaviour: the historical score and the bounded memory behind it.
+
+The agent keeps one :class:`UserBehaviour` per user in a table; it is a
+frozen, JSON-serialisable value (:meth:`UserBehaviour.to_dict` /
+:meth:`UserBehaviour.from_dict`) and :meth:`UserBehaviour.observe` returns a
+new one.  The rule (all numbers are :class:`BehaviourRules` arguments):
+
+* a new user starts at 50;
+* on each access request, a *new device* (the user has known devices and this
+  is not one of them) costs 10, *impossible travel* (>= 100 km from the
+  previous located request at more than 900 km/h) costs 25, an *unusual hour*
+  (after 20 requests, an hour of day holding < 2 % of them) costs 5;
+* a DENY while 5 or more DENYs fall within 10 minutes costs 5 each;
+* a risk_signal about the user costs 20;
+* a clean ALLOW (no signal) earns 0.5, at most once a minute.
+
+Memory per user is bounded: at most 10 known devices (least recently used
+evicted), a 24-bin hour histogram (halved beyond 1,000), the last located
+request and at most 32 recent denial times.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dharma.agents.trust.models import AccessEvent
+
+__all__ = ["BehaviourRules", "UserBehaviour", "haversine_km"]
+
+
+class _Decided(Protocol):
+    @property
+    def decision(self) -> str: ...
+
+
+class BehaviourRules(BaseModel):
+    """Penalties, rewards and thresholds of the behaviour rule."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default_score: float = 50.0
+    new_device_penalty: float = 10.0
+    travel_penalty: float = 25.0
+    travel_speed_kmh: float = 900.0
+    travel_min_km: float = 100.0
+    unusual_hour_penalty: float = 5.0
+    unusual_hour_min_events: int = 20
+    unusual_hour_share: float = 0.02
+    denial_window_s: int = 600
+    denial_burst: int = 5
+    denial_penalty: float = 5.0
+    risk_penalty: float = 20.0
+    clean_credit: float = 0.5
+    credit_interval_s: int = 60
+    max_devices: int = 10
+    hour_cap: int = 1000
+
+
+DEFAULT_RULES = BehaviourRules()
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in km.
+
+    Examples
+    --------
+    >>> round(haversine_km(48.8566, 2.3522, 51.5074, -0.1278))
+    344
+    """
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0088 * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _utc_hour(event: AccessEvent) -> int:
+    return event.ts.astimezone(UTC).hour
+
+
+def _clamp(value: float) -> float:
+    return round(min(100.0, max(0.0, value)), 2)
+
+
+class UserBehaviour(BaseModel):
+    """Historical behaviour of one user (score 0-100 and bounded memory)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    score: float = Field(default=DEFAULT_RULES.default_score, ge=0, le=100)
+    known_devices: tuple[str, ...] = ()
+    hours: tuple[int, ...] = (0,) * 24
+    last_lat: float | None = None
+    last_lon: float | None = None
+    last_located_ms: int | None = None
+    denials: tuple[int, ...] = ()
+    last_credit_ms: int | None = None
+    events: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (for a Faust table)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UserBehaviour:
+        """Inverse of :meth:`to_dict`."""
+        return cls.model_validate(data)
+
+    def signals(self, event: AccessEvent, rules: BehaviourRules = DEFAULT_RULES) -> list[str]:
+        """Behaviour signals raised by ``event`` (new_device, impossible_travel, unusual_hour)."""
+        out = []
+        if self.known_devices and event.device.device_id not in self.known_devices:
+            out.append("new_device")
+        if self._impossible_travel(event, rules):
+            out.append("impossible_travel")
+        total = sum(self.hours)
+        hour = _utc_hour(event)
+        if (
+            total >= rules.unusual_hour_min_events
+            and self.hours[hour] < rules.unusual_hour_share * total
+        ):
+            out.append("unusual_hour")
+        return out
+
+    def effective_score(self, signals: list[str], rules: BehaviourRules = DEFAULT_RULES) -> float:
+        """Historical score after this request's signals (what the decision uses)."""
+        return _clamp(self.score - _penalty(signals, rules))
+
+    def _impossible_travel(self, event: AccessEvent, rules: BehaviourRules) -> bool:
+        loc = event.location
+        if loc is None or loc.lat is None or loc.lon is None or self.last_located_ms is None:
+            return False
+        assert self.last_lat is not None and self.last_lon is not None
+        km = haversine_km(self.last_lat, self.last_lon, loc.lat, loc.lon)
+        hours = abs(event.ts_ms - self.last_located_ms) / 3_600_000
+        return km >= rules.travel_min_km and (hours == 0 or km / hours > rules.travel_speed_kmh)
+
+    def observe(
+        self, event: AccessEvent, decision: str | _Decided, rules: BehaviourRules = DEFAULT_RULES
+    ) -> UserBehaviour:
+        """Return the behaviour after ``event`` was decided as ``decision``."""
+        outcome = str(getattr(decision, "decision", decision))
+        if event.event_type == "risk_signal":
+            return self.model_copy(update={"score": _clamp(self.score - rules.risk_penalty)})
+        if event.event_type != "access_request":
+            return self
+        sigs = self.signals(event, rules)
+        update: dict[str, Any] = {
+            "known_devices": _remember(self.known_devices, event.device.device_id, rules),
+            "hours": _count_hour(self.hours, _utc_hour(event), rules),
+            "events": self.events + 1,
+        }
+        loc = event.location
+        if loc is not None and loc.lat is not None and loc.lon is not None:
+            update.update(last_lat=loc.lat, last_lon=loc.lon, last_located_ms=event.ts_ms)
+        score = self.score - _penalty(sigs, rules)
+        now = event.ts_ms
+        if outcome == "DENY":
+            recent = tuple(t for t in self.denials if now - t < rules.denial_window_s * 1000)
+            update["denials"] = (*recent, now)[-32:]
+            if len(update["denials"]) >= rules.denial_burst:
+                score -= rules.denial_penalty
+        elif outcome == "ALLOW" and not sigs and self._may_credit(now, rules):
+            score += rules.clean_credit
+            update["last_credit_ms"] = now
+        update["score"] = _clamp(score)
+        return self.model_copy(update=update)
+
+    def _may_credit(self, now_ms: int, rules: BehaviourRules) -> bool:
+        last = self.last_credit_ms
+        return last is None or now_ms - last >= rules.credit_interval_s * 1000
+
+
+def _penalty(signals: list[str], rules: BehaviourRules) -> float:
+    table = {
+        "new_device": rules.new_device_penalty,
+        "impossible_travel": rules.travel_penalty,
+        "unusual_hour": rules.unusual_hour_penalty,
+    }
+    return sum(table.get(s, 0.0) for s in signals)
+
+
+def _remember(devices: tuple[str, ...], device: str, rules: BehaviourRules) -> tuple[str, ...]:
+    kept = tuple(d for d in devices if d != device)
+    return (*kept, device)[-rules.max_devices :]
+
+
+def _count_hour(hours: tuple[int, ...], hour: int, rules: BehaviourRules) -> tuple[int, ...]:
+    counts = list(hours) if len(hours) == 24 else [0] * 24
+    counts[hour] += 1
+    if sum(counts) > rules.hour_cap:
+        counts = [c // 2 for c in counts]
+    return tuple(counts)

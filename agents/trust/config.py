@@ -1,0 +1,115 @@
+"""Configuration of the trust engine: networks, business hours, bonuses.
+
+Which networks count as internal and when business hours are is deployment
+configuration, not code.  Business hours are evaluated in ``timezone`` with
+:mod:`zoneinfo`, so a request at 14:30 UTC is outside business hours for an
+office in Tokyo.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime, time
+from functools import cached_property
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["TrustConfig"]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class TrustConfig(BaseModel):
+    """Settings of the trust engine; every field has a safe default.
+
+    Parameters
+    ----------
+    internal_networks
+        CIDRs whose source addresses earn the internal-network bonus.
+    timezone
+        IANA zone in which business hours are evaluated.
+    business_start, business_end
+        Business hours, ``start <= local time < end``.
+    business_days
+        ISO weekdays (1 = Monday ... 7 = Sunday) that have business hours.
+    production_segments
+        A resource with any of these path segments is a production resource
+        (context trust -10).
+    recent_auth_seconds
+        Authentication younger than this earns the recent-auth bonus.
+    clock_skew_seconds
+        A ``last_auth_ts`` later than the request by more than this is
+        treated as untrustworthy (no recency bonus).
+    allow_ttl_seconds
+        ``expires_in`` of an ALLOW decision.
+    patch_bonus
+        Device bonus per patch level.
+    critical_risks
+        ``risk_reason`` values that revoke a live session at once.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    internal_networks: tuple[str, ...] = (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "fd00::/8",
+    )
+    timezone: str = "UTC"
+    business_start: time = time(9, 0)
+    business_end: time = time(18, 0)
+    business_days: frozenset[int] = frozenset({1, 2, 3, 4, 5})
+    production_segments: frozenset[str] = frozenset({"production", "prod"})
+    recent_auth_seconds: int = Field(default=300, ge=0)
+    clock_skew_seconds: int = Field(default=30, ge=0)
+    allow_ttl_seconds: int = Field(default=900, ge=0)
+    patch_bonus: dict[str, int] = Field(
+        default_factory=lambda: {"latest": 10, "recent": 5, "outdated": 0, "unknown": 0}
+    )
+    critical_risks: frozenset[str] = frozenset(
+        {"credential_leak", "malware_detected", "account_compromise", "session_hijack"}
+    )
+
+    @field_validator("internal_networks")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @cached_property
+    def networks(self) -> tuple[IPNetwork, ...]:
+        """The internal networks, parsed once."""
+        return tuple(ipaddress.ip_network(c, strict=False) for c in self.internal_networks)
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        """The business-hours time zone."""
+        return ZoneInfo(self.timezone)
+
+    def is_internal(self, ip: IPAddress) -> bool:
+        """Return True when ``ip`` lies in one of the internal networks."""
+        return any(ip in net for net in self.networks if net.version == ip.version)
+
+    def is_business_hours(self, when: datetime) -> bool:
+        """Return True when tz-aware ``when`` falls in business hours locally."""
+        local = when.astimezone(self.zone)
+        if local.isoweekday() not in self.business_days:
+            return False
+        return self.business_start <= local.time().replace(tzinfo=None) < self.business_end
+
+    def is_production(self, resource: str) -> bool:
+        """Return True when a path segment of ``resource`` marks production."""
+        return any(seg in self.production_segments for seg in resource.split("/"))

@@ -1,0 +1,238 @@
+"""The trust engine: score a request, evaluate policies, decide, fail closed.
+
+Decision semantics, in order:
+
+1. a record that does not validate is DENY (reason: the validation errors);
+2. only ``access_request`` events are decided; others are DENY;
+3. no policy covering the resource and action: DENY, ``policy_id`` null;
+4. an applicable forbid policy: DENY by that policy (overrides permits);
+5. a permit whose checks all pass: ALLOW by the most specific such policy,
+   cacheable for ``allow_ttl_seconds`` and opening a session;
+6. a permit that would pass after step-up (fresh MFA authentication): CHALLENGE;
+7. otherwise DENY, naming the most specific permit and its failed checks.
+
+Any exception while deciding is DENY with the exception named: never ALLOW.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from dharma.agents.trust.behaviour import BehaviourRules, UserBehaviour
+from dharma.agents.trust.config import TrustConfig
+from dharma.agents.trust.index import PolicySet
+from dharma.agents.trust.models import AccessEvent, Rejection, parse_access_event
+from dharma.agents.trust.policy import CompiledPolicy, forbid_applies, permit_failures
+from dharma.agents.trust.scoring import TrustScores, score_event
+
+__all__ = ["Decision", "TrustEngine", "Verdict", "deterministic_id"]
+
+log = logging.getLogger(__name__)
+_NAMESPACE = uuid.UUID("5b0c6e3e-4d0a-4c59-9a57-6a1f3c0de7a1")
+
+
+class Verdict(enum.StrEnum):
+    """Decision outcomes (Avro enum ``Decision``)."""
+
+    ALLOW = "ALLOW"
+    DENY = "DENY"
+    CHALLENGE = "CHALLENGE"
+    REVOKE = "REVOKE"
+
+
+#: Order used by the monotonicity properties: DENY < CHALLENGE < ALLOW.
+RANK = {Verdict.REVOKE: 0, Verdict.DENY: 0, Verdict.CHALLENGE: 1, Verdict.ALLOW: 2}
+
+
+def deterministic_id(*parts: str) -> str:
+    """A UUID5 from ``parts``: the same input always gives the same id."""
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One decision; :meth:`to_record` gives the Avro ``TrustDecision`` dict."""
+
+    decision: Verdict
+    event_id: str
+    ts_ms: int
+    user_id: str
+    device_id: str
+    resource: str
+    action: str
+    policy_id: str | None
+    policy_version: str
+    reasons: tuple[str, ...]
+    scores: TrustScores | None = None
+    expires_in: int = 0
+    session_id: str | None = None
+    decision_id: str = ""
+
+    def to_record(self) -> dict[str, Any]:
+        """The decision as a ``dharma.predictions.TrustDecision`` record."""
+        s = self.scores
+        return {
+            "kind": "trust_decision",
+            "decision_id": self.decision_id or deterministic_id("decision", self.event_id),
+            "event_id": self.event_id,
+            "ts": self.ts_ms,
+            "user_id": self.user_id,
+            "device_id": self.device_id,
+            "resource": self.resource,
+            "action": self.action,
+            "decision": self.decision.value,
+            "trust_score": float(s.overall) if s else 0.0,
+            "trust_level": s.level.name if s else "NONE",
+            "device_trust": float(s.device) if s else 0.0,
+            "user_trust": float(s.user) if s else 0.0,
+            "context_trust": float(s.context) if s else 0.0,
+            "policy_id": self.policy_id,
+            "policy_version": self.policy_version,
+            "reasons": list(self.reasons),
+            "expires_in": self.expires_in,
+            "session_id": self.session_id,
+        }
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+class TrustEngine:
+    """Decide access requests against a compiled policy set.
+
+    Parameters
+    ----------
+    policies
+        The compiled, versioned policy set.
+    config
+        Networks, business hours, bonuses and TTL.
+    rules
+        The behaviour rule (penalties for this request's signals).
+    """
+
+    def __init__(
+        self,
+        policies: PolicySet,
+        config: TrustConfig | None = None,
+        rules: BehaviourRules | None = None,
+    ) -> None:
+        self.policies = policies
+        self.config = config or TrustConfig()
+        self.rules = rules or BehaviourRules()
+
+    def decide(
+        self, event: AccessEvent | dict[str, Any], behaviour: UserBehaviour | None = None
+    ) -> Decision:
+        """Decide one request; never raises and never ALLOWs on error."""
+        parsed = parse_access_event(event)
+        if isinstance(parsed, Rejection):
+            return self.deny_raw(event, parsed.reason, *parsed.errors)
+        try:
+            return self._decide(parsed, behaviour or UserBehaviour())
+        except Exception as exc:
+            log.exception("trust decision failed event_id=%s", parsed.event_id)
+            raw = {"event_id": parsed.event_id, "user_id": parsed.user_id, "ts": parsed.ts_ms}
+            return self.deny_raw(raw, f"internal error: {type(exc).__name__}")
+
+    def deny_raw(self, raw: Any, *reasons: str) -> Decision:
+        """A DENY for a record that could not be decided (best-effort fields)."""
+        raw = raw if isinstance(raw, dict) else {}
+        device = raw.get("device") if isinstance(raw.get("device"), dict) else {}
+        ts = raw.get("ts")
+        event_id = _text(raw.get("event_id"), 128) or "unknown"
+        return Decision(
+            decision=Verdict.DENY,
+            event_id=event_id,
+            ts_ms=ts if isinstance(ts, int) and not isinstance(ts, bool) and ts >= 0 else 0,
+            user_id=_text(raw.get("user_id"), 128),
+            device_id=_text(device.get("device_id"), 128),
+            resource=_text(raw.get("resource"), 1024),
+            action=_text(raw.get("action"), 32),
+            policy_id=None,
+            policy_version=self.policies.version,
+            reasons=tuple(r[:300] for r in reasons),
+            decision_id=deterministic_id("decision", event_id),
+        )
+
+    def _decide(self, event: AccessEvent, behaviour: UserBehaviour) -> Decision:
+        if event.event_type != "access_request":
+            return self._make(event, Verdict.DENY, None, None, ["not an access request"])
+        signals = behaviour.signals(event, self.rules)
+        history = behaviour.effective_score(signals, self.rules)
+        notes = [f"behaviour: {s}" for s in signals]
+        scores = score_event(event, history, self.config)
+        matched = self.policies.match(event.resource, event.action)
+        for cp in matched:
+            if cp.forbid and forbid_applies(cp, event, scores):
+                reason = f"forbidden by {cp.id}: {cp.policy.name}"
+                return self._make(event, Verdict.DENY, scores, cp, [reason, *notes])
+        permits = [cp for cp in matched if not cp.forbid]
+        if not permits:
+            return self._make(event, Verdict.DENY, scores, None, ["no matching policy", *notes])
+        failures: dict[str, list[str]] = {}
+        for cp in permits:
+            failures[cp.id] = permit_failures(cp, event, scores)
+            if not failures[cp.id]:
+                reason = f"permitted by {cp.id}: {cp.policy.name}"
+                return self._make(event, Verdict.ALLOW, scores, cp, [reason, *notes])
+        return self._step_up(event, history, scores, permits, failures, notes)
+
+    def _step_up(
+        self,
+        event: AccessEvent,
+        history: float,
+        scores: TrustScores,
+        permits: list[CompiledPolicy],
+        failures: dict[str, list[str]],
+        notes: list[str],
+    ) -> Decision:
+        stepped = score_event(event, history, self.config, step_up=True)
+        for cp in permits:
+            if not permit_failures(cp, event, stepped):
+                why = [f"step-up authentication would satisfy {cp.id}", *failures[cp.id]]
+                return self._make(event, Verdict.CHALLENGE, scores, cp, [*why, *notes])
+        best = permits[0]
+        why = [f"denied by {best.id}: {best.policy.name}", *failures[best.id]]
+        return self._make(event, Verdict.DENY, scores, best, [*why, *notes])
+
+    def _make(
+        self,
+        event: AccessEvent,
+        verdict: Verdict,
+        scores: TrustScores | None,
+        cp: CompiledPolicy | None,
+        reasons: list[str],
+    ) -> Decision:
+        allow = verdict is Verdict.ALLOW
+        return Decision(
+            decision=verdict,
+            event_id=event.event_id,
+            ts_ms=event.ts_ms,
+            user_id=event.user_id,
+            device_id=event.device.device_id,
+            resource=event.resource,
+            action=event.action,
+            policy_id=cp.id if cp else None,
+            policy_version=self.policies.version,
+            reasons=tuple(reasons),
+            scores=scores,
+            expires_in=self.config.allow_ttl_seconds if allow else 0,
+            session_id=deterministic_id("session", event.event_id) if allow else None,
+            decision_id=deterministic_id("decision", event.event_id),
+        )
+
+
+def with_session(decision: Decision, session_id: str, verdict: Verdict, event_id: str) -> Decision:
+    """Restamp a decision as the re-evaluation of a live session."""
+    return replace(
+        decision,
+        decision=verdict,
+        session_id=session_id,
+        event_id=event_id,
+        decision_id=deterministic_id("revalidate", session_id, event_id),
+    )

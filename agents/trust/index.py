@@ -1,0 +1,179 @@
+"""A compiled, versioned policy set with a path-segment trie over resource globs.
+
+Globs are split on ``/``; a segment is a literal, ``*`` (exactly one
+segment), a partial glob such as ``db_*`` (one segment, regex-matched) or
+``**`` (zero or more segments).  Lookup walks the trie once per request, so
+its cost depends on path depth and the number of wildcard branches, not on
+the number of policies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from dharma.agents.trust.policy import CompiledPolicy, Policy, compile_policy
+
+__all__ = ["PolicyError", "PolicySet", "default_policy_dir", "load_policy_set", "validate_policies"]
+
+
+class PolicyError(ValueError):
+    """A policy file or set is invalid; ``errors`` lists every problem."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = list(errors)
+
+
+class _Node:
+    __slots__ = ("deep", "globs", "here", "literal", "star")
+
+    def __init__(self) -> None:
+        self.literal: dict[str, _Node] = {}
+        self.globs: dict[str, tuple[re.Pattern[str], _Node]] = {}
+        self.star: _Node | None = None
+        self.deep: _Node | None = None
+        self.here: list[CompiledPolicy] = []
+
+    def child(self, seg: str) -> _Node:
+        if seg == "**":
+            self.deep = self.deep or _Node()
+            return self.deep
+        if seg == "*":
+            self.star = self.star or _Node()
+            return self.star
+        if "*" in seg:
+            if seg not in self.globs:
+                rx = re.compile("[^/]*".join(re.escape(p) for p in seg.split("*")))
+                self.globs[seg] = (rx, _Node())
+            return self.globs[seg][1]
+        return self.literal.setdefault(seg, _Node())
+
+    def walk(self, segs: Sequence[str], i: int, out: list[CompiledPolicy]) -> None:
+        if self.deep is not None:
+            for j in range(i, len(segs) + 1):
+                self.deep.walk(segs, j, out)
+        if i == len(segs):
+            out.extend(self.here)
+            return
+        seg = segs[i]
+        nxt = self.literal.get(seg)
+        if nxt is not None:
+            nxt.walk(segs, i + 1, out)
+        if self.star is not None:
+            self.star.walk(segs, i + 1, out)
+        for rx, node in self.globs.values():
+            if rx.fullmatch(seg):
+                node.walk(segs, i + 1, out)
+
+
+def _specificity(glob: str) -> tuple[int, int]:
+    segs = glob.split("/")
+    literal = sum(1 for s in segs if "*" not in s)
+    return (literal, -sum(1 for s in segs if s == "**"))
+
+
+class PolicySet:
+    """Policies compiled once and indexed by resource glob.
+
+    Parameters
+    ----------
+    policies
+        The policies; ids must be unique.
+    version
+        Version string of the set, stamped on every decision.
+    """
+
+    def __init__(self, policies: Iterable[Policy], version: str) -> None:
+        self.version = version
+        self.policies: tuple[CompiledPolicy, ...] = tuple(compile_policy(p) for p in policies)
+        ids = [cp.id for cp in self.policies]
+        dupes = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
+        if dupes:
+            raise PolicyError([f"duplicate policy id {d}" for d in dupes])
+        self._root = _Node()
+        self._rank: dict[str, tuple[int, int]] = {}
+        for cp in self.policies:
+            for glob in cp.policy.resources:
+                node = self._root
+                for seg in glob.split("/"):
+                    node = node.child(seg)
+                node.here.append(cp)
+            self._rank[cp.id] = max(_specificity(g) for g in cp.policy.resources)
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+    def match(self, resource: str, action: str) -> list[CompiledPolicy]:
+        """Policies covering ``resource`` and ``action``, most specific first."""
+        found: list[CompiledPolicy] = []
+        self._root.walk(resource.split("/"), 0, found)
+        unique = {cp.id: cp for cp in found if cp.allows_action(action)}
+        rank = self._rank
+        return sorted(unique.values(), key=lambda cp: (tuple(-x for x in rank[cp.id]), cp.id))
+
+    @classmethod
+    def from_documents(cls, docs: Sequence[Any], version: str | None = None) -> PolicySet:
+        """Build a set from parsed YAML documents (``{version, policies}`` or lists)."""
+        policies, declared, errors = [], set(), []
+        for n, doc in enumerate(docs):
+            items = doc.get("policies", []) if isinstance(doc, dict) else doc
+            if isinstance(doc, dict) and doc.get("version") is not None:
+                declared.add(str(doc["version"]))
+            if not isinstance(items, list):
+                errors.append(f"document {n}: 'policies' must be a list")
+                continue
+            for k, item in enumerate(items):
+                try:
+                    policies.append(Policy.model_validate(item))
+                except ValidationError as exc:
+                    pid = item.get("id", f"#{k}") if isinstance(item, dict) else f"#{k}"
+                    errors.extend(f"document {n} policy {pid}: {e['msg']}" for e in exc.errors())
+        if errors:
+            raise PolicyError(errors)
+        digest = hashlib.sha256(repr(sorted(p.model_dump_json() for p in policies)).encode())
+        auto = digest.hexdigest()[:12]
+        return cls(policies, version or ("+".join(sorted(declared)) + f"@{auto}").lstrip("+"))
+
+
+def _read_docs(path: Path) -> list[Any]:
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"})
+    if not files:
+        raise PolicyError([f"no policy files in {path}"])
+    docs = []
+    for file in files:
+        try:
+            docs.append(yaml.safe_load(file.read_text(encoding="utf-8")) or [])
+        except yaml.YAMLError as exc:
+            raise PolicyError([f"{file.name}: {exc}"]) from exc
+    return docs
+
+
+def load_policy_set(path: str | Path) -> PolicySet:
+    """Load every ``*.yaml``/``*.yml`` file of a directory (or one file)."""
+    return PolicySet.from_documents(_read_docs(Path(path)))
+
+
+def validate_policies(path: str | Path) -> list[str]:
+    """Return every problem in a policy directory (empty when valid)."""
+    try:
+        load_policy_set(path)
+    except PolicyError as exc:
+        return exc.errors
+    except OSError as exc:
+        return [f"{path}: {exc.strerror or exc}"]
+    return []
+
+
+def default_policy_dir() -> Path:
+    """Directory of the packaged default policy set."""
+    return Path(__file__).with_name("policies")

@@ -1,0 +1,244 @@
+"""Validated access events: the strict shape of an ``audit.logs`` record.
+
+Everything the trust engine reads goes through :func:`parse_access_event`
+first.  The model is deliberately strict (no type coercion, bounded lengths,
+a closed charset for identifiers and resource paths) so that hostile input is
+rejected before any policy sees it: the caller dead-letters a
+:class:`Rejection` or turns it into a DENY, never an ALLOW.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "AccessEvent",
+    "DevicePosture",
+    "GeoLocation",
+    "PatchLevel",
+    "Rejection",
+    "as_datetime",
+    "parse_access_event",
+    "to_epoch_ms",
+]
+
+#: Earliest and latest timestamps accepted (epoch ms): 2000-01-01 to 2100-01-01.
+_MIN_MS = 946_684_800_000
+_MAX_MS = 4_102_444_800_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_ID = r"^[A-Za-z0-9_][A-Za-z0-9_.:@\-]*$"
+_ROLE = r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*$"
+_ACTION = r"^([a-z][a-z0-9_:\-]*)?$"
+#: Resource path: ``/``-separated segments, each starting with a letter, digit
+#: or underscore (so ``.`` and ``..`` are impossible); no ``*``, quotes,
+#: semicolons, whitespace, backslashes or control characters.
+_SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}"
+_RESOURCE = rf"^({_SEGMENT}(/{_SEGMENT}){{0,15}})?$"
+_TEXT = r"^[^\x00-\x1f\x7f]*$"
+
+
+class PatchLevel(enum.StrEnum):
+    """How current a device's OS patches are (Avro enum ``PatchLevel``)."""
+
+    LATEST = "latest"
+    RECENT = "recent"
+    OUTDATED = "outdated"
+    UNKNOWN = "unknown"
+
+
+def to_epoch_ms(value: datetime) -> int:
+    """Return a tz-aware datetime as integer milliseconds since the epoch.
+
+    Examples
+    --------
+    >>> to_epoch_ms(datetime(2025, 12, 8, 14, 30, 15, tzinfo=UTC))
+    1765204215000
+    """
+    return (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+def as_datetime(value: Any) -> Any:
+    """Turn epoch milliseconds into a UTC datetime; leave anything else alone.
+
+    Booleans are not numbers here, and naive datetimes are left for the model
+    to reject.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not _MIN_MS <= value <= _MAX_MS:
+            raise ValueError(f"timestamp {value} ms outside 2000-2100")
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return value
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamp must be timezone-aware")
+    if not _MIN_MS <= to_epoch_ms(value) <= _MAX_MS:
+        raise ValueError("timestamp outside 2000-2100")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(as_datetime)]
+Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=_ID)]
+Text = Annotated[str, Field(max_length=128, pattern=_TEXT)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+class DevicePosture(_Strict):
+    """Posture of the requesting device (Avro record ``DevicePosture``)."""
+
+    device_id: Identifier
+    os: Text
+    encrypted: bool
+    firewall: bool
+    antivirus: bool
+    compliance_score: Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
+    patch_level: Annotated[PatchLevel, Field(strict=False)] = PatchLevel.UNKNOWN
+
+    @field_validator("patch_level", mode="before")
+    @classmethod
+    def _patch_is_str(cls, value: Any) -> Any:
+        if not isinstance(value, str | PatchLevel):
+            raise ValueError("patch_level must be a string")
+        return value
+
+
+class GeoLocation(_Strict):
+    """Where a request came from (Avro record ``GeoLocation``)."""
+
+    name: Text
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    lat: Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False)] | None = None
+    lon: Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False)] | None = None
+
+
+class AccessEvent(_Strict):
+    """One validated ``audit.logs`` record (Avro record ``AccessEvent``).
+
+    Timestamps are tz-aware datetimes; epoch milliseconds are accepted on
+    input.  ``source_ip`` is parsed into an :mod:`ipaddress` object.
+    """
+
+    event_id: Identifier
+    ts: Timestamp
+    event_type: Literal["access_request", "posture_update", "risk_signal"] = "access_request"
+    user_id: Identifier
+    roles: Annotated[
+        tuple[Annotated[str, Field(min_length=1, max_length=64, pattern=_ROLE)], ...],
+        Field(max_length=64, strict=False),
+    ] = ()
+    resource: Annotated[str, Field(max_length=1024, pattern=_RESOURCE)] = ""
+    action: Annotated[str, Field(max_length=32, pattern=_ACTION)] = ""
+    device: DevicePosture
+    mfa_enabled: bool
+    last_auth_ts: Timestamp
+    source_ip: ipaddress.IPv4Address | ipaddress.IPv6Address
+    location: GeoLocation | None = None
+    risk_reason: Annotated[str, Field(max_length=64, pattern=_ROLE)] | None = None
+
+    @field_validator("ts", "last_auth_ts")
+    @classmethod
+    def _tz_aware(cls, value: datetime) -> datetime:
+        return _aware(value)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles_list(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise ValueError("roles must be a list of strings")
+        return tuple(value)
+
+    @field_validator("source_ip", mode="before")
+    @classmethod
+    def _ip_string(cls, value: Any) -> Any:
+        if not isinstance(value, str) or len(value) > 45:
+            raise ValueError("source_ip must be an IP address string")
+        return ipaddress.ip_address(value)
+
+    @model_validator(mode="after")
+    def _request_fields(self) -> AccessEvent:
+        if self.event_type == "access_request" and not (self.resource and self.action):
+            raise ValueError("access_request needs a resource and an action")
+        return self
+
+    @property
+    def ts_ms(self) -> int:
+        """Event time in epoch milliseconds."""
+        return to_epoch_ms(self.ts)
+
+    def to_record(self) -> dict[str, Any]:
+        """The event as a decoded Avro record (epoch-ms timestamps, str IP)."""
+        record = self.model_dump(mode="python")
+        record.update(
+            ts=self.ts_ms,
+            last_auth_ts=to_epoch_ms(self.last_auth_ts),
+            source_ip=str(self.source_ip),
+            roles=list(self.roles),
+        )
+        record["device"]["patch_level"] = self.device.patch_level.value
+        return record
+
+
+class Rejection(BaseModel):
+    """Why a raw record is not a valid :class:`AccessEvent` (dead-letter it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str
+    errors: tuple[str, ...] = ()
+
+
+def _describe(exc: ValidationError) -> tuple[str, ...]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False)[:10]:
+        loc = ".".join(str(part) for part in err["loc"]) or "event"
+        out.append(f"{loc}: {err['msg']}"[:200])
+    return tuple(out)
+
+
+def parse_access_event(raw: Any) -> AccessEvent | Rejection:
+    """Validate a decoded ``audit.logs`` record.
+
+    Parameters
+    ----------
+    raw
+        A dict shaped like the decoded Avro record (timestamps as epoch ms or
+        tz-aware datetimes).  Anything else is rejected.
+
+    Returns
+    -------
+    AccessEvent | Rejection
+        The validated event, or the reason it was rejected.  Never raises.
+
+    Examples
+    --------
+    >>> parse_access_event({"event_id": "e1"}).reason
+    'invalid access event'
+    """
+    if isinstance(raw, AccessEvent):
+        return raw
+    if not isinstance(raw, dict):
+        return Rejection(reason=f"not a record: {type(raw).__name__}")
+    try:
+        return AccessEvent.model_validate(raw)
+    except ValidationError as exc:
+        return Rejection(reason="invalid access event", errors=_describe(exc))
+    except (ValueError, TypeError, OverflowError) as exc:  # pragma: no cover - defensive
+        return Rejection(reason=f"invalid access event: {type(exc).__name__}")

@@ -1,0 +1,210 @@
+"""Access policies: the YAML model, resource globs and the per-policy checks.
+
+A policy file looks like::
+
+    version: "2025.12.1"
+    policies:
+      - id: pol_001
+        name: Production Database Access
+        resource: database/production/*
+        actions: [read, write]
+        roles_any: [admin, dba]
+        min_trust_level: HIGH
+        conditions: {mfa_required: true, min_device_compliance: 90}
+
+Permit policies grant access when every check passes; ``effect: forbid``
+policies deny, overriding any permit, when all of their ``when`` predicates
+hold.  Every forbid predicate describes *low* trust (trust below a band, no
+MFA, outside business hours or networks, lacking an exempting role), so
+lowering an input can only make a forbid apply, never lift it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dharma.agents.trust.models import AccessEvent
+from dharma.agents.trust.scoring import TrustLevel, TrustScores
+
+__all__ = ["CompiledPolicy", "Conditions", "ForbidWhen", "Policy", "compile_policy"]
+
+_GLOB_SEGMENT = re.compile(r"^(\*\*|[A-Za-z0-9_.*\-]{1,128})$")
+_Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_][\w.:\-]*$")]
+_Level = Literal["NONE", "LOW", "MEDIUM", "HIGH", "FULL"]
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _check_cidrs(value: tuple[str, ...]) -> tuple[str, ...]:
+    for cidr in value:
+        ipaddress.ip_network(cidr, strict=False)
+    return value
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Conditions(_Spec):
+    """Extra requirements of a permit policy."""
+
+    mfa_required: bool = False
+    recent_auth_required: bool = False
+    min_device_compliance: Annotated[float, Field(ge=0, le=100)] | None = None
+    business_hours_only: bool = False
+    allowed_networks: tuple[str, ...] = ()
+
+    _cidrs = field_validator("allowed_networks")(_check_cidrs)
+
+
+class ForbidWhen(_Spec):
+    """Predicates of a forbid policy; it applies when all given ones hold."""
+
+    trust_below: _Level | None = None
+    device_compliance_below: Annotated[float, Field(ge=0, le=100)] | None = None
+    mfa_missing: bool = False
+    outside_business_hours: bool = False
+    outside_networks: tuple[str, ...] = ()
+    unless_roles_any: tuple[_Name, ...] = ()
+
+    _cidrs = field_validator("outside_networks")(_check_cidrs)
+
+
+class Policy(_Spec):
+    """One access policy as written in YAML (``resource`` or ``resources``)."""
+
+    id: _Name
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    version: Annotated[int, Field(ge=1)] = 1
+    description: str = ""
+    effect: Literal["permit", "forbid"] = "permit"
+    resources: Annotated[tuple[str, ...], Field(min_length=1, max_length=32)]
+    actions: Annotated[tuple[_Name | Literal["*"], ...], Field(min_length=1)]
+    roles_any: tuple[_Name, ...] = ()
+    min_trust_level: _Level = "MEDIUM"
+    conditions: Conditions = Conditions()
+    when: ForbidWhen = ForbidWhen()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = dict(data)
+            if "resource" in data:
+                data["resources"] = [data.pop("resource"), *data.get("resources", [])]
+            if "required_roles" in data:
+                data["roles_any"] = data.pop("required_roles")
+        return data
+
+    @field_validator("resources")
+    @classmethod
+    def _globs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for glob in value:
+            segs = glob.split("/")
+            if len(segs) > 16 or not all(_GLOB_SEGMENT.match(s) for s in segs):
+                raise ValueError(f"bad resource glob {glob!r}")
+            if any(s.startswith(".") for s in segs):
+                raise ValueError(f"resource glob segment may not start with '.': {glob!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _effect_fields(self) -> Policy:
+        if self.effect == "forbid" and (self.roles_any or self.conditions != Conditions()):
+            raise ValueError("forbid policies take 'when', not roles_any/conditions")
+        if self.effect == "permit" and self.when != ForbidWhen():
+            raise ValueError("'when' is only for forbid policies")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPolicy:
+    """A policy with its sets, networks and bands parsed once at load."""
+
+    policy: Policy
+    actions: frozenset[str] | None
+    roles: frozenset[str]
+    min_level: TrustLevel
+    networks: tuple[_Network, ...]
+    forbid_level: TrustLevel | None
+    exempt_roles: frozenset[str]
+
+    @property
+    def id(self) -> str:
+        """The policy id."""
+        return self.policy.id
+
+    @property
+    def forbid(self) -> bool:
+        """True for ``effect: forbid``."""
+        return self.policy.effect == "forbid"
+
+    def allows_action(self, action: str) -> bool:
+        """True when the policy covers ``action``."""
+        return self.actions is None or action in self.actions
+
+
+def compile_policy(policy: Policy) -> CompiledPolicy:
+    """Parse a policy's sets, networks and bands once."""
+    cidrs = policy.conditions.allowed_networks or policy.when.outside_networks
+    forbid_level = policy.when.trust_below
+    return CompiledPolicy(
+        policy=policy,
+        actions=None if "*" in policy.actions else frozenset(policy.actions),
+        roles=frozenset(policy.roles_any),
+        min_level=TrustLevel[policy.min_trust_level],
+        networks=tuple(ipaddress.ip_network(c, strict=False) for c in cidrs),
+        forbid_level=TrustLevel[forbid_level] if forbid_level else None,
+        exempt_roles=frozenset(policy.when.unless_roles_any),
+    )
+
+
+def _in_networks(cp: CompiledPolicy, event: AccessEvent) -> bool:
+    ip = event.source_ip
+    return any(ip in net for net in cp.networks if net.version == ip.version)
+
+
+def permit_failures(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores) -> list[str]:
+    """Checks of a permit policy that fail for this request (empty = permit)."""
+    fails: list[str] = []
+    if cp.roles and cp.roles.isdisjoint(event.roles):
+        fails.append(f"role: requires any of {sorted(cp.roles)}")
+    if scores.level < cp.min_level:
+        fails.append(
+            f"trust: requires {cp.min_level.name}, has {scores.level.name} ({scores.overall})"
+        )
+    cond = cp.policy.conditions
+    if cond.mfa_required and not scores.mfa:
+        fails.append("condition: MFA required")
+    if cond.recent_auth_required and not scores.recent_auth:
+        fails.append("condition: recent authentication required")
+    compliance = event.device.compliance_score
+    if cond.min_device_compliance is not None and compliance < cond.min_device_compliance:
+        fails.append(
+            f"condition: device compliance {compliance:g} < {cond.min_device_compliance:g}"
+        )
+    if cond.business_hours_only and not scores.business_hours:
+        fails.append("condition: outside business hours")
+    if cp.networks and not _in_networks(cp, event):
+        fails.append("condition: source IP not in allowed networks")
+    return fails
+
+
+def forbid_applies(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores) -> bool:
+    """True when every ``when`` predicate of a forbid policy holds."""
+    when = cp.policy.when
+    if cp.exempt_roles and not cp.exempt_roles.isdisjoint(event.roles):
+        return False
+    if cp.forbid_level is not None and not scores.level < cp.forbid_level:
+        return False
+    limit = when.device_compliance_below
+    if limit is not None and not event.device.compliance_score < limit:
+        return False
+    if when.mfa_missing and scores.mfa:
+        return False
+    if when.outside_business_hours and scores.business_hours:
+        return False
+    return not (cp.networks and _in_networks(cp, event))

@@ -1,0 +1,159 @@
+"""Trust scoring: device posture, user and context factors, and trust bands.
+
+All arithmetic is done in :class:`decimal.Decimal` so that the seed's worked
+example comes out exactly (``98.0 x 0.35 + 100.0 x 0.40 + 75.0 x 0.25 =
+93.05``, not ``93.04999999``); scores are rounded half-up to two decimals
+only when they leave this module.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from dharma.agents.trust.config import TrustConfig
+from dharma.agents.trust.models import AccessEvent, DevicePosture
+
+__all__ = [
+    "TrustLevel",
+    "TrustScores",
+    "context_trust",
+    "device_trust",
+    "score_event",
+    "trust_level",
+    "user_trust",
+]
+
+_ZERO, _HUNDRED, _CENT = Decimal(0), Decimal(100), Decimal("0.01")
+W_DEVICE, W_USER, W_CONTEXT = Decimal("0.35"), Decimal("0.40"), Decimal("0.25")
+
+
+class TrustLevel(enum.IntEnum):
+    """Trust bands, ordered: NONE < LOW < MEDIUM < HIGH < FULL."""
+
+    NONE = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    FULL = 4
+
+
+#: Lower bound of each band, highest first (score is 0-100).
+BANDS: tuple[tuple[Decimal, TrustLevel], ...] = (
+    (Decimal(90), TrustLevel.FULL),
+    (Decimal(75), TrustLevel.HIGH),
+    (Decimal(50), TrustLevel.MEDIUM),
+    (Decimal(25), TrustLevel.LOW),
+)
+
+
+def _cap(value: Decimal) -> Decimal:
+    return min(max(value, _ZERO), _HUNDRED)
+
+
+def _dec(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
+
+
+def round2(value: Decimal) -> Decimal:
+    """Round half-up to two decimals (``93.045`` -> ``93.05``)."""
+    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def trust_level(score: Decimal | float) -> TrustLevel:
+    """Band of a 0-100 score.
+
+    Examples
+    --------
+    >>> trust_level(93.05).name, trust_level(75).name, trust_level(74.99).name
+    ('FULL', 'HIGH', 'MEDIUM')
+    """
+    value = score if isinstance(score, Decimal) else _dec(score)
+    for bound, level in BANDS:
+        if value >= bound:
+            return level
+    return TrustLevel.NONE
+
+
+def device_trust(device: DevicePosture, config: TrustConfig) -> Decimal:
+    """Compliance x 0.4 + encryption 20 + firewall 15 + antivirus 15 + patch bonus, capped."""
+    total = _dec(device.compliance_score) * Decimal("0.4")
+    total += 20 if device.encrypted else 0
+    total += 15 if device.firewall else 0
+    total += 15 if device.antivirus else 0
+    total += config.patch_bonus.get(device.patch_level.value, 0)
+    return _cap(total)
+
+
+def user_trust(mfa: bool, recent_auth: bool, history: float) -> Decimal:
+    """Base 50 + MFA 30 + recent auth 20 + historical score x 0.2, capped."""
+    total = Decimal(50) + (30 if mfa else 0) + (20 if recent_auth else 0)
+    return _cap(total + _cap(_dec(history)) * Decimal("0.2"))
+
+
+def context_trust(business_hours: bool, internal: bool, production: bool) -> Decimal:
+    """Base 50 + business hours 20 + internal network 15 - production 10, capped."""
+    total = Decimal(50) + (20 if business_hours else 0) + (15 if internal else 0)
+    return _cap(total - (10 if production else 0))
+
+
+@dataclass(frozen=True, slots=True)
+class TrustScores:
+    """Factors, overall score and band of one request, plus the facts used."""
+
+    device: Decimal
+    user: Decimal
+    context: Decimal
+    overall: Decimal
+    level: TrustLevel
+    mfa: bool
+    recent_auth: bool
+    business_hours: bool
+    internal: bool
+    production: bool
+
+
+def is_recent(event: AccessEvent, config: TrustConfig) -> bool:
+    """Authenticated less than ``recent_auth_seconds`` before the request."""
+    age = (event.ts - event.last_auth_ts).total_seconds()
+    return -config.clock_skew_seconds <= age < config.recent_auth_seconds
+
+
+def score_event(
+    event: AccessEvent, history: float, config: TrustConfig, *, step_up: bool = False
+) -> TrustScores:
+    """Score a request; ``step_up`` scores it as if MFA and re-auth just happened.
+
+    Parameters
+    ----------
+    event
+        The validated request.
+    history
+        The user's historical behaviour score, 0-100.
+    config
+        Networks, business hours and bonuses.
+    step_up
+        Assume a fresh MFA authentication (used to decide CHALLENGE).
+    """
+    mfa = step_up or event.mfa_enabled
+    recent = step_up or is_recent(event, config)
+    hours = config.is_business_hours(event.ts)
+    internal = config.is_internal(event.source_ip)
+    production = config.is_production(event.resource)
+    device = device_trust(event.device, config)
+    user = user_trust(mfa, recent, history)
+    context = context_trust(hours, internal, production)
+    overall = round2(device * W_DEVICE + user * W_USER + context * W_CONTEXT)
+    return TrustScores(
+        device=round2(device),
+        user=round2(user),
+        context=round2(context),
+        overall=overall,
+        level=trust_level(overall),
+        mfa=mfa,
+        recent_auth=recent,
+        business_hours=hours,
+        internal=internal,
+        production=production,
+    )

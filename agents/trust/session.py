@@ -1,0 +1,111 @@
+"""Live sessions and their continuous re-evaluation.
+
+An ALLOW opens a :class:`Session` (JSON-serialisable, for Redis or a table).
+When a ``posture_update``, ``risk_signal`` or a fresh request about the same
+user or device arrives, :func:`revalidate` re-decides the session's request
+with the new inputs at the new time:
+
+* a risk_signal whose reason is critical (``TrustConfig.critical_risks``):
+  REVOKE at once;
+* otherwise the request is re-decided (a non-critical risk first lowers the
+  user's historical score): ALLOW keeps the session, CHALLENGE asks for
+  step-up, DENY becomes REVOKE;
+* an update about another user and device only re-checks the session's
+  request at the new time (business hours, recency of authentication).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from dharma.agents.trust.behaviour import UserBehaviour
+from dharma.agents.trust.engine import Decision, TrustEngine, Verdict, with_session
+from dharma.agents.trust.models import AccessEvent, parse_access_event
+
+__all__ = ["Session", "revalidate"]
+
+
+class Session(BaseModel):
+    """A live session opened by an ALLOW decision."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    session_id: str
+    user_id: str
+    device_id: str
+    policy_id: str | None
+    policy_version: str
+    opened_ms: int
+    request: dict[str, Any]
+
+    @classmethod
+    def open(cls, decision: Decision, event: AccessEvent) -> Session:
+        """The session an ALLOW decision opened."""
+        if decision.decision is not Verdict.ALLOW or decision.session_id is None:
+            raise ValueError("only an ALLOW decision opens a session")
+        return cls(
+            session_id=decision.session_id,
+            user_id=event.user_id,
+            device_id=event.device.device_id,
+            policy_id=decision.policy_id,
+            policy_version=decision.policy_version,
+            opened_ms=event.ts_ms,
+            request=event.to_record(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Session:
+        """Inverse of :meth:`to_dict`."""
+        return cls.model_validate(data)
+
+
+_REQUEST_FIELDS = ("roles", "mfa_enabled", "last_auth_ts", "source_ip", "location")
+
+
+def _merged(session: Session, update: AccessEvent) -> dict[str, Any]:
+    new = update.to_record()
+    merged = dict(session.request, ts=new["ts"], event_id=update.event_id)
+    if update.device.device_id == session.device_id:
+        merged["device"] = new["device"]
+    if update.event_type == "access_request" and update.user_id == session.user_id:
+        merged.update({k: new[k] for k in _REQUEST_FIELDS})
+    return merged
+
+
+def revalidate(
+    engine: TrustEngine,
+    session: Session,
+    update: AccessEvent | dict[str, Any],
+    behaviour: UserBehaviour | None = None,
+) -> Decision:
+    """Re-decide a live session after ``update``: ALLOW (keep), CHALLENGE or REVOKE.
+
+    Never raises; an invalid update or any error revokes the session.
+    """
+    parsed = parse_access_event(update)
+    if not isinstance(parsed, AccessEvent):
+        denied = engine.deny_raw(session.request, parsed.reason, *parsed.errors)
+        return with_session(denied, session.session_id, Verdict.REVOKE, denied.event_id)
+    behaviour = behaviour or UserBehaviour()
+    related = parsed.user_id == session.user_id or parsed.device.device_id == session.device_id
+    reasons: list[str] = []
+    if related and parsed.event_type == "risk_signal":
+        reason = parsed.risk_reason or "unspecified"
+        if reason in engine.config.critical_risks:
+            denied = engine.deny_raw(session.request, f"critical risk: {reason}")
+            return with_session(denied, session.session_id, Verdict.REVOKE, parsed.event_id)
+        if parsed.user_id == session.user_id:
+            behaviour = behaviour.observe(parsed, "risk", engine.rules)
+        reasons.append(f"risk: {reason}")
+    request = _merged(session, parsed) if related else dict(session.request, ts=parsed.ts_ms)
+    decision = engine.decide(dict(request, event_type="access_request"), behaviour)
+    verdict = Verdict.REVOKE if decision.decision is Verdict.DENY else decision.decision
+    restamped = with_session(decision, session.session_id, verdict, parsed.event_id)
+    return replace(restamped, reasons=(*reasons, *restamped.reasons)) if reasons else restamped

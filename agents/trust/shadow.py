@@ -1,0 +1,122 @@
+"""Shadow comparison: how a candidate policy set would have decided past events.
+
+:func:`shadow_compare` is pure; ``dharma policy shadow`` feeds it events read
+from ``audit.logs`` and prints the report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from dharma.agents.trust.behaviour import UserBehaviour
+from dharma.agents.trust.engine import RANK, TrustEngine
+from dharma.agents.trust.models import AccessEvent
+
+__all__ = ["ShadowDiff", "ShadowReport", "shadow_compare"]
+
+
+class ShadowDiff(BaseModel):
+    """One event the two policy sets decided differently."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    user_id: str
+    resource: str
+    action: str
+    current: str
+    candidate: str
+    current_policy: str | None
+    candidate_policy: str | None
+
+
+class ShadowReport(BaseModel):
+    """Agreement between the current and the candidate policy set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    current_version: str
+    candidate_version: str
+    total: int = 0
+    agree: int = 0
+    loosened: int = 0
+    tightened: int = 0
+    transitions: dict[str, int] = {}
+    samples: list[ShadowDiff] = []
+
+    @property
+    def agreement(self) -> float:
+        """Share of events decided the same way (1.0 when there were none)."""
+        return self.agree / self.total if self.total else 1.0
+
+
+def shadow_compare(
+    events: Iterable[AccessEvent | dict[str, Any]],
+    current_engine: TrustEngine,
+    candidate_engine: TrustEngine,
+    behaviour_of: Callable[[str], UserBehaviour] | None = None,
+    max_samples: int = 50,
+) -> ShadowReport:
+    """Decide every event with both engines and report where they differ.
+
+    Parameters
+    ----------
+    events
+        Decoded ``audit.logs`` records or validated events.
+    current_engine, candidate_engine
+        Engines with the live and the proposed policy sets.
+    behaviour_of
+        The behaviour of a user id (default: a fresh behaviour for everyone).
+    max_samples
+        At most this many differing events are kept as samples.
+
+    Returns
+    -------
+    ShadowReport
+        Counts, ``"CURRENT->CANDIDATE"`` transitions, loosened (candidate more
+        permissive) and tightened counts and sample differences.
+    """
+    transitions: Counter[str] = Counter()
+    samples: list[ShadowDiff] = []
+    total = agree = loosened = tightened = 0
+    for event in events:
+        user = event.user_id if isinstance(event, AccessEvent) else str(event.get("user_id", ""))
+        behaviour = behaviour_of(user) if behaviour_of else UserBehaviour()
+        cur = current_engine.decide(event, behaviour)
+        cand = candidate_engine.decide(event, behaviour)
+        total += 1
+        if cur.decision == cand.decision:
+            agree += 1
+            continue
+        transitions[f"{cur.decision}->{cand.decision}"] += 1
+        loosened += RANK[cand.decision] > RANK[cur.decision]
+        tightened += RANK[cand.decision] < RANK[cur.decision]
+        if len(samples) < max_samples:
+            samples.append(_diff(cur.to_record(), cand.to_record()))
+    return ShadowReport(
+        current_version=current_engine.policies.version,
+        candidate_version=candidate_engine.policies.version,
+        total=total,
+        agree=agree,
+        loosened=loosened,
+        tightened=tightened,
+        transitions=dict(transitions),
+        samples=samples,
+    )
+
+
+def _diff(cur: dict[str, Any], cand: dict[str, Any]) -> ShadowDiff:
+    return ShadowDiff(
+        event_id=cur["event_id"],
+        user_id=cur["user_id"],
+        resource=cur["resource"],
+        action=cur["action"],
+        current=cur["decision"],
+        candidate=cand["decision"],
+        current_policy=cur["policy_id"],
+        candidate_policy=cand["policy_id"],
+    )

@@ -1,0 +1,65 @@
+"""Validation agent on ``metrics.raw`` (Faust wiring only)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import faust
+from faust.types import EventT
+
+from dharma.agents.validation.state import series_stats_table, update_series_stats
+from dharma.sinks.base import SinkUnavailable
+from dharma.sinks.postgres import PostgresMetricsSink
+from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
+from dharma.streams.errors import RejectedEvent
+from dharma.streams.records import MetricSample, now_ms, validate_metric
+from dharma.streams.topics import METRICS_RAW
+
+logger = logging.getLogger(__name__)
+
+Checked = tuple[list[tuple[EventT, MetricSample]], list[tuple[EventT, RejectedEvent]]]
+
+
+def check_events(ctx: StreamContext, events: Sequence[EventT]) -> Checked:
+    """Decode and validate a batch; split it into accepted samples and rejections."""
+    accepted, rejected = [], []
+    now, skew = now_ms(), int(ctx.settings.worker.max_future_skew_s * 1000)
+    for event in events:
+        try:
+            raw = ctx.wire.decode(METRICS_RAW.value_subject, event.message.value)
+            accepted.append((event, validate_metric(raw, now, skew)))
+        except RejectedEvent as exc:
+            rejected.append((event, exc))
+        except Exception as exc:  # noqa: BLE001 - nothing may escape: Faust would ack it
+            logger.exception("processing error %s[%s]@%s", event.message.topic,
+                             event.message.partition, event.message.offset)
+            rejected.append((event, RejectedEvent("processing_error", repr(exc))))
+    return accepted, rejected
+
+
+def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
+    """Add the validation agent, its stats table and its sink to ``app``."""
+    worker = ctx.settings.worker
+    source, dlq = raw_topic(app, METRICS_RAW), raw_topic(app, METRICS_RAW.dlq)
+    stats = series_stats_table(app)
+    sink = PostgresMetricsSink(ctx.settings.postgres.dsn.get_secret_value())
+
+    async def store(accepted: list[tuple[EventT, MetricSample]]) -> None:
+        try:
+            rows = await sink.flush([sample for _, sample in accepted])
+            ctx.metrics.sink_rows.labels(sink.name).inc(rows)
+        except SinkUnavailable as exc:
+            failed = RejectedEvent("sink_error", str(exc))
+            await send_dead_letters(ctx, dlq, [(event, failed) for event, _ in accepted])
+
+    @app.agent(source, name="validate-metrics")
+    async def validate_metrics(stream: faust.StreamT) -> None:
+        """Validate metrics.raw, keep rolling stats per series, store samples in PostgreSQL."""
+        async for events in stream.take_events(worker.batch_size, within=worker.batch_within_s):
+            accepted, rejected = check_events(ctx, events)
+            await send_dead_letters(ctx, dlq, rejected)
+            update_series_stats(stats, accepted)
+            await store(accepted)
+
+    return validate_metrics

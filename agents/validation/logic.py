@@ -1,0 +1,72 @@
+"""Pure logic of the validation agent: per-series rolling statistics.
+
+The statistics are what later detectors read: count, EWMA mean and variance,
+last value and last timestamp.  A sample not newer than the last one seen for
+its series (a replay after a restart, or out of order) does not move them, so
+redelivery never double counts.
+
+>>> s = SeriesStats.empty()
+>>> for i, v in enumerate([10.0, 12.0, 11.0]):
+...     s = s.update(v, ts=1000 * (i + 1), alpha=0.5)
+>>> (s.count, round(s.mean, 3), s.last_value, s.last_ts)
+(3, 11.0, 11.0, 3000)
+>>> s.update(99.0, ts=2000, alpha=0.5).count  # older than last_ts: ignored
+3
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+#: Default EWMA smoothing: an effective memory of about 2/alpha - 1 = 39 samples.
+DEFAULT_ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class SeriesStats:
+    """Rolling statistics of one series (``source|metric``)."""
+
+    count: int
+    mean: float
+    var: float
+    last_value: float
+    last_ts: int
+    skipped: int = 0
+
+    @classmethod
+    def empty(cls) -> SeriesStats:
+        return cls(count=0, mean=0.0, var=0.0, last_value=0.0, last_ts=-1)
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.var)
+
+    def update(self, value: float, ts: int, alpha: float = DEFAULT_ALPHA) -> SeriesStats:
+        """Statistics after ``value`` at ``ts``; unchanged (but counted) if not newer."""
+        if ts <= self.last_ts:
+            return replace(self, skipped=self.skipped + 1)
+        if self.count == 0:
+            return SeriesStats(1, value, 0.0, value, ts, self.skipped)
+        diff = value - self.mean
+        incr = alpha * diff
+        mean = self.mean + incr
+        var = (1.0 - alpha) * (self.var + diff * incr)
+        return SeriesStats(self.count + 1, mean, var, value, ts, self.skipped)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> SeriesStats:
+        return cls(**raw) if raw else cls.empty()
+
+
+def fold(stats: SeriesStats, samples: Iterable[tuple[float, int]],
+         alpha: float = DEFAULT_ALPHA) -> SeriesStats:
+    """Apply ``(value, ts)`` samples in order."""
+    for value, ts in samples:
+        stats = stats.update(value, ts, alpha)
+    return stats

@@ -1,0 +1,1 @@
+"""Infrastructure: the embedded stack, the embedded schema registry, deployment files."""

@@ -1,0 +1,1 @@
+"""Sinks: idempotent, batched writers to PostgreSQL, Redis and the graph."""

@@ -1,0 +1,88 @@
+"""The sink shape every sink follows (after quixstreams' ``BatchingSink``).
+
+``setup()`` connects and verifies; ``write(batch)`` is the one thing a sink
+implements and must be idempotent; :meth:`BatchSink.flush` retries it a bounded
+number of times (tenacity) and then raises :class:`SinkUnavailable`, which the
+agent turns into dead letters.  Agents await ``flush`` before their batch is
+acknowledged, so offsets are committed only after the rows are stored:
+at-least-once delivery, with idempotent writes making replays harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+
+from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponential
+
+from dharma.streams.errors import DharmaError
+
+logger = logging.getLogger(__name__)
+
+Row = TypeVar("Row")
+
+
+class SinkUnavailable(DharmaError):
+    """A batch could not be written after the bounded retries."""
+
+
+class BatchSink(ABC, Generic[Row]):
+    """A sink writing batches idempotently, with bounded retries.
+
+    Parameters
+    ----------
+    name:
+        Label for metrics and logs.
+    attempts:
+        Tries per batch before giving up.
+    max_backoff_s:
+        Longest wait between tries (exponential backoff).
+    """
+
+    def __init__(self, name: str, attempts: int = 5, max_backoff_s: float = 2.0) -> None:
+        self.name = name
+        self.attempts = attempts
+        self.max_backoff_s = max_backoff_s
+        self._ready = False
+
+    @abstractmethod
+    async def setup(self) -> None:
+        """Connect, verify, create what is missing."""
+
+    @abstractmethod
+    async def write(self, batch: Sequence[Row]) -> int:
+        """Write ``batch`` idempotently; the number of rows newly stored."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    async def _write_once(self, batch: Sequence[Row]) -> int:
+        try:
+            if not self._ready:
+                await self.setup()
+                self._ready = True
+            return await self.write(batch)
+        except Exception:
+            self._ready = False  # reconnect on the next try
+            raise
+
+    async def flush(self, batch: Sequence[Row]) -> int:
+        """Write ``batch`` with retries; :class:`SinkUnavailable` when they run out."""
+        if not batch:
+            return 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=0.1, max=self.max_backoff_s),
+            reraise=False,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._write_once(batch)
+        except RetryError as exc:
+            cause = exc.last_attempt.exception()
+            logger.error("sink=%s gave up after %d attempts: %r", self.name, self.attempts, cause)
+            raise SinkUnavailable(f"{self.name}: {cause!r}") from cause
+        raise AssertionError("unreachable")  # pragma: no cover

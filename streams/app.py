@@ -1,0 +1,117 @@
+"""The Faust app of one worker and the context its agents share.
+
+Consumed topics carry raw bytes: agents decode them with :class:`AvroWire`
+themselves, so an undecodable message becomes a dead letter instead of a
+codec error Faust would log and drop.  Emitted records are encoded by the
+same codec, in the Confluent wire format.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.streams import _current_event
+from faust.types import EventT
+
+from dharma.streams.admin import registry_client
+from dharma.streams.codec import AvroWire
+from dharma.streams.errors import RejectedEvent
+from dharma.streams.metrics import PipelineMetrics, PrometheusSensor
+from dharma.streams.records import dead_letter
+from dharma.streams.settings import Settings
+from dharma.streams.topics import TopicSpec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamContext:
+    """What every agent of a worker shares: settings, codec, metrics."""
+
+    settings: Settings
+    wire: AvroWire
+    metrics: PipelineMetrics
+
+
+def _credentials(settings: Settings) -> Any:
+    kafka = settings.kafka
+    context = None
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    if kafka.sasl_mechanism:
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        return faust.SASLCredentials(
+            username=kafka.sasl_username or "", password=password,
+            mechanism=kafka.sasl_mechanism, ssl_context=context)
+    return faust.SSLCredentials(context) if context else None
+
+
+def make_app(settings: Settings, name: str,
+             metrics: PipelineMetrics | None = None) -> tuple[faust.App, StreamContext]:
+    """A Faust app for topology ``name`` (its own consumer group) and its context."""
+    worker = settings.worker
+    datadir = (worker.data_dir / name).resolve()
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        f"{worker.app_id}-{name}",
+        broker=settings.kafka.faust_broker_url(),
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        datadir=str(datadir),
+        broker_session_timeout=worker.session_timeout_s,
+        broker_heartbeat_interval=worker.heartbeat_interval_s,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        producer_linger_ms=5,
+        stream_buffer_maxsize=16384,
+    )
+    metrics = metrics or PipelineMetrics()
+    app.sensors.add(PrometheusSensor(metrics))
+    context = StreamContext(settings, AvroWire(registry_client(settings)), metrics)
+    return app, context
+
+
+def raw_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
+    """The Faust topic for ``spec``, carrying undecoded bytes."""
+    return app.topic(
+        spec.name, key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw", partitions=spec.partitions,
+    )
+
+
+def bind_event(event: EventT) -> None:
+    """Make ``event`` the current event, so table writes go to its partition.
+
+    Batches (``stream.take_events``) mix partitions; Faust writes a table's
+    changelog to the partition of the *current* event, so a batch body sets
+    it for each key it writes.
+    """
+    _current_event.set(weakref.ref(event))
+
+
+async def send_dead_letters(
+    ctx: StreamContext, dlq: faust.TopicT, rejected: Sequence[tuple[EventT, RejectedEvent]],
+) -> None:
+    """Send rejected events to ``dlq`` with their reason and original bytes; count them."""
+    subject = f"{dlq.get_topic_name()}-value"
+    for event, exc in rejected:
+        msg = event.message
+        record = dead_letter(
+            topic=msg.topic, partition=msg.partition, offset=msg.offset,
+            error_kind=exc.error_kind, reason=exc.reason, key=msg.key, value=msg.value,
+        )
+        await dlq.send(key=msg.key, value=ctx.wire.encode(subject, record))
+        ctx.metrics.dead_lettered.labels(msg.topic, exc.error_kind).inc()
+    if rejected:
+        first, exc = rejected[0][0].message, rejected[0][1]
+        logger.warning("dead-lettered count=%d first=%s[%s]@%s kind=%s reason=%s", len(rejected),
+                       first.topic, first.partition, first.offset, exc.error_kind, exc.reason)

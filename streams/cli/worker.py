@@ -1,0 +1,39 @@
+"""``dharma worker``: one Faust worker in the foreground."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from dharma.streams.cli.common import console, load_settings, setup_logging
+
+
+def worker(
+    topology: str = typer.Option("ingest", help="Which agents to run (see topologies/)."),
+    log_level: str = typer.Option("warning", help="debug, info, warning or error."),
+    setup: bool = typer.Option(True, help="Create topics and register contracts first."),
+) -> None:
+    """Run one worker against whatever the settings point at, until Ctrl-C."""
+    from faust.worker import Worker
+
+    from dharma.streams.admin import create_topics, register_schemas
+    from dharma.streams.metrics import PipelineMetrics
+    from dharma.topologies import get_topology
+
+    setup_logging(log_level)
+    settings = load_settings()
+    if setup:
+        create_topics(settings)
+        register_schemas(settings)
+    metrics = PipelineMetrics()
+    port = metrics.serve(settings.worker.metrics_port)
+    app = get_topology(topology)(settings, metrics)
+    console.print(f"worker [bold]{topology}[/] ({app.conf.id}) on "
+                  f"{settings.kafka.bootstrap_servers}; metrics at http://127.0.0.1:{port}/metrics")
+    Worker(app, loglevel=getattr(logging, log_level.upper()), quiet=True,
+           redirect_stdouts=False).execute_from_commandline()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)

@@ -1,0 +1,84 @@
+"""Record models of the contracts, with the checks Avro cannot express.
+
+Field names and types follow ``schemas/*.avsc`` (a test keeps them in step).
+Timestamps are epoch milliseconds, as on the wire.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dharma.streams.errors import ContractViolation
+
+MAX_NAME = 256
+#: Oldest accepted sample time: 2000-01-01T00:00:00Z.
+MIN_TS_MS = 946_684_800_000
+
+
+def now_ms() -> int:
+    """Wall-clock time in epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+class MetricSample(BaseModel):
+    """A ``metrics.raw`` value that passed the contract.
+
+    >>> MetricSample(source="web-01", metric="cpu", value=1.5, ts=1_700_000_000_000).unit is None
+    True
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(min_length=1, max_length=MAX_NAME)
+    metric: str = Field(min_length=1, max_length=MAX_NAME)
+    value: float
+    ts: int = Field(ge=MIN_TS_MS)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+    unit: str | None = Field(default=None, max_length=64)
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError(f"not finite ({value})")
+        return value
+
+    @property
+    def series(self) -> str:
+        """Series key: ``source|metric``."""
+        return f"{self.source}|{self.metric}"
+
+
+def validate_metric(raw: dict[str, Any], now: int, max_future_skew_ms: int) -> MetricSample:
+    """Check a decoded ``metrics.raw`` value; :class:`ContractViolation` says why not."""
+    try:
+        sample = MetricSample.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "value"
+        raise ContractViolation(f"{where}: {first['msg']}") from None
+    if sample.ts > now + max_future_skew_ms:
+        ahead = (sample.ts - now) / 1000
+        raise ContractViolation(f"ts: {ahead:.0f}s in the future (limit {max_future_skew_ms // 1000}s)")
+    return sample
+
+
+def dead_letter(
+    *, topic: str, partition: int, offset: int, error_kind: str, reason: str,
+    key: bytes | None, value: bytes | None, ts: int | None = None,
+) -> dict[str, Any]:
+    """A ``<topic>.dlq`` record keeping the original bytes and the reason."""
+    return {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "reason": reason[:2000],
+        "error_kind": error_kind,
+        "original_key": key,
+        "original_value": value,
+        "ts": ts if ts is not None else now_ms(),
+    }

@@ -1,0 +1,206 @@
+"""Settings for every backing service, read once from the environment.
+
+Each service has its own settings object with its own ``DHARMA_<SERVICE>_``
+prefix.  The defaults point at the embedded stack on loopback (``dharma stack
+up``); production sets the same variables to real services (see
+``docker-compose.yml``).  Secrets are :class:`~pydantic.SecretStr`, so they
+never appear in logs or ``repr``.
+
+>>> s = Settings()
+>>> s.kafka.bootstrap_servers
+'127.0.0.1:19092'
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Loopback ports of the embedded stack; each can be changed by its variable.
+DEFAULT_PORTS = {
+    "kafka": 19092,
+    "registry": 18081,
+    "postgres": 15432,
+    "redis": 16379,
+    "bolt": 17687,
+}
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a URL or DSN, for printing.
+
+    >>> redact_url("postgresql://app:s3cret@db:5432/dharma")
+    'postgresql://app:***@db:5432/dharma'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class KafkaSettings(BaseSettings):
+    """Kafka client settings (``DHARMA_KAFKA_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_KAFKA_")
+
+    bootstrap_servers: str = Field(
+        f"127.0.0.1:{DEFAULT_PORTS['kafka']}",
+        description="DHARMA_KAFKA_BOOTSTRAP_SERVERS: comma-separated host:port list.",
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="DHARMA_KAFKA_SECURITY_PROTOCOL."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="DHARMA_KAFKA_SASL_MECHANISM."
+    )
+    sasl_username: str | None = Field(None, description="DHARMA_KAFKA_SASL_USERNAME.")
+    sasl_password: SecretStr | None = Field(None, description="DHARMA_KAFKA_SASL_PASSWORD.")
+    ssl_cafile: Path | None = Field(None, description="DHARMA_KAFKA_SSL_CAFILE: CA bundle for TLS.")
+
+    def confluent_config(self) -> dict[str, str]:
+        """Client configuration for confluent-kafka (librdkafka names)."""
+        conf = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism:
+            conf["sasl.mechanism"] = self.sasl_mechanism
+        if self.sasl_username:
+            conf["sasl.username"] = self.sasl_username
+        if self.sasl_password:
+            conf["sasl.password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile:
+            conf["ssl.ca.location"] = str(self.ssl_cafile)
+        return conf
+
+    def faust_broker_url(self) -> str:
+        """Broker URL list in Faust's ``kafka://host:port;...`` form."""
+        hosts = [h.strip() for h in self.bootstrap_servers.split(",") if h.strip()]
+        return ";".join(f"kafka://{h}" for h in hosts)
+
+
+class RegistrySettings(BaseSettings):
+    """Schema registry settings (``DHARMA_REGISTRY_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_REGISTRY_")
+
+    url: str = Field(
+        f"http://127.0.0.1:{DEFAULT_PORTS['registry']}",
+        description="DHARMA_REGISTRY_URL: Confluent-compatible schema registry.",
+    )
+    basic_auth_user_info: SecretStr | None = Field(
+        None, description="DHARMA_REGISTRY_BASIC_AUTH_USER_INFO: 'user:password'."
+    )
+
+    def client_config(self) -> dict[str, str]:
+        """Configuration for ``confluent_kafka.schema_registry.SchemaRegistryClient``."""
+        conf = {"url": self.url}
+        if self.basic_auth_user_info:
+            conf["basic.auth.user.info"] = self.basic_auth_user_info.get_secret_value()
+        return conf
+
+
+class PostgresSettings(BaseSettings):
+    """PostgreSQL / TimescaleDB settings (``DHARMA_POSTGRES_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_POSTGRES_")
+
+    dsn: SecretStr = Field(
+        SecretStr(f"postgresql://postgres@127.0.0.1:{DEFAULT_PORTS['postgres']}/dharma"),
+        description="DHARMA_POSTGRES_DSN: libpq connection string (may hold a password).",
+    )
+
+
+class GraphSettings(BaseSettings):
+    """CMDB graph settings: Neo4j or FalkorDB over Bolt (``DHARMA_GRAPH_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_GRAPH_")
+
+    uri: str = Field(
+        f"bolt://127.0.0.1:{DEFAULT_PORTS['bolt']}", description="DHARMA_GRAPH_URI: Bolt URI."
+    )
+    user: str | None = Field(None, description="DHARMA_GRAPH_USER.")
+    password: SecretStr | None = Field(None, description="DHARMA_GRAPH_PASSWORD.")
+
+
+class RedisSettings(BaseSettings):
+    """Redis settings (``DHARMA_REDIS_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_REDIS_")
+
+    url: SecretStr = Field(
+        SecretStr(f"redis://127.0.0.1:{DEFAULT_PORTS['redis']}/0"),
+        description="DHARMA_REDIS_URL: may hold a password.",
+    )
+
+
+class WorkerSettings(BaseSettings):
+    """Faust worker settings (``DHARMA_WORKER_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_WORKER_")
+
+    app_id: str = Field("dharma", description="DHARMA_WORKER_APP_ID: consumer group prefix.")
+    metrics_port: int = Field(
+        9464, description="DHARMA_WORKER_METRICS_PORT: Prometheus endpoint (0 picks a free port)."
+    )
+    web_port: int = Field(0, description="DHARMA_WORKER_WEB_PORT: Faust web port (0: free port).")
+    data_dir: Path = Field(
+        Path(".dharma/worker"), description="DHARMA_WORKER_DATA_DIR: table state files."
+    )
+    batch_size: int = Field(500, description="DHARMA_WORKER_BATCH_SIZE: events per batch.")
+    batch_within_s: float = Field(
+        0.2, description="DHARMA_WORKER_BATCH_WITHIN_S: longest wait to fill a batch."
+    )
+    max_future_skew_s: float = Field(
+        300.0, description="DHARMA_WORKER_MAX_FUTURE_SKEW_S: newest accepted event time ahead of now."
+    )
+    session_timeout_s: float = Field(6.0, description="DHARMA_WORKER_SESSION_TIMEOUT_S.")
+    heartbeat_interval_s: float = Field(1.0, description="DHARMA_WORKER_HEARTBEAT_INTERVAL_S.")
+
+
+class StackSettings(BaseSettings):
+    """Embedded stack settings (``DHARMA_STACK_*``): where it keeps state, which ports."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_STACK_")
+
+    state_dir: Path = Field(
+        Path(".dharma/stack"), description="DHARMA_STACK_STATE_DIR: data, logs and pid files."
+    )
+    kafka_port: int = Field(DEFAULT_PORTS["kafka"], description="DHARMA_STACK_KAFKA_PORT.")
+    registry_port: int = Field(DEFAULT_PORTS["registry"], description="DHARMA_STACK_REGISTRY_PORT.")
+    postgres_port: int = Field(DEFAULT_PORTS["postgres"], description="DHARMA_STACK_POSTGRES_PORT.")
+    redis_port: int = Field(DEFAULT_PORTS["redis"], description="DHARMA_STACK_REDIS_PORT.")
+    bolt_port: int = Field(DEFAULT_PORTS["bolt"], description="DHARMA_STACK_BOLT_PORT.")
+
+
+class Settings(BaseModel):
+    """All settings, one object per backing service."""
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    graph: GraphSettings = Field(default_factory=GraphSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+
+    @model_validator(mode="after")
+    def _follow_stack_ports(self) -> Settings:
+        """Point clients at the embedded stack's ports unless set explicitly."""
+        st = self.stack
+        if "bootstrap_servers" not in self.kafka.model_fields_set:
+            self.kafka.bootstrap_servers = f"127.0.0.1:{st.kafka_port}"
+        if "url" not in self.registry.model_fields_set:
+            self.registry.url = f"http://127.0.0.1:{st.registry_port}"
+        if "dsn" not in self.postgres.model_fields_set:
+            self.postgres.dsn = SecretStr(f"postgresql://postgres@127.0.0.1:{st.postgres_port}/dharma")
+        if "uri" not in self.graph.model_fields_set:
+            self.graph.uri = f"bolt://127.0.0.1:{st.bolt_port}"
+        if "url" not in self.redis.model_fields_set:
+            self.redis.url = SecretStr(f"redis://127.0.0.1:{st.redis_port}/0")
+        return self

@@ -1,0 +1,109 @@
+"""The user behaviour rule and its bounded, JSON-serialisable state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from dharma.agents.trust import AccessEvent, UserBehaviour, haversine_km, parse_access_event
+
+Seed = Callable[..., dict[str, Any]]
+MIN = 60_000
+
+
+def _ev(seed: Seed, **kw: Any) -> AccessEvent:
+    event = parse_access_event(seed(**kw))
+    assert isinstance(event, AccessEvent)
+    return event
+
+
+def test_defaults_and_json_round_trip(seed: Seed) -> None:
+    b = UserBehaviour()
+    assert b.score == 50.0
+    b = b.observe(_ev(seed, location={"name": "Paris", "lat": 48.85, "lon": 2.35}), "ALLOW")
+    wire = json.loads(json.dumps(b.to_dict()))
+    assert UserBehaviour.from_dict(wire) == b
+
+
+def test_first_device_is_not_new_but_second_is(seed: Seed) -> None:
+    b = UserBehaviour(score=70)
+    assert b.signals(_ev(seed)) == []
+    b = b.observe(_ev(seed), "ALLOW")
+    other = _ev(seed, ts=seed()["ts"] + MIN, device={"device_id": "laptop_2"})
+    assert b.signals(other) == ["new_device"]
+    assert b.effective_score(["new_device"]) == b.score - 10
+    assert b.observe(other, "ALLOW").score == b.score - 10
+
+
+def test_impossible_travel(seed: Seed) -> None:
+    paris = {"name": "Paris", "lat": 48.8566, "lon": 2.3522}
+    sydney = {"name": "Sydney", "lat": -33.8688, "lon": 151.2093}
+    b = UserBehaviour(score=70).observe(_ev(seed, location=paris), "ALLOW")
+    hop = _ev(seed, ts=seed()["ts"] + 60 * MIN, location=sydney)
+    assert "impossible_travel" in b.signals(hop)
+    assert b.observe(hop, "ALLOW").score <= 70 + 0.5 - 25
+    slow = _ev(seed, ts=seed()["ts"] + 30 * 60 * MIN, location=sydney)  # 30 h later
+    assert "impossible_travel" not in b.signals(slow)
+    near = _ev(seed, ts=seed()["ts"] + MIN, location={"name": "x", "lat": 48.9, "lon": 2.4})
+    assert "impossible_travel" not in b.signals(near)
+    assert round(haversine_km(48.8566, 2.3522, -33.8688, 151.2093)) in range(16900, 17000)
+
+
+def test_unusual_hour_after_enough_history(seed: Seed) -> None:
+    b = UserBehaviour(score=70)
+    for i in range(25):
+        b = b.observe(_ev(seed, event_id=f"e{i}", ts=seed()["ts"] + i * MIN), "ALLOW")
+    night = seed()["ts"] + 12 * 60 * MIN  # 02:30 UTC
+    assert "unusual_hour" in b.signals(_ev(seed, ts=night, last_auth_ts=night))
+    assert "unusual_hour" not in UserBehaviour().signals(_ev(seed, ts=night, last_auth_ts=night))
+
+
+def test_denial_burst_lowers_score(seed: Seed) -> None:
+    b = UserBehaviour(score=70)
+    for i in range(4):
+        b = b.observe(_ev(seed, ts=seed()["ts"] + i * 1000), "DENY")
+    assert b.score == 70
+    b = b.observe(_ev(seed, ts=seed()["ts"] + 5000), "DENY")
+    assert b.score == 65
+    later = b.observe(_ev(seed, ts=seed()["ts"] + 60 * MIN), "DENY")
+    assert later.score == 65  # window passed: no burst
+    assert len(later.denials) == 1
+
+
+def test_clean_history_rises_slowly_and_rate_limited(seed: Seed) -> None:
+    b = UserBehaviour(score=70)
+    for i in range(10):
+        b = b.observe(_ev(seed, ts=seed()["ts"] + i * 1000), "ALLOW")
+    assert b.score == 70.5  # one credit within the minute
+    for i in range(1, 11):
+        b = b.observe(_ev(seed, ts=seed()["ts"] + i * MIN), "ALLOW")
+    assert b.score == 75.5
+    assert UserBehaviour(score=100).observe(_ev(seed), "ALLOW").score == 100
+
+
+def test_risk_signal_and_posture_update(seed: Seed) -> None:
+    risk = _ev(seed, event_type="risk_signal", resource="", action="", risk_reason="odd")
+    assert UserBehaviour(score=70).observe(risk, "DENY").score == 50
+    assert UserBehaviour(score=10).observe(risk, "DENY").score == 0
+    posture = _ev(seed, event_type="posture_update", resource="", action="")
+    assert UserBehaviour(score=70).observe(posture, "DENY") == UserBehaviour(score=70)
+
+
+def test_memory_is_bounded(seed: Seed) -> None:
+    b = UserBehaviour()
+    for i in range(3000):
+        ev = _ev(seed, ts=seed()["ts"] + i * 1000, device={"device_id": f"d{i}"})
+        b = b.observe(ev, "DENY" if i % 2 else "ALLOW")
+    assert len(b.known_devices) == 10
+    assert b.known_devices[-1] == "d2999"
+    assert len(b.hours) == 24 and sum(b.hours) <= 1000
+    assert len(b.denials) <= 32
+    assert 0 <= b.score <= 100
+    assert len(json.dumps(b.to_dict())) < 2000
+
+
+def test_observe_accepts_decision_objects(engine: Any, seed: Seed) -> None:
+    b = UserBehaviour(score=70)
+    d = engine.decide(seed(), b)
+    assert b.observe(_ev(seed), d) == b.observe(_ev(seed), d.decision.value)

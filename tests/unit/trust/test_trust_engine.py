@@ -1,0 +1,156 @@
+"""Decision semantics: ALLOW, CHALLENGE, DENY, forbid, fail closed, the Avro record."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+
+from dharma.agents.trust import (
+    PolicySet,
+    TrustConfig,
+    TrustEngine,
+    UserBehaviour,
+    Verdict,
+)
+
+Seed = Callable[..., dict[str, Any]]
+SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "ml.predictions-value.avsc"
+MIN = 60_000
+
+
+def _decide(engine: TrustEngine, raw: dict[str, Any], score: float = 85) -> Any:
+    return engine.decide(raw, UserBehaviour(score=score))
+
+
+def test_missing_mfa_challenges(engine: TrustEngine, seed: Seed) -> None:
+    d = _decide(engine, seed(mfa_enabled=False))
+    assert d.decision is Verdict.CHALLENGE
+    assert d.policy_id == "pol_001"
+    assert "condition: MFA required" in d.reasons
+    assert d.expires_in == 0 and d.session_id is None
+
+
+def test_trust_short_only_by_step_up_challenges(engine: TrustEngine, seed: Seed) -> None:
+    # stale auth, no MFA, outside: trust below HIGH, but fresh MFA would make it
+    raw = seed(mfa_enabled=False, source_ip="203.0.113.9", last_auth_ts=seed()["ts"] - 60 * MIN)
+    d = _decide(engine, raw, score=20)
+    assert d.scores.level.name in {"MEDIUM", "LOW"}
+    assert d.decision is Verdict.CHALLENGE
+
+
+def test_role_missing_denies_with_reason(engine: TrustEngine, seed: Seed) -> None:
+    d = _decide(engine, seed(roles=["developer"]))
+    assert d.decision is Verdict.DENY
+    assert d.policy_id == "pol_001"
+    assert any(r.startswith("role:") for r in d.reasons)
+
+
+def test_no_policy_denies_with_null_policy(engine: TrustEngine, seed: Seed) -> None:
+    d = _decide(engine, seed(resource="hr/payroll/2025"))
+    assert d.decision is Verdict.DENY
+    assert d.policy_id is None
+    assert "no matching policy" in d.reasons
+
+
+def test_forbid_overrides_permit(engine: TrustEngine, seed: Seed) -> None:
+    d = _decide(engine, seed(action="write", source_ip="203.0.113.9"))
+    assert (d.decision, d.policy_id) == (Verdict.DENY, "pol_901")
+
+
+def test_non_access_events_denied(engine: TrustEngine, seed: Seed) -> None:
+    d = _decide(engine, seed(event_type="posture_update"))
+    assert d.decision is Verdict.DENY
+
+
+def test_rejection_denies_with_reason(engine: TrustEngine, seed: Seed) -> None:
+    d = engine.decide(seed(resource="database/production/../x"))
+    assert d.decision is Verdict.DENY
+    assert d.reasons[0] == "invalid access event"
+    assert d.event_id == "evt-seed-001"
+    assert d.to_record()["resource"] == "database/production/../x"
+
+
+def test_exception_fails_closed(
+    engine: TrustEngine, seed: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def boom(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("dharma.agents.trust.engine.score_event", boom)
+    d = _decide(engine, seed())
+    assert d.decision is Verdict.DENY
+    assert d.reasons == ("internal error: RuntimeError",)
+
+
+def test_business_hours_and_networks_conditions(seed: Seed) -> None:
+    ps = PolicySet.from_documents(
+        [
+            {
+                "policies": [
+                    {
+                        "id": "p",
+                        "name": "p",
+                        "resource": "x/*",
+                        "actions": ["read"],
+                        "min_trust_level": "NONE",
+                        "conditions": {
+                            "business_hours_only": True,
+                            "allowed_networks": ["10.0.0.0/8"],
+                        },
+                    }
+                ]
+            }
+        ]
+    )
+    eng = TrustEngine(ps, TrustConfig())
+    assert _decide(eng, seed(resource="x/y")).decision is Verdict.ALLOW
+    assert _decide(eng, seed(resource="x/y", source_ip="192.168.1.1")).decision is Verdict.DENY
+    night = seed()["ts"] + 10 * 60 * MIN
+    d = _decide(eng, seed(resource="x/y", ts=night, last_auth_ts=night - MIN))
+    assert d.decision is Verdict.DENY
+    assert "condition: outside business hours" in d.reasons
+
+
+def test_behaviour_signals_lower_trust_and_are_reported(engine: TrustEngine, seed: Seed) -> None:
+    known = UserBehaviour(score=85, known_devices=("laptop_1",))
+    d = engine.decide(seed(), known)
+    assert "behaviour: new_device" in d.reasons
+    assert d.scores is not None
+
+
+def test_ids_are_deterministic(engine: TrustEngine, seed: Seed) -> None:
+    a, b = _decide(engine, seed()), _decide(engine, seed())
+    assert a.to_record() == b.to_record()
+    assert _decide(engine, seed(event_id="other")).decision_id != a.decision_id
+
+
+def _avro_roundtrip(record: dict[str, Any]) -> dict[str, Any]:
+    schema = fastavro.parse_schema(json.loads(SCHEMA.read_text()))
+    assert fastavro.validation.validate(record, schema, raise_errors=True)
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema, ("dharma.predictions.TrustDecision", record))
+    buf.seek(0)
+    return fastavro.schemaless_reader(buf, schema, schema, return_record_name=True)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"mfa_enabled": False}, {"roles": []}, {"resource": "a/../b"}, {"device": None}],
+)
+def test_record_matches_avro_schema(engine: TrustEngine, seed: Seed, overrides: Any) -> None:
+    record = _decide(engine, seed(**overrides)).to_record()
+    schema = json.loads(SCHEMA.read_text())
+    branch = next(b for b in schema if b["name"] == "TrustDecision")
+    assert sorted(record) == sorted(f["name"] for f in branch["fields"])
+    name, back = _avro_roundtrip(record)
+    assert name == "dharma.predictions.TrustDecision"
+    assert back["ts"].timestamp() * 1000 == record["ts"]
+    assert {k: v for k, v in back.items() if k != "ts"} == {
+        k: v for k, v in record.items() if k != "ts"
+    }

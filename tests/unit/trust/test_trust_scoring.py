@@ -1,0 +1,114 @@
+"""Trust factors, bands, configuration of networks and business hours."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from dharma.agents.trust import DevicePosture, TrustConfig, TrustLevel, trust_level
+from dharma.agents.trust.scoring import context_trust, device_trust, round2, user_trust
+
+
+def _device(**kw: object) -> DevicePosture:
+    base: dict[str, object] = {
+        "device_id": "d1",
+        "os": "x",
+        "encrypted": False,
+        "firewall": False,
+        "antivirus": False,
+        "compliance_score": 0.0,
+        "patch_level": "unknown",
+    }
+    base.update(kw)
+    return DevicePosture.model_validate(base)
+
+
+@pytest.mark.parametrize(
+    ("patch", "bonus"), [("latest", 10), ("recent", 5), ("outdated", 0), ("unknown", 0)]
+)
+def test_patch_bonus(patch: str, bonus: int) -> None:
+    assert device_trust(_device(patch_level=patch), TrustConfig()) == bonus
+
+
+def test_device_factor_parts_and_cap() -> None:
+    cfg = TrustConfig()
+    assert device_trust(_device(compliance_score=50.0), cfg) == 20
+    assert device_trust(_device(encrypted=True), cfg) == 20
+    assert device_trust(_device(firewall=True, antivirus=True), cfg) == 30
+    full = _device(
+        compliance_score=100.0, encrypted=True, firewall=True, antivirus=True, patch_level="latest"
+    )
+    assert device_trust(full, cfg) == 100
+
+
+def test_user_factor() -> None:
+    assert user_trust(False, False, 0) == 50
+    assert user_trust(True, False, 0) == 80
+    assert user_trust(False, True, 50) == 80
+    assert user_trust(True, True, 85) == 100  # capped
+    assert user_trust(False, False, 33.3) == Decimal("56.66")
+
+
+def test_context_factor() -> None:
+    assert context_trust(True, True, True) == 75
+    assert context_trust(True, True, False) == 85
+    assert context_trust(False, False, True) == 40
+    assert context_trust(False, False, False) == 50
+
+
+@pytest.mark.parametrize(
+    ("score", "level"),
+    [
+        (100, TrustLevel.FULL),
+        (90, TrustLevel.FULL),
+        (89.99, TrustLevel.HIGH),
+        (75, TrustLevel.HIGH),
+        (74.99, TrustLevel.MEDIUM),
+        (50, TrustLevel.MEDIUM),
+        (49.99, TrustLevel.LOW),
+        (25, TrustLevel.LOW),
+        (24.99, TrustLevel.NONE),
+        (0, TrustLevel.NONE),
+    ],
+)
+def test_bands(score: float, level: TrustLevel) -> None:
+    assert trust_level(score) is level
+
+
+def test_round_half_up_without_float_artifacts() -> None:
+    assert round2(Decimal("93.045")) == Decimal("93.05")
+    assert float(round2(Decimal("98.0") * Decimal("0.35"))) == 34.3
+
+
+def test_business_hours_are_timezone_aware() -> None:
+    monday_1430_utc = datetime(2025, 12, 8, 14, 30, tzinfo=UTC)
+    assert TrustConfig().is_business_hours(monday_1430_utc)
+    assert not TrustConfig(timezone="Asia/Tokyo").is_business_hours(monday_1430_utc)  # 23:30
+    assert TrustConfig(timezone="America/New_York").is_business_hours(monday_1430_utc)  # 09:30
+    saturday = datetime(2025, 12, 13, 14, 30, tzinfo=UTC)
+    assert not TrustConfig().is_business_hours(saturday)
+
+
+def test_internal_networks_are_configuration() -> None:
+    import ipaddress
+
+    ip = ipaddress.ip_address("10.0.1.50")
+    assert TrustConfig().is_internal(ip)
+    assert not TrustConfig(internal_networks=("192.168.0.0/16",)).is_internal(ip)
+    assert TrustConfig().is_internal(ipaddress.ip_address("fd00::1"))
+    assert not TrustConfig().is_internal(ipaddress.ip_address("2001:db8::1"))
+
+
+def test_bad_config_rejected() -> None:
+    with pytest.raises(ValueError):
+        TrustConfig(internal_networks=("10.0.0.0/33",))
+    with pytest.raises(ValueError):
+        TrustConfig(timezone="Mars/Olympus")
+
+
+def test_production_marker() -> None:
+    cfg = TrustConfig()
+    assert cfg.is_production("database/production/customer_db")
+    assert not cfg.is_production("database/productionish/x")
