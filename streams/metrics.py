@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from faust.sensors.base import Sensor
-from faust.types import TP, EventT, StreamT
+from faust.types import TP, EventT, Message, StreamT
 from faust.types.transports import ProducerT
 from faust.types.tuples import PendingMessage, RecordMetadata
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
@@ -53,18 +53,23 @@ class PrometheusSensor(Sensor):
         super().__init__(**kwargs)
         self.metrics = metrics
 
+    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
+        message.time_in = time.monotonic()
+
     def on_stream_event_in(
         self, tp: TP, offset: int, stream: StreamT, event: EventT
     ) -> dict | None:
         self.metrics.events_in.labels(tp.topic).inc()
-        return {"t": time.monotonic()}
+        return None
 
     def on_stream_event_out(
         self, tp: TP, offset: int, stream: StreamT, event: EventT, state: dict | None = None
     ) -> None:
-        if state:
+        # Batched streams (``take_events``) ack without sensor state: time from arrival.
+        time_in = event.message.time_in
+        if time_in is not None:
             agent = stream.shortlabel.removeprefix("Stream: ") if stream else tp.topic
-            self.metrics.latency.labels(agent).observe(time.monotonic() - state["t"])
+            self.metrics.latency.labels(agent).observe(time.monotonic() - time_in)
 
     def on_send_initiated(
         self, producer: ProducerT, topic: str, message: PendingMessage,

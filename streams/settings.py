@@ -175,7 +175,9 @@ class StackSettings(BaseSettings):
     registry_port: int = Field(DEFAULT_PORTS["registry"], description="DHARMA_STACK_REGISTRY_PORT.")
     postgres_port: int = Field(DEFAULT_PORTS["postgres"], description="DHARMA_STACK_POSTGRES_PORT.")
     redis_port: int = Field(DEFAULT_PORTS["redis"], description="DHARMA_STACK_REDIS_PORT.")
-    bolt_port: int = Field(DEFAULT_PORTS["bolt"], description="DHARMA_STACK_BOLT_PORT.")
+    bolt_port: int = Field(
+        DEFAULT_PORTS["bolt"], gt=0, le=32767,
+        description="DHARMA_STACK_BOLT_PORT (FalkorDB ignores Bolt ports above 32767).")
 
 
 class Settings(BaseModel):

@@ -56,10 +56,10 @@ class DetectorConfig:
 
     warmup: int = 150
     fast_alpha: float = 0.05
-    slow_alpha: float = 0.005
+    slow_alpha: float = 0.002
     season_gamma: float = 0.25
     scale_alpha: float = 0.01
-    clip: float = 4.0
+    clip: float = 8.0
     accept: int = 10
     surprise_half: float = 3.0
     short: int = 10

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,7 +27,12 @@ from dharma.agents.trust.behaviour import BehaviourRules, UserBehaviour
 from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.index import PolicySet
 from dharma.agents.trust.models import AccessEvent, Rejection, parse_access_event
-from dharma.agents.trust.policy import CompiledPolicy, forbid_applies, permit_failures
+from dharma.agents.trust.policy import (
+    CompiledPolicy,
+    forbid_applies,
+    permit_failures,
+    permit_ok,
+)
 from dharma.agents.trust.scoring import TrustScores, score_event
 
 __all__ = ["Decision", "TrustEngine", "Verdict", "deterministic_id"]
@@ -98,8 +104,15 @@ class Decision:
         }
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _text(value: Any, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
+    """Echo untrusted text safely: bounded, valid UTF-8, no control characters."""
+    if not isinstance(value, str):
+        return ""
+    clean = value[:limit].encode("utf-8", "replace").decode("utf-8")
+    return _CONTROL.sub("\ufffd", clean)
 
 
 class TrustEngine:
@@ -155,7 +168,7 @@ class TrustEngine:
             action=_text(raw.get("action"), 32),
             policy_id=None,
             policy_version=self.policies.version,
-            reasons=tuple(r[:300] for r in reasons),
+            reasons=tuple(_text(r, 300) for r in reasons),
             decision_id=deterministic_id("decision", event_id),
         )
 
@@ -174,13 +187,11 @@ class TrustEngine:
         permits = [cp for cp in matched if not cp.forbid]
         if not permits:
             return self._make(event, Verdict.DENY, scores, None, ["no matching policy", *notes])
-        failures: dict[str, list[str]] = {}
         for cp in permits:
-            failures[cp.id] = permit_failures(cp, event, scores)
-            if not failures[cp.id]:
+            if permit_ok(cp, event, scores):
                 reason = f"permitted by {cp.id}: {cp.policy.name}"
                 return self._make(event, Verdict.ALLOW, scores, cp, [reason, *notes])
-        return self._step_up(event, history, scores, permits, failures, notes)
+        return self._step_up(event, history, scores, permits, notes)
 
     def _step_up(
         self,
@@ -188,16 +199,16 @@ class TrustEngine:
         history: float,
         scores: TrustScores,
         permits: list[CompiledPolicy],
-        failures: dict[str, list[str]],
         notes: list[str],
     ) -> Decision:
         stepped = score_event(event, history, self.config, step_up=True)
         for cp in permits:
-            if not permit_failures(cp, event, stepped):
-                why = [f"step-up authentication would satisfy {cp.id}", *failures[cp.id]]
+            if permit_ok(cp, event, stepped):
+                why = [f"step-up authentication would satisfy {cp.id}"]
+                why += permit_failures(cp, event, scores)
                 return self._make(event, Verdict.CHALLENGE, scores, cp, [*why, *notes])
         best = permits[0]
-        why = [f"denied by {best.id}: {best.policy.name}", *failures[best.id]]
+        why = [f"denied by {best.id}: {best.policy.name}", *permit_failures(best, event, scores)]
         return self._make(event, Verdict.DENY, scores, best, [*why, *notes])
 
     def _make(

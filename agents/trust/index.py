@@ -39,7 +39,7 @@ class _Node:
         self.globs: dict[str, tuple[re.Pattern[str], _Node]] = {}
         self.star: _Node | None = None
         self.deep: _Node | None = None
-        self.here: list[CompiledPolicy] = []
+        self.here: list[tuple[int, CompiledPolicy]] = []
 
     def child(self, seg: str) -> _Node:
         if seg == "**":
@@ -55,7 +55,7 @@ class _Node:
             return self.globs[seg][1]
         return self.literal.setdefault(seg, _Node())
 
-    def walk(self, segs: Sequence[str], i: int, out: list[CompiledPolicy]) -> None:
+    def walk(self, segs: Sequence[str], i: int, out: list[tuple[int, CompiledPolicy]]) -> None:
         if self.deep is not None:
             for j in range(i, len(segs) + 1):
                 self.deep.walk(segs, j, out)
@@ -97,26 +97,25 @@ class PolicySet:
         dupes = sorted({i for i in ids if ids.count(i) > 1}) if len(set(ids)) < len(ids) else []
         if dupes:
             raise PolicyError([f"duplicate policy id {d}" for d in dupes])
+        rank = {cp.id: max(_specificity(g) for g in cp.policy.resources) for cp in self.policies}
+        ordered = sorted(self.policies, key=lambda cp: (tuple(-x for x in rank[cp.id]), cp.id))
         self._root = _Node()
-        self._rank: dict[str, tuple[int, int]] = {}
-        for cp in self.policies:
+        for order, cp in enumerate(ordered):
             for glob in cp.policy.resources:
                 node = self._root
                 for seg in glob.split("/"):
                     node = node.child(seg)
-                node.here.append(cp)
-            self._rank[cp.id] = max(_specificity(g) for g in cp.policy.resources)
+                node.here.append((order, cp))
 
     def __len__(self) -> int:
         return len(self.policies)
 
     def match(self, resource: str, action: str) -> list[CompiledPolicy]:
         """Policies covering ``resource`` and ``action``, most specific first."""
-        found: list[CompiledPolicy] = []
+        found: list[tuple[int, CompiledPolicy]] = []
         self._root.walk(resource.split("/"), 0, found)
-        unique = {cp.id: cp for cp in found if cp.allows_action(action)}
-        rank = self._rank
-        return sorted(unique.values(), key=lambda cp: (tuple(-x for x in rank[cp.id]), cp.id))
+        unique = dict(found)
+        return [cp for _, cp in sorted(unique.items()) if cp.allows_action(action)]
 
     @classmethod
     def from_documents(cls, docs: Sequence[Any], version: str | None = None) -> PolicySet:

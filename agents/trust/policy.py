@@ -31,7 +31,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dharma.agents.trust.models import AccessEvent
 from dharma.agents.trust.scoring import TrustLevel, TrustScores
 
-__all__ = ["CompiledPolicy", "Conditions", "ForbidWhen", "Policy", "compile_policy"]
+__all__ = [
+    "CompiledPolicy",
+    "Conditions",
+    "ForbidWhen",
+    "Policy",
+    "compile_policy",
+    "forbid_applies",
+    "permit_failures",
+    "permit_ok",
+]
 
 _GLOB_SEGMENT = re.compile(r"^(\*\*|[A-Za-z0-9_.*\-]{1,128})$")
 _Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_][\w.:\-]*$")]
@@ -125,22 +134,14 @@ class CompiledPolicy:
     """A policy with its sets, networks and bands parsed once at load."""
 
     policy: Policy
+    id: str
+    forbid: bool
     actions: frozenset[str] | None
     roles: frozenset[str]
     min_level: TrustLevel
     networks: tuple[_Network, ...]
     forbid_level: TrustLevel | None
     exempt_roles: frozenset[str]
-
-    @property
-    def id(self) -> str:
-        """The policy id."""
-        return self.policy.id
-
-    @property
-    def forbid(self) -> bool:
-        """True for ``effect: forbid``."""
-        return self.policy.effect == "forbid"
 
     def allows_action(self, action: str) -> bool:
         """True when the policy covers ``action``."""
@@ -153,6 +154,8 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     forbid_level = policy.when.trust_below
     return CompiledPolicy(
         policy=policy,
+        id=policy.id,
+        forbid=policy.effect == "forbid",
         actions=None if "*" in policy.actions else frozenset(policy.actions),
         roles=frozenset(policy.roles_any),
         min_level=TrustLevel[policy.min_trust_level],
@@ -165,6 +168,23 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
 def _in_networks(cp: CompiledPolicy, event: AccessEvent) -> bool:
     ip = event.source_ip
     return any(ip in net for net in cp.networks if net.version == ip.version)
+
+
+def permit_ok(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores) -> bool:
+    """Fast path of :func:`permit_failures`: True when every check passes."""
+    if (cp.roles and cp.roles.isdisjoint(event.roles)) or scores.level < cp.min_level:
+        return False
+    cond = cp.policy.conditions
+    if (cond.mfa_required and not scores.mfa) or (
+        cond.recent_auth_required and not scores.recent_auth
+    ):
+        return False
+    limit = cond.min_device_compliance
+    if limit is not None and event.device.compliance_score < limit:
+        return False
+    if cond.business_hours_only and not scores.business_hours:
+        return False
+    return not cp.networks or _in_networks(cp, event)
 
 
 def permit_failures(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores) -> list[str]:

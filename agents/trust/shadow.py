@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from dharma.agents.trust.behaviour import UserBehaviour
-from dharma.agents.trust.engine import RANK, TrustEngine
+from dharma.agents.trust.engine import RANK, Decision, TrustEngine
 from dharma.agents.trust.models import AccessEvent
 
 __all__ = ["ShadowDiff", "ShadowReport", "shadow_compare"]
@@ -80,33 +80,42 @@ def shadow_compare(
         Counts, ``"CURRENT->CANDIDATE"`` transitions, loosened (candidate more
         permissive) and tightened counts and sample differences.
     """
-    transitions: Counter[str] = Counter()
-    samples: list[ShadowDiff] = []
-    total = agree = loosened = tightened = 0
+    tally = _Tally(max_samples)
     for event in events:
         user = event.user_id if isinstance(event, AccessEvent) else str(event.get("user_id", ""))
         behaviour = behaviour_of(user) if behaviour_of else UserBehaviour()
-        cur = current_engine.decide(event, behaviour)
-        cand = candidate_engine.decide(event, behaviour)
-        total += 1
-        if cur.decision == cand.decision:
-            agree += 1
-            continue
-        transitions[f"{cur.decision}->{cand.decision}"] += 1
-        loosened += RANK[cand.decision] > RANK[cur.decision]
-        tightened += RANK[cand.decision] < RANK[cur.decision]
-        if len(samples) < max_samples:
-            samples.append(_diff(cur.to_record(), cand.to_record()))
+        tally.add(
+            current_engine.decide(event, behaviour), candidate_engine.decide(event, behaviour)
+        )
     return ShadowReport(
         current_version=current_engine.policies.version,
         candidate_version=candidate_engine.policies.version,
-        total=total,
-        agree=agree,
-        loosened=loosened,
-        tightened=tightened,
-        transitions=dict(transitions),
-        samples=samples,
+        total=tally.total,
+        agree=tally.agree,
+        loosened=tally.loosened,
+        tightened=tally.tightened,
+        transitions=dict(tally.transitions),
+        samples=tally.samples,
     )
+
+
+class _Tally:
+    def __init__(self, max_samples: int) -> None:
+        self.max_samples = max_samples
+        self.transitions: Counter[str] = Counter()
+        self.samples: list[ShadowDiff] = []
+        self.total = self.agree = self.loosened = self.tightened = 0
+
+    def add(self, cur: Decision, cand: Decision) -> None:
+        self.total += 1
+        if cur.decision == cand.decision:
+            self.agree += 1
+            return
+        self.transitions[f"{cur.decision}->{cand.decision}"] += 1
+        self.loosened += RANK[cand.decision] > RANK[cur.decision]
+        self.tightened += RANK[cand.decision] < RANK[cur.decision]
+        if len(self.samples) < self.max_samples:
+            self.samples.append(_diff(cur.to_record(), cand.to_record()))
 
 
 def _diff(cur: dict[str, Any], cand: dict[str, Any]) -> ShadowDiff:

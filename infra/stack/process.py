@@ -39,6 +39,8 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1)
         try:
             if check():
                 return True
+        except StackError:
+            raise
         except Exception:  # noqa: BLE001 - a failing probe means "not yet"
             logger.debug("probe failed", exc_info=True)
         time.sleep(interval)

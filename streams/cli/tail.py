@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 import typer
@@ -33,43 +32,30 @@ def tail(
     as_json: bool = typer.Option(False, "--json", help="One JSON document per line."),
 ) -> None:
     """Print each message of TOPIC, decoded with the registry's schemas."""
-    from confluent_kafka import Consumer
-    from confluent_kafka.schema_registry.avro import AvroDeserializer
-    from confluent_kafka.serialization import MessageField, SerializationContext
-
-    from dharma.streams.admin import registry_client
+    from dharma.streams.tailer import Tailer
     from dharma.streams.topics import by_name
 
     by_name(topic)  # a clear error for unknown topics
-    settings = load_settings()
-    decode = AvroDeserializer(registry_client(settings))
-    consumer = Consumer({
-        **settings.kafka.confluent_config(), "group.id": f"dharma-tail-{uuid.uuid4().hex[:8]}",
-        "auto.offset.reset": "earliest" if from_beginning else "latest",
-        "enable.auto.commit": False,
-    })
-    consumer.subscribe([topic])
     seen, idle_since = 0, time.monotonic()
-    try:
-        while not limit or seen < limit:
-            msg = consumer.poll(0.5)
-            if msg is None or msg.error():
-                if timeout and time.monotonic() - idle_since > timeout:
+    with Tailer(load_settings(), [topic], from_beginning=from_beginning) as tailer:
+        try:
+            while not limit or seen < limit:
+                batch = tailer.poll_messages(0.5, max_messages=limit - seen if limit else 500)
+                if not batch and timeout and time.monotonic() - idle_since > timeout:
                     break
-                continue
-            idle_since = time.monotonic()
-            value = decode(msg.value(), SerializationContext(topic, MessageField.VALUE))
-            doc = {"partition": msg.partition(), "offset": msg.offset(), "value": _plain(value)}
-            if as_json:
-                typer.echo(json.dumps(doc))
-            else:
-                console.print(f"[dim]{topic}[{msg.partition()}]@{msg.offset()}[/]",
-                              _plain(value))
-            seen += 1
-    except KeyboardInterrupt:
-        pass
-    finally:
-        consumer.close()
+                for msg, value in batch:
+                    idle_since = time.monotonic()
+                    _print(msg.partition(), msg.offset(), topic, value, as_json)
+                    seen += 1
+        except KeyboardInterrupt:
+            pass
+
+
+def _print(partition: int, offset: int, topic: str, value: Any, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({"partition": partition, "offset": offset, "value": _plain(value)}))
+    else:
+        console.print(f"[dim]{topic}[{partition}]@{offset}[/]", _plain(value))
 
 
 def register(app: typer.Typer) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from typing import Any, NamedTuple
 
 from river import base
@@ -90,10 +91,10 @@ class SeriesDetector(base.AnomalyDetector):
         self,
         warmup: int = 150,
         fast_alpha: float = 0.05,
-        slow_alpha: float = 0.005,
+        slow_alpha: float = 0.002,
         season_gamma: float = 0.25,
         scale_alpha: float = 0.01,
-        clip: float = 4.0,
+        clip: float = 8.0,
         accept: int = 10,
         surprise_half: float = 3.0,
         short: int = 10,
@@ -138,17 +139,17 @@ class SeriesDetector(base.AnomalyDetector):
         """``True`` until ``warmup`` samples have been learned."""
         return self._n < self.warmup
 
-    def score_one(self, x: dict[str, Any]) -> float:
+    def score_one(self, x: dict[Hashable, Any]) -> float:
         """Anomaly score of ``x`` in [0, 1], computed before ``x`` is learned."""
         return self.score_detail(x).score
 
-    def score_detail(self, x: dict[str, Any]) -> ScoreDetail:
+    def score_detail(self, x: dict[Hashable, Any]) -> ScoreDetail:
         """Score of ``x`` with its state and confidence (does not learn)."""
         ev = self._evaluate(x)
         self._last = ev
         return ev.detail
 
-    def learn_one(self, x: dict[str, Any]) -> None:
+    def learn_one(self, x: dict[Hashable, Any]) -> None:
         """Learn ``x``.
 
         NaN/inf values are skipped; so are late (duplicate or out-of-order) timestamps,
@@ -179,7 +180,7 @@ class SeriesDetector(base.AnomalyDetector):
         elif self._quiet > 0:
             self._quiet -= 1
 
-    def _evaluate(self, x: dict[str, Any]) -> _Eval:
+    def _evaluate(self, x: dict[Hashable, Any]) -> _Eval:
         value, t = _read(x)
         conf = self.confidence
         if not math.isfinite(value):
@@ -206,10 +207,11 @@ class SeriesDetector(base.AnomalyDetector):
         return _Eval(value, t, raw, ScoreDetail(capped, state, conf, score, expected))
 
 
-def _read(x: dict[str, Any]) -> tuple[float, float | None]:
+def _read(x: dict[Hashable, Any]) -> tuple[float, float | None]:
     """``(value, seconds)`` from an input dict; a missing/bad value reads as NaN."""
     try:
         value = float(x.get("value", math.nan))
     except (TypeError, ValueError):
         value = math.nan
     return value, to_seconds(x.get("timestamp"))
+

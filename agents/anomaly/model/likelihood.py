@@ -22,6 +22,7 @@ import math
 
 __all__ = ["AnomalyLikelihood", "log_tail"]
 
+
 _SQRT2 = math.sqrt(2.0)
 #: Smallest tail probability reported (score 1.0).
 TAIL_FLOOR = 1e-10
@@ -111,6 +112,8 @@ class AnomalyLikelihood:
             buf[self._pos] = raw
             self._pos = (self._pos + 1) % self.short
         self._sum += raw
+        if self._pos == 0:
+            self._sum = sum(buf)  # no drift from a long run of += and -=
         self.n += 1
         if self.n == 1:
             self.mean = avg

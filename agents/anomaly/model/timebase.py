@@ -9,7 +9,7 @@ weekly seasonality can be resolved). Both are computed here without numpy.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 __all__ = ["Cadence", "to_seconds"]
 
@@ -34,7 +34,7 @@ def to_seconds(ts: object) -> float | None:
         return None
     if isinstance(ts, datetime):
         # replace() keeps the wall clock of naive and aware datetimes alike
-        return ts.replace(tzinfo=timezone.utc).timestamp()
+        return ts.replace(tzinfo=UTC).timestamp()
     if isinstance(ts, int | float):
         sec = float(ts) / 1000.0
         return sec if sec == sec and abs(sec) != float("inf") else None

@@ -13,8 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river import checks
 
-from dharma.agents.anomaly import ANOMALY_THRESHOLD, DetectorConfig, SeriesDetector, make_detector
-from dharma.agents.anomaly import logic
+from dharma.agents.anomaly import (
+    ANOMALY_THRESHOLD,
+    DetectorConfig,
+    SeriesDetector,
+    logic,
+    make_detector,
+)
 from dharma.agents.anomaly.model import baseline, detector, likelihood, timebase
 
 T0 = datetime(2024, 1, 1)
@@ -92,7 +97,11 @@ def test_daily_pattern_is_learned_and_a_missing_peak_is_anomalous() -> None:
     det = make_detector()
     scores = feed(det, values)
     assert sum(s >= ANOMALY_THRESHOLD for s in scores[288 * 3:]) <= 2  # routine peaks
-    assert det.score_detail({"value": 10.0, "timestamp": T0 + (288 * 6 + 100) * STEP}).expected > 30
+    feed(det, values[:96], start=288 * 6)  # the seventh night ...
+    nxt = {"value": 10.0, "timestamp": T0 + (288 * 6 + 96) * STEP}
+    assert det.score_detail(nxt).expected > 30  # ... then a peak is expected
+    missing = feed(det, [10.0 + rng.gauss(0, 0.5) for _ in range(48)], start=288 * 6 + 96)
+    assert max(missing) >= ANOMALY_THRESHOLD
 
 
 def test_nan_and_inf_are_flagged_and_not_learned() -> None:
@@ -164,7 +173,7 @@ def test_anomalies_do_not_poison_the_baseline() -> None:
     clean, dirty = make_detector(), make_detector()
     values = noise(600)
     feed(clean, values)
-    feed(dirty, [v if i % 97 else 500.0 for i, v in enumerate(values)])
+    feed(dirty, [500.0 if i % 97 == 50 else v for i, v in enumerate(values)])
     assert abs(clean._baseline.predict(None) - dirty._baseline.predict(None)) < 1.0
     assert dirty._baseline.scale < 2 * clean._baseline.scale
 

@@ -130,7 +130,7 @@ def test_ids_are_deterministic(engine: TrustEngine, seed: Seed) -> None:
     assert _decide(engine, seed(event_id="other")).decision_id != a.decision_id
 
 
-def _avro_roundtrip(record: dict[str, Any]) -> dict[str, Any]:
+def _avro_roundtrip(record: dict[str, Any]) -> Any:
     schema = fastavro.parse_schema(json.loads(SCHEMA.read_text()))
     assert fastavro.validation.validate(record, schema, raise_errors=True)
     buf = io.BytesIO()
@@ -154,3 +154,15 @@ def test_record_matches_avro_schema(engine: TrustEngine, seed: Seed, overrides: 
     assert {k: v for k, v in back.items() if k != "ts"} == {
         k: v for k, v in record.items() if k != "ts"
     }
+
+
+def test_hostile_echo_is_sanitised(engine: TrustEngine, seed: Seed) -> None:
+    raw = seed(resource="db/\x00x\ud800" + "y" * 5000)
+    raw["evil\x00key"] = 1
+    record = engine.decide(raw).to_record()
+    assert record["decision"] == "DENY"
+    text = record["resource"] + "".join(record["reasons"])
+    assert not any(ord(c) < 32 for c in text)
+    assert len(record["resource"]) <= 1024
+    text.encode("utf-8")
+    _avro_roundtrip(record)

@@ -21,7 +21,13 @@ def _set(*policies: dict[str, Any], version: str | None = None) -> PolicySet:
 
 
 def _p(pid: str, resource: str, actions: list[str] | None = None, **kw: Any) -> dict[str, Any]:
-    return {"id": pid, "name": pid, "resource": resource, "actions": ["read"] if actions is None else actions, **kw}
+    return {
+        "id": pid,
+        "name": pid,
+        "resource": resource,
+        "actions": ["read"] if actions is None else actions,
+        **kw,
+    }
 
 
 def test_default_policies_load() -> None:
@@ -108,7 +114,9 @@ def test_duplicate_ids() -> None:
 
 
 def test_validate_dir_reports(tmp_path: Path) -> None:
-    (tmp_path / "a.yaml").write_text("policies:\n  - {id: x, name: x, resource: 'a/../b', actions: [read]}\n")
+    (tmp_path / "a.yaml").write_text(
+        "policies:\n  - {id: x, name: x, resource: 'a/../b', actions: [read]}\n"
+    )
     errors = validate_policies(tmp_path)
     assert errors and "x" in errors[0]
     (tmp_path / "a.yaml").write_text("policies: [unclosed\n")
@@ -120,5 +128,7 @@ def test_validate_dir_reports(tmp_path: Path) -> None:
 
 
 def test_aliases_resource_and_required_roles() -> None:
-    ps = _set({"id": "p", "name": "p", "resource": "a/*", "actions": ["read"], "required_roles": ["x"]})
+    ps = _set(
+        {"id": "p", "name": "p", "resource": "a/*", "actions": ["read"], "required_roles": ["x"]}
+    )
     assert ps.policies[0].policy.roles_any == ("x",)

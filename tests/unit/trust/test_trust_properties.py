@@ -10,18 +10,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dharma.agents.trust import (
+    AccessEvent,
+    Policy,
     PolicySet,
     Rejection,
     TrustConfig,
     TrustEngine,
+    TrustScores,
     UserBehaviour,
     Verdict,
     default_engine,
     parse_access_event,
+    score_event,
 )
 from dharma.agents.trust.engine import RANK
+from dharma.agents.trust.policy import compile_policy, forbid_applies, permit_failures
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+MANY = settings(SETTINGS, max_examples=400)
 ROLES = ["admin", "dba", "developer", "sre", "breakglass"]
 PATCH = ["unknown", "outdated", "recent", "latest"]  # increasing bonus
 RESOURCES = [
@@ -57,6 +63,25 @@ inputs = st.fixed_dictionaries(
     }
 )
 
+high_inputs = st.fixed_dictionaries(
+    {
+        "compliance": st.floats(80, 100),
+        "encrypted": st.just(True),
+        "firewall": st.just(True),
+        "antivirus": st.just(True),
+        "patch": st.integers(2, 3),
+        "mfa": st.just(True),
+        "auth_age": st.integers(0, 299),
+        "history": st.floats(40, 100),
+        "business": st.just(True),
+        "internal": st.just(True),
+        "roles": st.sets(st.sampled_from(ROLES), min_size=1).map(lambda r: r | {"admin"}),
+        "resource": st.sampled_from(RESOURCES[:5]),
+        "action": st.sampled_from(["read", "read", "write", "delete"]),
+    }
+)
+trust_inputs = st.one_of(inputs, high_inputs)
+
 conditions = st.fixed_dictionaries(
     {},
     optional={
@@ -64,20 +89,26 @@ conditions = st.fixed_dictionaries(
         "recent_auth_required": st.booleans(),
         "min_device_compliance": st.integers(0, 100),
         "business_hours_only": st.booleans(),
-        "allowed_networks": st.sampled_from([["10.0.0.0/8"], ["203.0.113.0/24"]]),
+        # allow-lists contain the internal networks (see docs/trust.md, monotonicity)
+        "allowed_networks": st.sampled_from([["10.0.0.0/8"], ["10.0.0.0/8", "203.0.113.0/24"]]),
     },
 )
-when = st.fixed_dictionaries(
-    {},
-    optional={
-        "trust_below": st.sampled_from(LEVELS),
-        "device_compliance_below": st.integers(0, 100),
-        "mfa_missing": st.booleans(),
-        "outside_business_hours": st.booleans(),
-        "outside_networks": st.just(["10.0.0.0/8"]),
-        "unless_roles_any": st.lists(st.sampled_from(ROLES), max_size=2),
-    },
-)
+WHEN: dict[str, st.SearchStrategy[Any]] = {
+    "trust_below": st.sampled_from(LEVELS),
+    "device_compliance_below": st.integers(0, 100),
+    "mfa_missing": st.just(True),
+    "outside_business_hours": st.just(True),
+    "outside_networks": st.just(["10.0.0.0/8"]),
+    "unless_roles_any": st.lists(st.sampled_from(ROLES), min_size=1, max_size=2),
+}
+
+
+@st.composite
+def when(draw: st.DrawFn) -> dict[str, Any]:
+    keys = draw(st.lists(st.sampled_from(sorted(WHEN)), max_size=2, unique=True))
+    return {k: draw(WHEN[k]) for k in keys}
+
+
 GLOBS = ["database/production/*", "database/**", "*/production/**", "k8s/**", "**", "hr/*/2025"]
 
 
@@ -91,8 +122,8 @@ def policy_sets(draw: st.DrawFn) -> TrustEngine:
             "resource": draw(st.sampled_from(GLOBS)),
             "actions": draw(st.lists(st.sampled_from([*ACTIONS, "*"]), min_size=1, max_size=3)),
         }
-        if draw(st.booleans()) and i:
-            pol.update(effect="forbid", when=draw(when))
+        if i and draw(st.booleans()):
+            pol.update(effect="forbid", when=draw(when()))
         else:
             pol.update(
                 roles_any=draw(st.lists(st.sampled_from(ROLES), max_size=2)),
@@ -152,7 +183,7 @@ def lowered(draw: st.DrawFn, x: dict[str, Any]) -> dict[str, Any]:
 
 
 @SETTINGS
-@given(engine=engines, x=inputs, data=st.data())
+@given(engine=engines, x=trust_inputs, data=st.data())
 def test_lowering_trust_never_raises_decision(
     engine: TrustEngine, x: dict[str, Any], data: st.DataObject
 ) -> None:
@@ -161,7 +192,7 @@ def test_lowering_trust_never_raises_decision(
 
 
 @SETTINGS
-@given(engine=engines, x=inputs, data=st.data())
+@given(engine=engines, x=trust_inputs, data=st.data())
 def test_removing_a_role_never_raises_decision(
     engine: TrustEngine, x: dict[str, Any], data: st.DataObject
 ) -> None:
@@ -267,8 +298,63 @@ json_values = st.recursive(
 
 
 @SETTINGS
-@given(raw=st.one_of(json_values, st.dictionaries(st.sampled_from(list(build(ALLOWED_X))), json_values)))
+@given(
+    raw=st.one_of(
+        json_values, st.dictionaries(st.sampled_from(list(build(ALLOWED_X))), json_values)
+    )
+)
 def test_arbitrary_input_never_raises_nor_allows(raw: Any) -> None:
     decision = DEFAULT.decide(raw)
     assert decision.decision is Verdict.DENY
     decision.to_record()
+
+
+# -- component level: each forbid predicate is antitone, each permit check monotone --------
+
+
+@st.composite
+def permit_policy(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "roles_any": draw(st.lists(st.sampled_from(ROLES), max_size=2)),
+        "min_trust_level": draw(st.sampled_from(LEVELS)),
+        "conditions": draw(conditions),
+    }
+
+
+def _compiled(spec: dict[str, Any]) -> Any:
+    pol = Policy.model_validate(
+        {"id": "p", "name": "p", "resource": "**", "actions": ["*"], **spec}
+    )
+    return compile_policy(pol)
+
+
+def _facts(x: dict[str, Any]) -> tuple[AccessEvent, TrustScores]:
+    event = parse_access_event(build(x))
+    assert isinstance(event, AccessEvent)
+    return event, score_event(event, x["history"], TrustConfig())
+
+
+@MANY
+@given(spec=when(), x=trust_inputs, data=st.data())
+def test_forbid_predicates_only_tighten(
+    spec: dict[str, Any], x: dict[str, Any], data: st.DataObject
+) -> None:
+    cp = _compiled({"effect": "forbid", "when": spec})
+    y = data.draw(lowered(x))
+    if data.draw(st.booleans()):
+        y["roles"] = y["roles"] - set(data.draw(st.lists(st.sampled_from(ROLES))))
+    if forbid_applies(cp, *_facts(x)):
+        assert forbid_applies(cp, *_facts(y))
+
+
+@MANY
+@given(spec=permit_policy(), x=trust_inputs, data=st.data())
+def test_permit_checks_only_tighten(
+    spec: dict[str, Any], x: dict[str, Any], data: st.DataObject
+) -> None:
+    cp = _compiled(spec)
+    y = data.draw(lowered(x))
+    if data.draw(st.booleans()):
+        y["roles"] = y["roles"] - set(data.draw(st.lists(st.sampled_from(ROLES))))
+    if not permit_failures(cp, *_facts(y)):
+        assert not permit_failures(cp, *_facts(x))

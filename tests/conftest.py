@@ -1,0 +1,152 @@
+"""Session fixtures: the real embedded stack on free loopback ports, and helpers.
+
+The stack (Tansu broker, registry, PostgreSQL, FalkorDB) starts once per test
+session under a temporary state directory, on ports nobody else uses, so a
+developer's running ``make run`` is never touched.  Tests poll for conditions
+with deadlines; none sleeps and hopes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEADLINE_S = 60.0
+
+
+def free_port(low: int = 20_000, high: int = 32_000) -> int:
+    """A free loopback TCP port below the ephemeral range (FalkorDB's Bolt port
+    must be at most 32767, and ports the kernel hands out to clients are avoided)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(low, high)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found")
+
+
+def poll_until(check: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
+    """Return ``check()``'s first truthy result; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except Exception as exc:  # not ready yet: poll again
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"{what}: not true after {timeout}s (last: {last!r})")
+
+
+@pytest.fixture(scope="session")
+def poll() -> Callable[..., Any]:
+    return poll_until
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> Iterator[dict[str, str]]:
+    """Start the embedded stack for the session; yield the env pointing at it."""
+    state = Path(tempfile.mkdtemp(prefix="dharma-test-"))
+    env = {
+        "DHARMA_STACK_STATE_DIR": str(state / "stack"),
+        "DHARMA_STACK_KAFKA_PORT": str(free_port()),
+        "DHARMA_STACK_REGISTRY_PORT": str(free_port()),
+        "DHARMA_STACK_POSTGRES_PORT": str(free_port()),
+        "DHARMA_STACK_REDIS_PORT": str(free_port()),
+        "DHARMA_STACK_BOLT_PORT": str(free_port()),
+        "DHARMA_WORKER_DATA_DIR": str(state / "worker"),
+        "DHARMA_WORKER_METRICS_PORT": "0",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    from dharma.infra.stack import EmbeddedStack
+    from dharma.streams.admin import create_topics, register_schemas
+    from dharma.streams.settings import Settings
+
+    stack = EmbeddedStack(Settings())
+    try:
+        stack.up()
+        create_topics(stack.settings)
+        register_schemas(stack.settings)
+        yield env
+    finally:
+        stack.down()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings(stack_env: dict[str, str]) -> Any:
+    from dharma.streams.settings import Settings
+
+    return Settings()
+
+
+class WorkerProcess:
+    """A ``dharma worker`` subprocess with its own consumer group."""
+
+    def __init__(self, topology: str, env: dict[str, str], log: Path) -> None:
+        self.topology, self.log = topology, log
+        self.env = {**os.environ, **env}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dharma.streams.cli", "worker", "--topology",
+                 self.topology, "--no-setup", "--log-level", "info"],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def stop(self, sig: int = 15) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_worker(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Factory: start workers (one consumer group per test); stopped afterwards."""
+    workers: list[WorkerProcess] = []
+    group = f"t{uuid.uuid4().hex[:8]}"
+
+    def start(topology: str, **extra_env: str) -> WorkerProcess:
+        env = {**stack_env, "DHARMA_WORKER_APP_ID": group, **extra_env}
+        worker = WorkerProcess(topology, env, tmp_path / f"worker-{len(workers)}.log").start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
+        # shown by pytest only when the test failed
+        print(f"--- {worker.topology} worker log (tail) ---\n{worker.output()[-6000:]}")
