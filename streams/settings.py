@@ -159,8 +159,14 @@ class WorkerSettings(BaseSettings):
     max_future_skew_s: float = Field(
         300.0, description="DHARMA_WORKER_MAX_FUTURE_SKEW_S: newest accepted event time ahead of now."
     )
+    series_idle_ttl_s: float = Field(
+        6 * 3600.0, description="DHARMA_WORKER_SERIES_IDLE_TTL_S: forget a series' detector "
+        "after this long without samples (bounds memory).")
     session_timeout_s: float = Field(6.0, description="DHARMA_WORKER_SESSION_TIMEOUT_S.")
     heartbeat_interval_s: float = Field(1.0, description="DHARMA_WORKER_HEARTBEAT_INTERVAL_S.")
+    policy_dir: Path | None = Field(
+        None, description="DHARMA_WORKER_POLICY_DIR: zero-trust policy set (None: packaged default)."
+    )
 
 
 class StackSettings(BaseSettings):

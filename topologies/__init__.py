@@ -20,6 +20,8 @@ Builder = Callable[[Settings, PipelineMetrics | None], faust.App]
 #: Topology name → module under ``dharma.topologies`` holding its ``build``.
 TOPOLOGIES: dict[str, str] = {
     "ingest": "ingest",
+    "trust": "trust",
+    "anomaly": "anomaly",
 }
 
 

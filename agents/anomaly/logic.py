@@ -68,6 +68,7 @@ class DetectorConfig:
     spatial_tolerance: float = 0.05
     suppress: int = 100
     seed: int = 0
+    hist_bins: int = 32
 
     def build(self) -> SeriesDetector:
         """A fresh detector with this configuration."""

@@ -56,9 +56,18 @@ def _terminate(procs: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> N
         proc.poll()
 
 
+def _is_ordinary(topic: str, value: dict[str, Any]) -> bool:
+    """A normal anomaly score: printed only as a sample."""
+    return topic == "ml.predictions" and value.get("kind") == "anomaly" and not value["is_anomaly"]
+
+
 def _show(topic: str, value: dict[str, Any]) -> None:
     if topic.endswith(".dlq"):
         console.print(f"[yellow]dead letter[/] {value['topic']}: {value['reason']}")
+    elif topic == "alerts.notifications":
+        colour = "red" if value["status"] == "firing" else "green"
+        console.print(f"[bold {colour}]ALERT {value['status']}[/] [{value['severity']}] "
+                      f"{value['summary']}")
     elif value.get("kind") == "anomaly":
         console.print(f"[magenta]prediction[/] {value['source']} {value['metric']} "
                       f"value={value['value']:.2f} score={value['anomaly_score']:.2f}"
@@ -66,10 +75,6 @@ def _show(topic: str, value: dict[str, Any]) -> None:
     elif value.get("kind") == "trust_decision":
         console.print(f"[cyan]access[/] {value['user_id']} {value['action']} {value['resource']}"
                       f" → {value['decision']} (trust {value['trust_score']:.2f})")
-    elif "fingerprint" in value:
-        colour = "red" if value["status"] == "firing" else "green"
-        console.print(f"[bold {colour}]ALERT {value['status']}[/] [{value['severity']}] "
-                      f"{value['summary']}")
 
 
 def up(
@@ -130,7 +135,7 @@ def _watch(settings: Any, sample_every: int, children: list[subprocess.Popen[byt
     with Tailer(settings, topics) as tailer:
         while True:
             for topic, value in tailer.poll(0.5):
-                ordinary = value.get("kind") == "anomaly" and not value["is_anomaly"]
+                ordinary = _is_ordinary(topic, value)
                 seen += ordinary
                 if not ordinary or seen % sample_every == 0:
                     _show(topic, value)

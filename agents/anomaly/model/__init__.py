@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dharma.agents.anomaly.model.baseline import SeasonalBaseline
 from dharma.agents.anomaly.model.detector import ANOMALY_THRESHOLD, ScoreDetail, SeriesDetector
+from dharma.agents.anomaly.model.histogram import ValueHistogram
 from dharma.agents.anomaly.model.likelihood import AnomalyLikelihood, log_tail
 from dharma.agents.anomaly.model.timebase import Cadence, to_seconds
 
@@ -14,6 +15,7 @@ __all__ = [
     "ScoreDetail",
     "SeasonalBaseline",
     "SeriesDetector",
+    "ValueHistogram",
     "log_tail",
     "to_seconds",
 ]

@@ -170,6 +170,13 @@ class SeasonalBaseline:
         f = self.fast
         return slow + f[0], slow + d + f[1], slow + d + w + f[2]
 
+    def season(self, t: float | None) -> float:
+        """Seasonal term of the predictor in use at time ``t`` (0 without a profile)."""
+        if self.model == 0:
+            return 0.0
+        d, w = self._seasons(t)
+        return d if self.model == 1 else d + w
+
     def predict(self, t: float | None) -> float:
         """Expected value at time ``t`` (NaN before the first value)."""
         return self._preds(t)[self.model]

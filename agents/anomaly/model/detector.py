@@ -1,4 +1,4 @@
-"""The per-series detector: baseline surprise -> anomaly likelihood -> alert hygiene."""
+"""The per-series detector: two surprise channels -> anomaly likelihoods -> alert hygiene."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from river import base
 
 from dharma.agents.anomaly.model.baseline import SeasonalBaseline
+from dharma.agents.anomaly.model.histogram import ValueHistogram
 from dharma.agents.anomaly.model.likelihood import AnomalyLikelihood, log_tail
 from dharma.agents.anomaly.model.timebase import Cadence, to_seconds
 
@@ -43,6 +44,7 @@ class _Eval(NamedTuple):
     value: float
     t: float | None
     raw: float
+    raw2: float
     detail: ScoreDetail
 
 
@@ -69,6 +71,9 @@ class SeriesDetector(base.AnomalyDetector):
         Fraction of the seen range beyond which a value is a new extreme.
     suppress
         Samples after an alert during which the score is capped.
+    hist_bins
+        Bins of the value-distribution channel (0 turns it off): the rarity of the
+        deseasonalised value, with its own anomaly likelihood (``model/histogram.py``).
     seed
         Accepted for the house convention; the detector is deterministic.
 
@@ -103,6 +108,7 @@ class SeriesDetector(base.AnomalyDetector):
         spatial_tolerance: float = 0.05,
         suppress: int = 100,
         seed: int = 0,
+        hist_bins: int = 32,
     ) -> None:
         self.warmup = warmup
         self.fast_alpha = fast_alpha
@@ -121,6 +127,9 @@ class SeriesDetector(base.AnomalyDetector):
         self._baseline = SeasonalBaseline(
             fast_alpha, slow_alpha, season_gamma, scale_alpha, accept)
         self._lik = AnomalyLikelihood(short, window, min_std)
+        self.hist_bins = hist_bins
+        self._hist = ValueHistogram(hist_bins, window) if hist_bins > 0 else None
+        self._lik2 = AnomalyLikelihood(short, window, min_std)
         self._clock = Cadence()
         self._n = 0
         self._lo = math.inf
@@ -170,9 +179,15 @@ class SeriesDetector(base.AnomalyDetector):
         self._late = 0
         if t is not None:
             self._clock.update(t)
+        model = self._baseline.model
+        if self._hist is not None:
+            self._hist.learn(value - self._baseline.season(t))
         self._baseline.learn(value, t, self._clock.interval, self.clip)
+        if self._hist is not None and self._baseline.model != model:
+            self._hist = ValueHistogram(self.hist_bins, self.window)
         if self._n >= self.warmup // 3:  # the first surprises say more about a blank model
             self._lik.update(ev.raw)
+            self._lik2.update(ev.raw2)
         self._lo, self._hi = min(self._lo, value), max(self._hi, value)
         self._n += 1
         if ev.detail.score >= ANOMALY_THRESHOLD:
@@ -184,15 +199,20 @@ class SeriesDetector(base.AnomalyDetector):
         value, t = _read(x)
         conf = self.confidence
         if not math.isfinite(value):
-            return _Eval(value, t, 0.0, ScoreDetail(0.0, INVALID, conf, 0.0, math.nan))
+            return _Eval(value, t, 0.0, 0.0, ScoreDetail(0.0, INVALID, conf, 0.0, math.nan))
         expected = self._baseline.predict(t)
         if expected != expected:  # first value
-            return _Eval(value, t, 0.0, ScoreDetail(0.0, WARMING_UP, conf, 0.0, math.nan))
+            return _Eval(value, t, 0.0, 0.0, ScoreDetail(0.0, WARMING_UP, conf, 0.0, math.nan))
         span = self._hi - self._lo
         scale = max(self._baseline.scale, _SCALE_FLOOR * span, 1e-12)
         z = abs(value - expected) / scale
         raw = z / (z + self.surprise_half)
+        # second channel: rarity of the deseasonalised value, own likelihood; max of the two
         score = log_tail(self._lik.tail(raw))
+        raw2 = 0.0
+        if self._hist is not None:
+            raw2 = self._hist.surprise(value - self._baseline.season(t))
+            score = max(score, log_tail(self._lik2.tail(raw2)))
         if span > 0 and not self._lo - self.spatial_tolerance * span <= value <= (
                 self._hi + self.spatial_tolerance * span):
             score = 1.0
@@ -204,7 +224,7 @@ class SeriesDetector(base.AnomalyDetector):
         elif self._quiet > 0:
             state = SUPPRESSED
         capped = score if state in (READY, LATE) else min(score, QUIET_CAP)
-        return _Eval(value, t, raw, ScoreDetail(capped, state, conf, score, expected))
+        return _Eval(value, t, raw, raw2, ScoreDetail(capped, state, conf, score, expected))
 
 
 def _read(x: dict[Hashable, Any]) -> tuple[float, float | None]:

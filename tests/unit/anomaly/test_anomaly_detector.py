@@ -20,7 +20,7 @@ from dharma.agents.anomaly import (
     logic,
     make_detector,
 )
-from dharma.agents.anomaly.model import baseline, detector, likelihood, timebase
+from dharma.agents.anomaly.model import baseline, detector, histogram, likelihood, timebase
 
 T0 = datetime(2024, 1, 1)
 STEP = timedelta(minutes=5)
@@ -41,7 +41,7 @@ def noise(n: int, seed: int = 1, sd: float = 1.0, mean: float = 50.0) -> list[fl
     return [rng.gauss(mean, sd) for _ in range(n)]
 
 
-@pytest.mark.parametrize("module", [logic, baseline, detector, likelihood, timebase])
+@pytest.mark.parametrize("module", [logic, baseline, detector, histogram, likelihood, timebase])
 def test_doctests(module: object) -> None:
     assert doctest.testmod(module).failed == 0  # type: ignore[arg-type]
 
@@ -102,6 +102,37 @@ def test_daily_pattern_is_learned_and_a_missing_peak_is_anomalous() -> None:
     assert det.score_detail(nxt).expected > 30  # ... then a peak is expected
     missing = feed(det, [10.0 + rng.gauss(0, 0.5) for _ in range(48)], start=288 * 6 + 96)
     assert max(missing) >= ANOMALY_THRESHOLD
+
+
+def test_series_stuck_at_a_level_it_only_crossed_is_anomalous() -> None:
+    """A two-level series that stays between its levels: the residual channel has
+    followed it within a few samples, the value-distribution channel has not."""
+    rng = random.Random(5)
+    values = [(0.0 if (i // 20) % 2 else 100.0) + rng.gauss(0, 1.0) for i in range(2000)]
+    det, off = make_detector(), make_detector(hist_bins=0)
+    feed(det, values)
+    feed(off, values)
+    stuck = [50.0 + rng.gauss(0, 1.0) for _ in range(60)]
+    assert max(feed(det, stuck, start=2000)) >= ANOMALY_THRESHOLD
+    assert max(feed(off, stuck, start=2000)[20:]) < ANOMALY_THRESHOLD  # residual alone: absorbed
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=300), st.floats(-1e6, 1e6))
+def test_histogram_surprise_is_bounded_and_lazy_decay_is_exact(
+        values: list[float], probe: float) -> None:
+    lazy = histogram.ValueHistogram(bins=8, memory=20)
+    for v in values:
+        lazy.learn(v)
+    assert 0.0 <= lazy.surprise(probe) <= 1.0
+    eager, shadow = [0.0] * 8, histogram.ValueHistogram(bins=8)  # decayed eagerly
+    for v in values:
+        shadow.lo, shadow.hi = min(shadow.lo, v), max(shadow.hi, v)  # range when learned
+        eager = [c * lazy.decay for c in eager]
+        eager[shadow._index(v)] += 1.0
+    total = sum(eager)
+    want = max(0.0, 1.0 - eager[lazy._index(probe)] / total * 8)
+    assert lazy.surprise(probe) == pytest.approx(want, abs=1e-4)
 
 
 def test_nan_and_inf_are_flagged_and_not_learned() -> None:

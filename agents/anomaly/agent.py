@@ -1,0 +1,107 @@
+"""Anomaly agent on ``metrics.raw``: score every sample, emit predictions and alerts."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+import psycopg
+from faust.types import TP
+
+from dharma.agents.anomaly.alerts import KIND, AlertPolicy, step
+from dharma.agents.anomaly.logic import DetectorConfig, ScoreDetail, is_anomaly
+from dharma.agents.anomaly.silences import Silence, is_silenced, load_active
+from dharma.agents.anomaly.state import DetectorStore, detector_table
+from dharma.agents.validation.agent import check_events
+from dharma.streams.app import StreamContext, raw_topic
+from dharma.streams.records import MetricSample, now_ms
+from dharma.streams.topics import ALERTS, METRICS_RAW, PREDICTIONS
+
+logger = logging.getLogger(__name__)
+
+MODEL = "dharma-likelihood/1"
+PREDICTION_BRANCH = "dharma.predictions.AnomalyPrediction"
+
+
+def prediction(sample: MetricSample, detail: ScoreDetail) -> tuple[str, dict[str, Any]]:
+    """The ``ml.predictions`` record for one scored sample (union branch, value)."""
+    ready = detail.state == "ready"
+    return PREDICTION_BRANCH, {
+        "kind": KIND, "prediction_id": f"{sample.series}@{sample.ts}",
+        "source": sample.source, "metric": sample.metric, "ts": sample.ts,
+        "value": sample.value, "model": MODEL, "anomaly_score": float(detail.score),
+        "is_anomaly": ready and is_anomaly(detail.score),
+        "warming_up": detail.state == "warming_up", "confidence": float(detail.confidence),
+        "expected": detail.expected if detail.expected == detail.expected else None,  # NaN
+    }
+
+
+class Silences:
+    """Active silences, re-read from PostgreSQL by a timer; kept on errors."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn, self.active = dsn, list[Silence]()
+
+    async def refresh(self) -> None:
+        try:
+            async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                self.active = await load_active(conn)
+        except psycopg.Error as exc:
+            logger.warning("silences not refreshed: %r", exc)
+
+
+def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
+    """Add the anomaly agent, its detector table and its timers to ``app``."""
+    worker = ctx.settings.worker
+    source, out = raw_topic(app, METRICS_RAW), raw_topic(app, PREDICTIONS)
+    alerts_topic = raw_topic(app, ALERTS)
+    store = DetectorStore(detector_table(app), DetectorConfig().build,
+                          idle_ttl_s=worker.series_idle_ttl_s)
+    policy, silences = AlertPolicy(), Silences(ctx.settings.postgres.dsn.get_secret_value())
+
+    async def score(samples: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+        predictions, alerts, changed = [], [], set()
+        for event, sample in samples:
+            state = store.get(sample.series, event)
+            x = {"value": sample.value, "timestamp": sample.ts}
+            detail = state.detector.score_detail(x)
+            state.detector.learn_one(x)
+            branch, record = prediction(sample, detail)
+            predictions.append((sample.series, (branch, record)))
+            state.alert, alert = step(state.alert, policy, sample.source, sample.metric,
+                                      sample.ts, detail.score, record["is_anomaly"])
+            if alert:
+                changed.add(sample.series)
+                if not is_silenced(silences.active, sample.source, sample.metric, KIND, now_ms()):
+                    alerts.append(alert)
+        store.checkpoint(force=changed)
+        return predictions, alerts
+
+    @app.agent(source, name="detect-anomalies")
+    async def detect_anomalies(stream: faust.StreamT) -> None:
+        """Score each metrics.raw sample; emit ml.predictions and alerts.notifications."""
+        async for events in stream.take_events(worker.batch_size, within=worker.batch_within_s):
+            accepted, _rejected = check_events(ctx, events)  # the ingest topology dead-letters
+            predictions, alerts = await score(accepted)
+            for key, value in predictions:
+                await out.send(key=ctx.wire.encode(PREDICTIONS.key_subject, key),
+                               value=ctx.wire.encode(PREDICTIONS.value_subject, value))
+            for alert in alerts:
+                await alerts_topic.send(key=ctx.wire.encode(ALERTS.key_subject, alert["fingerprint"]),
+                                        value=ctx.wire.encode(ALERTS.value_subject, alert))
+
+    @app.timer(5.0)
+    async def refresh_silences() -> None:
+        await silences.refresh()
+
+    @app.timer(60.0)
+    async def evict_idle_series() -> None:
+        if evicted := store.evict_idle():
+            logger.info("evicted idle series count=%d", evicted)
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(app: faust.App, revoked: set[TP], **_: Any) -> None:
+        store.drop_partitions({tp.partition for tp in revoked if tp.topic == METRICS_RAW.name})
+
+    return detect_anomalies

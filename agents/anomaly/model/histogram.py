@@ -1,0 +1,90 @@
+"""Value-distribution novelty: how rare is the (deseasonalised) value lately?
+
+The baseline's residual says whether a value is where the series was expected
+to be *now*; it misses an anomaly that the fast correction has already
+followed: a series that goes flat at a level it only ever crossed, a new
+texture whose values fill a band the series rarely visits, a small sustained
+shift. This channel looks at the value alone, CAD-OSE/histogram style: the
+seen range is cut into ``bins`` equal bins, each with an exponentially decayed
+count (memory ``memory`` samples), and a value's surprise is how much rarer its
+bin is than a uniform one. The detector feeds it the value minus the learned
+daily/weekly term, so a daily edge that crosses rare levels is not novel.
+
+Decay is lazy: new counts are added with a growing weight, renormalised now
+and then, so learning costs O(1) instead of O(bins).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+__all__ = ["ValueHistogram"]
+
+#: Weight at which the counts are renormalised (keeps float32 counts accurate).
+_RESCALE = 1e6
+
+
+class ValueHistogram:
+    """Exponentially decayed histogram of values over their seen range ``[lo, hi]``.
+
+    Parameters
+    ----------
+    bins
+        Number of equal-width bins over the seen range.
+    memory
+        Samples after which a count has decayed by ``1/e``.
+
+    Examples
+    --------
+    >>> h = ValueHistogram(bins=10)
+    >>> for i in range(1000):
+    ...     h.learn(float(i % 2))  # a two-level series
+    >>> h.surprise(0.5), h.surprise(1.0)
+    (1.0, 0.0)
+    """
+
+    __slots__ = ("bins", "counts", "decay", "hi", "lo", "total", "weight")
+
+    def __init__(self, bins: int = 32, memory: int = 2000) -> None:
+        self.bins = bins
+        self.decay = 1.0 - 1.0 / memory
+        self.counts = array("f", [0.0]) * bins
+        self.total = 0.0  # sum of counts, in the current weight's units
+        self.weight = 1.0  # weight of a new sample (grows by 1/decay per sample)
+        self.lo = math.inf
+        self.hi = -math.inf
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for k, v in zip(self.__slots__, state, strict=True):
+            setattr(self, k, v)
+
+    def _index(self, x: float) -> int:
+        lo, hi = self.lo, self.hi
+        if not hi > lo:
+            return 0
+        i = int((x - lo) / (hi - lo) * self.bins)
+        return min(max(i, 0), self.bins - 1)
+
+    def surprise(self, x: float) -> float:
+        """``1 - p / p_uniform`` clipped to [0, 1]: 0 for a bin at least as common as
+        in a uniform spread of the values, 1 for a bin not seen lately."""
+        if self.total < 150.0:
+            return 0.0
+        return max(0.0, 1.0 - self.counts[self._index(x)] / self.total * self.bins)
+
+    def learn(self, x: float) -> None:
+        """Count ``x`` (the range is widened to include it); older counts decay."""
+        self.lo, self.hi = min(self.lo, x), max(self.hi, x)
+        self.weight /= self.decay
+        self.counts[self._index(x)] += self.weight
+        self.total += self.weight
+        if self.weight > _RESCALE:
+            c, w = self.counts, self.weight
+            for i in range(self.bins):
+                c[i] /= w
+            self.total /= w
+            self.weight = 1.0

@@ -1,0 +1,173 @@
+"""Zero-trust agent on ``audit.logs`` (Faust wiring only).
+
+Per batch: decode and validate (bad input to ``audit.logs.dlq``, never a
+decision), decide access requests against the per-user behaviour table, open
+sessions in Redis for ALLOWs, re-evaluate the live sessions that posture and
+risk events touch (REVOKE or CHALLENGE), append every decision to the
+PostgreSQL audit trail, then emit decisions on ``ml.predictions`` and
+security alerts on ``alerts.notifications``.  Sink writes are awaited before
+the batch is acknowledged (at-least-once; all writes idempotent); when a sink
+gives up, the batch is dead-lettered with ``sink_error``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from dharma.agents.trust.engine import Decision, TrustEngine, Verdict
+from dharma.agents.trust.index import default_policy_dir, load_policy_set
+from dharma.agents.trust.models import AccessEvent, Rejection, parse_access_event
+from dharma.agents.trust.session import Session, revalidate
+from dharma.agents.trust.state import Outcome, TrustState
+from dharma.sinks.audit import AuditSink, audit_row
+from dharma.sinks.base import SinkUnavailable
+from dharma.sinks.sessions import SessionStore
+from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
+from dharma.streams.errors import ContractViolation, RejectedEvent
+from dharma.streams.topics import ALERTS, AUDIT_LOGS, PREDICTIONS
+
+__all__ = ["TrustPipeline", "check_events", "register"]
+
+logger = logging.getLogger(__name__)
+
+TRUST_BRANCH = "dharma.predictions.TrustDecision"
+
+Accepted = list[tuple[EventT, AccessEvent]]
+Rejected = list[tuple[EventT, RejectedEvent]]
+Decided = list[tuple[EventT, AccessEvent, Decision]]
+
+
+def check_events(ctx: StreamContext, events: Sequence[EventT]) -> tuple[Accepted, Rejected]:
+    """Decode and validate a batch; hostile or malformed records are rejected, never decided."""
+    accepted: Accepted = []
+    rejected: Rejected = []
+    for event in events:
+        try:
+            parsed = parse_access_event(
+                ctx.wire.decode(AUDIT_LOGS.value_subject, event.message.value))
+            if isinstance(parsed, Rejection):
+                raise ContractViolation("; ".join((parsed.reason, *parsed.errors))[:2000])
+            accepted.append((event, parsed))
+        except RejectedEvent as exc:
+            rejected.append((event, exc))
+        except Exception as exc:  # nothing may escape: Faust would ack it
+            logger.exception("processing error %s[%s]@%s", event.message.topic,
+                             event.message.partition, event.message.offset)
+            rejected.append((event, RejectedEvent("processing_error", repr(exc))))
+    return accepted, rejected
+
+
+class TrustPipeline:
+    """Tables, sinks and topics of the trust agent; one method per stage of a batch."""
+
+    def __init__(self, app: faust.App, ctx: StreamContext, engine: TrustEngine) -> None:
+        self.ctx, self.engine = ctx, engine
+        self.state = TrustState(app, engine)
+        self.dlq = raw_topic(app, AUDIT_LOGS.dlq)
+        self.predictions = raw_topic(app, PREDICTIONS)
+        self.alerts = raw_topic(app, ALERTS)
+        settings = ctx.settings
+        self.audit = AuditSink(settings.postgres.dsn.get_secret_value())
+        self.sessions = SessionStore(settings.redis.url.get_secret_value(),
+                                     ttl_s=engine.config.allow_ttl_seconds)
+
+    async def process(self, accepted: Accepted) -> None:
+        """Decide, store (awaited), then emit; dead-letter the batch if a sink gives up."""
+        try:
+            decided, alerts = await self.decide_and_store(accepted)
+            await self.emit(decided, alerts)
+        except SinkUnavailable as exc:
+            await self.dead_letter(accepted, RejectedEvent("sink_error", str(exc)))
+        except Exception as exc:  # nothing may escape: Faust would ack it
+            first = accepted[0][0].message
+            logger.exception("trust batch failed first=%s[%s]@%s", first.topic, first.partition,
+                             first.offset)
+            await self.dead_letter(accepted, RejectedEvent("processing_error", repr(exc)))
+
+    async def decide_and_store(self, accepted: Accepted) -> tuple[Decided, list[dict[str, Any]]]:
+        """Fold the batch through the tables, open and revalidate sessions, append the audit."""
+        out = self.state.fold(accepted)
+        opened = [Session.open(d, a) for _, a, d in out.decided if d.decision is Verdict.ALLOW]
+        await self.sessions.flush(opened)
+        decided = out.decided + await self.revalidate(out)
+        rows = [audit_row(d.to_record(), a.to_record()) for _, a, d in decided]
+        self.ctx.metrics.sink_rows.labels(self.audit.name).inc(await self.audit.flush(rows))
+        return decided, out.alerts
+
+    async def dead_letter(self, accepted: Accepted, exc: RejectedEvent) -> None:
+        """Send the whole batch to ``audit.logs.dlq`` with ``exc``'s kind and reason."""
+        await send_dead_letters(self.ctx, self.dlq, [(event, exc) for event, _ in accepted])
+
+    async def revalidate(self, out: Outcome) -> Decided:
+        """Re-decide the live sessions each posture/risk update touches: REVOKE or CHALLENGE."""
+        decided: Decided = []
+        revoked: dict[str, Session] = {}
+        challenged: dict[str, Session] = {}
+        for event, update, behaviour in out.updates:
+            touched = await self.sessions.touching(update.user_id, update.device.device_id)
+            for session, status in touched:
+                sid = session.session_id
+                if sid in revoked or session.opened_ms > update.ts_ms:
+                    continue  # already ended, or opened after this (older) update
+                mine = behaviour if session.user_id == update.user_id else \
+                    self.state.behaviour_of(session.user_id)
+                decision = revalidate(self.engine, session, update, mine)
+                if decision.decision is Verdict.REVOKE:
+                    revoked[sid] = session
+                elif decision.decision is not Verdict.CHALLENGE or status == "challenged" \
+                        or sid in challenged:
+                    continue
+                else:
+                    challenged[sid] = session
+                decided.append((event, update, decision))
+        await self.sessions.end(list(revoked.values()),
+                                [s for k, s in challenged.items() if k not in revoked])
+        return decided
+
+    async def emit(self, decided: Decided, alerts: list[dict[str, Any]]) -> None:
+        """Send decisions (key: user id) and alerts (key: fingerprint)."""
+        wire = self.ctx.wire
+        for _, _, decision in decided:
+            record = decision.to_record()
+            await self.predictions.send(
+                key=wire.encode(PREDICTIONS.key_subject, record["user_id"]),
+                value=wire.encode(PREDICTIONS.value_subject, (TRUST_BRANCH, record)))
+        for alert in alerts:
+            await self.alerts.send(key=wire.encode(ALERTS.key_subject, alert["fingerprint"]),
+                                   value=wire.encode(ALERTS.value_subject, alert))
+            logger.warning("alert kind=%s user=%s severity=%s", alert["kind"], alert["source"],
+                           alert["severity"])
+
+
+def engine_from_settings(ctx: StreamContext) -> TrustEngine:
+    """The engine over ``DHARMA_WORKER_POLICY_DIR`` (default: the packaged policies)."""
+    policy_dir = ctx.settings.worker.policy_dir or default_policy_dir()
+    return TrustEngine(load_policy_set(policy_dir))
+
+
+def register(app: faust.App, ctx: StreamContext,
+             engine: TrustEngine | None = None) -> faust.types.AgentT:
+    """Add the trust agent, its tables and its sinks to ``app``."""
+    worker = ctx.settings.worker
+    pipeline = TrustPipeline(app, ctx, engine or engine_from_settings(ctx))
+    source = raw_topic(app, AUDIT_LOGS)
+    logger.info("trust policies version=%s count=%d", pipeline.engine.policies.version,
+                len(pipeline.engine.policies))
+
+    @app.agent(source, name="trust-decide")
+    async def trust_decide(stream: faust.StreamT) -> None:
+        """Decide audit.logs access requests; revoke sessions on posture/risk updates."""
+        batches = stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
+            worker.batch_size, within=worker.batch_within_s)
+        async for events in batches:
+            accepted, rejected = check_events(pipeline.ctx, events)
+            await send_dead_letters(pipeline.ctx, pipeline.dlq, rejected)
+            if accepted:
+                await pipeline.process(accepted)
+
+    return trust_decide

@@ -1,0 +1,133 @@
+"""Security alerts raised by trust decisions (pure: no faust, no I/O).
+
+Three patterns raise an ``alerts.notifications`` record (Alertmanager-like:
+``fingerprint`` is a stable SHA-256 of ``(user, kind)``, ``status`` firing):
+
+* ``access_denied_burst`` (warning): ``BehaviourRules.denial_burst`` or more
+  DENYs for one user within ``denial_window_s``.  One alert per *episode*: it
+  fires when the burst starts and not again until the user's denials have
+  dropped below the threshold (a later decision saw fewer in the window);
+* ``impossible_travel`` (critical): the request raised the behaviour signal;
+* ``forbidden_probe`` (critical): a forbid policy decided DENY.
+
+The last two fire at most once per user and kind per ``cooldown_s`` (event
+time).  :class:`AlertState` is the small per-user memory that makes this
+deduplication survive restarts (the agent keeps it in a table).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from dharma.agents.trust.behaviour import BehaviourRules, UserBehaviour
+from dharma.agents.trust.engine import Decision, Verdict, deterministic_id
+from dharma.agents.trust.models import AccessEvent
+
+__all__ = ["SEVERITY", "AlertState", "alert_record", "fingerprint", "security_alerts"]
+
+SEVERITY = {
+    "access_denied_burst": "warning",
+    "impossible_travel": "critical",
+    "forbidden_probe": "critical",
+}
+
+
+def fingerprint(user_id: str, kind: str) -> str:
+    """Stable identity of a user's alert of one kind (hashlib, never ``hash()``).
+
+    >>> fingerprint("u1", "impossible_travel") == fingerprint("u1", "impossible_travel")
+    True
+    >>> len(fingerprint("u1", "forbidden_probe"))
+    32
+    """
+    return hashlib.sha256(f"trust\x1f{user_id}\x1f{kind}".encode()).hexdigest()[:32]
+
+
+class AlertState(BaseModel):
+    """Per-user alert memory: whether a burst episode is open, when each kind last fired."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    burst_active: bool = False
+    last_fired: dict[str, int] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (for a Faust table)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> AlertState:
+        """Inverse of :meth:`to_dict` (``None``: a fresh state)."""
+        return cls.model_validate(data or {})
+
+
+def alert_record(kind: str, event: AccessEvent, decision: Decision, summary: str) -> dict[str, Any]:
+    """An ``alerts.notifications`` record about ``event``'s user."""
+    fp = fingerprint(event.user_id, kind)
+    return {
+        "alert_id": deterministic_id("alert", fp, event.event_id),
+        "fingerprint": fp,
+        "status": "firing",
+        "severity": SEVERITY[kind],
+        "kind": kind,
+        "source": event.user_id,
+        "summary": summary[:500],
+        "ts": event.ts_ms,
+        "labels": {
+            "component": "trust",
+            "user_id": event.user_id,
+            "device_id": event.device.device_id,
+            "resource": event.resource,
+            "action": event.action,
+            "event_id": event.event_id,
+            "decision": decision.decision.value,
+            "policy_id": decision.policy_id or "",
+        },
+    }
+
+
+def security_alerts(
+    event: AccessEvent,
+    decision: Decision,
+    before: UserBehaviour,
+    after: UserBehaviour,
+    state: AlertState,
+    forbid_ids: frozenset[str],
+    rules: BehaviourRules | None = None,
+    cooldown_s: int = 600,
+) -> tuple[list[dict[str, Any]], AlertState]:
+    """Alerts raised by one decided access request, and the user's new alert state.
+
+    ``before``/``after`` are the user's behaviour around the decision.
+    """
+    rules = rules or BehaviourRules()
+    now, out = event.ts_ms, []
+    fired = dict(state.last_fired)
+    window = rules.denial_window_s * 1000
+    denials = sum(1 for t in after.denials if 0 <= now - t < window)
+    burst = decision.decision is Verdict.DENY and denials >= rules.denial_burst
+    if burst and not state.burst_active:
+        out.append(alert_record("access_denied_burst", event, decision,
+                                f"{denials} access denials for {event.user_id} within "
+                                f"{rules.denial_window_s // 60} min"))
+        fired["access_denied_burst"] = now
+    active = burst or (state.burst_active and denials >= rules.denial_burst)
+    candidates = []
+    if "impossible_travel" in before.signals(event, rules):
+        place = event.location.name if event.location else "unknown"
+        candidates.append(("impossible_travel",
+                           f"impossible travel for {event.user_id}: request from {place} "
+                           f"on {event.device.device_id}"))
+    if decision.decision is Verdict.DENY and decision.policy_id in forbid_ids:
+        candidates.append(("forbidden_probe",
+                           f"{event.user_id} probed forbidden {event.action} on "
+                           f"{event.resource} ({decision.policy_id})"))
+    for kind, summary in candidates:
+        last = fired.get(kind)
+        if last is None or not 0 <= now - last < cooldown_s * 1000:
+            out.append(alert_record(kind, event, decision, summary))
+            fired[kind] = now
+    return out, AlertState(burst_active=active, last_fired=fired)

@@ -1,0 +1,137 @@
+"""Tables of the trust agent, and folding a batch of events through them.
+
+Two tables, both keyed by user id and co-partitioned with ``audit.logs``
+(5 partitions, keyed by user id), values JSON dicts:
+
+* ``trust-user-behaviour``: :meth:`UserBehaviour.to_dict`;
+* ``trust-alert-state``: :meth:`AlertState.to_dict` (alert deduplication).
+
+**Seeding historical behaviour.**  A table is the replay of its changelog
+topic ``<app id>-trust-user-behaviour-changelog`` (``<app id>`` is
+``<DHARMA_WORKER_APP_ID>-trust``).  To import a user's historical score (say
+85, from an earlier system), write the JSON record ``"user" -> {...}`` to that
+topic on the partition of the user's ``audit.logs`` records *before* the
+worker starts; :func:`seed_behaviour` does exactly that.  A running worker owns
+the changelog: seed only while no worker of that group runs.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from dharma.agents.trust.alerts import AlertState, security_alerts
+from dharma.agents.trust.behaviour import UserBehaviour
+from dharma.agents.trust.engine import Decision, TrustEngine
+from dharma.agents.trust.models import AccessEvent
+from dharma.streams.app import bind_event
+from dharma.streams.settings import Settings
+from dharma.streams.topics import AUDIT_LOGS
+
+__all__ = ["BEHAVIOUR_TABLE", "Outcome", "TrustState", "seed_behaviour"]
+
+BEHAVIOUR_TABLE = "trust-user-behaviour"
+ALERT_TABLE = "trust-alert-state"
+
+Item = tuple[EventT, AccessEvent]
+
+
+@dataclass
+class Outcome:
+    """What a batch of valid events produced."""
+
+    decided: list[tuple[EventT, AccessEvent, Decision]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    #: posture/risk updates, each with its user's behaviour *before* it
+    updates: list[tuple[EventT, AccessEvent, UserBehaviour]] = field(default_factory=list)
+
+
+class TrustState:
+    """The agent's tables and the engine; :meth:`fold` decides a batch."""
+
+    def __init__(self, app: faust.App, engine: TrustEngine) -> None:
+        self.engine = engine
+        self.behaviour = app.Table(
+            BEHAVIOUR_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
+            help="Per-user historical behaviour (UserBehaviour.to_dict()).")
+        self.alert_state = app.Table(
+            ALERT_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
+            help="Per-user alert deduplication state (AlertState.to_dict()).")
+        self.forbid_ids = frozenset(cp.id for cp in engine.policies.policies if cp.forbid)
+
+    def behaviour_of(self, user_id: str) -> UserBehaviour:
+        """The user's behaviour (a fresh one for a new user)."""
+        return UserBehaviour.from_dict(self.behaviour.get(user_id) or {})
+
+    def fold(self, items: Sequence[Item]) -> Outcome:
+        """Decide access requests, observe risk signals; one table write per user and batch."""
+        out = Outcome()
+        by_user: dict[str, list[Item]] = {}
+        for item in items:
+            by_user.setdefault(item[1].user_id, []).append(item)
+        for user, events in by_user.items():
+            before = self.behaviour_of(user)
+            alerts = AlertState.from_dict(self.alert_state.get(user))
+            after, new_alerts = self._fold_user(events, before, alerts, out)
+            bind_event(events[-1][0])
+            if after != before:
+                self.behaviour[user] = after.to_dict()
+            if new_alerts != alerts:
+                self.alert_state[user] = new_alerts.to_dict()
+        return out
+
+    def _fold_user(self, events: list[Item], behaviour: UserBehaviour, alerts: AlertState,
+                   out: Outcome) -> tuple[UserBehaviour, AlertState]:
+        rules = self.engine.rules
+        for event, access in events:
+            if access.event_type != "access_request":
+                out.updates.append((event, access, behaviour))
+                behaviour = behaviour.observe(access, "risk", rules)
+                continue
+            decision = self.engine.decide(access, behaviour)
+            after = behaviour.observe(access, decision, rules)
+            raised, alerts = security_alerts(access, decision, behaviour, after, alerts,
+                                             self.forbid_ids, rules)
+            out.decided.append((event, access, decision))
+            out.alerts.extend(raised)
+            behaviour = after
+        return behaviour, alerts
+
+
+def audit_partition(key: bytes, partitions: int = AUDIT_LOGS.partitions) -> int:
+    """Partition librdkafka's default partitioner (``consistent_random``: CRC-32) picks."""
+    return zlib.crc32(key) % partitions
+
+
+def seed_behaviour(settings: Settings, group: str, behaviours: Mapping[str, UserBehaviour],
+                   key_of: Any = None) -> str:
+    """Write historical behaviours into the behaviour table's changelog (worker stopped).
+
+    ``group`` is the worker's ``DHARMA_WORKER_APP_ID``; ``key_of(user)`` gives
+    the serialised ``audit.logs`` key bytes of a user (to place the record on
+    its partition; default: the user id in Confluent Avro string format is not
+    known here, so partition 0 unless given).  Returns the changelog topic.
+    """
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"{group}-trust-{BEHAVIOUR_TABLE}-changelog"
+    conf = settings.kafka.confluent_config()
+    admin = AdminClient(conf)
+    if topic not in admin.list_topics(timeout=10).topics:
+        new = NewTopic(topic, AUDIT_LOGS.partitions, 1, config={"cleanup.policy": "compact"})
+        for future in admin.create_topics([new], request_timeout=10).values():
+            future.result()
+    producer = Producer(conf)
+    for user, behaviour in behaviours.items():
+        partition = audit_partition(key_of(user)) if key_of else 0
+        producer.produce(topic, key=json.dumps(user).encode(),
+                         value=json.dumps(behaviour.to_dict()).encode(), partition=partition)
+    producer.flush(10)
+    return topic

@@ -1,0 +1,156 @@
+"""PostgreSQL audit trail of zero-trust decisions: append-only, idempotent.
+
+Delivery: at-least-once.  Every decision (ALLOW, DENY, CHALLENGE, and each
+REVOKE of a live session) is one row keyed by its deterministic
+``decision_id``, so replaying the same events stores each once
+(``ON CONFLICT DO NOTHING``).  Rows are never updated or deleted: a trigger
+rejects ``UPDATE`` and ``DELETE``; a revocation is a new row.
+
+Masking of ``inputs`` (the request as decided, kept for investigations):
+
+* ``source_ip``: IPv4 truncated to its /24, IPv6 to its /48 (``10.0.1.0/24``);
+* ``location``: name and country kept, latitude/longitude rounded to one
+  decimal (about 11 km);
+* ``last_auth_ts`` kept; roles, device posture, MFA kept (not personal data).
+
+The unmasked request never reaches PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dharma.sinks.base import BatchSink
+
+__all__ = ["AuditSink", "audit_row", "mask_inputs"]
+
+logger = logging.getLogger(__name__)
+
+_COLUMNS = """decision_id text, event_id text, ts bigint, user_id text, device_id text,
+    resource text, action text, decision text, trust_score float8, trust_level text,
+    policy_id text, policy_version text, reasons text[], session_id text, inputs jsonb"""
+
+_INSERT = """
+INSERT INTO {table} (decision_id, event_id, ts, user_id, device_id, resource, action, decision,
+    trust_score, trust_level, policy_id, policy_version, reasons, session_id, inputs)
+SELECT decision_id, event_id, to_timestamp(ts / 1000.0), user_id, device_id, resource, action,
+    decision, trust_score, trust_level, policy_id, policy_version, reasons, session_id, inputs
+FROM jsonb_to_recordset(%s::jsonb) AS r({columns})
+ON CONFLICT (decision_id) DO NOTHING
+"""
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS {table} (
+    decision_id text PRIMARY KEY,
+    event_id text NOT NULL,
+    ts timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    user_id text NOT NULL,
+    device_id text NOT NULL,
+    resource text NOT NULL,
+    action text NOT NULL,
+    decision text NOT NULL,
+    trust_score double precision NOT NULL,
+    trust_level text NOT NULL,
+    policy_id text,
+    policy_version text NOT NULL,
+    reasons text[] NOT NULL DEFAULT '{{}}',
+    session_id text,
+    inputs jsonb NOT NULL DEFAULT '{{}}');
+CREATE INDEX IF NOT EXISTS {by_user} ON {table} (user_id, ts);
+CREATE INDEX IF NOT EXISTS {by_resource} ON {table} (resource, ts);
+CREATE INDEX IF NOT EXISTS {by_ts} ON {table} (ts);
+CREATE INDEX IF NOT EXISTS {by_event} ON {table} (event_id);
+CREATE OR REPLACE FUNCTION {guard}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'access audit is append-only'; END $$;
+DROP TRIGGER IF EXISTS {trigger} ON {table};
+CREATE TRIGGER {trigger} BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION {guard}();
+"""
+
+
+def _mask_ip(value: Any) -> str:
+    try:
+        ip = ipaddress.ip_address(str(value))
+    except ValueError:
+        return "invalid"
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def mask_inputs(request: dict[str, Any]) -> dict[str, Any]:
+    """The request with personal fields coarsened (see the module docstring).
+
+    >>> mask_inputs({"source_ip": "10.0.1.50", "location": {"name": "Office", "lat": 48.8566,
+    ...              "lon": 2.3522}})
+    {'source_ip': '10.0.1.0/24', 'location': {'name': 'Office', 'lat': 48.9, 'lon': 2.4}}
+    """
+    out = dict(request)
+    if "source_ip" in out:
+        out["source_ip"] = _mask_ip(out["source_ip"])
+    loc = out.get("location")
+    if isinstance(loc, dict):
+        out["location"] = {k: round(v, 1) if k in ("lat", "lon") and isinstance(v, float) else v
+                           for k, v in loc.items()}
+    return out
+
+
+def audit_row(decision: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """One audit row from a ``TrustDecision`` record and the (unmasked) request record."""
+    keep = ("decision_id", "event_id", "ts", "user_id", "device_id", "resource", "action",
+            "decision", "trust_score", "trust_level", "policy_id", "policy_version", "reasons",
+            "session_id")
+    return {**{k: decision[k] for k in keep}, "inputs": mask_inputs(request)}
+
+
+class AuditSink(BatchSink[dict[str, Any]]):
+    """Appends decision rows (:func:`audit_row`) to ``table``; idempotent on ``decision_id``.
+
+    Parameters
+    ----------
+    dsn
+        libpq connection string.
+    table
+        Table name (created, with its indexes and append-only trigger, if missing).
+    """
+
+    def __init__(self, dsn: str, table: str = "access_audit", **kwargs: Any) -> None:
+        super().__init__(name=f"postgres.{table}", **kwargs)
+        self._dsn = dsn
+        self.table = table
+        self._conn: psycopg.AsyncConnection | None = None
+
+    async def setup(self) -> None:
+        await self.close()
+        self._conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+        await create_audit_table(self._conn, self.table)
+
+    async def write(self, batch: Sequence[dict[str, Any]]) -> int:
+        assert self._conn is not None
+        query = sql.SQL(_INSERT).format(table=sql.Identifier(self.table),
+                                        columns=sql.SQL(_COLUMNS))
+        cur = await self._conn.execute(query, (json.dumps(list(batch)),))
+        return max(cur.rowcount, 0)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+
+async def create_audit_table(conn: psycopg.AsyncConnection, table: str) -> None:
+    """Create the audit table, its indexes and the append-only trigger (idempotent)."""
+    names = {k: sql.Identifier(f"{table}_{k}") for k in
+             ("by_user", "by_resource", "by_ts", "by_event", "guard", "trigger")}
+    ddl = sql.SQL(_DDL).format(table=sql.Identifier(table), **names)
+    async with conn.transaction():
+        await conn.execute(sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))")
+                           .format(sql.Literal(table)))
+        await conn.execute(ddl)

@@ -1,0 +1,59 @@
+"""``dharma up`` (what ``make run`` calls): live output, and Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll) -> None:
+    from conftest import free_port
+
+    state = tmp_path / "state"
+    env = {
+        **os.environ,
+        "DHARMA_STACK_STATE_DIR": str(state),
+        "DHARMA_WORKER_DATA_DIR": str(tmp_path / "worker"),
+        "DHARMA_WORKER_APP_ID": "uptest",
+        **{f"DHARMA_STACK_{name}_PORT": str(free_port())
+           for name in ("KAFKA", "REGISTRY", "POSTGRES", "REDIS", "BOLT")},
+    }
+    for key in [k for k in env if k.startswith(("DHARMA_KAFKA", "DHARMA_REGISTRY_URL"))]:
+        env.pop(key)
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dharma.streams.cli", "up", "--rate", "300",
+             "--topology", "ingest", "--topology", "anomaly", "--sample-every", "1"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    family: set[int] = set()
+    try:
+        def live_output() -> bool:
+            family.update(p.pid for p in psutil.Process(proc.pid).children(recursive=True))
+            family.update(int(f.read_text()) for f in (state / "run").glob("*.pid"))
+            return "prediction " in log.read_text(errors="replace")
+
+        poll(live_output, "predictions printed live", timeout=180)
+        assert "metrics at http://127.0.0.1:" in log.read_text()
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        proc.wait(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text(errors="replace")
+    assert "stopped: nothing left running" in text, text[-3000:]
+
+    def alive() -> list[int]:
+        return [pid for pid in family if psutil.pid_exists(pid)
+                and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+
+    poll(lambda: not alive(), "every started process gone", timeout=10)
+    assert len(family) >= 8  # stack (4 servers and their children), 2 workers, generator

@@ -1,0 +1,33 @@
+"""Fixtures of the trust flow tests: a producer, the outputs, Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from confluent_kafka import Producer
+from trust_helpers import Outputs
+
+from dharma.streams.admin import registry_client
+from dharma.streams.producer import AvroProducer
+
+
+@pytest.fixture
+def producer(settings: Any) -> AvroProducer:
+    return AvroProducer(Producer(settings.kafka.confluent_config()), registry_client(settings))
+
+
+@pytest.fixture
+def outputs(settings: Any) -> Iterator[Outputs]:
+    out = Outputs(settings)
+    yield out
+    out.tailer.close()
+
+
+@pytest.fixture
+def redis_client(settings: Any) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis.url.get_secret_value(), decode_responses=True)
+    yield client
+    client.close()

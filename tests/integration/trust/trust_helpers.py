@@ -1,0 +1,97 @@
+"""Helpers of the trust flow tests: the seed's request, readers of the outputs."""
+
+from __future__ import annotations
+
+import copy
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from dharma.agents.trust import TrustConfig
+from dharma.schemas import schema_text
+from dharma.streams.admin import registry_client
+from dharma.streams.tailer import Tailer
+
+MS = 1000
+
+
+def business_ts(config: TrustConfig | None = None, hour: int = 14, minute: int = 30) -> datetime:
+    """The latest past weekday at ``hour:minute`` in the engine's business-hours time zone."""
+    config = config or TrustConfig()
+    now = datetime.now(config.zone)
+    day = now.replace(hour=hour, minute=minute, second=15, microsecond=0)
+    while day > now or day.isoweekday() not in config.business_days:
+        day -= timedelta(days=1)
+    return day
+
+
+def seed_event(event_id: str, ts: datetime, **overrides: Any) -> dict[str, Any]:
+    """The seed's access request (admin_user_001 on device_12345) as an audit.logs record."""
+    ms = int(ts.timestamp()) * MS
+    record: dict[str, Any] = {
+        "event_id": event_id,
+        "ts": ms,
+        "event_type": "access_request",
+        "user_id": "admin_user_001",
+        "roles": ["admin", "developer"],
+        "resource": "database/production/customer_db",
+        "action": "read",
+        "device": {"device_id": "device_12345", "os": "Ubuntu 22.04", "encrypted": True,
+                   "firewall": True, "antivirus": True, "compliance_score": 95.0,
+                   "patch_level": "latest"},
+        "mfa_enabled": True,
+        "last_auth_ts": ms - 3 * 60 * MS,
+        "source_ip": "10.0.1.50",
+        "location": {"name": "Office", "country": None, "lat": None, "lon": None},
+        "risk_reason": None,
+    }
+    device = overrides.pop("device", {})
+    record = copy.deepcopy({**record, **overrides})
+    record["device"].update(device)
+    return record
+
+
+def audit_key(settings: Any) -> Any:
+    """``user -> serialised audit.logs key`` (Confluent Avro string, as producers send it)."""
+    ser = AvroSerializer(registry_client(settings), schema_text("audit.logs-key"))
+    return lambda user: ser(user, SerializationContext("audit.logs", MessageField.KEY))
+
+
+def audit_rows(settings: Any, event_id: str) -> list[dict[str, Any]]:
+    with psycopg.connect(settings.postgres.dsn.get_secret_value()) as conn:
+        try:
+            cur = conn.execute("SELECT * FROM access_audit WHERE event_id = %s", (event_id,))
+        except psycopg.errors.UndefinedTable:
+            return []
+        cols = [c.name for c in cur.description or []]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+
+class Outputs:
+    """Decoded messages of ml.predictions and alerts.notifications seen so far."""
+
+    def __init__(self, settings: Any) -> None:
+        self.tailer = Tailer(settings, ["ml.predictions", "alerts.notifications"],
+                             from_beginning=True)
+        self.seen: list[tuple[str, dict[str, Any], float]] = []
+
+    def pump(self) -> None:
+        for topic, value in self.tailer.poll(0.2):
+            self.seen.append((topic, value, time.monotonic()))
+
+    def decisions(self, **match: Any) -> list[tuple[dict[str, Any], float]]:
+        self.pump()
+        return [(v, t) for topic, v, t in self.seen if topic == "ml.predictions"
+                and v.get("kind") == "trust_decision"
+                and all(v.get(k) == want for k, want in match.items())]
+
+    def alerts(self, **match: Any) -> list[dict[str, Any]]:
+        self.pump()
+        return [v for topic, v, _ in self.seen if topic == "alerts.notifications"
+                and all(v.get(k) == want for k, want in match.items())]
+
+
