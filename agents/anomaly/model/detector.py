@@ -179,12 +179,9 @@ class SeriesDetector(base.AnomalyDetector):
         self._late = 0
         if t is not None:
             self._clock.update(t)
-        model = self._baseline.model
         if self._hist is not None:
             self._hist.learn(value - self._baseline.season(t))
         self._baseline.learn(value, t, self._clock.interval, self.clip)
-        if self._hist is not None and self._baseline.model != model:
-            self._hist = ValueHistogram(self.hist_bins, self.window)
         if self._n >= self.warmup // 3:  # the first surprises say more about a blank model
             self._lik.update(ev.raw)
             self._lik2.update(ev.raw2)

@@ -72,7 +72,7 @@ class ValueHistogram:
     def surprise(self, x: float) -> float:
         """``1 - p / p_uniform`` clipped to [0, 1]: 0 for a bin at least as common as
         in a uniform spread of the values, 1 for a bin not seen lately."""
-        if self.total < 150.0:
+        if self.total <= 0.0:
             return 0.0
         return max(0.0, 1.0 - self.counts[self._index(x)] / self.total * self.bins)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -92,8 +93,8 @@ def test_posture_update_revokes_session_within_5s(settings, producer, outputs, r
     poll(lambda: redis_client.exists(session_key), "session stored")
 
     posture_id = f"evt-posture-{tag}"
-    posture = seed_event(posture_id, when, user_id=user, event_type="posture_update",
-                         resource="", action="", ts=allow["ts"] + 60_000,
+    posture = seed_event(posture_id, when + timedelta(minutes=1), user_id=user,
+                         event_type="posture_update", resource="", action="",
                          device={"device_id": device, "encrypted": False,
                                  "compliance_score": 40.0})
     started = time.monotonic()

@@ -1,0 +1,168 @@
+"""Benchmark harness: a private embedded stack, an Avro load, workers as subprocesses.
+
+Every benchmark runs against a fresh stack on free loopback ports (the broker
+keeps messages in memory, so each run starts from empty topics) and measures
+its baselines in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dharma.streams.settings import Settings
+
+
+def _free_port(rng: random.Random) -> int:
+    for _ in range(200):
+        port = rng.randrange(20_000, 32_000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+@contextmanager
+def bench_stack() -> Iterator[tuple[Settings, dict[str, str]]]:
+    """A private embedded stack; yields its settings and the env that points at it."""
+    from dharma.infra.stack import EmbeddedStack
+    from dharma.streams.admin import create_topics, register_schemas
+
+    root = Path(tempfile.mkdtemp(prefix="dharma-bench-"))
+    rng = random.Random()
+    env = {
+        "DHARMA_STACK_STATE_DIR": str(root / "stack"),
+        "DHARMA_WORKER_DATA_DIR": str(root / "worker"),
+        "DHARMA_WORKER_METRICS_PORT": "0",
+        **{f"DHARMA_STACK_{n}_PORT": str(_free_port(rng))
+           for n in ("KAFKA", "REGISTRY", "POSTGRES", "REDIS", "BOLT")},
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    stack = EmbeddedStack(Settings())
+    try:
+        stack.up()
+        create_topics(stack.settings)
+        register_schemas(stack.settings)
+        yield stack.settings, env
+    finally:
+        stack.down()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def metric_samples(n: int, series: int, seed: int = 1) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``n`` realistic samples over ``series`` series, one minute apart per series."""
+    rng = random.Random(seed)
+    start = int(time.time() * 1000) - (n // series + 1) * 60_000
+    for i in range(n):
+        s, step = i % series, i // series
+        source = f"host-{s // 4:05d}"
+        value = 50.0 + 10.0 * rng.random() + (s % 7)
+        yield source, {"source": source, "metric": f"m{s % 4}", "value": value,
+                       "ts": start + step * 60_000, "labels": {}, "unit": None}
+
+
+def produce(settings: Settings, topic: str, records: Iterator[tuple[str, dict[str, Any]]]) -> int:
+    """Produce with Confluent's AvroSerializer, as an external producer would."""
+    from confluent_kafka import Producer
+
+    from dharma.streams.admin import registry_client
+    from dharma.streams.producer import AvroProducer
+
+    producer = AvroProducer(Producer({**settings.kafka.confluent_config(), "linger.ms": 50,
+                                      "queue.buffering.max.messages": 500_000}),
+                            registry_client(settings))
+    n = 0
+    for key, value in records:
+        producer.produce(topic, key, value)
+        n += 1
+        if n % 10_000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+    return n
+
+
+def bare_consumer_rate(settings: Settings, topic: str, expected: int,
+                       decode: bool = True) -> float:
+    """Messages/s of a plain confluent-kafka consumer (with ``AvroDeserializer``)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from dharma.streams.admin import registry_client
+
+    deser = AvroDeserializer(registry_client(settings))
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": uuid.uuid4().hex,
+                         "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+    seen, started = 0, time.perf_counter()
+    deadline = started + 120
+    while seen < expected and time.perf_counter() < deadline:
+        for msg in consumer.consume(10_000, 1.0):
+            if not msg.error():
+                if decode:
+                    deser(msg.value(), ctx)
+                seen += 1
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return seen / elapsed
+
+
+def start_worker(topology: str, env: dict[str, str], log: Path, app_id: str) -> subprocess.Popen[bytes]:
+    """A ``dharma worker`` subprocess with its own consumer group."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dharma.streams.cli", "worker", "--topology", topology,
+             "--no-setup"],
+            env={**os.environ, **env, "DHARMA_WORKER_APP_ID": app_id},
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def steady_rate(count: Callable[[], int], expected: int, timeout: float = 300.0,
+                interval: float = 0.2) -> tuple[float, int]:
+    """Items/s seen by ``count()`` from its first non-zero reading until ``expected``.
+
+    Measuring from the first reading excludes start-up (group join, recovery).
+    """
+    first_t, first_n, n = 0.0, 0, 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = count()
+        now = time.monotonic()
+        if n and not first_t:
+            first_t, first_n = now, n
+        if n >= expected:
+            break
+        time.sleep(interval)
+    elapsed = time.monotonic() - first_t if first_t else 0.0
+    return ((n - first_n) / elapsed if elapsed > 0 else 0.0), n

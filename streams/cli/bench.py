@@ -1,0 +1,31 @@
+"""``dharma bench ingest | anomaly | trust``: throughput figures on this machine."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from dharma.streams.cli.common import console
+
+bench_app = typer.Typer(help="Benchmarks, each against a private embedded stack.",
+                        no_args_is_help=True)
+
+
+def _report(name: str, figures: dict[str, object]) -> None:
+    console.print(f"[bold]{name}[/]")
+    for key, value in figures.items():
+        console.print(f"  {key:36} {value}")
+    typer.echo(json.dumps({name: figures}))
+
+
+@bench_app.command()
+def ingest(events: int = typer.Option(100_000), series: int = typer.Option(1_000)) -> None:
+    """Validation agent into PostgreSQL, against a bare Avro consumer."""
+    from dharma.bench.ingest import run
+
+    _report("ingest", run(events=events, series=series))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")
