@@ -129,7 +129,9 @@ def bare_consumer_rate(settings: Settings, topic: str, expected: int,
     return seen / elapsed
 
 
-def start_worker(topology: str, env: dict[str, str], log: Path, app_id: str) -> subprocess.Popen[bytes]:
+def start_worker(
+    topology: str, env: dict[str, str], log: Path, app_id: str,
+) -> subprocess.Popen[bytes]:
     """A ``dharma worker`` subprocess with its own consumer group."""
     with log.open("ab") as out:
         return subprocess.Popen(

@@ -55,7 +55,7 @@ class BatchSink(ABC, Generic[Row]):
     async def write(self, batch: Sequence[Row]) -> int:
         """Write ``batch`` idempotently; the number of rows newly stored."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Release connections."""
 
     async def _write_once(self, batch: Sequence[Row]) -> int:

@@ -60,6 +60,8 @@ class AvroWire:
         self._contracts: dict[str, Any] = {}
         self._writers: dict[int, Any] = {}
         self._unknown: dict[int, float] = {}
+        self._writer_json: dict[int, Any] = {}
+        self._readers: dict[tuple[str, int], Any] = {}
 
     # -- encoding -----------------------------------------------------------
     def schema_id(self, subject: str) -> int:
@@ -69,6 +71,7 @@ class AvroWire:
             sid = self.registry.register_schema(subject, Schema(schema_text(subject), "AVRO"))
             self._ids[subject] = sid
             self._writers[sid] = self.contract(subject)
+            self._writer_json[sid] = strip_logical_types(load_schema(subject))
         return sid
 
     def contract(self, subject: str) -> Any:
@@ -104,8 +107,19 @@ class AvroWire:
                     "unknown_schema", f"schema id {schema_id} is not in the registry"
                 ) from exc
             raise
-        parsed = self._writers[schema_id] = _parse(json.loads(found.schema_str or "null"))
+        raw = strip_logical_types(json.loads(found.schema_str or "null"))
+        self._writer_json[schema_id] = raw
+        parsed = self._writers[schema_id] = fastavro.parse_schema(raw, _write_hint=False)
         return parsed
+
+    def _reader_for(self, subject: str, sid: int) -> Any:
+        """Our contract as reader schema, or None when the writer's schema is the same
+        (then fastavro skips schema resolution: the common, fast case)."""
+        key = (subject, sid)
+        if key not in self._readers:
+            same = self._writer_json.get(sid) == strip_logical_types(load_schema(subject))
+            self._readers[key] = None if same else self.contract(subject)
+        return self._readers[key]
 
     def decode(self, subject: str, data: bytes | None) -> Any:
         """Read wire-format ``data`` into our contract for ``subject``."""
@@ -116,12 +130,11 @@ class AvroWire:
         magic, sid = HEADER.unpack_from(data)
         if magic != MAGIC:
             raise DecodeError("undecodable", f"magic byte {magic}, expected {MAGIC}")
-        writer = self.writer_schema(sid)
-        reader = self.contract(subject)
+        writer, reader = self.writer_schema(sid), self._reader_for(subject, sid)
         buf = io.BytesIO(data)
         buf.seek(HEADER.size)
         try:
-            value = fastavro.schemaless_reader(buf, writer, None if writer is reader else reader)
+            value = fastavro.schemaless_reader(buf, writer, reader)
         except Exception as exc:  # fastavro raises many types on corrupt bodies
             raise DecodeError("undecodable", f"Avro body does not match schema id {sid}: "
                               f"{type(exc).__name__}: {exc}") from exc

@@ -56,14 +56,16 @@ class MetricSample(BaseModel):
 def validate_metric(raw: dict[str, Any], now: int, max_future_skew_ms: int) -> MetricSample:
     """Check a decoded ``metrics.raw`` value; :class:`ContractViolation` says why not."""
     try:
-        sample = MetricSample.model_validate(raw)
+        # strict: a decoded value has its wire types; "1.5" or True is not a double
+        sample = MetricSample.model_validate(raw, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "value"
         raise ContractViolation(f"{where}: {first['msg']}") from None
     if sample.ts > now + max_future_skew_ms:
         ahead = (sample.ts - now) / 1000
-        raise ContractViolation(f"ts: {ahead:.0f}s in the future (limit {max_future_skew_ms // 1000}s)")
+        limit = max_future_skew_ms // 1000
+        raise ContractViolation(f"ts: {ahead:.0f}s in the future (limit {limit}s)")
     return sample
 
 

@@ -152,12 +152,13 @@ class WorkerSettings(BaseSettings):
     data_dir: Path = Field(
         Path(".dharma/worker"), description="DHARMA_WORKER_DATA_DIR: table state files."
     )
-    batch_size: int = Field(500, description="DHARMA_WORKER_BATCH_SIZE: events per batch.")
+    batch_size: int = Field(1000, description="DHARMA_WORKER_BATCH_SIZE: events per batch.")
     batch_within_s: float = Field(
         0.2, description="DHARMA_WORKER_BATCH_WITHIN_S: longest wait to fill a batch."
     )
     max_future_skew_s: float = Field(
-        300.0, description="DHARMA_WORKER_MAX_FUTURE_SKEW_S: newest accepted event time ahead of now."
+        300.0,
+        description="DHARMA_WORKER_MAX_FUTURE_SKEW_S: newest accepted event time ahead of now.",
     )
     series_idle_ttl_s: float = Field(
         6 * 3600.0, description="DHARMA_WORKER_SERIES_IDLE_TTL_S: forget a series' detector "
@@ -165,7 +166,8 @@ class WorkerSettings(BaseSettings):
     session_timeout_s: float = Field(6.0, description="DHARMA_WORKER_SESSION_TIMEOUT_S.")
     heartbeat_interval_s: float = Field(1.0, description="DHARMA_WORKER_HEARTBEAT_INTERVAL_S.")
     policy_dir: Path | None = Field(
-        None, description="DHARMA_WORKER_POLICY_DIR: zero-trust policy set (None: packaged default)."
+        None,
+        description="DHARMA_WORKER_POLICY_DIR: zero-trust policy set (None: packaged default).",
     )
 
 

@@ -38,7 +38,7 @@ INFRASTRUCTURE_EVENTS = TopicSpec("infrastructure.events", 3)
 AUDIT_LOGS = TopicSpec("audit.logs", 5)
 METRICS_RAW = TopicSpec("metrics.raw", 10)
 ALERTS = TopicSpec("alerts.notifications", 2)
-PREDICTIONS = TopicSpec("ml.predictions", 3)
+PREDICTIONS = TopicSpec("ml.predictions", 3, consumed=False)  # produced only: no DLQ
 
 #: The design's topics, in the seed's order.
 TOPICS: tuple[TopicSpec, ...] = (

@@ -134,7 +134,9 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def start_worker(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+def start_worker(
+    stack_env: dict[str, str], tmp_path: Path,
+) -> Iterator[Callable[..., WorkerProcess]]:
     """Factory: start workers (one consumer group per test); stopped afterwards."""
     workers: list[WorkerProcess] = []
     group = f"t{uuid.uuid4().hex[:8]}"

@@ -88,7 +88,8 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
                 await out.send(key=ctx.wire.encode(PREDICTIONS.key_subject, key),
                                value=ctx.wire.encode(PREDICTIONS.value_subject, value))
             for alert in alerts:
-                await alerts_topic.send(key=ctx.wire.encode(ALERTS.key_subject, alert["fingerprint"]),
+                key = ctx.wire.encode(ALERTS.key_subject, alert["fingerprint"])
+                await alerts_topic.send(key=key,
                                         value=ctx.wire.encode(ALERTS.value_subject, alert))
 
     @app.timer(5.0)

@@ -31,7 +31,7 @@ def check_events(ctx: StreamContext, events: Sequence[EventT]) -> Checked:
             accepted.append((event, validate_metric(raw, now, skew)))
         except RejectedEvent as exc:
             rejected.append((event, exc))
-        except Exception as exc:  # noqa: BLE001 - nothing may escape: Faust would ack it
+        except Exception as exc:
             logger.exception("processing error %s[%s]@%s", event.message.topic,
                              event.message.partition, event.message.offset)
             rejected.append((event, RejectedEvent("processing_error", repr(exc))))

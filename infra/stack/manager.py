@@ -108,7 +108,7 @@ class EmbeddedStack:
             if pid is not None:
                 try:
                     healthy = service.healthy()
-                except Exception:  # noqa: BLE001 - unhealthy is the answer
+                except Exception:
                     healthy = False
             result.append(ServiceStatus(service.name, pid, service.process.port, healthy))
         return result

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.1)
                 return True
         except StackError:
             raise
-        except Exception:  # noqa: BLE001 - a failing probe means "not yet"
+        except Exception:
             logger.debug("probe failed", exc_info=True)
         time.sleep(interval)
     return False
@@ -104,7 +105,7 @@ class ManagedProcess:
                 stdin=subprocess.DEVNULL,
                 cwd=self.cwd,
                 env={**os.environ, **self.env},
-                preexec_fn=self.preexec,  # noqa: PLW1509 - drops root for PostgreSQL only
+                preexec_fn=self.preexec,
                 start_new_session=True,
             )
         self.pid_file.write_text(str(proc.pid))
@@ -123,16 +124,12 @@ class ManagedProcess:
             self.pid_file.unlink(missing_ok=True)
             return False
         for p in family:
-            try:
+            with suppress(psutil.NoSuchProcess):
                 p.send_signal(sig)
-            except psutil.NoSuchProcess:
-                pass
         _, alive = psutil.wait_procs(family, timeout=timeout)
         for p in alive:
-            try:
+            with suppress(psutil.NoSuchProcess):
                 p.kill()
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(alive, timeout=5)
         self.pid_file.unlink(missing_ok=True)
         logger.info("stopped name=%s pid=%s", self.name, pid)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import stat
-import warnings
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +106,7 @@ def postgres_service(settings: Settings) -> Service:
             subprocess.run(
                 [str(pg_bin / "initdb"), "-D", str(data), "--auth=trust",
                  "-U", "postgres", "--encoding=utf8"],
-                check=True, capture_output=True, preexec_fn=proc.preexec,  # noqa: PLW1509
+                check=True, capture_output=True, preexec_fn=proc.preexec,
             )
 
     def healthy() -> bool:

@@ -138,9 +138,9 @@ def run_lockstep(stdin: IO[str], stdout: IO[str]) -> int:
 
 
 def detect(
-    input: Path | None = typer.Option(  # noqa: B008 - typer's declaration style
+    input: Path | None = typer.Option(
         None, "--input", "-i", exists=True, dir_okay=False, help="timestamp,value CSV"),
-    output: Path | None = typer.Option(  # noqa: B008
+    output: Path | None = typer.Option(
         None, "--output", "-o", dir_okay=False, help="timestamp,value,anomaly_score CSV"),
     lockstep: bool = typer.Option(
         False, "--lockstep", help="stdin to stdout, one row at a time (streaming check)"),

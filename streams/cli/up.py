@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import suppress
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,16 +41,12 @@ def _terminate(procs: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> N
         except psutil.NoSuchProcess:
             continue
     for p in family:
-        try:
+        with suppress(psutil.NoSuchProcess):
             p.send_signal(signal.SIGTERM)
-        except psutil.NoSuchProcess:
-            pass
     _, alive = psutil.wait_procs(family, timeout=timeout)
     for p in alive:
-        try:
+        with suppress(psutil.NoSuchProcess):
             p.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(alive, timeout=5)
     for proc in procs:
         proc.poll()

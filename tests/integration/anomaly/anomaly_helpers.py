@@ -1,0 +1,106 @@
+"""Helpers of the anomaly flow tests: readers of the outputs and of the detector changelog."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from dharma.agents.anomaly.state import SeriesState, loads
+from dharma.streams.admin import registry_client
+
+MINUTE_MS = 60_000
+
+
+def to_ms(ts: Any) -> int:
+    """Epoch ms of a decoded ``timestamp-millis`` field (fastavro gives a datetime)."""
+    return int(ts.timestamp() * 1000) if isinstance(ts, datetime) else int(ts)
+
+
+def series_samples(source: str, n: int, start_ms: int, step_ms: int = MINUTE_MS,
+                   metric: str = "cpu_utilization", level: float = 40.0, seed: int = 0,
+                   shift: tuple[int, float] | None = None) -> list[dict[str, Any]]:
+    """``n`` noisy samples of one series; ``shift=(i, d)`` adds ``d`` from sample ``i`` on."""
+    rng = random.Random(f"{source}/{metric}/{seed}")
+    out = []
+    for i in range(n):
+        value = level + rng.gauss(0.0, 1.0)
+        if shift is not None and i >= shift[0]:
+            value += shift[1]
+        out.append({"source": source, "metric": metric, "value": value,
+                    "ts": start_ms + i * step_ms, "labels": {"env": "test"}, "unit": "percent"})
+    return out
+
+
+def _assigned(settings: Any, topic: str) -> Consumer:
+    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": uuid.uuid4().hex,
+                         "enable.auto.commit": False, "log_level": 3})
+    parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+    return consumer
+
+
+class TopicReader:
+    """Decoded values of one Avro topic, read with ``assign`` from the beginning
+    (no group join), kept when ``keep(value)`` holds."""
+
+    def __init__(self, settings: Any, topic: str, keep: Callable[[dict[str, Any]], bool]) -> None:
+        self.topic, self.keep = topic, keep
+        self._decode = AvroDeserializer(registry_client(settings))
+        self._ctx = SerializationContext(topic, MessageField.VALUE)
+        self._consumer = _assigned(settings, topic)
+        self.values: list[dict[str, Any]] = []
+
+    def poll(self, timeout: float = 0.3) -> list[dict[str, Any]]:
+        """Read what arrived; everything kept so far."""
+        for msg in self._consumer.consume(2000, timeout):
+            if msg.error():
+                continue
+            value = self._decode(msg.value(), self._ctx)
+            if self.keep(value):
+                self.values.append(value)
+        return self.values
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def checkpoints(settings: Any, app_id: str, timeout: float = 10.0) -> dict[str, SeriesState]:
+    """The newest checkpoint of every series in the worker's detector changelog,
+    read up to the high watermarks of the moment."""
+    topic = f"{app_id}-anomaly-detectors-changelog"
+    consumer = _assigned(settings, topic)
+    found: dict[str, SeriesState] = {}
+    try:
+        parts = consumer.assignment()
+        high = {tp.partition: consumer.get_watermark_offsets(tp, timeout=5)[1] for tp in parts}
+        pending = {p for p, h in high.items() if h > 0}
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.3):
+                if msg.error():
+                    continue
+                if msg.offset() + 1 >= high[msg.partition()]:
+                    pending.discard(msg.partition())
+                if msg.value() is not None:
+                    found[msg.key().decode().strip('"')] = loads(msg.value())
+    finally:
+        consumer.close()
+    return found
+
+
+def firing_per_episode(alerts: Iterable[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
+    """Distinct firing alert ids per ``(fingerprint, episode_start)``."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for alert in alerts:
+        if alert["status"] == "firing":
+            key = (alert["fingerprint"], alert["labels"]["episode_start"])
+            out.setdefault(key, set()).add(alert["alert_id"])
+    return out

@@ -1,0 +1,20 @@
+"""The throughput bench runs end to end (small n; DHARMA_BENCH_EVENTS for real figures)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from dharma.bench.trust_throughput import measure_trust_throughput
+
+pytestmark = pytest.mark.integration
+
+
+def test_trust_throughput_bench_runs(settings, tmp_path):
+    n = int(os.environ.get("DHARMA_BENCH_EVENTS", "2000"))
+    result = measure_trust_throughput(settings, n, log_path=str(tmp_path / "worker.log"))
+    print(json.dumps(result, indent=2))
+    assert result["trust"]["decisions"] == n, (tmp_path / "worker.log").read_text()[-4000:]
+    assert result["baseline"]["rate"] > 0 and result["trust"]["rate"] > 0

@@ -1,0 +1,81 @@
+"""Hostile input and security alerts through the real stack."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from trust_helpers import business_ts, seed_event
+
+from dharma.streams.tailer import Tailer
+
+pytestmark = pytest.mark.integration
+
+
+def test_malformed_and_hostile_events_never_allow(settings, producer, outputs, start_worker,
+                                                  poll):
+    start_worker("trust")
+    tag = uuid.uuid4().hex[:8]
+    user, when = f"hostile_{tag}", business_ts()
+    traversal = seed_event(f"evt-traversal-{tag}", when, user_id=user,
+                           resource="database/production/../../etc;DROP")
+    sql_user = seed_event(f"evt-sqluser-{tag}", when, user_id="admin' OR '1'='1")
+    wildcard = seed_event(f"evt-glob-{tag}", when, user_id=user, resource="database/production/*")
+    good = seed_event(f"evt-good-{tag}", when + timedelta(seconds=5), user_id=user)
+    raw = Producer(settings.kafka.confluent_config())
+    with Tailer(settings, ["audit.logs.dlq"], from_beginning=True) as dlq:
+        raw.produce("audit.logs", key=user.encode(), value=os.urandom(64))
+        raw.flush()
+        for event in (traversal, sql_user, wildcard, good):
+            producer.produce("audit.logs", user, event)
+        producer.flush()
+        letters: list[dict[str, Any]] = []
+
+        def four_letters() -> bool:
+            letters.extend(v for _, v in dlq.poll(0.5)
+                           if tag.encode() in (v["original_value"] or b"")
+                           or v["original_key"] == user.encode())
+            return len(letters) >= 4
+
+        poll(four_letters, "four dead letters")
+    (decision, _), *_ = poll(lambda: outputs.decisions(event_id=good["event_id"]),
+                             "the good request still decided")
+    assert decision["decision"] == "ALLOW"
+    for event in (traversal, sql_user, wildcard):
+        assert not outputs.decisions(event_id=event["event_id"])  # never decided, never ALLOW
+    kinds = sorted(v["error_kind"] for v in letters)
+    assert kinds == ["contract_violation"] * 3 + ["undecodable"]
+    reasons = " ".join(v["reason"] for v in letters if v["error_kind"] == "contract_violation")
+    assert "resource" in reasons and "user_id" in reasons
+
+
+def test_deny_burst_raises_exactly_one_alert(settings, producer, outputs, start_worker, poll):
+    start_worker("trust")
+    tag = uuid.uuid4().hex[:8]
+    user, when = f"burst_{tag}", business_ts()
+    denied = [seed_event(f"evt-deny-{tag}-{i}", when + timedelta(seconds=10 * i), user_id=user,
+                         roles=["intern"]) for i in range(8)]
+    for event in denied:
+        producer.produce("audit.logs", user, event)
+    producer.flush()
+    poll(lambda: len(outputs.decisions(user_id=user, decision="DENY")) == 8, "8 DENYs")
+    (alert,) = poll(lambda: outputs.alerts(source=user), "burst alert")
+    assert (alert["kind"], alert["status"], alert["severity"]) == (
+        "access_denied_burst", "firing", "warning")
+
+    # Still in the same episode: a probe of a forbidden resource (write from outside)
+    # raises its own alert, and the burst is not alerted again.
+    probe = seed_event(f"evt-probe-{tag}", when + timedelta(seconds=90), user_id=user,
+                       action="write", source_ip="203.0.113.9")
+    producer.produce("audit.logs", user, probe)
+    producer.flush()
+    poll(lambda: outputs.alerts(source=user, kind="forbidden_probe"), "forbidden probe alert")
+    (decision, _), *_ = outputs.decisions(event_id=probe["event_id"])
+    assert (decision["decision"], decision["policy_id"]) == ("DENY", "pol_901")
+    bursts = outputs.alerts(source=user, kind="access_denied_burst")
+    assert len(bursts) == 1
+    assert len({a["fingerprint"] for a in outputs.alerts(source=user)}) == 2
