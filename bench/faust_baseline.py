@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 
@@ -73,9 +74,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--subject", default=None)
     parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     app = build_baseline(Settings(), args.topic, args.count, args.subject)
-    Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False).execute_from_commandline()
+    Worker(app, loglevel=getattr(logging, args.log_level.upper()), quiet=True,
+           redirect_stdouts=False).execute_from_commandline()
 
 
 if __name__ == "__main__":

@@ -168,3 +168,33 @@ def steady_rate(count: Callable[[], int], expected: int, timeout: float = 300.0,
         time.sleep(interval)
     elapsed = time.monotonic() - first_t if first_t else 0.0
     return ((n - first_n) / elapsed if elapsed > 0 else 0.0), n
+
+
+def faust_only_rate(env: dict[str, str], topic: str, count: int,
+                    timeout_s: float = 180.0) -> float:
+    """Events/s of a bare Faust agent that only consumes and decodes ``topic``."""
+    import json
+    import queue
+    import threading
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dharma.bench.faust_baseline", "--topic", topic,
+         "--count", str(count)],
+        env={**os.environ, **env, "DHARMA_WORKER_APP_ID": f"base{uuid.uuid4().hex[:6]}"},
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    lines: queue.Queue[bytes] = queue.Queue()
+    assert proc.stdout is not None
+    out = proc.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in out], daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if b'"rate"' in line:  # Faust's spinner may prefix terminal escapes
+                return float(json.loads(line[line.index(b"{"):])["rate"])
+    finally:
+        stop(proc)
+    return 0.0

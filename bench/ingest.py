@@ -1,7 +1,8 @@
 """``dharma bench ingest``: events/s through the validation agent into PostgreSQL.
 
-In the same run, on the same Avro stream: a bare confluent-kafka consumer
-decoding with ``AvroDeserializer`` (the client's own ceiling), as a ratio.
+In the same run, on the same Avro stream, two ceilings as ratios: a bare
+confluent-kafka consumer decoding with ``AvroDeserializer`` (the client's own
+ceiling) and a Faust agent that only consumes and decodes (the framework's).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import psycopg
 from dharma.bench.harness import (
     bare_consumer_rate,
     bench_stack,
+    faust_only_rate,
     metric_samples,
     produce,
     start_worker,
@@ -29,6 +31,7 @@ def run(events: int = 100_000, series: int = 1_000) -> dict[str, Any]:
     with bench_stack() as (settings, env):
         produced = produce(settings, "metrics.raw", metric_samples(events, series))
         bare = bare_consumer_rate(settings, "metrics.raw", produced)
+        faust_only = faust_only_rate(env, "metrics.raw", produced)
         log = Path(tempfile.mkdtemp()) / "worker.log"
         worker = start_worker("ingest", env, log, app_id=f"bench{uuid.uuid4().hex[:6]}")
         dsn = settings.postgres.dsn.get_secret_value()
@@ -49,4 +52,6 @@ def run(events: int = 100_000, series: int = 1_000) -> dict[str, Any]:
         "events": produced, "series": series, "stored": seen,
         "ingest_events_per_s": round(rate), "bare_consumer_events_per_s": round(bare),
         "ratio_to_bare_consumer": round(rate / bare, 3) if bare else None,
+        "faust_only_events_per_s": round(faust_only),
+        "ratio_to_faust_only": round(rate / faust_only, 3) if faust_only else None,
     }

@@ -127,7 +127,7 @@ def _decision_times(settings: Settings, start: list[TopicPartition], tag: str, n
     consumer = Consumer({**settings.kafka.confluent_config(), "enable.auto.commit": False,
                          "group.id": f"dharma-bench-{tag}"})
     consumer.assign(start)
-    prefix, times = f"bench-{tag}-", []
+    prefix, times = f"bench-{tag}-", list[int]()
     deadline = time.monotonic() + timeout_s
     try:
         while len(times) < n and time.monotonic() < deadline:
@@ -159,16 +159,22 @@ def _run_trust(settings: Settings, group: str, tag: str, n: int, timeout_s: floa
             "rate": counted / seconds if seconds > 0 else 0.0}
 
 
-def _run_baseline(settings: Settings, group: str, n: int, timeout_s: float) -> dict[str, Any]:
+def _run_baseline(settings: Settings, group: str, n: int, timeout_s: float,
+                  log: Any) -> dict[str, Any]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "dharma.bench.faust_baseline", "--topic", AUDIT_LOGS.name,
          "--count", str(n)],
-        env=_env(settings, group), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env=_env(settings, group), stdout=subprocess.PIPE, stderr=log,
         start_new_session=True)
     lines: queue.Queue[bytes] = queue.Queue()
     assert proc.stdout is not None
     reader = proc.stdout
-    threading.Thread(target=lambda: [lines.put(line) for line in reader], daemon=True).start()
+
+    def pump() -> None:
+        for line in reader:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
@@ -196,7 +202,7 @@ def measure_trust_throughput(settings: Settings, n_events: int = 20_000,
     produce_s = _produce(settings, access_events(n_events, tag))
     with open(log_path or os.devnull, "ab") as log:
         trust = _run_trust(settings, group, tag, n_events, timeout_s, log)
-    baseline = _run_baseline(settings, group, n_events, timeout_s)
+        baseline = _run_baseline(settings, group, n_events, timeout_s, log)
     ratio = trust["rate"] / baseline["rate"] if baseline.get("rate") else 0.0
     return {"events": n_events, "produce_seconds": round(produce_s, 2),
             "trust": trust, "baseline": baseline, "ratio": round(ratio, 3)}
@@ -204,4 +210,4 @@ def measure_trust_throughput(settings: Settings, n_events: int = 20_000,
 
 if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
-    print(json.dumps(measure_trust_throughput(Settings(), count), indent=2))  # noqa: T201
+    print(json.dumps(measure_trust_throughput(Settings(), count), indent=2))

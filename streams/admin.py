@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from dharma.schemas import DEAD_LETTER, contract_subjects, schema_text
+from dharma.schemas import DEAD_LETTER, contract_file, contract_subjects, schema_text
 from dharma.streams.settings import Settings
 from dharma.streams.topics import DEAD_LETTER_TOPICS, TopicSpec, all_topics
 
@@ -60,12 +62,28 @@ def all_subjects() -> list[str]:
     return contract_subjects() + [t.value_subject for t in DEAD_LETTER_TOPICS]
 
 
-def register_schemas(settings: Settings) -> dict[str, int]:
-    """Register every contract under its subject; subject → schema id."""
+def contract_text(subject: str, schemas_dir: Path | None = None) -> str:
+    """The contract of ``subject``: the packaged one, or the file in ``schemas_dir``."""
+    if schemas_dir is None:
+        return schema_text(subject)
+    path = schemas_dir / contract_file(subject)
+    if not path.is_file():
+        raise KeyError(f"no contract for subject {subject!r} in {schemas_dir}")
+    return path.read_text(encoding="utf-8")
+
+
+def register_schemas(settings: Settings, schemas_dir: Path | None = None,
+                     subjects: Sequence[str] | None = None) -> dict[str, int]:
+    """Register every contract under its subject; subject → schema id.
+
+    ``schemas_dir`` reads the contracts from another folder (e.g. a proposed
+    change); ``subjects`` limits the subjects (default: all of ours).
+    """
     client = registry_client(settings)
     ids = {}
-    for subject in all_subjects():
-        ids[subject] = client.register_schema(subject, Schema(schema_text(subject), "AVRO"))
+    for subject in subjects or all_subjects():
+        schema = Schema(contract_text(subject, schemas_dir), "AVRO")
+        ids[subject] = client.register_schema(subject, schema)
         logger.info("registered subject=%s id=%s", subject, ids[subject])
     return ids
 
@@ -79,14 +97,18 @@ class CompatibilityReport:
     registered: bool
 
 
-def check_schemas(settings: Settings) -> list[CompatibilityReport]:
-    """Test every local contract against the registry's compatibility rules."""
+def check_schemas(settings: Settings, schemas_dir: Path | None = None,
+                  subjects: Sequence[str] | None = None) -> list[CompatibilityReport]:
+    """Test every local contract against the registry's compatibility rules.
+
+    ``schemas_dir`` and ``subjects`` as for :func:`register_schemas`.
+    """
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
     client = registry_client(settings)
     reports = []
-    for subject in all_subjects():
-        schema = Schema(schema_text(subject), "AVRO")
+    for subject in subjects or all_subjects():
+        schema = Schema(contract_text(subject, schemas_dir), "AVRO")
         try:
             ok = client.test_compatibility(subject, schema)
             registered = True

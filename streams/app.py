@@ -21,6 +21,7 @@ from faust.types import EventT
 
 from dharma.streams.admin import registry_client
 from dharma.streams.codec import AvroWire
+from dharma.streams.emitter import Emitter
 from dharma.streams.errors import RejectedEvent
 from dharma.streams.metrics import PipelineMetrics, PrometheusSensor
 from dharma.streams.records import dead_letter
@@ -32,11 +33,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class StreamContext:
-    """What every agent of a worker shares: settings, codec, metrics."""
+    """What every agent of a worker shares: settings, codec, metrics, output producer."""
 
     settings: Settings
     wire: AvroWire
     metrics: PipelineMetrics
+    emitter: Emitter
 
 
 def _credentials(settings: Settings) -> Any:
@@ -76,7 +78,8 @@ def make_app(settings: Settings, name: str,
     )
     metrics = metrics or PipelineMetrics()
     app.sensors.add(PrometheusSensor(metrics))
-    context = StreamContext(settings, AvroWire(registry_client(settings)), metrics)
+    context = StreamContext(settings, AvroWire(registry_client(settings)), metrics,
+                            Emitter(settings, metrics))
     return app, context
 
 
@@ -101,15 +104,19 @@ def bind_event(event: EventT) -> None:
 async def send_dead_letters(
     ctx: StreamContext, dlq: faust.TopicT, rejected: Sequence[tuple[EventT, RejectedEvent]],
 ) -> None:
-    """Send rejected events to ``dlq`` with their reason and original bytes; count them."""
-    subject = f"{dlq.get_topic_name()}-value"
+    """Queue rejected events for ``dlq`` with their reason and original bytes; count them.
+
+    The caller awaits ``ctx.emitter.flush()`` before its batch is acknowledged.
+    """
+    topic = dlq.get_topic_name()
+    subject = f"{topic}-value"
     for event, exc in rejected:
         msg = event.message
         record = dead_letter(
             topic=msg.topic, partition=msg.partition, offset=msg.offset,
             error_kind=exc.error_kind, reason=exc.reason, key=msg.key, value=msg.value,
         )
-        await dlq.send(key=msg.key, value=ctx.wire.encode(subject, record))
+        ctx.emitter.emit(topic, msg.key, ctx.wire.encode(subject, record))
         ctx.metrics.dead_lettered.labels(msg.topic, exc.error_kind).inc()
     if rejected:
         first, exc = rejected[0][0].message, rejected[0][1]

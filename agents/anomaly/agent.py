@@ -54,8 +54,7 @@ class Silences:
 def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     """Add the anomaly agent, its detector table and its timers to ``app``."""
     worker = ctx.settings.worker
-    source, out = raw_topic(app, METRICS_RAW), raw_topic(app, PREDICTIONS)
-    alerts_topic = raw_topic(app, ALERTS)
+    source, emit = raw_topic(app, METRICS_RAW), ctx.emitter.emit
     store = DetectorStore(detector_table(app), DetectorConfig().build,
                           idle_ttl_s=worker.series_idle_ttl_s)
     policy, silences = AlertPolicy(), Silences(ctx.settings.postgres.dsn.get_secret_value())
@@ -85,12 +84,12 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
             accepted, _rejected = check_events(ctx, events)  # the ingest topology dead-letters
             predictions, alerts = await score(accepted)
             for key, value in predictions:
-                await out.send(key=ctx.wire.encode(PREDICTIONS.key_subject, key),
-                               value=ctx.wire.encode(PREDICTIONS.value_subject, value))
+                emit(PREDICTIONS.name, ctx.wire.encode(PREDICTIONS.key_subject, key),
+                     ctx.wire.encode(PREDICTIONS.value_subject, value))
             for alert in alerts:
-                key = ctx.wire.encode(ALERTS.key_subject, alert["fingerprint"])
-                await alerts_topic.send(key=key,
-                                        value=ctx.wire.encode(ALERTS.value_subject, alert))
+                emit(ALERTS.name, ctx.wire.encode(ALERTS.key_subject, alert["fingerprint"]),
+                     ctx.wire.encode(ALERTS.value_subject, alert))
+            await ctx.emitter.flush()
 
     @app.timer(5.0)
     async def refresh_silences() -> None:

@@ -140,7 +140,7 @@ class TrustPipeline:
         for alert in alerts:
             await self.alerts.send(key=wire.encode(ALERTS.key_subject, alert["fingerprint"]),
                                    value=wire.encode(ALERTS.value_subject, alert))
-            logger.warning("alert kind=%s user=%s severity=%s", alert["kind"], alert["source"],
+            logger.info("alert kind=%s user=%s severity=%s", alert["kind"], alert["source"],
                            alert["severity"])
 
 

@@ -61,5 +61,6 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
             await send_dead_letters(ctx, dlq, rejected)
             update_series_stats(stats, accepted)
             await store(accepted)
+            await ctx.emitter.flush()
 
     return validate_metrics

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
-from contextlib import suppress
 import subprocess
 import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 

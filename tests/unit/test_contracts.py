@@ -189,7 +189,7 @@ def _avro_to_python(type_: Any) -> Any:
         (only,) = non_null
         return _avro_to_python(only) | None if "null" in type_ else _avro_to_python(only)
     if type_["type"] == "map":
-        return dict[str, _avro_to_python(type_["values"])]  # type: ignore[misc]
+        return dict[str, _avro_to_python(type_["values"])]  # type: ignore[misc]  # runtime type
     return simple[type_["type"]]
 
 

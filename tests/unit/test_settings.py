@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings
 
 from dharma.streams.settings import (
     DEFAULT_PORTS,
@@ -71,10 +73,10 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_stack_port_moves_the_derived_endpoint(
-    monkeypatch: pytest.MonkeyPatch, port_var: str, endpoint: object
+    monkeypatch: pytest.MonkeyPatch, port_var: str, endpoint: Callable[[Settings], str]
 ) -> None:
     monkeypatch.setenv(port_var, "23456")
-    assert "127.0.0.1:23456" in endpoint(Settings())  # type: ignore[operator]
+    assert "127.0.0.1:23456" in endpoint(Settings())
 
 
 @pytest.mark.parametrize(
@@ -94,11 +96,11 @@ def test_stack_port_moves_the_derived_endpoint(
 )
 def test_explicit_client_setting_wins_over_stack_port(
     monkeypatch: pytest.MonkeyPatch, port_var: str, client_var: str, explicit: str,
-    endpoint: object,
+    endpoint: Callable[[Settings], str],
 ) -> None:
     monkeypatch.setenv(port_var, "23456")
     monkeypatch.setenv(client_var, explicit)
-    assert endpoint(Settings()) == explicit  # type: ignore[operator]
+    assert endpoint(Settings()) == explicit
 
 
 def test_explicit_client_default_value_still_wins(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,8 +200,9 @@ def test_bolt_port_at_the_limit_is_accepted(monkeypatch: pytest.MonkeyPatch) -> 
 def test_every_field_documents_its_environment_variable() -> None:
     for name, model in Settings.model_fields.items():
         cls = model.annotation
-        prefix = cls.model_config["env_prefix"]  # type: ignore[union-attr]
+        assert isinstance(cls, type) and issubclass(cls, BaseSettings)
+        prefix = cls.model_config["env_prefix"]
         assert prefix == f"DHARMA_{name.upper()}_"
-        for field_name, field in cls.model_fields.items():  # type: ignore[union-attr]
+        for field_name, field in cls.model_fields.items():
             var = f"{prefix}{field_name.upper()}"
             assert field.description and var in field.description, (cls, field_name)

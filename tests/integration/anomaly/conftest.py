@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from anomaly_helpers import TopicReader
 from confluent_kafka import Producer
 
 from dharma.streams.admin import registry_client
@@ -37,3 +38,17 @@ def workers(start_worker: Callable[..., Any], app_id: str) -> Callable[..., Any]
         return start_worker(topology, DHARMA_WORKER_APP_ID=app_id, **extra_env)
 
     return start
+
+
+@pytest.fixture
+def reader(settings: Any) -> Iterator[Callable[..., TopicReader]]:
+    """Factory: a :class:`TopicReader` of a topic from its beginning; closed afterwards."""
+    opened: list[TopicReader] = []
+
+    def open_reader(topic: str, keep: Callable[[dict[str, Any]], bool]) -> TopicReader:
+        opened.append(TopicReader(settings, topic, keep))
+        return opened[-1]
+
+    yield open_reader
+    for r in opened:
+        r.close()

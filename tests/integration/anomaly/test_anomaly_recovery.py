@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from anomaly_helpers import (
     MINUTE_MS,
-    TopicReader,
     checkpoints,
     firing_per_episode,
     series_samples,
@@ -29,23 +28,21 @@ from dharma.agents.anomaly.alerts import fingerprint
 
 pytestmark = pytest.mark.integration
 
-SERIES, STEPS, ONSET, SHIFT = 5, 400, 260, 30.0
+SERIES, STEPS, SHIFT = 5, 400, 30.0
 METRIC = "cpu_utilization"
 CHUNK = 5  # steps per chunk while feeding the first worker
 WARMUP = 150  # DetectorConfig().warmup
 
 
 def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
-        settings: Any, producer: Any, workers: Any, app_id: str, poll: Any) -> None:
+        settings: Any, producer: Any, workers: Any, reader: Any, app_id: str, poll: Any) -> None:
     prefix = f"rec-{uuid.uuid4().hex[:6]}"
     sources = [f"{prefix}-{i}" for i in range(SERIES)]
     start = int(time.time() * 1000) - STEPS * MINUTE_MS
-    streams = [series_samples(s, STEPS, start, shift=(ONSET, SHIFT) if i == 0 else None)
-               for i, s in enumerate(sources)]
-    incident = f"{sources[0]}|{METRIC}"
+    streams = [series_samples(s, STEPS, start) for s in sources]
     mine = lambda v: v["source"].startswith(prefix)  # noqa: E731
-    predictions = TopicReader(settings, "ml.predictions", mine)
-    alerts = TopicReader(settings, "alerts.notifications", mine)
+    predictions = reader("ml.predictions", mine)
+    alerts = reader("alerts.notifications", mine)
 
     def produce_steps(lo: int, hi: int) -> None:
         for step in range(lo, hi):
@@ -56,30 +53,38 @@ def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
     def ids() -> set[str]:
         return {p["prediction_id"] for p in predictions.poll()}
 
-    def ready_to_kill() -> bool:
+    def feed(lo: int, hi: int) -> None:
+        produce_steps(lo, hi)
+        expected = {f"{s}|{METRIC}@{streams[0][hi - 1]['ts']}" for s in sources}
+        poll(lambda: expected <= ids(), f"predictions up to step {hi}")
+
+    def all_checkpointed() -> bool:
+        if step < WARMUP or step % 20:
+            return False
         saved = checkpoints(settings, app_id)
-        return (all(not saved[f"{s}|{METRIC}"].detector.warming_up for s in sources)
-                and saved[incident].alert.firing_since is not None)
+        seen.update({k: v.detector.warming_up for k, v in saved.items()})
+        return all(f"{s}|{METRIC}" in saved and not saved[f"{s}|{METRIC}"].detector.warming_up
+                   for s in sources)
 
     first = workers("anomaly")
-    step = 0
-    while True:  # feed the first worker until it has checkpointed every series
-        produce_steps(step, step + CHUNK)
+    step, seen = 0, dict[str, Any]()
+    while not all_checkpointed():  # feed the first worker until every series is checkpointed
+        assert step < 300, f"not every series checkpointed past warm-up by step 300: {seen}"
+        feed(step, step + CHUNK)
         step += CHUNK
-        expected = {f"{s}|{METRIC}@{streams[0][step - 1]['ts']}" for s in sources}
-        poll(lambda: expected <= ids(), f"predictions up to step {step}")
-        if step >= ONSET + CHUNK and (step % 20 == 0 or step >= 330):
-            try:
-                if ready_to_kill():
-                    break
-            except KeyError:
-                pass  # a series not checkpointed yet
-        assert step < 340, "no checkpoint of every series (and of the firing incident) by step 340"
-    kill_step = step
-    produce_steps(kill_step, kill_step + 20)
+    onset = step + 2 * CHUNK
+    for sample in streams[0][onset:]:
+        sample["value"] += SHIFT
+    incident_fp = fingerprint(sources[0], METRIC)
+    while not any(a["fingerprint"] == incident_fp for a in alerts.poll()):
+        assert step < onset + 20, "the incident did not fire within 20 steps"
+        feed(step, step + CHUNK)
+        step += CHUNK
+    kill_step = step + 10
+    produce_steps(step, kill_step)  # mid-stream: not waited for
     first.stop(signal.SIGKILL)
     assert first.proc is not None and first.proc.returncode == -signal.SIGKILL
-    produce_steps(kill_step + 20, STEPS)
+    produce_steps(kill_step, STEPS)
 
     workers("anomaly")
     produced = {f"{s['source']}|{METRIC}@{s['ts']}" for stream in streams for s in stream}
@@ -93,22 +98,21 @@ def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
     # in particular none scored by the restarted worker
     step_of = {f"{s['source']}|{METRIC}@{s['ts']}": i
                for stream in streams for i, s in enumerate(stream)}
-    warming = sorted(step_of[pid] for pid, ps in by_id.items()
+    warming = sorted((step_of[pid], pid.split("@")[0], [p["confidence"] for p in ps])
+                     for pid, ps in by_id.items()
                      if step_of[pid] >= WARMUP and any(p["warming_up"] for p in ps))
-    assert not warming, f"warming up again after the restart at steps {warming[:10]}"
-    after_kill = [p for pid, ps in by_id.items() if step_of[pid] >= kill_step + 20 for p in ps]
-    assert len(after_kill) >= SERIES * (STEPS - kill_step - 20)
+    assert not warming, f"warming up again after the restart (kill at step {kill_step}): " \
+        f"{len(warming)} predictions, first {warming[:5]}"
+    after_kill = [p for pid, ps in by_id.items() if step_of[pid] >= kill_step for p in ps]
+    assert len(after_kill) >= SERIES * (STEPS - kill_step)
     assert all(p["confidence"] == 1.0 for p in after_kill)
     # (b) every input event scored at least once (replays may score some twice)
     assert produced <= set(by_id)
     # (c) the incident fired once: one episode, one firing notification for it
     firing = [a for a in alerts.values if a["status"] == "firing"]
-    incident_fp = fingerprint(sources[0], METRIC)
     episodes = {k: v for k, v in firing_per_episode(firing).items() if k[0] == incident_fp}
     assert len(episodes) == 1, f"incident episodes: {sorted(episodes)}"
     (episode_start,) = {int(k[1]) for k in episodes}
-    assert episode_start >= streams[0][ONSET]["ts"]
+    assert episode_start >= streams[0][onset]["ts"]
     sent = Counter((a["fingerprint"], a["labels"]["episode_start"]) for a in firing)
     assert all(n == 1 for n in sent.values()), f"an episode fired more than once: {sent}"
-    predictions.close()
-    alerts.close()

@@ -16,5 +16,6 @@ def test_trust_throughput_bench_runs(settings, tmp_path):
     n = int(os.environ.get("DHARMA_BENCH_EVENTS", "2000"))
     result = measure_trust_throughput(settings, n, log_path=str(tmp_path / "worker.log"))
     print(json.dumps(result, indent=2))
-    assert result["trust"]["decisions"] == n, (tmp_path / "worker.log").read_text()[-4000:]
-    assert result["baseline"]["rate"] > 0 and result["trust"]["rate"] > 0
+    log = (tmp_path / "worker.log").read_text(errors="replace")[-4000:]
+    assert result["trust"]["decisions"] == n, log
+    assert result["baseline"]["rate"] > 0 and result["trust"]["rate"] > 0, log
