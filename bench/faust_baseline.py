@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)
     app = build_baseline(Settings(), args.topic, args.count, args.subject)
+    # the worker's own output (spinner, banners) goes to stderr: stdout is the result only
     Worker(app, loglevel=getattr(logging, args.log_level.upper()), quiet=True,
-           redirect_stdouts=False).execute_from_commandline()
+           redirect_stdouts=False, stdout=sys.stderr).execute_from_commandline()
 
 
 if __name__ == "__main__":

@@ -182,8 +182,8 @@ def _run_baseline(settings: Settings, group: str, n: int, timeout_s: float,
                 line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
             except queue.Empty:
                 break
-            if line.startswith(b"{"):
-                result: dict[str, Any] = json.loads(line)
+            if b'{"events"' in line:  # tolerate terminal noise before the JSON
+                result: dict[str, Any] = json.loads(line[line.index(b'{"events"'):])
                 return result
     finally:
         _stop(proc)

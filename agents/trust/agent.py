@@ -69,8 +69,6 @@ class TrustPipeline:
         self.ctx, self.engine = ctx, engine
         self.state = TrustState(app, engine)
         self.dlq = raw_topic(app, AUDIT_LOGS.dlq)
-        self.predictions = raw_topic(app, PREDICTIONS)
-        self.alerts = raw_topic(app, ALERTS)
         settings = ctx.settings
         self.audit = AuditSink(settings.postgres.dsn.get_secret_value())
         self.sessions = SessionStore(settings.redis.url.get_secret_value(),
@@ -131,15 +129,14 @@ class TrustPipeline:
 
     async def emit(self, decided: Decided, alerts: list[dict[str, Any]]) -> None:
         """Send decisions (key: user id) and alerts (key: fingerprint)."""
-        wire = self.ctx.wire
+        wire, emit = self.ctx.wire, self.ctx.emitter.emit
         for _, _, decision in decided:
             record = decision.to_record()
-            await self.predictions.send(
-                key=wire.encode(PREDICTIONS.key_subject, record["user_id"]),
-                value=wire.encode(PREDICTIONS.value_subject, (TRUST_BRANCH, record)))
+            emit(PREDICTIONS.name, wire.encode(PREDICTIONS.key_subject, record["user_id"]),
+                 wire.encode(PREDICTIONS.value_subject, (TRUST_BRANCH, record)))
         for alert in alerts:
-            await self.alerts.send(key=wire.encode(ALERTS.key_subject, alert["fingerprint"]),
-                                   value=wire.encode(ALERTS.value_subject, alert))
+            emit(ALERTS.name, wire.encode(ALERTS.key_subject, alert["fingerprint"]),
+                 wire.encode(ALERTS.value_subject, alert))
             logger.info("alert kind=%s user=%s severity=%s", alert["kind"], alert["source"],
                            alert["severity"])
 
@@ -169,5 +166,6 @@ def register(app: faust.App, ctx: StreamContext,
             await send_dead_letters(pipeline.ctx, pipeline.dlq, rejected)
             if accepted:
                 await pipeline.process(accepted)
+            await pipeline.ctx.emitter.flush()  # outputs acknowledged before the batch is
 
     return trust_decide

@@ -27,5 +27,13 @@ def ingest(events: int = typer.Option(100_000), series: int = typer.Option(1_000
     _report("ingest", run(events=events, series=series))
 
 
+@bench_app.command()
+def anomaly(events: int = typer.Option(60_000, help="Events per throughput run.")) -> None:
+    """Anomaly detector cost, topology events/s (1k, 10k series, 2 workers), latency."""
+    from dharma.bench.anomaly import run
+
+    _report("anomaly", run(events=events))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")
