@@ -54,13 +54,25 @@ __all__ = ["run"]
 MINUTE_MS = 60_000
 
 
-def _offsets(settings: Settings, topic: str) -> list[TopicPartition]:
-    """The current end offset of every partition of ``topic``."""
-    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": "dharma-bench-probe"})
+def _end_offsets(settings: Settings, topic: str) -> list[TopicPartition]:
+    """The true end offset of every partition of ``topic``.
+
+    Read to the end rather than asked: the embedded broker (Tansu) answers
+    ``ListOffsets`` (watermarks) with the base offset of the last record batch,
+    which lags the end by up to a batch.
+    """
+    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": "dharma-bench-probe",
+                         "enable.auto.commit": False})
     try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return [TopicPartition(topic, p, consumer.get_watermark_offsets(
-            TopicPartition(topic, p), timeout=10)[1]) for p in sorted(parts)]
+        parts = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        end = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+               for p in parts}
+        consumer.assign([TopicPartition(topic, p, o) for p, o in end.items()])
+        while batch := consumer.consume(10_000, 1.0):
+            for msg in batch:
+                if not msg.error():
+                    end[msg.partition()] = max(end[msg.partition()], (msg.offset() or 0) + 1)
+        return [TopicPartition(topic, p, o) for p, o in end.items()]
     finally:
         consumer.close()
 
@@ -70,21 +82,27 @@ def _skip_to_end(settings: Settings, app_id: str) -> None:
     consumer = Consumer({**settings.kafka.confluent_config(), "group.id": f"{app_id}-anomaly",
                          "enable.auto.commit": False})
     try:
-        consumer.commit(offsets=_offsets(settings, METRICS_RAW.name), asynchronous=False)
+        consumer.commit(offsets=_end_offsets(settings, METRICS_RAW.name), asynchronous=False)
     finally:
         consumer.close()
 
 
-def _prediction_counter(settings: Settings) -> Callable[[], int]:
-    """Predictions written to ``ml.predictions`` since this call (from its watermarks)."""
-    base = sum(tp.offset for tp in _offsets(settings, PREDICTIONS.name))
-    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": "dharma-bench-count"})
-    parts = [TopicPartition(PREDICTIONS.name, p) for p in range(PREDICTIONS.partitions)]
+class _PredictionCounter:
+    """Counts (undecoded) messages written to ``ml.predictions`` after its creation."""
 
-    def count() -> int:
-        return sum(consumer.get_watermark_offsets(tp, timeout=5)[1] for tp in parts) - base
+    def __init__(self, settings: Settings) -> None:
+        self._consumer = Consumer({**settings.kafka.confluent_config(),
+                                   "group.id": "dharma-bench-count", "enable.auto.commit": False})
+        self._consumer.assign(_end_offsets(settings, PREDICTIONS.name))
+        self.n = 0
 
-    return count
+    def __call__(self) -> int:
+        while batch := self._consumer.consume(10_000, 0.05):
+            self.n += sum(1 for msg in batch if not msg.error())
+        return self.n
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 def _series_samples(n: int, series: int, tag: str, start_ms: int | None = None
@@ -108,13 +126,14 @@ def _worker_rate(settings: Settings, env: dict[str, str], logdir: Path, n: int,
     if records is not None:
         _skip_to_end(settings, app_id)
         produce(settings, METRICS_RAW.name, records)
-    count = _prediction_counter(settings)
+    count = _PredictionCounter(settings)
     procs = [start_worker("anomaly", env, logdir / f"{app_id}-{i}.log", app_id)
              for i in range(processes)]
     try:
         rate, seen = steady_rate(count, n, timeout=180)
         rss = sum(_rss_mb(p.pid) for p in procs)
     finally:
+        count.close()
         for proc in procs:
             stop(proc)
     return {"events_per_s": round(rate), "predictions": seen, "worker_rss_mb": round(rss, 1)}
@@ -155,13 +174,14 @@ class _LatencyProbe:
     """Consumes ``ml.predictions`` in a thread and times predictions of produced ids."""
 
     def __init__(self, settings: Settings) -> None:
-        self.sent: dict[str, float] = {}
+        self.sent: dict[str, float] = {}  # prediction id -> perf_counter at produce
         self.latencies: list[float] = []
+        self.to_send: list[float] = []  # produce -> the worker's send (message timestamp)
         self._wire = AvroWire(registry_client(settings))
         self._consumer = Consumer({**settings.kafka.confluent_config(),
                                    "group.id": "dharma-bench-latency",
                                    "enable.auto.commit": False, "fetch.wait.max.ms": 10})
-        self._consumer.assign(_offsets(settings, PREDICTIONS.name))
+        self._consumer.assign(_end_offsets(settings, PREDICTIONS.name))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -176,6 +196,8 @@ class _LatencyProbe:
                 sent = self.sent.pop(str(value.get("prediction_id")), None)
                 if sent is not None:
                     self.latencies.append(now - sent)
+                    wall = time.time() - (now - sent)  # produce time on the wall clock
+                    self.to_send.append(msg.timestamp()[1] / 1000 - wall)
 
     def close(self) -> None:
         self._stop.set()
@@ -201,12 +223,18 @@ def _latency(settings: Settings, env: dict[str, str], logdir: Path, rate: int = 
     finally:
         probe.close()
         stop(proc)
-    lat = sorted(probe.latencies)
-    pct = (lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1000, 1)) if lat else (
-        lambda q: None)
+    lat, send = sorted(probe.latencies), sorted(probe.to_send)
     return {"offered_events_per_s": rate, "events": len(lat) + len(probe.sent),
-            "lost": len(probe.sent), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "max_ms": pct(1.0)}
+            "lost": len(probe.sent), "p50_ms": _pct(lat, 0.50), "p99_ms": _pct(lat, 0.99),
+            "max_ms": _pct(lat, 1.0), "to_worker_send_p50_ms": _pct(send, 0.50),
+            "to_worker_send_p99_ms": _pct(send, 0.99)}
+
+
+def _pct(ordered: list[float], q: float) -> float | None:
+    """The ``q`` quantile of ``ordered`` seconds, in ms."""
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
 
 
 def _pace(producer: AvroProducer, probe: _LatencyProbe, rate: int, seconds: float,

@@ -62,6 +62,12 @@ def poll() -> Callable[..., Any]:
 
 
 @pytest.fixture(scope="session")
+def pick_port() -> Callable[[], int]:
+    """Factory of free loopback ports (below the ephemeral range)."""
+    return free_port
+
+
+@pytest.fixture(scope="session")
 def stack_env() -> Iterator[dict[str, str]]:
     """Start the embedded stack for the session; yield the env pointing at it."""
     state = Path(tempfile.mkdtemp(prefix="dharma-test-"))

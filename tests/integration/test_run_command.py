@@ -14,16 +14,15 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll) -> None:
-    from conftest import free_port
-
+def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll,
+                                                           pick_port) -> None:
     state = tmp_path / "state"
     env = {
         **os.environ,
         "DHARMA_STACK_STATE_DIR": str(state),
         "DHARMA_WORKER_DATA_DIR": str(tmp_path / "worker"),
         "DHARMA_WORKER_APP_ID": "uptest",
-        **{f"DHARMA_STACK_{name}_PORT": str(free_port())
+        **{f"DHARMA_STACK_{name}_PORT": str(pick_port())
            for name in ("KAFKA", "REGISTRY", "POSTGRES", "REDIS", "BOLT")},
     }
     for key in [k for k in env if k.startswith(("DHARMA_KAFKA", "DHARMA_REGISTRY_URL"))]:

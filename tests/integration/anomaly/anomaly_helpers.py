@@ -27,8 +27,10 @@ def to_ms(ts: Any) -> int:
 def series_samples(source: str, n: int, start_ms: int, step_ms: int = MINUTE_MS,
                    metric: str = "cpu_utilization", level: float = 40.0, seed: int = 0,
                    shift: tuple[int, float] | None = None) -> list[dict[str, Any]]:
-    """``n`` noisy samples of one series; ``shift=(i, d)`` adds ``d`` from sample ``i`` on."""
-    rng = random.Random(f"{source}/{metric}/{seed}")
+    """``n`` noisy samples of one series; ``shift=(i, d)`` adds ``d`` from sample ``i`` on.
+
+    The values depend on ``seed`` only (not on the source), so a test can pick a seed."""
+    rng = random.Random(seed)
     out = []
     for i in range(n):
         value = level + rng.gauss(0.0, 1.0)
@@ -104,3 +106,22 @@ def firing_per_episode(alerts: Iterable[dict[str, Any]]) -> dict[tuple[str, str]
             key = (alert["fingerprint"], alert["labels"]["episode_start"])
             out.setdefault(key, set()).add(alert["alert_id"])
     return out
+
+
+def offline_firings(samples: Iterable[dict[str, Any]]) -> list[int]:
+    """Timestamps at which the pure detector and alert policy fire on ``samples``,
+    fed in order to one fresh detector (what the agent does for one series)."""
+    from dharma.agents.anomaly.alerts import AlertPolicy, AlertState, step
+    from dharma.agents.anomaly.logic import DetectorConfig, is_anomaly
+
+    det, state, policy, fired = DetectorConfig().build(), AlertState(), AlertPolicy(), []
+    for s in samples:
+        x = {"value": s["value"], "timestamp": s["ts"]}
+        detail = det.score_detail(x)
+        det.learn_one(x)
+        anomalous = detail.state == "ready" and is_anomaly(detail.score)
+        state, alert = step(state, policy, s["source"], s["metric"], s["ts"], detail.score,
+                            anomalous)
+        if alert and alert["status"] == "firing":
+            fired.append(s["ts"])
+    return fired

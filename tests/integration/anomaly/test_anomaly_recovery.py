@@ -39,7 +39,7 @@ def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
     prefix = f"rec-{uuid.uuid4().hex[:6]}"
     sources = [f"{prefix}-{i}" for i in range(SERIES)]
     start = int(time.time() * 1000) - STEPS * MINUTE_MS
-    streams = [series_samples(s, STEPS, start) for s in sources]
+    streams = [series_samples(s, STEPS, start, seed=i) for i, s in enumerate(sources)]
     mine = lambda v: v["source"].startswith(prefix)  # noqa: E731
     predictions = reader("ml.predictions", mine)
     alerts = reader("alerts.notifications", mine)
