@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,52 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from dharma.infra.stack.ephemeral import ephemeral_stack
 from dharma.streams.settings import Settings
-
-
-def _free_port(rng: random.Random) -> int:
-    for _ in range(200):
-        port = rng.randrange(20_000, 32_000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 @contextmanager
 def bench_stack() -> Iterator[tuple[Settings, dict[str, str]]]:
     """A private embedded stack; yields its settings and the env that points at it."""
-    from dharma.infra.stack import EmbeddedStack
-    from dharma.streams.admin import create_topics, register_schemas
-
-    root = Path(tempfile.mkdtemp(prefix="dharma-bench-"))
-    rng = random.Random()
-    env = {
-        "DHARMA_STACK_STATE_DIR": str(root / "stack"),
-        "DHARMA_WORKER_DATA_DIR": str(root / "worker"),
-        "DHARMA_WORKER_METRICS_PORT": "0",
-        **{f"DHARMA_STACK_{n}_PORT": str(_free_port(rng))
-           for n in ("KAFKA", "REGISTRY", "POSTGRES", "REDIS", "BOLT")},
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    stack = EmbeddedStack(Settings())
-    try:
-        stack.up()
-        create_topics(stack.settings)
-        register_schemas(stack.settings)
-        yield stack.settings, env
-    finally:
-        stack.down()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(root, ignore_errors=True)
+    with ephemeral_stack(prefix="dharma-bench-") as (settings, env):
+        yield settings, env
 
 
 def metric_samples(n: int, series: int, seed: int = 1) -> Iterator[tuple[str, dict[str, Any]]]:

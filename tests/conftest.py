@@ -9,12 +9,8 @@ with deadlines; none sleeps and hopes.
 from __future__ import annotations
 
 import os
-import random
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,22 +19,9 @@ from typing import Any
 
 import pytest
 
+from dharma.infra.stack.ephemeral import ephemeral_stack, free_port
+
 DEADLINE_S = 60.0
-
-
-def free_port(low: int = 20_000, high: int = 32_000) -> int:
-    """A free loopback TCP port below the ephemeral range (FalkorDB's Bolt port
-    must be at most 32767, and ports the kernel hands out to clients are avoided)."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(low, high)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port found")
 
 
 def poll_until(check: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
@@ -70,37 +53,8 @@ def pick_port() -> Callable[[], int]:
 @pytest.fixture(scope="session")
 def stack_env() -> Iterator[dict[str, str]]:
     """Start the embedded stack for the session; yield the env pointing at it."""
-    state = Path(tempfile.mkdtemp(prefix="dharma-test-"))
-    env = {
-        "DHARMA_STACK_STATE_DIR": str(state / "stack"),
-        "DHARMA_STACK_KAFKA_PORT": str(free_port()),
-        "DHARMA_STACK_REGISTRY_PORT": str(free_port()),
-        "DHARMA_STACK_POSTGRES_PORT": str(free_port()),
-        "DHARMA_STACK_REDIS_PORT": str(free_port()),
-        "DHARMA_STACK_BOLT_PORT": str(free_port()),
-        "DHARMA_WORKER_DATA_DIR": str(state / "worker"),
-        "DHARMA_WORKER_METRICS_PORT": "0",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    from dharma.infra.stack import EmbeddedStack
-    from dharma.streams.admin import create_topics, register_schemas
-    from dharma.streams.settings import Settings
-
-    stack = EmbeddedStack(Settings())
-    try:
-        stack.up()
-        create_topics(stack.settings)
-        register_schemas(stack.settings)
+    with ephemeral_stack(prefix="dharma-test-") as (_, env):
         yield env
-    finally:
-        stack.down()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -74,12 +74,14 @@ class TopicReader:
         self._consumer.close()
 
 
-def checkpoints(settings: Any, app_id: str, timeout: float = 10.0) -> dict[str, SeriesState]:
-    """The newest checkpoint of every series in the worker's detector changelog,
-    read up to the high watermarks of the moment."""
+def checkpoints(settings: Any, app_id: str,
+                timeout: float = 10.0) -> dict[str, list[SeriesState]]:
+    """Every checkpoint of every series in the worker's detector changelog, oldest
+    first, read up to the high watermarks of the moment (which the embedded broker
+    reports short of the last record batch: its tail is read only if it arrives)."""
     topic = f"{app_id}-anomaly-detectors-changelog"
     consumer = _assigned(settings, topic)
-    found: dict[str, SeriesState] = {}
+    found: dict[str, list[SeriesState]] = {}
     try:
         parts = consumer.assignment()
         high = {tp.partition: consumer.get_watermark_offsets(tp, timeout=5)[1] for tp in parts}
@@ -92,7 +94,8 @@ def checkpoints(settings: Any, app_id: str, timeout: float = 10.0) -> dict[str, 
                 if msg.offset() + 1 >= high[msg.partition()]:
                     pending.discard(msg.partition())
                 if msg.value() is not None:
-                    found[msg.key().decode().strip('"')] = loads(msg.value())
+                    key = msg.key().decode().strip('"')
+                    found.setdefault(key, []).append(loads(msg.value()))
     finally:
         consumer.close()
     return found

@@ -1,11 +1,19 @@
 """Crash recovery of the anomaly worker: SIGKILL mid-stream, restart with the same app id.
 
 Five series, one sample a minute, 400 samples ending now; series 0 shifts its
-level by +30 (30 noise sigmas) from sample 260 on, an episode that spans the kill.
+level by +30 (30 noise sigmas) once every series is checkpointed, an episode that
+spans the kill.
 The stream is fed chunk by chunk (each chunk once its predictions are out) until
 every series has a checkpoint past warm-up and the incident is firing; then 20
 more steps are produced, the worker is killed with SIGKILL, the rest is produced
 and a new worker of the same consumer group takes over.
+
+Two checkpoints past warm-up are awaited, not one: the embedded broker (Tansu
+0.6) answers ``ListOffsets`` with the base offset of a partition's last record
+batch (+1), so Faust's changelog recovery stops short of that batch and the
+newest checkpoints of a partition can be lost on restart (reported to the lead).
+With an older post-warm-up checkpoint behind it, a series still resumes without
+a new warm-up, only with a few seconds of learning lost.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ pytestmark = pytest.mark.integration
 
 SERIES, STEPS, SHIFT = 5, 400, 30.0
 METRIC = "cpu_utilization"
-CHUNK = 5  # steps per chunk while feeding the first worker
+CHUNK = 3  # steps per chunk while feeding the first worker (a checkpoint every ~80 steps)
 WARMUP = 150  # DetectorConfig().warmup
 
 
@@ -59,17 +67,18 @@ def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
         poll(lambda: expected <= ids(), f"predictions up to step {hi}")
 
     def all_checkpointed() -> bool:
-        if step < WARMUP or step % 20:
+        """Two checkpoints past warm-up for every series (see the module docstring)."""
+        if step < WARMUP or (step // CHUNK) % 7:
             return False
         saved = checkpoints(settings, app_id)
-        seen.update({k: v.detector.warming_up for k, v in saved.items()})
-        return all(f"{s}|{METRIC}" in saved and not saved[f"{s}|{METRIC}"].detector.warming_up
+        seen.update({k: [v.detector.warming_up for v in vs] for k, vs in saved.items()})
+        return all(sum(not v.detector.warming_up for v in saved.get(f"{s}|{METRIC}", [])) >= 2
                    for s in sources)
 
     first = workers("anomaly")
     step, seen = 0, dict[str, Any]()
     while not all_checkpointed():  # feed the first worker until every series is checkpointed
-        assert step < 300, f"not every series checkpointed past warm-up by step 300: {seen}"
+        assert step < 340, f"not every series checkpointed twice past warm-up by step 340: {seen}"
         feed(step, step + CHUNK)
         step += CHUNK
     onset = step + 2 * CHUNK
