@@ -64,8 +64,14 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
         for event, sample in samples:
             state = store.get(sample.series, event)
             x = {"value": sample.value, "timestamp": sample.ts}
-            detail = state.detector.score_detail(x)
-            state.detector.learn_one(x)
+            try:
+                detail = state.detector.score_detail(x)
+                state.detector.learn_one(x)
+            except Exception:  # a broken model must not stop the stream: start it afresh
+                logger.exception("detector failed series=%s: resetting it", sample.series)
+                state = store.reset(sample.series, event)
+                detail = state.detector.score_detail(x)
+                state.detector.learn_one(x)
             branch, record = prediction(sample, detail)
             predictions.append((sample.series, (branch, record)))
             state.alert, alert = step(state.alert, policy, sample.source, sample.metric,
@@ -102,6 +108,7 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
 
     @app.on_partitions_revoked.connect
     async def forget_revoked(app: faust.App, revoked: set[TP], **_: Any) -> None:
-        store.drop_partitions({tp.partition for tp in revoked if tp.topic == METRICS_RAW.name})
+        store.release_partitions({tp.partition for tp in revoked
+                                  if tp.topic == METRICS_RAW.name})
 
     return detect_anomalies
