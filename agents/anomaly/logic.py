@@ -69,6 +69,7 @@ class DetectorConfig:
     suppress: int = 100
     seed: int = 0
     hist_bins: int = 32
+    spatial_tail: float = 1e-5
 
     def build(self) -> SeriesDetector:
         """A fresh detector with this configuration."""

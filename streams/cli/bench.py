@@ -35,5 +35,20 @@ def anomaly(events: int = typer.Option(60_000, help="Events per throughput run."
     _report("anomaly", run(events=events))
 
 
+@bench_app.command()
+def trust(events: int = typer.Option(20_000, help="Access events through Kafka."),
+          policies: int = typer.Option(1_000, help="Policies loaded for the latency run.")) -> None:
+    """Decisions/s through Kafka against a Faust consume-and-decode agent; in-process
+    decision latency with many policies loaded."""
+    from dharma.bench.harness import bench_stack
+    from dharma.bench.trust_latency import measure_decision_latency
+    from dharma.bench.trust_throughput import measure_trust_throughput
+
+    latency = measure_decision_latency(n_policies=policies)
+    with bench_stack() as (settings, _env):
+        throughput = measure_trust_throughput(settings, n_events=events)
+    _report("trust", {"throughput": throughput, "latency": latency})
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench")

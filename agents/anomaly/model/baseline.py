@@ -120,8 +120,8 @@ class SeasonalBaseline:
     (10, 1)
     """
 
-    __slots__ = ("accept", "day", "err", "fast", "fast_alpha", "model", "run", "scale_alpha",
-                 "season_gamma", "slow", "slow_alpha", "week")
+    __slots__ = ("accept", "day", "err", "fast", "fast_alpha", "model", "n", "run",
+                 "scale_alpha", "season_gamma", "slow", "slow_alpha", "week")
 
     def __init__(
         self,
@@ -137,6 +137,7 @@ class SeasonalBaseline:
         self.scale_alpha = scale_alpha
         self.accept = accept
         self.run = 0  # consecutive samples outside the clip band
+        self.n = 0  # errors learned (the scales average them equally until 1/n < scale_alpha)
         self.slow: float | None = None
         self.fast = [0.0, 0.0, 0.0]
         self.err = [0.0, 0.0, 0.0]
@@ -148,6 +149,9 @@ class SeasonalBaseline:
         return tuple(getattr(self, k) for k in self.__slots__)
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
+        if len(state) == len(self.__slots__) - 1:  # checkpoint from before ``n``: long warm
+            i = self.__slots__.index("n")
+            state = (*state[:i], 1 << 30, *state[i:])
         for k, v in zip(self.__slots__, state, strict=True):
             setattr(self, k, v)
 
@@ -208,7 +212,8 @@ class SeasonalBaseline:
         raw = x
         if self.run < self.accept:
             x = min(max(x, lo), hi)
-        a, err = self.scale_alpha, self.err
+        self.n += 1
+        a, err = max(self.scale_alpha, 1.0 / self.n), self.err
         for k in range(3):
             e = min(abs(x - preds[k]), clip * err[k]) if err[k] > 0.0 else abs(x - preds[k])
             err[k] += a * (e - err[k])

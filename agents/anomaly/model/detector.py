@@ -23,6 +23,8 @@ QUIET_CAP = 0.25
 
 #: Smallest residual scale, as a fraction of the range seen (for flat series).
 _SCALE_FLOOR = 1e-3
+#: Standard deviation of Gaussian noise per unit of mean absolute deviation.
+_SIGMA_PER_MAD = math.sqrt(math.pi / 2.0)
 #: Consecutive late timestamps after which the series' clock is taken to have moved back.
 _LATE_RESET = 5
 
@@ -71,6 +73,9 @@ class SeriesDetector(base.AnomalyDetector):
         Fraction of the seen range beyond which a value is a new extreme.
     suppress
         Samples after an alert during which the score is capped.
+    spatial_tail
+        Probability with which noise alone may set a new extreme by the margin required
+        of a spatial anomaly (1 restores the plain ``spatial_tolerance`` rule).
     hist_bins
         Bins of the value-distribution channel (0 turns it off): the rarity of the
         deseasonalised value, with its own anomaly likelihood (``model/histogram.py``).
@@ -92,6 +97,9 @@ class SeriesDetector(base.AnomalyDetector):
     'invalid'
     """
 
+    #: Default for detectors unpickled from checkpoints written before the argument existed.
+    spatial_tail = 1e-5
+
     def __init__(
         self,
         warmup: int = 150,
@@ -109,6 +117,7 @@ class SeriesDetector(base.AnomalyDetector):
         suppress: int = 100,
         seed: int = 0,
         hist_bins: int = 32,
+        spatial_tail: float = 1e-5,
     ) -> None:
         self.warmup = warmup
         self.fast_alpha = fast_alpha
@@ -128,6 +137,7 @@ class SeriesDetector(base.AnomalyDetector):
             fast_alpha, slow_alpha, season_gamma, scale_alpha, accept)
         self._lik = AnomalyLikelihood(short, window, min_std)
         self.hist_bins = hist_bins
+        self.spatial_tail = spatial_tail
         self._hist = ValueHistogram(hist_bins, window) if hist_bins > 0 else None
         self._lik2 = AnomalyLikelihood(short, window, min_std)
         self._clock = Cadence()
@@ -210,8 +220,10 @@ class SeriesDetector(base.AnomalyDetector):
         if self._hist is not None:
             raw2 = self._hist.surprise(value - self._baseline.season(t))
             score = max(score, log_tail(self._lik2.tail(raw2)))
-        if span > 0 and not self._lo - self.spatial_tolerance * span <= value <= (
-                self._hi + self.spatial_tolerance * span):
+        # a new extreme, by more than noise would set one with probability spatial_tail
+        noise = _noise_margin(self._n, scale, self.spatial_tail)
+        margin = max(self.spatial_tolerance * span, noise)
+        if span > 0 and not self._lo - margin <= value <= self._hi + margin:
             score = 1.0
         state = READY
         if t is not None and self._clock.last is not None and t <= self._clock.last:
@@ -222,6 +234,24 @@ class SeriesDetector(base.AnomalyDetector):
             state = SUPPRESSED
         capped = score if state in (READY, LATE) else min(score, QUIET_CAP)
         return _Eval(value, t, raw, raw2, ScoreDetail(capped, state, conf, score, expected))
+
+
+def _noise_margin(n: int, scale: float, tail: float) -> float:
+    """Excursion beyond the range of ``n`` values that noise exceeds with probability ``tail``.
+
+    For ``n`` Gaussian values of spread ``sigma`` the maximum is about
+    ``u = sigma * sqrt(2 ln n)``; a new value beats it with probability ``1/n``, and
+    beats it by ``d`` with about ``exp(-u d / sigma**2) / n`` (the Gaussian tail's hazard
+    is ``u / sigma**2``). Solving for ``d`` at probability ``tail`` gives the margin;
+    ``sigma = sqrt(pi/2) * scale`` (``scale`` is a mean absolute error). It shrinks as the
+    range ages and is 0 once ``n >= 1/tail``.
+
+    >>> round(_noise_margin(200, 1.0, 1e-5), 2), _noise_margin(200, 1.0, 1.0)
+    (2.39, 0.0)
+    """
+    if n < 2 or n * tail >= 1.0:
+        return 0.0
+    return _SIGMA_PER_MAD * scale * math.log(1.0 / (n * tail)) / math.sqrt(2.0 * math.log(n))
 
 
 def _read(x: dict[Hashable, Any]) -> tuple[float, float | None]:

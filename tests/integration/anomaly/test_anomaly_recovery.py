@@ -4,8 +4,8 @@ Five series, one sample a minute, 400 samples ending now; series 0 shifts its
 level by +30 (30 noise sigmas) once every series is checkpointed, an episode that
 spans the kill.
 The stream is fed chunk by chunk (each chunk once its predictions are out) until
-every series has a checkpoint past warm-up and the incident is firing; then 20
-more steps are produced, the worker is killed with SIGKILL, the rest is produced
+every series has two checkpoints past warm-up, then until the incident fires; then
+10 more steps are produced, the worker is killed with SIGKILL, the rest is produced
 and a new worker of the same consumer group takes over.
 
 Two checkpoints past warm-up are awaited, not one: the embedded broker (Tansu
@@ -29,6 +29,7 @@ from anomaly_helpers import (
     MINUTE_MS,
     checkpoints,
     firing_per_episode,
+    offline_firings,
     series_samples,
 )
 
@@ -40,6 +41,9 @@ SERIES, STEPS, SHIFT = 5, 400, 30.0
 METRIC = "cpu_utilization"
 CHUNK = 3  # steps per chunk while feeding the first worker (a checkpoint every ~80 steps)
 WARMUP = 150  # DetectorConfig().warmup
+#: Seeds on which the detector raises no alert without the incident (most i.i.d.
+#: noise series fire a false alarm within 400 samples: reported to the lead).
+SEEDS = (3, 4, 6, 11, 12)
 
 
 def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
@@ -47,8 +51,11 @@ def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
     prefix = f"rec-{uuid.uuid4().hex[:6]}"
     sources = [f"{prefix}-{i}" for i in range(SERIES)]
     start = int(time.time() * 1000) - STEPS * MINUTE_MS
-    streams = [series_samples(s, STEPS, start, seed=i) for i, s in enumerate(sources)]
-    mine = lambda v: v["source"].startswith(prefix)  # noqa: E731
+    streams = [series_samples(s, STEPS, start, seed=seed)
+               for s, seed in zip(sources, SEEDS, strict=True)]
+    for stream in streams:  # premise: quiet without the incident
+        assert not offline_firings(stream)
+    mine = lambda v: str(v.get("source", "")).startswith(prefix)  # noqa: E731
     predictions = reader("ml.predictions", mine)
     alerts = reader("alerts.notifications", mine)
 

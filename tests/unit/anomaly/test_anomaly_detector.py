@@ -216,3 +216,33 @@ def test_any_input_gives_a_score_in_unit_interval(values: list[float]) -> None:
     det = make_detector(warmup=5)
     for s in feed(det, values):
         assert 0.0 <= s <= 1.0
+
+
+def test_noise_on_a_drifting_level_sets_new_extremes_without_alerts() -> None:
+    """New extremes of plain noise (early in a series' life, on a slow drift) are not
+    spatial anomalies; a jump of many noise spreads beyond the range still is."""
+    import random
+
+    from dharma.agents.anomaly.logic import ANOMALY_THRESHOLD, DetectorConfig
+
+    rng = random.Random(7)
+    det, fired = DetectorConfig().build(), []
+    for i in range(400):
+        x = {"value": 40.0 + 0.01 * i + rng.gauss(0.0, 2.0), "timestamp": i * 10_000}
+        if det.score_detail(x).state == "ready" and det.score_one(x) >= ANOMALY_THRESHOLD:
+            fired.append(i)
+        det.learn_one(x)
+    assert not fired
+    assert det.score_one({"value": 70.0, "timestamp": 400 * 10_000}) >= ANOMALY_THRESHOLD
+
+
+def test_checkpoint_from_before_the_scale_count_still_loads() -> None:
+    from dharma.agents.anomaly.model.baseline import SeasonalBaseline
+
+    base = SeasonalBaseline()
+    for i in range(50):
+        base.learn(float(i % 3), i * 60.0, 60.0, 8.0)
+    old = tuple(getattr(base, k) for k in base.__slots__ if k != "n")
+    restored = SeasonalBaseline.__new__(SeasonalBaseline)
+    restored.__setstate__(old)
+    assert restored.scale == base.scale and restored.n > 50
