@@ -27,6 +27,7 @@ from dharma.streams.metrics import PipelineMetrics, PrometheusSensor
 from dharma.streams.records import dead_letter
 from dharma.streams.settings import Settings
 from dharma.streams.topics import TopicSpec
+from dharma.streams.transport import set_fetch_wait
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def make_app(settings: Settings, name: str,
         producer_linger_ms=5,
         stream_buffer_maxsize=16384,
     )
+    set_fetch_wait(app, worker.fetch_max_wait_ms)
     metrics = metrics or PipelineMetrics()
     app.sensors.add(PrometheusSensor(metrics))
     context = StreamContext(settings, AvroWire(registry_client(settings)), metrics,

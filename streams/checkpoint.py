@@ -95,15 +95,28 @@ class CheckpointedTable(Generic[V]):
         self.get(key, event)
         self.live[key].value = value
 
-    def checkpoint(self, force: set[str] | frozenset[str] = frozenset()) -> int:
-        """Write due (or forced) changed keys to the table; how many were written."""
+    def checkpoint(self, force: set[str] | frozenset[str] = frozenset(),
+                   limit: int | None = None) -> int:
+        """Write forced keys, and changed keys whose checkpoint is due (at most ``limit``
+        of those per call, oldest first, so checkpoints spread over batches instead of
+        stalling one); how many were written."""
         now, written = time.monotonic(), 0
-        for key, entry in self.live.items():
-            if entry.dirty and (now - entry.saved_at >= self.every_s or key in force):
-                bind_event(entry.event)
-                self.table[key] = self.encode(entry.value)
-                entry.saved_at, entry.dirty, written = now, False, written + 1
-        return written
+        for key in force:
+            entry = self.live.get(key)
+            if entry is not None and entry.dirty:
+                self._save(key, entry, now)
+                written += 1
+        due = [k for k, e in self.live.items() if e.dirty and now - e.saved_at >= self.every_s]
+        if limit is not None and len(due) > limit:
+            due = sorted(due, key=lambda k: self.live[k].saved_at)[:limit]
+        for key in due:
+            self._save(key, self.live[key], now)
+        return written + len(due)
+
+    def _save(self, key: str, entry: _Entry[V], now: float) -> None:
+        bind_event(entry.event)
+        self.table[key] = self.encode(entry.value)
+        entry.saved_at, entry.dirty = now, False
 
     def evict_idle(self) -> int:
         """Forget keys idle for ``idle_ttl_s``; how many."""
@@ -118,6 +131,6 @@ class CheckpointedTable(Generic[V]):
         """Checkpoint, then forget, the keys of revoked partitions (their new owner
         restores them from the changelog)."""
         keys = {k for k, e in self.live.items() if e.event.message.partition in partitions}
-        self.checkpoint(force=keys)
+        self.checkpoint(force=keys, limit=0)
         for key in keys:
             del self.live[key]

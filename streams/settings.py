@@ -79,9 +79,10 @@ class KafkaSettings(BaseSettings):
         return conf
 
     def faust_broker_url(self) -> str:
-        """Broker URL list in Faust's ``kafka://host:port;...`` form."""
+        """Broker URL list for Faust: ``dharma://host:port;...`` (our aiokafka transport,
+        :mod:`dharma.streams.transport`)."""
         hosts = [h.strip() for h in self.bootstrap_servers.split(",") if h.strip()]
-        return ";".join(f"kafka://{h}" for h in hosts)
+        return ";".join(f"dharma://{h}" for h in hosts)
 
 
 class RegistrySettings(BaseSettings):
@@ -154,7 +155,7 @@ class WorkerSettings(BaseSettings):
     )
     batch_size: int = Field(1000, description="DHARMA_WORKER_BATCH_SIZE: events per batch.")
     batch_within_s: float = Field(
-        0.2, description="DHARMA_WORKER_BATCH_WITHIN_S: longest wait to fill a batch."
+        0.03, description="DHARMA_WORKER_BATCH_WITHIN_S: longest wait to fill a batch."
     )
     max_future_skew_s: float = Field(
         300.0,
@@ -163,6 +164,10 @@ class WorkerSettings(BaseSettings):
     series_idle_ttl_s: float = Field(
         6 * 3600.0, description="DHARMA_WORKER_SERIES_IDLE_TTL_S: forget a series' detector "
         "after this long without samples (bounds memory).")
+    fetch_max_wait_ms: int = Field(
+        10, ge=1, le=1500,
+        description="DHARMA_WORKER_FETCH_MAX_WAIT_MS: longest a fetch waits for data "
+        "(Faust's own 1500 ms adds about a second of latency on brokers that hold fetches).")
     session_timeout_s: float = Field(6.0, description="DHARMA_WORKER_SESSION_TIMEOUT_S.")
     heartbeat_interval_s: float = Field(1.0, description="DHARMA_WORKER_HEARTBEAT_INTERVAL_S.")
     policy_dir: Path | None = Field(

@@ -21,6 +21,8 @@ from dharma.streams.topics import ALERTS, METRICS_RAW, PREDICTIONS
 logger = logging.getLogger(__name__)
 
 MODEL = "dharma-likelihood/1"
+#: Due detector checkpoints written per batch at most (a pickle costs ~50 µs).
+CHECKPOINTS_PER_BATCH = 200
 PREDICTION_BRANCH = "dharma.predictions.AnomalyPrediction"
 
 
@@ -80,7 +82,7 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
                 changed.add(sample.series)
                 if not is_silenced(silences.active, sample.source, sample.metric, KIND, now_ms()):
                     alerts.append(alert)
-        store.checkpoint(force=changed)
+        store.checkpoint(force=changed, limit=CHECKPOINTS_PER_BATCH)
         return predictions, alerts
 
     @app.agent(source, name="detect-anomalies")

@@ -44,7 +44,7 @@ def test_defaults_point_at_the_loopback_stack() -> None:
     assert s.redis.url.get_secret_value() == f"redis://127.0.0.1:{DEFAULT_PORTS['redis']}/0"
     assert s.graph.uri == f"bolt://127.0.0.1:{DEFAULT_PORTS['bolt']}"
     assert s.stack.kafka_port == DEFAULT_PORTS["kafka"]
-    assert s.kafka.faust_broker_url() == f"kafka://127.0.0.1:{DEFAULT_PORTS['kafka']}"
+    assert s.kafka.faust_broker_url() == f"dharma://127.0.0.1:{DEFAULT_PORTS['kafka']}"
 
 
 def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,7 +55,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DHARMA_WORKER_DATA_DIR", "/var/lib/dharma")
     s = Settings()
     assert s.kafka.bootstrap_servers == "k1:9092, k2:9092"
-    assert s.kafka.faust_broker_url() == "kafka://k1:9092;kafka://k2:9092"
+    assert s.kafka.faust_broker_url() == "dharma://k1:9092;dharma://k2:9092"
     assert s.registry.url == "https://sr.example:8081"
     assert s.graph.uri == "bolt://neo4j:7687"
     assert s.worker.batch_size == 42
