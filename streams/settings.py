@@ -164,6 +164,9 @@ class WorkerSettings(BaseSettings):
     series_idle_ttl_s: float = Field(
         6 * 3600.0, description="DHARMA_WORKER_SERIES_IDLE_TTL_S: forget a series' detector "
         "after this long without samples (bounds memory).")
+    checkpoint_every_s: float = Field(
+        10.0, gt=0, description="DHARMA_WORKER_CHECKPOINT_EVERY_S: longest a detector's "
+        "learning stays unsaved (bounds what a crash makes it re-learn).")
     fetch_max_wait_ms: int = Field(
         10, ge=1, le=1500,
         description="DHARMA_WORKER_FETCH_MAX_WAIT_MS: longest a fetch waits for data "

@@ -58,6 +58,7 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     worker = ctx.settings.worker
     source, emit = raw_topic(app, METRICS_RAW), ctx.emitter.emit
     store = DetectorStore(detector_table(app), DetectorConfig().build,
+                          checkpoint_every_s=worker.checkpoint_every_s,
                           idle_ttl_s=worker.series_idle_ttl_s)
     policy, silences = AlertPolicy(), Silences(ctx.settings.postgres.dsn.get_secret_value())
 

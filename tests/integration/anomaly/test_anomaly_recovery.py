@@ -82,7 +82,7 @@ def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
         return all(sum(not v.detector.warming_up for v in saved.get(f"{s}|{METRIC}", [])) >= 2
                    for s in sources)
 
-    first = workers("anomaly")
+    first = workers("anomaly", DHARMA_WORKER_CHECKPOINT_EVERY_S="2")
     step, seen = 0, dict[str, Any]()
     while not all_checkpointed():  # feed the first worker until every series is checkpointed
         assert step < 340, f"not every series checkpointed twice past warm-up by step 340: {seen}"
@@ -102,7 +102,7 @@ def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
     assert first.proc is not None and first.proc.returncode == -signal.SIGKILL
     produce_steps(kill_step, STEPS)
 
-    workers("anomaly")
+    workers("anomaly", DHARMA_WORKER_CHECKPOINT_EVERY_S="2")
     produced = {f"{s['source']}|{METRIC}@{s['ts']}" for stream in streams for s in stream}
     poll(lambda: produced <= ids(), "every produced sample scored", timeout=90)
     alerts.poll(1.0)  # alerts of a batch are sent after its predictions
