@@ -20,6 +20,7 @@ run: install
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy streams agents sinks topologies infra bench
 	$(BIN)/python -m pytest
 
 lint: install

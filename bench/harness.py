@@ -145,7 +145,7 @@ def faust_only_rate(env: dict[str, str], topic: str, count: int,
     lines: queue.Queue[bytes] = queue.Queue()
     assert proc.stdout is not None
     out = proc.stdout
-    threading.Thread(target=lambda: [lines.put(line) for line in out], daemon=True).start()
+    threading.Thread(target=lambda: list(map(lines.put, out)), daemon=True).start()
     deadline = time.monotonic() + timeout_s
     try:
         while (left := deadline - time.monotonic()) > 0:

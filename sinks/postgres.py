@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -43,8 +44,8 @@ class PostgresMetricsSink(BatchSink[MetricSample]):
         Table name (created if missing).
     """
 
-    def __init__(self, dsn: str, table: str = "metrics_raw", **kwargs: object) -> None:
-        super().__init__(name=f"postgres.{table}", **kwargs)  # type: ignore[arg-type]
+    def __init__(self, dsn: str, table: str = "metrics_raw", **kwargs: Any) -> None:
+        super().__init__(name=f"postgres.{table}", **kwargs)
         self._dsn = dsn
         self.table = table
         self.timescale = False

@@ -74,7 +74,7 @@ class Emitter:
             logger.warning("attempt=%d: %d outputs failed (%r); sending again", attempt,
                            len(failed), failed[0][0])
             for _, msg in failed:
-                self.emit(msg.topic(), msg.key(), msg.value())
+                self.emit(msg.topic() or "", msg.key(), msg.value() or b"")
         raise EmitError(f"outputs failed after {attempts} attempts")
 
     def close(self) -> None:

@@ -29,8 +29,9 @@ class AvroProducer:
         ser = self._serializers.get(subject)
         if ser is None:
             ser = self._serializers[subject] = AvroSerializer(self.registry, schema_text(subject))
-        data: bytes = ser(value, SerializationContext(topic, field))
-        return data
+        data = ser(value, SerializationContext(topic, field))
+        assert data is not None
+        return bytes(data)
 
     def produce(self, topic: str, key: str | None, value: dict[str, Any]) -> None:
         """Queue one record; retries ``BufferError`` by serving delivery reports."""

@@ -199,13 +199,13 @@ class StackSettings(BaseSettings):
 class Settings(BaseModel):
     """All settings, one object per backing service."""
 
-    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    registry: RegistrySettings = Field(default_factory=RegistrySettings)
-    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
-    graph: GraphSettings = Field(default_factory=GraphSettings)
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-    worker: WorkerSettings = Field(default_factory=WorkerSettings)
-    stack: StackSettings = Field(default_factory=StackSettings)
+    kafka: KafkaSettings = Field(default_factory=lambda: KafkaSettings())
+    registry: RegistrySettings = Field(default_factory=lambda: RegistrySettings())
+    postgres: PostgresSettings = Field(default_factory=lambda: PostgresSettings())
+    graph: GraphSettings = Field(default_factory=lambda: GraphSettings())
+    redis: RedisSettings = Field(default_factory=lambda: RedisSettings())
+    worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
+    stack: StackSettings = Field(default_factory=lambda: StackSettings())
 
     @model_validator(mode="after")
     def _follow_stack_ports(self) -> Settings:

@@ -37,7 +37,8 @@ class Tailer:
         for msg in self._consumer.consume(max_messages, timeout):
             if msg.error():
                 continue
-            value = self._decode(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
+            topic = msg.topic() or ""
+            value = self._decode(msg.value(), SerializationContext(topic, MessageField.VALUE))
             out.append((msg, value))
         return out
 

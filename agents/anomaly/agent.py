@@ -89,7 +89,8 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     @app.agent(source, name="detect-anomalies")
     async def detect_anomalies(stream: faust.StreamT) -> None:
         """Score each metrics.raw sample; emit ml.predictions and alerts.notifications."""
-        async for events in stream.take_events(worker.batch_size, within=worker.batch_within_s):
+        async for events in stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
+                worker.batch_size, within=worker.batch_within_s):
             accepted, _rejected = check_events(ctx, events)  # the ingest topology dead-letters
             predictions, alerts = await score(accepted)
             for key, value in predictions:
@@ -109,7 +110,7 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
         if evicted := store.evict_idle():
             logger.info("evicted idle series count=%d", evicted)
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's Signal typing
     async def forget_revoked(app: faust.App, revoked: set[TP], **_: Any) -> None:
         store.release_partitions({tp.partition for tp in revoked
                                   if tp.topic == METRICS_RAW.name})

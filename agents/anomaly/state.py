@@ -73,9 +73,10 @@ def loads(blob: bytes) -> SeriesState:
 
 def detector_table(app: faust.App) -> faust.Table:
     """Checkpoints per series, co-partitioned with ``metrics.raw``."""
-    return app.Table("detectors", default=None, key_type=str, value_type=bytes,
-                     partitions=METRICS_RAW.partitions,
-                     help="Anomaly detector and alert state per series (checkpoints).")
+    return app.Table(  # type: ignore[return-value]  # Faust types it as TableT
+        "detectors", default=None, key_type=str, value_type=bytes,
+        partitions=METRICS_RAW.partitions,
+        help="Anomaly detector and alert state per series (checkpoints).")
 
 
 class DetectorStore(CheckpointedTable[SeriesState]):

@@ -56,7 +56,8 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     @app.agent(source, name="validate-metrics")
     async def validate_metrics(stream: faust.StreamT) -> None:
         """Validate metrics.raw, keep rolling stats per series, store samples in PostgreSQL."""
-        async for events in stream.take_events(worker.batch_size, within=worker.batch_within_s):
+        async for events in stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
+                worker.batch_size, within=worker.batch_within_s):
             accepted, rejected = check_events(ctx, events)
             await send_dead_letters(ctx, dlq, rejected)
             update_series_stats(stats, accepted)

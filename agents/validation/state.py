@@ -19,7 +19,7 @@ def series_stats_table(app: faust.App) -> faust.Table:
     Co-partitioned with ``metrics.raw`` (keyed by source), so a series' state
     lives on the partition its samples arrive on.
     """
-    return app.Table(
+    return app.Table(  # type: ignore[return-value]  # Faust types it as TableT
         "series-stats", default=None, key_type=str,
         partitions=METRICS_RAW.partitions,
         help="Per-series count, EWMA mean/variance, last value and timestamp.",

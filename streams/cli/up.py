@@ -139,8 +139,9 @@ def _watch(settings: Any, sample_every: int, children: list[subprocess.Popen[byt
             if dead:
                 from dharma.infra.stack import StackError
 
-                raise StackError(f"{' '.join(map(str, dead[0].args[3:]))} exited with code "
-                                 f"{dead[0].returncode}; see the logs in the state directory")
+                command = " ".join(str(a) for a in list(dead[0].args)[3:])  # type: ignore[arg-type]  # Popen.args is a list here
+                raise StackError(f"{command} exited with code {dead[0].returncode}; "
+                                 "see the logs in the state directory")
 
 
 def register(app: typer.Typer) -> None:
