@@ -102,6 +102,9 @@ def start_worker(
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate a worker subprocess; kill it if it does not stop within 30 s."""
+    if proc.poll() is not None:
+        return
     proc.terminate()
     try:
         proc.wait(30)

@@ -32,6 +32,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from dharma.bench.harness import stop
 from dharma.streams.admin import registry_client
 from dharma.streams.codec import AvroWire
 from dharma.streams.settings import Settings
@@ -110,16 +111,6 @@ def _env(settings: Settings, group: str) -> dict[str, str]:
             "DHARMA_REDIS_URL": settings.redis.url.get_secret_value()}
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def _decision_times(settings: Settings, start: list[TopicPartition], tag: str, n: int,
                     timeout_s: float) -> list[int]:
     """Message timestamps (ms) of this run's decisions on ml.predictions."""
@@ -152,7 +143,7 @@ def _run_trust(settings: Settings, group: str, tag: str, n: int, timeout_s: floa
     try:
         times = sorted(_decision_times(settings, start, tag, n, timeout_s))
     finally:
-        _stop(proc)
+        stop(proc)
     counted = sum(1 for t in times if t > times[0]) if times else 0
     seconds = (times[-1] - times[0]) / 1000 if len(times) > 1 else 0.0
     return {"decisions": len(times), "seconds": seconds,
@@ -186,7 +177,7 @@ def _run_baseline(settings: Settings, group: str, n: int, timeout_s: float,
                 result: dict[str, Any] = json.loads(line[line.index(b'{"events"'):])
                 return result
     finally:
-        _stop(proc)
+        stop(proc)
     return {"events": 0, "seconds": 0.0, "rate": 0.0, "error": "baseline timed out"}
 
 

@@ -8,6 +8,7 @@ with deadlines; none sleeps and hopes.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from dharma.infra.stack.ephemeral import ephemeral_stack, free_port
 
@@ -42,6 +44,32 @@ def poll_until(check: Callable[[], Any], what: str, timeout: float = DEADLINE_S)
 @pytest.fixture(scope="session")
 def poll() -> Callable[..., Any]:
     return poll_until
+
+
+def _read_changelog(settings: Any, topic: str, key: str) -> dict[str, Any] | None:
+    """The newest value of ``key`` in a table changelog (read with ``assign``: no group join)."""
+    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": uuid.uuid4().hex,
+                         "enable.auto.commit": False})
+    parts = consumer.list_topics(topic, timeout=5).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
+    found, deadline = None, time.monotonic() + 5
+    try:
+        while time.monotonic() < deadline:
+            batch = consumer.consume(500, 0.5)
+            if not batch and found is not None:
+                break
+            for msg in batch:
+                if not msg.error() and json.loads(msg.key()) == key:
+                    found = json.loads(msg.value())
+    finally:
+        consumer.close()
+    return found
+
+
+@pytest.fixture(scope="session")
+def read_changelog() -> Callable[[Any, str, str], dict[str, Any] | None]:
+    """Reader of a table changelog's newest value for a key."""
+    return _read_changelog
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import struct
@@ -12,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from dharma.streams.admin import registry_client
 from dharma.streams.producer import AvroProducer
@@ -33,33 +32,13 @@ def stored(settings: Any, source: str) -> int:
         return int(row.fetchone()[0])
 
 
-def latest_stats(settings: Any, group: str, series: str) -> dict[str, Any] | None:
-    """The newest changelog value of ``series`` in the worker's stats table."""
-    topic = f"{group}-ingest-series-stats-changelog"
-    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": uuid.uuid4().hex,
-                         "enable.auto.commit": False})
-    partitions = consumer.list_topics(topic, timeout=5).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    found, deadline = None, time.monotonic() + 8
-    try:
-        while time.monotonic() < deadline:
-            batch = consumer.consume(500, 0.5)
-            if not batch and found is not None:
-                break
-            for msg in batch:
-                if not msg.error() and json.loads(msg.key()) == series:
-                    found = json.loads(msg.value())
-    finally:
-        consumer.close()
-    return found
-
-
 @pytest.fixture
 def producer(settings: Any) -> AvroProducer:
     return AvroProducer(Producer(settings.kafka.confluent_config()), registry_client(settings))
 
 
-def test_good_input_reaches_stats_and_postgres_once(settings, producer, start_worker, poll):
+def test_good_input_reaches_stats_and_postgres_once(settings, producer, start_worker, poll,
+                                                    read_changelog):
     worker = start_worker("ingest")
     source = f"web-{uuid.uuid4().hex[:6]}"
     start = int(time.time() * 1000) - 3_600_000
@@ -69,8 +48,12 @@ def test_good_input_reaches_stats_and_postgres_once(settings, producer, start_wo
     producer.flush()
     poll(lambda: stored(settings, source) == 50, "50 samples stored")
 
-    group = worker.env["DHARMA_WORKER_APP_ID"]
-    stats = poll(lambda: latest_stats(settings, group, f"{source}|cpu_utilization"),
+    changelog = f'{worker.env["DHARMA_WORKER_APP_ID"]}-ingest-series-stats-changelog'
+
+    def latest_stats(series: str) -> dict[str, Any] | None:
+        return read_changelog(settings, changelog, series)
+
+    stats = poll(lambda: latest_stats(f"{source}|cpu_utilization"),
                  "stats in the changelog")
     assert stats["count"] == 50
     assert stats["last_ts"] == batch[-1]["ts"]
@@ -82,10 +65,10 @@ def test_good_input_reaches_stats_and_postgres_once(settings, producer, start_wo
     for value in batch:
         producer.produce("metrics.raw", source, value)
     producer.flush()
-    poll(lambda: (latest_stats(settings, group, f"{source}|cpu_utilization") or {})
+    poll(lambda: (latest_stats(f"{source}|cpu_utilization") or {})
          .get("skipped") == 50, "replayed samples seen and skipped")
     assert stored(settings, source) == 50
-    assert latest_stats(settings, group, f"{source}|cpu_utilization")["count"] == 50
+    assert latest_stats(f"{source}|cpu_utilization")["count"] == 50
 
 
 def test_bad_input_is_dead_lettered_and_good_input_keeps_flowing(settings, producer,

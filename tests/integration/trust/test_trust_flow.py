@@ -6,10 +6,8 @@ import json
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from trust_helpers import audit_key, audit_rows, business_ts, seed_event
 
 from dharma.agents.trust import UserBehaviour
@@ -18,28 +16,8 @@ from dharma.agents.trust.state import seed_behaviour
 pytestmark = pytest.mark.integration
 
 
-def changelog_value(settings: Any, topic: str, key: str) -> dict[str, Any] | None:
-    """The newest value of ``key`` in a table changelog (read with ``assign``)."""
-    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": uuid.uuid4().hex,
-                         "enable.auto.commit": False})
-    parts = consumer.list_topics(topic, timeout=5).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
-    found, deadline = None, time.monotonic() + 5
-    try:
-        while time.monotonic() < deadline:
-            batch = consumer.consume(500, 0.5)
-            if not batch and found is not None:
-                break
-            for msg in batch:
-                if not msg.error() and json.loads(msg.key()) == key:
-                    found = json.loads(msg.value())
-    finally:
-        consumer.close()
-    return found
-
-
 def test_seed_example_through_kafka(settings, producer, outputs, redis_client, start_worker,
-                                   poll):
+                                    read_changelog, poll):
     # The seed's historical score (85) is imported into the behaviour table's
     # changelog before the worker starts (the documented seeding mechanism).
     group = f"seed{uuid.uuid4().hex[:8]}"
@@ -72,7 +50,7 @@ def test_seed_example_through_kafka(settings, producer, outputs, redis_client, s
     assert decision["session_id"] in redis_client.smembers("sessions:device:device_12345")
 
     # the behaviour started at the seeded 85 (a clean ALLOW earns 0.5)
-    behaviour = poll(lambda: changelog_value(settings, changelog, "admin_user_001"),
+    behaviour = poll(lambda: read_changelog(settings, changelog, "admin_user_001"),
                      "behaviour in the changelog")
     assert behaviour["score"] == 85.5
 
