@@ -62,7 +62,7 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
                           idle_ttl_s=worker.series_idle_ttl_s)
     policy, silences = AlertPolicy(), Silences(ctx.settings.postgres.dsn.get_secret_value())
 
-    async def score(samples: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+    def score(samples: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
         predictions, alerts, changed = [], [], set()
         for event, sample in samples:
             state = store.get(sample.series, event)
@@ -92,7 +92,9 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
         async for events in stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
                 worker.batch_size, within=worker.batch_within_s):
             accepted, _rejected = check_events(ctx, events)  # the ingest topology dead-letters
-            predictions, alerts = await score(accepted)
+            predictions, alerts = score(accepted)
+            if alerts:  # the episode's checkpoint reaches the broker before its alert does
+                await app.producer.flush()
             for key, value in predictions:
                 emit(PREDICTIONS.name, ctx.wire.encode(PREDICTIONS.key_subject, key),
                      ctx.wire.encode(PREDICTIONS.value_subject, value))
