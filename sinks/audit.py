@@ -19,11 +19,11 @@ The unmasked request never reaches PostgreSQL.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg import sql
 
@@ -136,7 +136,7 @@ class AuditSink(BatchSink[dict[str, Any]]):
         assert self._conn is not None
         query = sql.SQL(_INSERT).format(table=sql.Identifier(self.table),
                                         columns=sql.SQL(_COLUMNS))
-        cur = await self._conn.execute(query, (json.dumps(list(batch)),))
+        cur = await self._conn.execute(query, (orjson.dumps(list(batch)).decode(),))
         return max(cur.rowcount, 0)
 
     async def close(self) -> None:

@@ -22,6 +22,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+import orjson
 import redis.asyncio as redis
 from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponential
 
@@ -69,13 +70,16 @@ class SessionStore(BatchSink[Session]):
         ids = [s.session_id for s in batch]
         gone = await self._client.mget([f"{_key(i)}:revoked" for i in ids])
         batch = [s for s, g in zip(batch, gone, strict=True) if g is None]
+        indexes: dict[str, list[str]] = {}
         async with self._client.pipeline(transaction=False) as pipe:
             for s in batch:
-                value = json.dumps({"status": "active", "session": s.to_dict()})
+                value = orjson.dumps({"status": "active", "session": s.to_dict()})
                 pipe.set(_key(s.session_id), value, ex=self.ttl_s)
                 for index in (f"sessions:user:{s.user_id}", f"sessions:device:{s.device_id}"):
-                    pipe.sadd(index, s.session_id)
-                    pipe.expire(index, self.ttl_s)
+                    indexes.setdefault(index, []).append(s.session_id)
+            for index, ids in indexes.items():  # one SADD and one EXPIRE per index per batch
+                pipe.sadd(index, *ids)
+                pipe.expire(index, self.ttl_s)
             await pipe.execute()
         return len(batch)
 

@@ -52,6 +52,16 @@ def _terminate(procs: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> N
         proc.poll()
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop everything, even where a shell started this
+    command in the background with SIGINT ignored."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def _is_ordinary(topic: str, value: dict[str, Any]) -> bool:
     """A normal anomaly score: printed only as a sample."""
     return topic == "ml.predictions" and value.get("kind") == "anomaly" and not value["is_anomaly"]
@@ -84,6 +94,7 @@ def up(
     from dharma.streams.admin import create_topics, register_schemas
     from dharma.topologies import TOPOLOGIES
 
+    _stop_on_signals()
     settings = load_settings()
     stack = EmbeddedStack(settings)
     children: list[subprocess.Popen[bytes]] = []
