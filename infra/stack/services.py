@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import redis
+from psycopg import sql
 
 from dharma.infra.stack.process import ManagedProcess, StackError, port_is_open
 from dharma.streams.settings import Settings
@@ -117,7 +118,7 @@ def postgres_service(settings: Settings) -> Service:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
             if found.fetchone() is None:
-                conn.execute(f'CREATE DATABASE "{DATABASE}"')
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
 
     return Service(proc, healthy, prepare, after_start)
 
