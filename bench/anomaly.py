@@ -188,7 +188,8 @@ class _LatencyProbe:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for msg in self._consumer.consume(1000, 0.05):
+            # a short timeout: consume() waits until it has num_messages or the timeout ends
+            for msg in self._consumer.consume(1000, 0.002):
                 now = time.perf_counter()
                 if msg.error():
                     continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import typer
@@ -21,6 +22,9 @@ def worker(
     from dharma.streams.metrics import PipelineMetrics
     from dharma.topologies import get_topology
 
+    # Detectors hold many small long-lived objects: collect the young generation less
+    # often so full collections do not stall batches (tail latency).
+    gc.set_threshold(50_000, 20, 20)
     setup_logging(log_level)
     settings = load_settings()
     if setup:
