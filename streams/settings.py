@@ -155,7 +155,7 @@ class WorkerSettings(BaseSettings):
     )
     batch_size: int = Field(1000, description="DHARMA_WORKER_BATCH_SIZE: events per batch.")
     batch_within_s: float = Field(
-        0.03, description="DHARMA_WORKER_BATCH_WITHIN_S: longest wait to fill a batch."
+        0.02, description="DHARMA_WORKER_BATCH_WITHIN_S: longest wait to fill a batch."
     )
     max_future_skew_s: float = Field(
         300.0,

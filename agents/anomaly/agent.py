@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 
 MODEL = "dharma-likelihood/1"
 #: Due detector checkpoints written per batch at most (a pickle costs ~50 µs).
-CHECKPOINTS_PER_BATCH = 200
+CHECKPOINTS_PER_BATCH = 50
 PREDICTION_BRANCH = "dharma.predictions.AnomalyPrediction"
 
 
