@@ -164,6 +164,9 @@ class WorkerSettings(BaseSettings):
     series_idle_ttl_s: float = Field(
         6 * 3600.0, description="DHARMA_WORKER_SERIES_IDLE_TTL_S: forget a series' detector "
         "after this long without samples (bounds memory).")
+    replication_factor: int = Field(
+        1, ge=1, description="DHARMA_WORKER_REPLICATION_FACTOR: of the topics a worker "
+        "creates (table changelogs); 3 on a production cluster.")
     checkpoint_every_s: float = Field(
         10.0, gt=0, description="DHARMA_WORKER_CHECKPOINT_EVERY_S: longest a detector's "
         "learning stays unsaved (bounds what a crash makes it re-learn).")

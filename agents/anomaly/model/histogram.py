@@ -66,8 +66,13 @@ class ValueHistogram:
         lo, hi = self.lo, self.hi
         if not hi > lo:
             return 0
-        i = int((x - lo) / (hi - lo) * self.bins)
-        return min(max(i, 0), self.bins - 1)
+        span = hi - lo
+        if math.isinf(span):  # a range wider than the largest float: halve everything
+            x, lo, span = x * 0.5, lo * 0.5, hi * 0.5 - lo * 0.5
+        f = (x - lo) / span * self.bins
+        if not f >= 0.0:  # below the range, or NaN
+            return 0
+        return min(int(min(f, float(self.bins))), self.bins - 1)  # f may be inf
 
     def surprise(self, x: float) -> float:
         """``1 - p / p_uniform`` clipped to [0, 1]: 0 for a bin at least as common as
