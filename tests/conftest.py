@@ -20,10 +20,17 @@ from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from hypothesis import settings as hypothesis_settings
 
 from dharma.infra.stack.ephemeral import ephemeral_stack, free_port
 
 DEADLINE_S = 60.0
+
+# CI replays the same examples every run (no flakes from a new random search, no
+# deadline on a loaded 2-core machine); developers' runs keep exploring.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def poll_until(check: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
