@@ -13,8 +13,6 @@ import sysconfig
 import tomllib
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 DIST = "dharma-streams"
 ROOTS = ("streams", "schemas", "agents", "sinks", "topologies", "infra", "bench")
@@ -25,8 +23,7 @@ def installed_distribution() -> importlib.metadata.Distribution:
     """The installed distribution in site-packages (not a source-tree ``*.egg-info``)."""
     site = [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     found = list(importlib.metadata.distributions(name=DIST, path=site))
-    if not found:
-        pytest.skip(f"{DIST} is not installed in {site[0]}")
+    assert found, f"{DIST} is not installed in {site[0]} (the test command installs it)"
     return found[0]
 
 
