@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import ssl
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import faust
 from faust.streams import _current_event
@@ -30,6 +30,8 @@ from dharma.streams.topics import TopicSpec
 from dharma.streams.transport import set_fetch_wait
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -91,6 +93,28 @@ def raw_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
         spec.name, key_type=bytes, value_type=bytes,
         key_serializer="raw", value_serializer="raw", partitions=spec.partitions,
     )
+
+
+def split_batch(
+    events: Sequence[EventT], parse: Callable[[EventT], T],
+) -> tuple[list[tuple[EventT, T]], list[tuple[EventT, RejectedEvent]]]:
+    """Parse each event of a batch; split it into accepted values and rejections.
+
+    ``parse`` raises :class:`RejectedEvent` for bad input; any other exception
+    becomes a ``processing_error`` rejection too, since Faust would ack an event
+    whose processing raised and nothing may be lost silently.
+    """
+    accepted, rejected = [], []
+    for event in events:
+        try:
+            accepted.append((event, parse(event)))
+        except RejectedEvent as exc:
+            rejected.append((event, exc))
+        except Exception as exc:
+            msg = event.message
+            logger.exception("processing error %s[%s]@%s", msg.topic, msg.partition, msg.offset)
+            rejected.append((event, RejectedEvent("processing_error", repr(exc))))
+    return accepted, rejected
 
 
 def bind_event(event: EventT) -> None:

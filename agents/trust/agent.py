@@ -27,7 +27,7 @@ from dharma.agents.trust.state import Outcome, TrustState
 from dharma.sinks.audit import AuditSink, audit_row
 from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.sessions import SessionStore
-from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
+from dharma.streams.app import StreamContext, raw_topic, send_dead_letters, split_batch
 from dharma.streams.errors import ContractViolation, RejectedEvent
 from dharma.streams.topics import ALERTS, AUDIT_LOGS, PREDICTIONS
 
@@ -44,22 +44,13 @@ Decided = list[tuple[EventT, AccessEvent, Decision]]
 
 def check_events(ctx: StreamContext, events: Sequence[EventT]) -> tuple[Accepted, Rejected]:
     """Decode and validate a batch; hostile or malformed records are rejected, never decided."""
-    accepted: Accepted = []
-    rejected: Rejected = []
-    for event in events:
-        try:
-            parsed = parse_access_event(
-                ctx.wire.decode(AUDIT_LOGS.value_subject, event.message.value))
-            if isinstance(parsed, Rejection):
-                raise ContractViolation("; ".join((parsed.reason, *parsed.errors))[:2000])
-            accepted.append((event, parsed))
-        except RejectedEvent as exc:
-            rejected.append((event, exc))
-        except Exception as exc:  # nothing may escape: Faust would ack it
-            logger.exception("processing error %s[%s]@%s", event.message.topic,
-                             event.message.partition, event.message.offset)
-            rejected.append((event, RejectedEvent("processing_error", repr(exc))))
-    return accepted, rejected
+    def parse(event: EventT) -> AccessEvent:
+        parsed = parse_access_event(ctx.wire.decode(AUDIT_LOGS.value_subject, event.message.value))
+        if isinstance(parsed, Rejection):
+            raise ContractViolation("; ".join((parsed.reason, *parsed.errors))[:2000])
+        return parsed
+
+    return split_batch(events, parse)
 
 
 class TrustPipeline:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import faust
@@ -11,31 +10,23 @@ from faust.types import EventT
 from dharma.agents.validation.state import series_stats_table, update_series_stats
 from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.postgres import PostgresMetricsSink
-from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
+from dharma.streams.app import StreamContext, raw_topic, send_dead_letters, split_batch
 from dharma.streams.errors import RejectedEvent
 from dharma.streams.records import MetricSample, now_ms, validate_metric
 from dharma.streams.topics import METRICS_RAW
-
-logger = logging.getLogger(__name__)
 
 Checked = tuple[list[tuple[EventT, MetricSample]], list[tuple[EventT, RejectedEvent]]]
 
 
 def check_events(ctx: StreamContext, events: Sequence[EventT]) -> Checked:
     """Decode and validate a batch; split it into accepted samples and rejections."""
-    accepted, rejected = [], []
     now, skew = now_ms(), int(ctx.settings.worker.max_future_skew_s * 1000)
-    for event in events:
-        try:
-            raw = ctx.wire.decode(METRICS_RAW.value_subject, event.message.value)
-            accepted.append((event, validate_metric(raw, now, skew)))
-        except RejectedEvent as exc:
-            rejected.append((event, exc))
-        except Exception as exc:
-            logger.exception("processing error %s[%s]@%s", event.message.topic,
-                             event.message.partition, event.message.offset)
-            rejected.append((event, RejectedEvent("processing_error", repr(exc))))
-    return accepted, rejected
+
+    def parse(event: EventT) -> MetricSample:
+        raw = ctx.wire.decode(METRICS_RAW.value_subject, event.message.value)
+        return validate_metric(raw, now, skew)
+
+    return split_batch(events, parse)
 
 
 def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
