@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 MODEL = "dharma-likelihood/1"
 #: Due detector checkpoints written per batch at most (a pickle costs ~50 µs).
 CHECKPOINTS_PER_BATCH = 50
+CHECKPOINT_FLUSH_TIMEOUT_S = 5.0
 PREDICTION_BRANCH = "dharma.predictions.AnomalyPrediction"
 
 
@@ -86,6 +88,15 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
         store.checkpoint(force=changed, limit=CHECKPOINTS_PER_BATCH)
         return predictions, alerts
 
+    async def flush_checkpoints() -> None:
+        # Bounded: a producer that does not drain must not stall the stream; a lost
+        # checkpoint costs at most a repeated alert, with the same alert_id.
+        try:
+            await asyncio.wait_for(app.producer.flush(), timeout=CHECKPOINT_FLUSH_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning("checkpoints not flushed within %.0fs; sending alerts anyway",
+                           CHECKPOINT_FLUSH_TIMEOUT_S)
+
     @app.agent(source, name="detect-anomalies")
     async def detect_anomalies(stream: faust.StreamT) -> None:
         """Score each metrics.raw sample; emit ml.predictions and alerts.notifications."""
@@ -93,8 +104,8 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
                 worker.batch_size, within=worker.batch_within_s):
             accepted, _rejected = check_events(ctx, events)  # the ingest topology dead-letters
             predictions, alerts = score(accepted)
-            if alerts:  # the episode's checkpoint reaches the broker before its alert does
-                await app.producer.flush()
+            if alerts:  # the episode's checkpoint should reach the broker before its alert
+                await flush_checkpoints()
             for key, value in predictions:
                 emit(PREDICTIONS.name, ctx.wire.encode(PREDICTIONS.key_subject, key),
                      ctx.wire.encode(PREDICTIONS.value_subject, value))
