@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 
 import faust
 
-from dharma.streams.app import make_app, raw_topic
+from dharma.streams.app import make_app, raw_topic, run_worker
 from dharma.streams.errors import RejectedEvent
 from dharma.streams.settings import Settings
 from dharma.streams.topics import by_name
@@ -68,8 +67,6 @@ def build_baseline(settings: Settings, topic: str, count: int,
 
 def main(argv: list[str] | None = None) -> None:
     """Run the baseline worker until stopped."""
-    from faust.worker import Worker
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--topic", required=True)
     parser.add_argument("--subject", default=None)
@@ -78,8 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     app = build_baseline(Settings(), args.topic, args.count, args.subject)
     # the worker's own output (spinner, banners) goes to stderr: stdout is the result only
-    Worker(app, loglevel=getattr(logging, args.log_level.upper()), quiet=True,
-           redirect_stdouts=False, stdout=sys.stderr).execute_from_commandline()
+    run_worker(app, args.log_level, stdout=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -76,9 +77,10 @@ CREATE TRIGGER {trigger} BEFORE UPDATE OR DELETE ON {table}
 """
 
 
-def _mask_ip(value: Any) -> str:
+@lru_cache(maxsize=65_536)
+def _mask_ip(value: str) -> str:
     try:
-        ip = ipaddress.ip_address(str(value))
+        ip = ipaddress.ip_address(value)
     except ValueError:
         return "invalid"
     prefix = 24 if ip.version == 4 else 48
@@ -94,7 +96,7 @@ def mask_inputs(request: dict[str, Any]) -> dict[str, Any]:
     """
     out = dict(request)
     if "source_ip" in out:
-        out["source_ip"] = _mask_ip(out["source_ip"])
+        out["source_ip"] = _mask_ip(str(out["source_ip"]))
     loc = out.get("location")
     if isinstance(loc, dict):
         out["location"] = {k: round(v, 1) if k in ("lat", "lon") and isinstance(v, float) else v

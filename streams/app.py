@@ -148,3 +148,19 @@ async def send_dead_letters(
         first, exc = rejected[0][0].message, rejected[0][1]
         logger.warning("dead-lettered count=%d first=%s[%s]@%s kind=%s reason=%s", len(rejected),
                        first.topic, first.partition, first.offset, exc.error_kind, exc.reason)
+
+
+def run_worker(app: faust.App, log_level: str = "warning", **kwargs: Any) -> None:
+    """Run ``app`` in a Faust worker until stopped, without Faust's terminal spinner.
+
+    The spinner sets the root logger to DEBUG so that it can spin on every
+    record: every ``log.debug`` of aiokafka and Faust (one per message sent)
+    would then build a record the handlers throw away, a few per cent of a
+    worker's time.
+    """
+    from faust.worker import Worker
+
+    worker = Worker(app, loglevel=getattr(logging, log_level.upper()), quiet=True,
+                    redirect_stdouts=False, **kwargs)
+    worker.spinner = None
+    worker.execute_from_commandline()

@@ -18,10 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import faust
 from faust.types import EventT
 
-from dharma.streams.app import bind_event
+from dharma.streams.changelog import TableWriter
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +41,8 @@ class CheckpointedTable(Generic[V]):
 
     Parameters
     ----------
-    table:
-        The changelog-backed Faust table holding checkpoints.
+    writer:
+        Writes the changelog-backed Faust table holding checkpoints.
     encode, decode:
         Value to table value and back.
     factory:
@@ -54,10 +53,11 @@ class CheckpointedTable(Generic[V]):
         Keys untouched this long are forgotten (memory and table).
     """
 
-    def __init__(self, table: faust.Table, encode: Callable[[V], Any],
+    def __init__(self, writer: TableWriter, encode: Callable[[V], Any],
                  decode: Callable[[Any], V], factory: Callable[[], V],
                  every_s: float = 5.0, idle_ttl_s: float = 6 * 3600) -> None:
-        self.table, self.encode, self.decode, self.factory = table, encode, decode, factory
+        self.writer, self.table = writer, writer.table
+        self.encode, self.decode, self.factory = encode, decode, factory
         self.every_s, self.idle_ttl_s = every_s, idle_ttl_s
         self.live: dict[str, _Entry[V]] = {}
         self.restored = 0
@@ -114,8 +114,7 @@ class CheckpointedTable(Generic[V]):
         return written + len(due)
 
     def _save(self, key: str, entry: _Entry[V], now: float) -> None:
-        bind_event(entry.event)
-        self.table[key] = self.encode(entry.value)
+        self.writer.set(key, self.encode(entry.value), entry.event)
         entry.saved_at, entry.dirty = now, False
 
     def evict_idle(self) -> int:
@@ -123,8 +122,7 @@ class CheckpointedTable(Generic[V]):
         cutoff = time.monotonic() - self.idle_ttl_s
         idle = [k for k, e in self.live.items() if e.last_seen < cutoff]
         for key in idle:
-            bind_event(self.live.pop(key).event)
-            self.table.pop(key, None)
+            self.writer.delete(key, self.live.pop(key).event)
         return len(idle)
 
     def release_partitions(self, partitions: set[int]) -> None:

@@ -47,11 +47,14 @@ class Emitter:
         else:
             self.metrics.events_out.labels(msg.topic()).inc()
 
-    def emit(self, topic: str, key: bytes | None, value: bytes) -> None:
-        """Queue one message (never blocks the event loop for long)."""
+    def emit(self, topic: str, key: bytes | None, value: bytes | None,
+             partition: int | None = None) -> None:
+        """Queue one message (never blocks the event loop for long); ``partition``
+        None lets the partitioner choose from the key; a None ``value`` is a tombstone."""
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered)
+                self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered,
+                                       partition=-1 if partition is None else partition)
                 return
             except BufferError:
                 self._producer.poll(0.05)
@@ -74,7 +77,9 @@ class Emitter:
             logger.warning("attempt=%d: %d outputs failed (%r); sending again", attempt,
                            len(failed), failed[0][0])
             for _, msg in failed:
-                self.emit(msg.topic() or "", msg.key(), msg.value() or b"")
+                partition = msg.partition()
+                self.emit(msg.topic() or "", msg.key(), msg.value(),
+                          None if partition is None or partition < 0 else partition)
         raise EmitError(f"outputs failed after {attempts} attempts")
 
     def close(self) -> None:

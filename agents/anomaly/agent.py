@@ -16,6 +16,7 @@ from dharma.agents.anomaly.silences import Silence, is_silenced, load_active
 from dharma.agents.anomaly.state import DetectorStore, detector_table
 from dharma.agents.validation.agent import check_events
 from dharma.streams.app import StreamContext, raw_topic
+from dharma.streams.changelog import TableWriter
 from dharma.streams.records import MetricSample, now_ms
 from dharma.streams.topics import ALERTS, METRICS_RAW, PREDICTIONS
 
@@ -59,7 +60,7 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     """Add the anomaly agent, its detector table and its timers to ``app``."""
     worker = ctx.settings.worker
     source, emit = raw_topic(app, METRICS_RAW), ctx.emitter.emit
-    store = DetectorStore(detector_table(app), DetectorConfig().build,
+    store = DetectorStore(TableWriter(detector_table(app), ctx.emitter), DetectorConfig().build,
                           checkpoint_every_s=worker.checkpoint_every_s,
                           idle_ttl_s=worker.series_idle_ttl_s)
     policy, silences = AlertPolicy(), Silences(ctx.settings.postgres.dsn.get_secret_value())

@@ -23,6 +23,7 @@ import faust
 
 from dharma.agents.anomaly.alerts import AlertState
 from dharma.agents.anomaly.logic import SeriesDetector
+from dharma.streams.changelog import TableWriter
 from dharma.streams.checkpoint import CheckpointedTable
 from dharma.streams.topics import METRICS_RAW
 
@@ -82,7 +83,7 @@ def detector_table(app: faust.App) -> faust.Table:
 class DetectorStore(CheckpointedTable[SeriesState]):
     """Live detectors per series, checkpointed to ``table`` every ``checkpoint_every_s``."""
 
-    def __init__(self, table: faust.Table, factory: Callable[[], SeriesDetector],
+    def __init__(self, writer: TableWriter, factory: Callable[[], SeriesDetector],
                  checkpoint_every_s: float = 10.0, idle_ttl_s: float = 6 * 3600) -> None:
-        super().__init__(table, dumps, loads, lambda: SeriesState(factory()),
+        super().__init__(writer, dumps, loads, lambda: SeriesState(factory()),
                          every_s=checkpoint_every_s, idle_ttl_s=idle_ttl_s)

@@ -58,7 +58,7 @@ class TrustPipeline:
 
     def __init__(self, app: faust.App, ctx: StreamContext, engine: TrustEngine) -> None:
         self.ctx, self.engine = ctx, engine
-        self.state = TrustState(app, engine)
+        self.state = TrustState(app, engine, ctx.emitter)
         self.dlq = raw_topic(app, AUDIT_LOGS.dlq)
         settings = ctx.settings
         self.audit = AuditSink(settings.postgres.dsn.get_secret_value())

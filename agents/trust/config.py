@@ -99,9 +99,19 @@ class TrustConfig(BaseModel):
         """The business-hours time zone."""
         return ZoneInfo(self.timezone)
 
+    @cached_property
+    def _internal_seen(self) -> dict[IPAddress, bool]:
+        return {}
+
     def is_internal(self, ip: IPAddress) -> bool:
-        """Return True when ``ip`` lies in one of the internal networks."""
-        return any(ip in net for net in self.networks if net.version == ip.version)
+        """Return True when ``ip`` lies in one of the internal networks (memoised)."""
+        seen = self._internal_seen
+        hit = seen.get(ip)
+        if hit is None:
+            if len(seen) >= 65_536:
+                seen.clear()
+            hit = seen[ip] = any(ip in net for net in self.networks if net.version == ip.version)
+        return hit
 
     def is_business_hours(self, when: datetime) -> bool:
         """Return True when tz-aware ``when`` falls in business hours locally."""

@@ -23,6 +23,10 @@ from dharma.agents.trust.policy import CompiledPolicy, Policy, compile_policy
 __all__ = ["PolicyError", "PolicySet", "default_policy_dir", "load_policy_set", "validate_policies"]
 
 
+#: Distinct (resource, action) pairs whose matches are remembered (the set is immutable).
+_MATCH_CACHE = 65_536
+
+
 class PolicyError(ValueError):
     """A policy file or set is invalid; ``errors`` lists every problem."""
 
@@ -100,6 +104,7 @@ class PolicySet:
         rank = {cp.id: max(_specificity(g) for g in cp.policy.resources) for cp in self.policies}
         ordered = sorted(self.policies, key=lambda cp: (tuple(-x for x in rank[cp.id]), cp.id))
         self._root = _Node()
+        self._matches: dict[tuple[str, str], tuple[CompiledPolicy, ...]] = {}
         for order, cp in enumerate(ordered):
             for glob in cp.policy.resources:
                 node = self._root
@@ -110,12 +115,19 @@ class PolicySet:
     def __len__(self) -> int:
         return len(self.policies)
 
-    def match(self, resource: str, action: str) -> list[CompiledPolicy]:
-        """Policies covering ``resource`` and ``action``, most specific first."""
-        found: list[tuple[int, CompiledPolicy]] = []
-        self._root.walk(resource.split("/"), 0, found)
-        unique = dict(found)
-        return [cp for _, cp in sorted(unique.items()) if cp.allows_action(action)]
+    def match(self, resource: str, action: str) -> tuple[CompiledPolicy, ...]:
+        """Policies covering ``resource`` and ``action``, most specific first (memoised)."""
+        key = (resource, action)
+        hit = self._matches.get(key)
+        if hit is None:
+            if len(self._matches) >= _MATCH_CACHE:
+                self._matches.clear()
+            found: list[tuple[int, CompiledPolicy]] = []
+            self._root.walk(resource.split("/"), 0, found)
+            unique = dict(found)
+            hit = tuple(cp for _, cp in sorted(unique.items()) if cp.allows_action(action))
+            self._matches[key] = hit
+        return hit
 
     @classmethod
     def from_documents(cls, docs: Sequence[Any], version: str | None = None) -> PolicySet:

@@ -42,8 +42,9 @@ class Session(BaseModel):
     request: dict[str, Any]
 
     @classmethod
-    def open(cls, decision: Decision, event: AccessEvent) -> Session:
-        """The session an ALLOW decision opened."""
+    def open(cls, decision: Decision, event: AccessEvent,
+             request: dict[str, Any] | None = None) -> Session:
+        """The session an ALLOW decision opened (``request``: ``event.to_record()`` if known)."""
         if decision.decision is not Verdict.ALLOW or decision.session_id is None:
             raise ValueError("only an ALLOW decision opens a session")
         return cls(
@@ -53,7 +54,7 @@ class Session(BaseModel):
             policy_id=decision.policy_id,
             policy_version=decision.policy_version,
             opened_ms=event.ts_ms,
-            request=event.to_record(),
+            request=request if request is not None else event.to_record(),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -30,7 +30,8 @@ from dharma.agents.trust.alerts import AlertState, security_alerts
 from dharma.agents.trust.behaviour import UserBehaviour
 from dharma.agents.trust.engine import Decision, TrustEngine
 from dharma.agents.trust.models import AccessEvent
-from dharma.streams.app import bind_event
+from dharma.streams.changelog import TableWriter
+from dharma.streams.emitter import Emitter
 from dharma.streams.settings import Settings
 from dharma.streams.topics import AUDIT_LOGS
 
@@ -55,19 +56,19 @@ class Outcome:
 class TrustState:
     """The agent's tables and the engine; :meth:`fold` decides a batch."""
 
-    def __init__(self, app: faust.App, engine: TrustEngine) -> None:
+    def __init__(self, app: faust.App, engine: TrustEngine, emitter: Emitter) -> None:
         self.engine = engine
-        self.behaviour = app.Table(
+        self.behaviour = TableWriter(app.Table(
             BEHAVIOUR_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
-            help="Per-user historical behaviour (UserBehaviour.to_dict()).")
-        self.alert_state = app.Table(
+            help="Per-user historical behaviour (UserBehaviour.to_dict())."), emitter)
+        self.alert_state = TableWriter(app.Table(
             ALERT_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
-            help="Per-user alert deduplication state (AlertState.to_dict()).")
+            help="Per-user alert deduplication state (AlertState.to_dict())."), emitter)
         self.forbid_ids = frozenset(cp.id for cp in engine.policies.policies if cp.forbid)
 
     def behaviour_of(self, user_id: str) -> UserBehaviour:
         """The user's behaviour (a fresh one for a new user)."""
-        return UserBehaviour.from_dict(self.behaviour.get(user_id) or {})
+        return UserBehaviour.from_dict(self.behaviour.table.get(user_id) or {})
 
     def fold(self, items: Sequence[Item]) -> Outcome:
         """Decide access requests, observe risk signals; one table write per user and batch."""
@@ -77,13 +78,12 @@ class TrustState:
             by_user.setdefault(item[1].user_id, []).append(item)
         for user, events in by_user.items():
             before = self.behaviour_of(user)
-            alerts = AlertState.from_dict(self.alert_state.get(user))
+            alerts = AlertState.from_dict(self.alert_state.table.get(user))
             after, new_alerts = self._fold_user(events, before, alerts, out)
-            bind_event(events[-1][0])
             if after != before:
-                self.behaviour[user] = after.to_dict()
+                self.behaviour.set(user, after.to_dict(), events[-1][0])
             if new_alerts != alerts:
-                self.alert_state[user] = new_alerts.to_dict()
+                self.alert_state.set(user, new_alerts.to_dict(), events[-1][0])
         return out
 
     def _fold_user(self, events: list[Item], behaviour: UserBehaviour, alerts: AlertState,

@@ -8,7 +8,7 @@ import faust
 from faust.types import EventT
 
 from dharma.agents.validation.logic import DEFAULT_ALPHA, SeriesStats, fold
-from dharma.streams.app import bind_event
+from dharma.streams.changelog import TableWriter
 from dharma.streams.records import MetricSample
 from dharma.streams.topics import METRICS_RAW
 
@@ -27,16 +27,15 @@ def series_stats_table(app: faust.App) -> faust.Table:
 
 
 def update_series_stats(
-    table: faust.Table, accepted: Sequence[tuple[EventT, MetricSample]],
+    stats: TableWriter, accepted: Sequence[tuple[EventT, MetricSample]],
     alpha: float = DEFAULT_ALPHA,
 ) -> None:
-    """Fold a batch into the table: one changelog write per series per batch."""
+    """Fold a batch into the stats table: one changelog write per series per batch."""
     by_series: dict[str, list[tuple[EventT, MetricSample]]] = {}
     for event, sample in accepted:
         by_series.setdefault(sample.series, []).append((event, sample))
     for series, items in by_series.items():
-        before = SeriesStats.from_dict(table.get(series))
+        before = SeriesStats.from_dict(stats.table.get(series))
         after = fold(before, ((s.value, s.ts) for _, s in items), alpha)
         if after != before:
-            bind_event(items[-1][0])
-            table[series] = after.to_dict()
+            stats.set(series, after.to_dict(), items[-1][0])

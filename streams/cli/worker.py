@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import logging
 
 import typer
 
@@ -16,9 +15,8 @@ def worker(
     setup: bool = typer.Option(True, help="Create topics and register contracts first."),
 ) -> None:
     """Run one worker against whatever the settings point at, until Ctrl-C."""
-    from faust.worker import Worker
-
     from dharma.streams.admin import create_topics, register_schemas
+    from dharma.streams.app import run_worker
     from dharma.streams.metrics import PipelineMetrics
     from dharma.topologies import get_topology
 
@@ -35,8 +33,7 @@ def worker(
     app = get_topology(topology)(settings, metrics)
     console.print(f"worker [bold]{topology}[/] ({app.conf.id}) on "
                   f"{settings.kafka.bootstrap_servers}; metrics at http://127.0.0.1:{port}/metrics")
-    Worker(app, loglevel=getattr(logging, log_level.upper()), quiet=True,
-           redirect_stdouts=False).execute_from_commandline()
+    run_worker(app, log_level)
 
 
 def register(app: typer.Typer) -> None:
