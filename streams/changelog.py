@@ -16,14 +16,17 @@ replays the changelog into the table.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import faust
 from faust.types import EventT
 
 from dharma.streams.emitter import Emitter
 
-__all__ = ["TableWriter"]
+__all__ = ["TableWriter", "TypedTable"]
+
+V = TypeVar("V")
 
 
 class TableWriter:
@@ -54,3 +57,33 @@ class TableWriter:
         if self.table.data.pop(key, None) is not None:
             self.emitter.emit(self.topic, self._key(key), None,
                               partition=event.message.partition)
+
+
+class TypedTable(Generic[V]):
+    """A table of encoded values (JSON dicts) read and written as typed values ``V``.
+
+    Decoding a value on every read costs more than using it; a decoded value
+    is kept and reused for as long as the table holds the very object it was
+    decoded from (a recovered or reassigned partition brings new objects).
+    """
+
+    def __init__(self, writer: TableWriter, encode: Callable[[V], Any],
+                 decode: Callable[[Any], V]) -> None:
+        self.writer, self.encode, self.decode = writer, encode, decode
+        self._decoded: dict[Any, tuple[Any, V]] = {}
+
+    def get(self, key: Any) -> V:
+        """The value of ``key`` (``decode(None)`` when absent)."""
+        stored = self.writer.table.data.get(key)
+        hit = self._decoded.get(key)
+        if hit is not None and hit[0] is stored:
+            return hit[1]
+        value = self.decode(stored)
+        self._decoded[key] = (stored, value)
+        return value
+
+    def set(self, key: Any, value: V, event: EventT) -> None:
+        """Store ``value`` under ``key``, logged to ``event``'s changelog partition."""
+        stored = self.encode(value)
+        self.writer.set(key, stored, event)
+        self._decoded[key] = (stored, value)

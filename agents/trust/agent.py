@@ -4,14 +4,17 @@ Per batch: decode and validate (bad input to ``audit.logs.dlq``, never a
 decision), decide access requests against the per-user behaviour table, open
 sessions in Redis for ALLOWs, re-evaluate the live sessions that posture and
 risk events touch (REVOKE or CHALLENGE), append every decision to the
-PostgreSQL audit trail, then emit decisions on ``ml.predictions`` and
-security alerts on ``alerts.notifications``.  Sink writes are awaited before
-the batch is acknowledged (at-least-once; all writes idempotent); when a sink
-gives up, the batch is dead-lettered with ``sink_error``.
+PostgreSQL audit trail (written while the sessions are), then emit decisions
+on ``ml.predictions`` and security alerts on ``alerts.notifications``.  A
+decision is emitted only once it is audited; sink writes and outputs are
+awaited before the batch is acknowledged (at-least-once; all writes
+idempotent); when a sink gives up, the batch is dead-lettered with
+``sink_error``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +43,7 @@ TRUST_BRANCH = "dharma.predictions.TrustDecision"
 Accepted = list[tuple[EventT, AccessEvent]]
 Rejected = list[tuple[EventT, RejectedEvent]]
 Decided = list[tuple[EventT, AccessEvent, Decision]]
+Message = tuple[str, bytes, bytes]
 
 
 def check_events(ctx: StreamContext, events: Sequence[EventT]) -> tuple[Accepted, Rejected]:
@@ -68,25 +72,46 @@ class TrustPipeline:
     async def process(self, accepted: Accepted) -> None:
         """Decide, store (awaited), then emit; dead-letter the batch if a sink gives up."""
         try:
-            decided, alerts = await self.decide_and_store(accepted)
-            await self.emit(decided, alerts)
+            messages = await self.decide_and_store(accepted)
         except SinkUnavailable as exc:
             await self.dead_letter(accepted, RejectedEvent("sink_error", str(exc)))
+            return
         except Exception as exc:  # nothing may escape: Faust would ack it
             first = accepted[0][0].message
             logger.exception("trust batch failed first=%s[%s]@%s", first.topic, first.partition,
                              first.offset)
             await self.dead_letter(accepted, RejectedEvent("processing_error", repr(exc)))
+            return
+        for topic, key, value in messages:
+            self.ctx.emitter.emit(topic, key, value)
 
-    async def decide_and_store(self, accepted: Accepted) -> tuple[Decided, list[dict[str, Any]]]:
-        """Fold the batch through the tables, open and revalidate sessions, append the audit."""
+    async def decide_and_store(self, accepted: Accepted) -> list[Message]:
+        """Fold the batch through the tables, open and revalidate sessions, append the audit;
+        the encoded outputs, to send once everything is stored.
+
+        The audit rows of the batch's decisions are written while the sessions are
+        opened and the outputs encoded (PostgreSQL works on the other core).
+        """
         out = self.state.fold(accepted)
-        opened = [Session.open(d, a) for _, a, d in out.decided if d.decision is Verdict.ALLOW]
-        await self.sessions.flush(opened)
-        decided = out.decided + await self.revalidate(out)
-        rows = [audit_row(d.to_record(), a.to_record()) for _, a, d in decided]
-        self.ctx.metrics.sink_rows.labels(self.audit.name).inc(await self.audit.flush(rows))
-        return decided, out.alerts
+        records = [(d.to_record(), a.to_record()) for _, a, d in out.decided]
+        audit = asyncio.ensure_future(self.append_audit([audit_row(*r) for r in records]))
+        try:
+            opened = [Session.open(d, a, request) for (_, a, d), (_, request)
+                      in zip(out.decided, records, strict=True) if d.decision is Verdict.ALLOW]
+            await self.sessions.flush(opened)
+            revalidated = await self.revalidate(out)
+            later = [(d.to_record(), a.to_record()) for _, a, d in revalidated]
+            messages = self.encode([d for d, _ in records + later], out.alerts)
+        finally:  # never leave the write running; its error is the batch's (below)
+            await asyncio.gather(audit, return_exceptions=True)
+        audit.result()
+        await self.append_audit([audit_row(*r) for r in later])
+        return messages
+
+    async def append_audit(self, rows: list[dict[str, Any]]) -> None:
+        """Append rows to the audit trail (idempotent on the decision id)."""
+        if rows:
+            self.ctx.metrics.sink_rows.labels(self.audit.name).inc(await self.audit.flush(rows))
 
     async def dead_letter(self, accepted: Accepted, exc: RejectedEvent) -> None:
         """Send the whole batch to ``audit.logs.dlq`` with ``exc``'s kind and reason."""
@@ -118,18 +143,19 @@ class TrustPipeline:
                                 [s for k, s in challenged.items() if k not in revoked])
         return decided
 
-    async def emit(self, decided: Decided, alerts: list[dict[str, Any]]) -> None:
-        """Send decisions (key: user id) and alerts (key: fingerprint)."""
-        wire, emit = self.ctx.wire, self.ctx.emitter.emit
-        for _, _, decision in decided:
-            record = decision.to_record()
-            emit(PREDICTIONS.name, wire.encode(PREDICTIONS.key_subject, record["user_id"]),
-                 wire.encode(PREDICTIONS.value_subject, (TRUST_BRANCH, record)))
+    def encode(self, decisions: list[dict[str, Any]],
+               alerts: list[dict[str, Any]]) -> list[Message]:
+        """Decisions (key: user id) and alerts (key: fingerprint), encoded."""
+        wire = self.ctx.wire
+        messages = [(PREDICTIONS.name, wire.encode(PREDICTIONS.key_subject, record["user_id"]),
+                     wire.encode(PREDICTIONS.value_subject, (TRUST_BRANCH, record)))
+                    for record in decisions]
         for alert in alerts:
-            emit(ALERTS.name, wire.encode(ALERTS.key_subject, alert["fingerprint"]),
-                 wire.encode(ALERTS.value_subject, alert))
+            messages.append((ALERTS.name, wire.encode(ALERTS.key_subject, alert["fingerprint"]),
+                             wire.encode(ALERTS.value_subject, alert)))
             logger.info("alert kind=%s user=%s severity=%s", alert["kind"], alert["source"],
-                           alert["severity"])
+                        alert["severity"])
+        return messages
 
 
 def engine_from_settings(ctx: StreamContext) -> TrustEngine:

@@ -122,4 +122,4 @@ class TrustConfig(BaseModel):
 
     def is_production(self, resource: str) -> bool:
         """Return True when a path segment of ``resource`` marks production."""
-        return any(seg in self.production_segments for seg in resource.split("/"))
+        return not self.production_segments.isdisjoint(resource.split("/"))

@@ -17,6 +17,7 @@ Any exception while deciding is DENY with the exception named: never ALLOW.
 from __future__ import annotations
 
 import enum
+import hashlib
 import logging
 import re
 import uuid
@@ -55,8 +56,17 @@ RANK = {Verdict.REVOKE: 0, Verdict.DENY: 0, Verdict.CHALLENGE: 1, Verdict.ALLOW:
 
 
 def deterministic_id(*parts: str) -> str:
-    """A UUID5 from ``parts``: the same input always gives the same id."""
-    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+    """A UUID5 from ``parts``: the same input always gives the same id.
+
+    Equal to ``str(uuid.uuid5(_NAMESPACE, "\\x1f".join(parts)))``, without building
+    :class:`uuid.UUID` objects (a few microseconds per decision).
+    """
+    name = _NAMESPACE.bytes + "\x1f".join(parts).encode()
+    digest = bytearray(hashlib.sha1(name, usedforsecurity=False).digest()[:16])  # UUID5 is SHA-1
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from dharma.agents.trust.alerts import AlertState, security_alerts
 from dharma.agents.trust.behaviour import UserBehaviour
 from dharma.agents.trust.engine import Decision, TrustEngine
 from dharma.agents.trust.models import AccessEvent
-from dharma.streams.changelog import TableWriter
+from dharma.streams.changelog import TableWriter, TypedTable
 from dharma.streams.emitter import Emitter
 from dharma.streams.settings import Settings
 from dharma.streams.topics import AUDIT_LOGS
@@ -58,17 +58,19 @@ class TrustState:
 
     def __init__(self, app: faust.App, engine: TrustEngine, emitter: Emitter) -> None:
         self.engine = engine
-        self.behaviour = TableWriter(app.Table(
+        self.behaviour = TypedTable(TableWriter(app.Table(
             BEHAVIOUR_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
-            help="Per-user historical behaviour (UserBehaviour.to_dict())."), emitter)
-        self.alert_state = TableWriter(app.Table(
+            help="Per-user historical behaviour (UserBehaviour.to_dict())."), emitter),
+            UserBehaviour.to_dict, lambda raw: UserBehaviour.from_dict(raw or {}))
+        self.alert_state = TypedTable(TableWriter(app.Table(
             ALERT_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
-            help="Per-user alert deduplication state (AlertState.to_dict())."), emitter)
+            help="Per-user alert deduplication state (AlertState.to_dict())."), emitter),
+            AlertState.to_dict, AlertState.from_dict)
         self.forbid_ids = frozenset(cp.id for cp in engine.policies.policies if cp.forbid)
 
     def behaviour_of(self, user_id: str) -> UserBehaviour:
         """The user's behaviour (a fresh one for a new user)."""
-        return UserBehaviour.from_dict(self.behaviour.table.get(user_id) or {})
+        return self.behaviour.get(user_id)
 
     def fold(self, items: Sequence[Item]) -> Outcome:
         """Decide access requests, observe risk signals; one table write per user and batch."""
@@ -78,12 +80,12 @@ class TrustState:
             by_user.setdefault(item[1].user_id, []).append(item)
         for user, events in by_user.items():
             before = self.behaviour_of(user)
-            alerts = AlertState.from_dict(self.alert_state.table.get(user))
+            alerts = self.alert_state.get(user)
             after, new_alerts = self._fold_user(events, before, alerts, out)
             if after != before:
-                self.behaviour.set(user, after.to_dict(), events[-1][0])
+                self.behaviour.set(user, after, events[-1][0])
             if new_alerts != alerts:
-                self.alert_state.set(user, new_alerts.to_dict(), events[-1][0])
+                self.alert_state.set(user, new_alerts, events[-1][0])
         return out
 
     def _fold_user(self, events: list[Item], behaviour: UserBehaviour, alerts: AlertState,

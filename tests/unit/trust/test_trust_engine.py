@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import fastavro
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dharma.agents.trust import (
     PolicySet,
@@ -18,6 +21,7 @@ from dharma.agents.trust import (
     UserBehaviour,
     Verdict,
 )
+from dharma.agents.trust.engine import _NAMESPACE, deterministic_id
 
 Seed = Callable[..., dict[str, Any]]
 SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "ml.predictions-value.avsc"
@@ -166,3 +170,14 @@ def test_hostile_echo_is_sanitised(engine: TrustEngine, seed: Seed) -> None:
     assert len(record["resource"]) <= 1024
     text.encode("utf-8")
     _avro_roundtrip(record)
+
+
+@given(st.lists(st.text(), min_size=1, max_size=3))
+def test_deterministic_id_is_uuid5(parts: list[str]) -> None:
+    try:
+        expected = str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+    except UnicodeEncodeError:  # lone surrogates: both refuse
+        with pytest.raises(UnicodeEncodeError):
+            deterministic_id(*parts)
+        return
+    assert deterministic_id(*parts) == expected
