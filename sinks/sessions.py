@@ -35,18 +35,18 @@ T = TypeVar("T")
 
 
 #: Open (or refresh) sessions in one round trip and one reply, skipping revoked ones.
-#: KEYS: per session its key, tombstone, user index and device index; ARGV: the TTL,
-#: then per session its id and value.  Returns how many were opened.
+#: ARGV[1]: the TTL; ARGV[2]: a JSON list of [session id, user id, device id, value].
+#: Keys are computed here, so this needs one Redis (not Cluster).  Returns how many opened.
 _OPEN = """
 local ttl = tonumber(ARGV[1])
 local opened = 0
-for i = 0, #KEYS / 4 - 1 do
-  local k, a = i * 4, i * 2
-  if redis.call('EXISTS', KEYS[k + 2]) == 0 then
-    redis.call('SET', KEYS[k + 1], ARGV[a + 3], 'EX', ttl)
-    for j = 3, 4 do
-      redis.call('SADD', KEYS[k + j], ARGV[a + 2])
-      redis.call('EXPIRE', KEYS[k + j], ttl)
+for _, s in ipairs(cjson.decode(ARGV[2])) do
+  local key = 'session:' .. s[1]
+  if redis.call('EXISTS', key .. ':revoked') == 0 then
+    redis.call('SET', key, s[4], 'EX', ttl)
+    for _, index in ipairs({'sessions:user:' .. s[2], 'sessions:device:' .. s[3]}) do
+      redis.call('SADD', index, s[1])
+      redis.call('EXPIRE', index, ttl)
     end
     opened = opened + 1
   end
@@ -89,15 +89,12 @@ class SessionStore(BatchSink[Session]):
 
     async def write(self, batch: Sequence[Session]) -> int:
         assert self._client is not None
-        keys: list[str] = []
-        args: list[str | bytes | int] = [self.ttl_s]
-        for s in batch:
-            keys += [_key(s.session_id), f"{_key(s.session_id)}:revoked",
-                     f"sessions:user:{s.user_id}", f"sessions:device:{s.device_id}"]
-            args += [s.session_id, orjson.dumps({"status": "active", "session": s.to_dict()})]
         if not batch:
             return 0
-        return int(await self._open(keys=keys, args=args))
+        sessions = [(s.session_id, s.user_id, s.device_id,
+                     orjson.dumps({"status": "active", "session": s.to_dict()}).decode())
+                    for s in batch]
+        return int(await self._open(args=[self.ttl_s, orjson.dumps(sessions)]))
 
     async def touching(self, user_id: str, device_id: str) -> list[tuple[Session, str]]:
         """Live sessions of ``user_id`` or on ``device_id``, with their status."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -32,20 +33,22 @@ class Emitter:
                  flush_timeout_s: float = 30.0) -> None:
         self._producer = Producer({
             **settings.kafka.confluent_config(),
-            "linger.ms": 5,
+            "linger.ms": 1,
             "enable.idempotence": False,
             "acks": "all",
             "queue.buffering.max.messages": 1_000_000,
+            # Report failures only: a Python callback per delivered message needs the GIL
+            # from librdkafka's thread while the event loop runs, and stalled flushes.
+            "delivery.report.only.error": True,
         })
         self.metrics = metrics
         self.flush_timeout_s = flush_timeout_s
         self._failed: list[tuple[KafkaError, Message]] = []
+        self._queued: Counter[str] = Counter()
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
             self._failed.append((err, msg))
-        else:
-            self.metrics.events_out.labels(msg.topic()).inc()
 
     def emit(self, topic: str, key: bytes | None, value: bytes | None,
              partition: int | None = None) -> None:
@@ -55,6 +58,7 @@ class Emitter:
             try:
                 self._producer.produce(topic, value=value, key=key, on_delivery=self._delivered,
                                        partition=-1 if partition is None else partition)
+                self._queued[topic] += 1
                 return
             except BufferError:
                 self._producer.poll(0.05)
@@ -68,10 +72,13 @@ class Emitter:
         """
         loop = asyncio.get_running_loop()
         for attempt in range(1, attempts + 1):
-            while await loop.run_in_executor(None, self._producer.flush, self.flush_timeout_s):
-                logger.warning("outputs still unacknowledged after %.0fs; waiting",
-                               self.flush_timeout_s)
+            await self._drain(loop)
             failed, self._failed = self._failed, []
+            for _, msg in failed:
+                self._queued[msg.topic() or ""] -= 1
+            for topic, count in self._queued.items():
+                self.metrics.events_out.labels(topic).inc(count)
+            self._queued.clear()
             if not failed:
                 return
             logger.warning("attempt=%d: %d outputs failed (%r); sending again", attempt,
@@ -81,6 +88,17 @@ class Emitter:
                 self.emit(msg.topic() or "", msg.key(), msg.value(),
                           None if partition is None or partition < 0 else partition)
         raise EmitError(f"outputs failed after {attempts} attempts")
+
+    async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        producer, warn_at = self._producer, loop.time() + self.flush_timeout_s
+        producer.poll(0)
+        while len(producer):
+            await asyncio.sleep(0.001)
+            producer.poll(0)
+            if loop.time() > warn_at:
+                logger.warning("outputs still unacknowledged after %.0fs; waiting",
+                               self.flush_timeout_s)
+                warn_at = loop.time() + self.flush_timeout_s
 
     def close(self) -> None:
         try:

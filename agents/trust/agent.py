@@ -89,22 +89,25 @@ class TrustPipeline:
         """Fold the batch through the tables, open and revalidate sessions, append the audit;
         the encoded outputs, to send once everything is stored.
 
-        The audit rows of the batch's decisions are written while the sessions are
-        opened and the outputs encoded (PostgreSQL works on the other core).
+        The audit rows and the sessions of the batch's decisions are written while
+        its outputs are encoded (PostgreSQL and Redis work on the other core).
         """
         out = self.state.fold(accepted)
         records = [(d.to_record(), a.to_record()) for _, a, d in out.decided]
-        audit = asyncio.ensure_future(self.append_audit([audit_row(*r) for r in records]))
+        opened = [Session.open(d, a, request) for (_, a, d), (_, request)
+                  in zip(out.decided, records, strict=True) if d.decision is Verdict.ALLOW]
+        writes = [asyncio.ensure_future(self.append_audit([audit_row(*r) for r in records])),
+                  asyncio.ensure_future(self.sessions.flush(opened))]
         try:
-            opened = [Session.open(d, a, request) for (_, a, d), (_, request)
-                      in zip(out.decided, records, strict=True) if d.decision is Verdict.ALLOW]
-            await self.sessions.flush(opened)
-            revalidated = await self.revalidate(out)
-            later = [(d.to_record(), a.to_record()) for _, a, d in revalidated]
-            messages = self.encode([d for d, _ in records + later], out.alerts)
-        finally:  # never leave the write running; its error is the batch's (below)
-            await asyncio.gather(audit, return_exceptions=True)
-        audit.result()
+            await asyncio.sleep(0)  # let both writes send their requests
+            messages = self.encode([d for d, _ in records], out.alerts)
+            await writes[1]  # sessions opened before the updates of the batch revalidate them
+            later = [(d.to_record(), a.to_record()) for _, a, d in await self.revalidate(out)]
+            messages += self.encode([d for d, _ in later], [])
+        finally:  # never leave a write running; its error is the batch's (below)
+            await asyncio.gather(*writes, return_exceptions=True)
+        for write in writes:
+            write.result()
         await self.append_audit([audit_row(*r) for r in later])
         return messages
 

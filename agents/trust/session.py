@@ -47,7 +47,7 @@ class Session(BaseModel):
         """The session an ALLOW decision opened (``request``: ``event.to_record()`` if known)."""
         if decision.decision is not Verdict.ALLOW or decision.session_id is None:
             raise ValueError("only an ALLOW decision opens a session")
-        return cls(
+        return cls.model_construct(  # from a validated event and a decision: nothing to check
             session_id=decision.session_id,
             user_id=event.user_id,
             device_id=event.device.device_id,
@@ -58,8 +58,11 @@ class Session(BaseModel):
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return self.model_dump(mode="json")
+        """JSON-ready dict (``request`` is a decoded Avro record: JSON-ready already)."""
+        return {"session_id": self.session_id, "user_id": self.user_id,
+                "device_id": self.device_id, "policy_id": self.policy_id,
+                "policy_version": self.policy_version, "opened_ms": self.opened_ms,
+                "request": self.request}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Session:

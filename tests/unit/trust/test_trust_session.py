@@ -36,6 +36,7 @@ def _update(seed: Seed, kind: str, **kw: Any) -> dict[str, Any]:
 
 
 def test_session_json_round_trip(session: Session) -> None:
+    assert session.to_dict() == session.model_dump(mode="json")
     assert Session.from_dict(json.loads(json.dumps(session.to_dict()))) == session
 
 
