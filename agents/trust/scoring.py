@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.models import AccessEvent, DevicePosture
@@ -78,12 +79,17 @@ def trust_level(score: Decimal | float) -> TrustLevel:
 
 def device_trust(device: DevicePosture, config: TrustConfig) -> Decimal:
     """Compliance x 0.4 + encryption 20 + firewall 15 + antivirus 15 + patch bonus, capped."""
-    total = _dec(device.compliance_score) * Decimal("0.4")
-    total += 20 if device.encrypted else 0
-    total += 15 if device.firewall else 0
-    total += 15 if device.antivirus else 0
-    total += config.patch_bonus.get(device.patch_level.value, 0)
-    return _cap(total)
+    return _device_trust(device.compliance_score, device.encrypted, device.firewall,
+                         device.antivirus, config.patch_bonus.get(device.patch_level.value, 0))
+
+
+def _device_trust(compliance: float, encrypted: bool, firewall: bool, antivirus: bool,
+                  patch_bonus: int) -> Decimal:
+    total = _dec(compliance) * Decimal("0.4")
+    total += 20 if encrypted else 0
+    total += 15 if firewall else 0
+    total += 15 if antivirus else 0
+    return _cap(total + patch_bonus)
 
 
 def user_trust(mfa: bool, recent_auth: bool, history: float) -> Decimal:
@@ -136,12 +142,25 @@ def score_event(
     step_up
         Assume a fresh MFA authentication (used to decide CHALLENGE).
     """
-    mfa = step_up or event.mfa_enabled
-    recent = step_up or is_recent(event, config)
-    hours = config.is_business_hours(event.ts)
-    internal = config.is_internal(event.source_ip)
-    production = config.is_production(event.resource)
-    device = device_trust(event.device, config)
+    posture = event.device
+    return _combine(
+        posture.compliance_score, posture.encrypted, posture.firewall, posture.antivirus,
+        config.patch_bonus.get(posture.patch_level.value, 0),
+        step_up or event.mfa_enabled,
+        step_up or is_recent(event, config),
+        config.is_business_hours(event.ts),
+        config.is_internal(event.source_ip),
+        config.is_production(event.resource),
+        history,
+    )
+
+
+@lru_cache(maxsize=65_536)
+def _combine(compliance: float, encrypted: bool, firewall: bool, antivirus: bool,
+             patch_bonus: int, mfa: bool, recent: bool, hours: bool, internal: bool,
+             production: bool, history: float) -> TrustScores:
+    """The scores from the facts of a request (memoised: requests repeat their facts)."""
+    device = _device_trust(compliance, encrypted, firewall, antivirus, patch_bonus)
     user = user_trust(mfa, recent, history)
     context = context_trust(hours, internal, production)
     overall = round2(device * W_DEVICE + user * W_USER + context * W_CONTEXT)
