@@ -47,6 +47,10 @@ def _parse(schema: Any) -> Any:
     return fastavro.parse_schema(strip_logical_types(schema))
 
 
+#: Encoded keys remembered per subject.
+_KEY_CACHE = 100_000
+
+
 class AvroWire:
     """Encoder/decoder for our subjects, backed by a schema registry.
 
@@ -64,6 +68,7 @@ class AvroWire:
         self._unknown: dict[int, float] = {}
         self._writer_json: dict[int, Any] = {}
         self._readers: dict[tuple[str, int], Any] = {}
+        self._keys: dict[str, dict[str, bytes]] = {}
 
     # -- encoding -----------------------------------------------------------
     def schema_id(self, subject: str) -> int:
@@ -90,6 +95,16 @@ class AvroWire:
         buf.write(HEADER.pack(MAGIC, sid))
         fastavro.schemaless_writer(buf, self.contract(subject), value)
         return buf.getvalue()
+
+    def encode_key(self, subject: str, key: str) -> bytes:
+        """:meth:`encode` for a string key, memoised (keys repeat: users, series)."""
+        cache = self._keys.setdefault(subject, {})
+        encoded = cache.get(key)
+        if encoded is None:
+            if len(cache) >= _KEY_CACHE:
+                cache.clear()
+            encoded = cache[key] = self.encode(subject, key)
+        return encoded
 
     # -- decoding -----------------------------------------------------------
     def writer_schema(self, schema_id: int) -> Any:

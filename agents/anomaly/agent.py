@@ -93,7 +93,7 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
         # Bounded: a producer that does not drain must not stall the stream; a lost
         # checkpoint costs at most a repeated alert, with the same alert_id.
         try:
-            await asyncio.wait_for(app.producer.flush(), timeout=CHECKPOINT_FLUSH_TIMEOUT_S)
+            await asyncio.wait_for(ctx.emitter.flush(), timeout=CHECKPOINT_FLUSH_TIMEOUT_S)
         except TimeoutError:
             logger.warning("checkpoints not flushed within %.0fs; sending alerts anyway",
                            CHECKPOINT_FLUSH_TIMEOUT_S)
@@ -108,7 +108,7 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
             if alerts:  # the episode's checkpoint should reach the broker before its alert
                 await flush_checkpoints()
             for key, value in predictions:
-                emit(PREDICTIONS.name, ctx.wire.encode(PREDICTIONS.key_subject, key),
+                emit(PREDICTIONS.name, ctx.wire.encode_key(PREDICTIONS.key_subject, key),
                      ctx.wire.encode(PREDICTIONS.value_subject, value))
             for alert in alerts:
                 emit(ALERTS.name, ctx.wire.encode(ALERTS.key_subject, alert["fingerprint"]),

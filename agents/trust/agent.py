@@ -150,7 +150,7 @@ class TrustPipeline:
                alerts: list[dict[str, Any]]) -> list[Message]:
         """Decisions (key: user id) and alerts (key: fingerprint), encoded."""
         wire = self.ctx.wire
-        messages = [(PREDICTIONS.name, wire.encode(PREDICTIONS.key_subject, record["user_id"]),
+        messages = [(PREDICTIONS.name, wire.encode_key(PREDICTIONS.key_subject, record["user_id"]),
                      wire.encode(PREDICTIONS.value_subject, (TRUST_BRANCH, record)))
                     for record in decisions]
         for alert in alerts:

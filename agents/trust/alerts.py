@@ -98,17 +98,24 @@ def security_alerts(
     forbid_ids: frozenset[str],
     rules: BehaviourRules | None = None,
     cooldown_s: int = 600,
+    signals: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], AlertState]:
     """Alerts raised by one decided access request, and the user's new alert state.
 
-    ``before``/``after`` are the user's behaviour around the decision.
+    ``before``/``after`` are the user's behaviour around the decision; ``signals``
+    are ``before.signals(event)`` when the caller has them.
     """
     rules = rules or BehaviourRules()
+    denied = decision.decision is Verdict.DENY
+    if signals is None:
+        signals = before.signals(event, rules)
+    if not (denied or state.burst_active or "impossible_travel" in signals):
+        return [], state  # nothing to raise, nothing to close
     now, out = event.ts_ms, []
     fired = dict(state.last_fired)
     window = rules.denial_window_s * 1000
     denials = sum(1 for t in after.denials if 0 <= now - t < window)
-    burst = decision.decision is Verdict.DENY and denials >= rules.denial_burst
+    burst = denied and denials >= rules.denial_burst
     if burst and not state.burst_active:
         out.append(alert_record("access_denied_burst", event, decision,
                                 f"{denials} access denials for {event.user_id} within "
@@ -116,12 +123,12 @@ def security_alerts(
         fired["access_denied_burst"] = now
     active = burst or (state.burst_active and denials >= rules.denial_burst)
     candidates = []
-    if "impossible_travel" in before.signals(event, rules):
+    if "impossible_travel" in signals:
         place = event.location.name if event.location else "unknown"
         candidates.append(("impossible_travel",
                            f"impossible travel for {event.user_id}: request from {place} "
                            f"on {event.device.device_id}"))
-    if decision.decision is Verdict.DENY and decision.policy_id in forbid_ids:
+    if denied and decision.policy_id in forbid_ids:
         candidates.append(("forbidden_probe",
                            f"{event.user_id} probed forbidden {event.action} on "
                            f"{event.resource} ({decision.policy_id})"))

@@ -22,7 +22,6 @@ request and at most 32 recent denial times.
 from __future__ import annotations
 
 import math
-from datetime import UTC
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,7 +77,7 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def _utc_hour(event: AccessEvent) -> int:
-    return event.ts.astimezone(UTC).hour
+    return event.ts_ms // 3_600_000 % 24
 
 
 def _clamp(value: float) -> float:
@@ -139,15 +138,17 @@ class UserBehaviour(BaseModel):
         return km >= rules.travel_min_km and (hours == 0 or km / hours > rules.travel_speed_kmh)
 
     def observe(
-        self, event: AccessEvent, decision: str | _Decided, rules: BehaviourRules = DEFAULT_RULES
+        self, event: AccessEvent, decision: str | _Decided, rules: BehaviourRules = DEFAULT_RULES,
+        signals: list[str] | None = None,
     ) -> UserBehaviour:
-        """Return the behaviour after ``event`` was decided as ``decision``."""
+        """Return the behaviour after ``event`` was decided as ``decision``
+        (``signals``: :meth:`signals` of ``event``, when the caller has them)."""
         outcome = str(getattr(decision, "decision", decision))
         if event.event_type == "risk_signal":
             return self.model_copy(update={"score": _clamp(self.score - rules.risk_penalty)})
         if event.event_type != "access_request":
             return self
-        sigs = self.signals(event, rules)
+        sigs = self.signals(event, rules) if signals is None else signals
         update: dict[str, Any] = {
             "known_devices": _remember(self.known_devices, event.device.device_id, rules),
             "hours": _count_hour(self.hours, _utc_hour(event), rules),

@@ -149,14 +149,18 @@ class TrustEngine:
         self.rules = rules or BehaviourRules()
 
     def decide(
-        self, event: AccessEvent | dict[str, Any], behaviour: UserBehaviour | None = None
+        self, event: AccessEvent | dict[str, Any], behaviour: UserBehaviour | None = None,
+        signals: list[str] | None = None,
     ) -> Decision:
-        """Decide one request; never raises and never ALLOWs on error."""
+        """Decide one request; never raises and never ALLOWs on error.
+
+        ``signals``: ``behaviour.signals(event)`` when the caller has them already.
+        """
         parsed = parse_access_event(event)
         if isinstance(parsed, Rejection):
             return self.deny_raw(event, parsed.reason, *parsed.errors)
         try:
-            return self._decide(parsed, behaviour or UserBehaviour())
+            return self._decide(parsed, behaviour or UserBehaviour(), signals)
         except Exception as exc:
             log.exception("trust decision failed event_id=%s", parsed.event_id)
             raw = {"event_id": parsed.event_id, "user_id": parsed.user_id, "ts": parsed.ts_ms}
@@ -182,10 +186,12 @@ class TrustEngine:
             decision_id=deterministic_id("decision", event_id),
         )
 
-    def _decide(self, event: AccessEvent, behaviour: UserBehaviour) -> Decision:
+    def _decide(self, event: AccessEvent, behaviour: UserBehaviour,
+                signals: list[str] | None) -> Decision:
         if event.event_type != "access_request":
             return self._make(event, Verdict.DENY, None, None, ["not an access request"])
-        signals = behaviour.signals(event, self.rules)
+        if signals is None:
+            signals = behaviour.signals(event, self.rules)
         history = behaviour.effective_score(signals, self.rules)
         notes = [f"behaviour: {s}" for s in signals]
         scores = score_event(event, history, self.config)

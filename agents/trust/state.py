@@ -96,10 +96,11 @@ class TrustState:
                 out.updates.append((event, access, behaviour))
                 behaviour = behaviour.observe(access, "risk", rules)
                 continue
-            decision = self.engine.decide(access, behaviour)
-            after = behaviour.observe(access, decision, rules)
+            signals = behaviour.signals(access, rules)
+            decision = self.engine.decide(access, behaviour, signals)
+            after = behaviour.observe(access, decision, rules, signals)
             raised, alerts = security_alerts(access, decision, behaviour, after, alerts,
-                                             self.forbid_ids, rules)
+                                             self.forbid_ids, rules, signals=signals)
             out.decided.append((event, access, decision))
             out.alerts.extend(raised)
             behaviour = after
