@@ -16,6 +16,9 @@ import faust
 from faust.transport.drivers import aiokafka as driver
 
 DEFAULT_FETCH_MAX_WAIT_MS = 10
+#: aiokafka sends no fetch to a broker while records it fetched from any of its
+#: partitions wait to be consumed, for up to this long (its default: 0.1 s).
+PREFETCH_BACKOFF_S = 0.01
 _ATTR = "dharma_fetch_max_wait_ms"
 
 
@@ -31,6 +34,13 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this when it starts its fetcher; Faust offers no setting for it.
         consumer._fetch_max_wait_ms = getattr(self.app, _ATTR, DEFAULT_FETCH_MAX_WAIT_MS)
+        start = consumer.start
+
+        async def start_with_short_backoff() -> None:
+            await start()
+            consumer._fetcher._prefetch_backoff = PREFETCH_BACKOFF_S
+
+        consumer.start = start_with_short_backoff
         return consumer
 
 

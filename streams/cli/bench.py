@@ -36,7 +36,8 @@ def anomaly(events: int = typer.Option(60_000, help="Events per throughput run."
 
 
 @bench_app.command()
-def trust(events: int = typer.Option(20_000, help="Access events through Kafka."),
+def trust(events: int = typer.Option(30_000, help="Access events through Kafka per round."),
+          rounds: int = typer.Option(3, help="Trust and baseline runs, each on new events."),
           policies: int = typer.Option(1_000, help="Policies loaded for the latency run.")) -> None:
     """Decisions/s through Kafka against a Faust consume-and-decode agent; in-process
     decision latency with many policies loaded."""
@@ -46,7 +47,7 @@ def trust(events: int = typer.Option(20_000, help="Access events through Kafka."
 
     latency = measure_decision_latency(n_policies=policies)
     with bench_stack() as (settings, _env):
-        throughput = measure_trust_throughput(settings, n_events=events)
+        throughput = measure_trust_throughput(settings, n_events=events, rounds=rounds)
     _report("trust", {"throughput": throughput, "latency": latency})
 
 

@@ -33,6 +33,8 @@ def worker(
     app = get_topology(topology)(settings, metrics)
     console.print(f"worker [bold]{topology}[/] ({app.conf.id}) on "
                   f"{settings.kafka.bootstrap_servers}; metrics at http://127.0.0.1:{port}/metrics")
+    gc.collect()
+    gc.freeze()  # what exists now (modules, the app) lives as long as the worker: never rescan it
     run_worker(app, log_level)
 
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.integration
 
 def test_trust_throughput_bench_runs(settings, tmp_path):
     n = int(os.environ.get("DHARMA_BENCH_EVENTS", "2000"))
-    result = measure_trust_throughput(settings, n, log_path=str(tmp_path / "worker.log"))
+    result = measure_trust_throughput(settings, n, rounds=1, log_path=str(tmp_path / "worker.log"))
     print(json.dumps(result, indent=2))
     log = (tmp_path / "worker.log").read_text(errors="replace")[-4000:]
     assert result["trust"]["decisions"] == n, log
