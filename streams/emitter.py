@@ -2,9 +2,11 @@
 
 Faust's own ``topic.send`` costs tens of microseconds per message in Python;
 librdkafka queues a message in about a microsecond.  Agents queue their
-outputs with :meth:`Emitter.emit` and ``await`` :meth:`Emitter.flush` at the
-end of a batch, so every output of a batch is acknowledged by the broker
-before the batch's offsets can be committed (at-least-once).
+outputs (and table changelog records, :mod:`dharma.streams.changelog`) with
+:meth:`Emitter.emit` and ``await`` :meth:`Emitter.flush` at the end of a
+batch, so every output of a batch is acknowledged by the broker before the
+batch's offsets can be committed (at-least-once).  The flush polls the
+producer from the event loop, so failed deliveries are reported there.
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ class Emitter:
             "enable.idempotence": False,
             "acks": "all",
             "queue.buffering.max.messages": 1_000_000,
-            # Report failures only: a Python callback per delivered message needs the GIL
-            # from librdkafka's thread while the event loop runs, and stalled flushes.
+            # Report failures only: a Python callback per delivered message fought the
+            # event loop for the GIL and stalled flushes.
             "delivery.report.only.error": True,
         })
         self.metrics = metrics
