@@ -33,8 +33,10 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
-def poll_until(check: Callable[[], Any], what: str, timeout: float = DEADLINE_S) -> Any:
-    """Return ``check()``'s first truthy result; fail after ``timeout`` seconds."""
+def poll_until(check: Callable[[], Any], what: str, timeout: float = DEADLINE_S,
+               describe: Callable[[], str] | None = None) -> Any:
+    """Return ``check()``'s first truthy result; fail after ``timeout`` seconds
+    (with ``describe()`` in the message when given)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -45,7 +47,8 @@ def poll_until(check: Callable[[], Any], what: str, timeout: float = DEADLINE_S)
         except Exception as exc:  # not ready yet: poll again
             last = exc
         time.sleep(0.1)
-    raise AssertionError(f"{what}: not true after {timeout}s (last: {last!r})")
+    detail = describe() if describe is not None else f"last: {last!r}"
+    raise AssertionError(f"{what}: not true after {timeout}s ({detail})")
 
 
 @pytest.fixture(scope="session")

@@ -104,7 +104,15 @@ def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
 
     workers("anomaly", DHARMA_WORKER_CHECKPOINT_EVERY_S="2")
     produced = {f"{s['source']}|{METRIC}@{s['ts']}" for stream in streams for s in stream}
-    poll(lambda: produced <= ids(), "every produced sample scored", timeout=90)
+    step_of = {f"{s['source']}|{METRIC}@{s['ts']}": i
+               for stream in streams for i, s in enumerate(stream)}
+
+    def missing() -> str:
+        gone = sorted((step_of[pid], pid.split("@")[0]) for pid in produced - ids())
+        return f"{len(gone)} unscored (kill at step {kill_step}), first {gone[:8]}"
+
+    poll(lambda: produced <= ids(), "every produced sample scored", timeout=90,
+         describe=missing)
     alerts.poll(1.0)  # alerts of a batch are sent after its predictions
 
     by_id: dict[str, list[dict[str, Any]]] = {}
@@ -112,8 +120,6 @@ def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
         by_id.setdefault(p["prediction_id"], []).append(p)
     # (a) detectors restored: no copy of any prediction past warm-up is warming up,
     # in particular none scored by the restarted worker
-    step_of = {f"{s['source']}|{METRIC}@{s['ts']}": i
-               for stream in streams for i, s in enumerate(stream)}
     warming = sorted((step_of[pid], pid.split("@")[0], [p["confidence"] for p in ps])
                      for pid, ps in by_id.items()
                      if step_of[pid] >= WARMUP and any(p["warming_up"] for p in ps))
