@@ -16,6 +16,7 @@ import json
 import logging
 import struct
 import time
+from functools import lru_cache
 from typing import Any
 
 import fastavro
@@ -47,7 +48,7 @@ def _parse(schema: Any) -> Any:
     return fastavro.parse_schema(strip_logical_types(schema))
 
 
-#: Encoded keys remembered per subject.
+#: Encoded keys remembered.
 _KEY_CACHE = 100_000
 
 
@@ -68,7 +69,7 @@ class AvroWire:
         self._unknown: dict[int, float] = {}
         self._writer_json: dict[int, Any] = {}
         self._readers: dict[tuple[str, int], Any] = {}
-        self._keys: dict[str, dict[str, bytes]] = {}
+        self._encode_key = lru_cache(maxsize=_KEY_CACHE)(self.encode)
 
     # -- encoding -----------------------------------------------------------
     def schema_id(self, subject: str) -> int:
@@ -98,13 +99,7 @@ class AvroWire:
 
     def encode_key(self, subject: str, key: str) -> bytes:
         """:meth:`encode` for a string key, memoised (keys repeat: users, series)."""
-        cache = self._keys.setdefault(subject, {})
-        encoded = cache.get(key)
-        if encoded is None:
-            if len(cache) >= _KEY_CACHE:
-                cache.clear()
-            encoded = cache[key] = self.encode(subject, key)
-        return encoded
+        return self._encode_key(subject, key)
 
     # -- decoding -----------------------------------------------------------
     def writer_schema(self, schema_id: int) -> Any:

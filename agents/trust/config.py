@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import datetime, time
-from functools import cached_property
+from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -99,19 +99,9 @@ class TrustConfig(BaseModel):
         """The business-hours time zone."""
         return ZoneInfo(self.timezone)
 
-    @cached_property
-    def _internal_seen(self) -> dict[IPAddress, bool]:
-        return {}
-
     def is_internal(self, ip: IPAddress) -> bool:
         """Return True when ``ip`` lies in one of the internal networks (memoised)."""
-        seen = self._internal_seen
-        hit = seen.get(ip)
-        if hit is None:
-            if len(seen) >= 65_536:
-                seen.clear()
-            hit = seen[ip] = any(ip in net for net in self.networks if net.version == ip.version)
-        return hit
+        return _in_networks(self.networks, ip)
 
     def is_business_hours(self, when: datetime) -> bool:
         """Return True when tz-aware ``when`` falls in business hours locally."""
@@ -123,3 +113,8 @@ class TrustConfig(BaseModel):
     def is_production(self, resource: str) -> bool:
         """Return True when a path segment of ``resource`` marks production."""
         return not self.production_segments.isdisjoint(resource.split("/"))
+
+
+@lru_cache(maxsize=65_536)
+def _in_networks(networks: tuple[IPNetwork, ...], ip: IPAddress) -> bool:
+    return any(ip in net for net in networks if net.version == ip.version)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ class PolicySet:
         rank = {cp.id: max(_specificity(g) for g in cp.policy.resources) for cp in self.policies}
         ordered = sorted(self.policies, key=lambda cp: (tuple(-x for x in rank[cp.id]), cp.id))
         self._root = _Node()
-        self._matches: dict[tuple[str, str], tuple[CompiledPolicy, ...]] = {}
+        self._match = lru_cache(maxsize=_MATCH_CACHE)(self._walk)  # the set is immutable
         for order, cp in enumerate(ordered):
             for glob in cp.policy.resources:
                 node = self._root
@@ -117,17 +118,13 @@ class PolicySet:
 
     def match(self, resource: str, action: str) -> tuple[CompiledPolicy, ...]:
         """Policies covering ``resource`` and ``action``, most specific first (memoised)."""
-        key = (resource, action)
-        hit = self._matches.get(key)
-        if hit is None:
-            if len(self._matches) >= _MATCH_CACHE:
-                self._matches.clear()
-            found: list[tuple[int, CompiledPolicy]] = []
-            self._root.walk(resource.split("/"), 0, found)
-            unique = dict(found)
-            hit = tuple(cp for _, cp in sorted(unique.items()) if cp.allows_action(action))
-            self._matches[key] = hit
-        return hit
+        return self._match(resource, action)
+
+    def _walk(self, resource: str, action: str) -> tuple[CompiledPolicy, ...]:
+        found: list[tuple[int, CompiledPolicy]] = []
+        self._root.walk(resource.split("/"), 0, found)
+        unique = dict(found)
+        return tuple(cp for _, cp in sorted(unique.items()) if cp.allows_action(action))
 
     @classmethod
     def from_documents(cls, docs: Sequence[Any], version: str | None = None) -> PolicySet:
