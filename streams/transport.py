@@ -1,5 +1,5 @@
 """Faust's aiokafka transport: a configurable fetch wait, a short prefetch backoff,
-and stream partitions held until they are seeked after a rebalance.
+and a warning when input offsets never arrive.
 
 Faust hard-codes ``fetch_max_wait_ms=1500`` for its consumer.  A broker may
 hold a fetch for the whole wait when data arrives during it (the embedded
@@ -13,12 +13,13 @@ partitions wait to be consumed, for up to 100 ms (its fetcher's
 ``prefetch_backoff``, not a consumer setting); with every partition on one
 broker that stalled the whole stream a few times a minute.  Here it is 10 ms.
 
-After a rebalance or restart, Faust's recovery resumes the stream partitions
-before it seeks them to their committed offsets; records fetched in between
-made later ones look "already read", and Faust dropped them (found by the
-SIGKILL recovery test: 2 runs in 10 lost input).  :meth:`Consumer.perform_seek`
-holds the stream partitions until the seek is done, and offsets that never
-arrive are logged as a warning instead of passing silently.
+Faust counts offsets that never arrive as consumed (a "gap": compaction or
+transactions on other topics).  Ours are neither, so a gap is lost input; it
+is logged as a warning.  After a restart, Faust's recovery resumes the stream
+partitions before it seeks them to their committed offsets, and records
+fetched in between can make the lower ones look "already read" (seen in the
+SIGKILL recovery test, 2 runs in 10).  Holding the partitions until the seek
+was tried and stalled some workers completely, so it is not done here.
 """
 
 from __future__ import annotations
@@ -61,23 +62,10 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
 
 
 class Consumer(driver.Consumer):
-    """Faust's aiokafka consumer with the fixes above."""
+    """Faust's aiokafka consumer with the changes above."""
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def perform_seek(self) -> None:
-        # Faust's recovery resumes the stream partitions and only then seeks them to
-        # their committed offsets (faust-streaming#216 fixed one path, not this one).
-        # Records fetched in between arrive first; after the seek, the records below
-        # them are dropped as "already read": lost input after every restart or
-        # rebalance.  Hold the stream partitions until the seek is done.
-        streams = {tp for tp in self._get_active_partitions() if not self._is_changelog_tp(tp)}
-        self.pause_partitions(streams)
-        try:
-            await super().perform_seek()
-        finally:
-            self.resume_partitions(streams)
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         # Faust counts offsets that never arrived as consumed; on our topics (not
