@@ -18,8 +18,11 @@ transactions on other topics).  Ours are neither, so a gap is lost input; it
 is logged as a warning.  After a restart, Faust's recovery resumes the stream
 partitions before it seeks them to their committed offsets, and records
 fetched in between can make the lower ones look "already read" (seen in the
-SIGKILL recovery test, 2 runs in 10).  Holding the partitions until the seek
-was tried and stalled some workers completely, so it is not done here.
+SIGKILL recovery test, about 1 run in 4).  Two fixes were tried and dropped:
+holding the stream partitions until the seek, and a ``Recovery`` that seeks
+before it resumes (as faust-streaming#217 did for another path).  Both ended
+the gaps, but left some restarted partitions, or whole workers, fetching
+nothing, about as often; the cause of that stall is not known yet.
 """
 
 from __future__ import annotations
