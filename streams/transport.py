@@ -1,5 +1,5 @@
 """Faust's aiokafka transport: a configurable fetch wait, a short prefetch backoff,
-and a warning when input offsets never arrive.
+fetches of exactly the active partitions, and a warning when input offsets never arrive.
 
 Faust hard-codes ``fetch_max_wait_ms=1500`` for its consumer.  A broker may
 hold a fetch for the whole wait when data arrives during it (the embedded
@@ -15,14 +15,15 @@ broker that stalled the whole stream a few times a minute.  Here it is 10 ms.
 
 Faust counts offsets that never arrive as consumed (a "gap": compaction or
 transactions on other topics).  Ours are neither, so a gap is lost input; it
-is logged as a warning.  After a restart, Faust's recovery resumes the stream
-partitions before it seeks them to their committed offsets, and records
-fetched in between can make the lower ones look "already read" (seen in the
-SIGKILL recovery test, about 1 run in 4).  Two fixes were tried and dropped:
-holding the stream partitions until the seek, and a ``Recovery`` that seeks
-before it resumes (as faust-streaming#217 did for another path).  Both ended
-the gaps, but left some restarted partitions, or whole workers, fetching
-nothing, about as often; the cause of that stall is not known yet.
+is logged as a warning.
+
+Faust passes aiokafka its live set of active partitions, which recovery
+empties in place while aiokafka waits for records; aiokafka reads an empty set
+as "every partition", so it returned stream records Faust then dropped as
+inactive, after their offsets counted as consumed: input lost on a worker's
+start or restart.  Each fetch here asks for a snapshot of the set (and for
+nothing when it is empty).  The other half of that loss, Faust resuming
+stream partitions before seeking them, is fixed in :mod:`dharma.streams.recovery`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,16 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
 
         consumer.start = start_with_short_backoff
         return consumer
+
+    async def getmany(self, active_partitions: Any, timeout: float) -> Any:
+        # Faust passes its live set of active partitions, which recovery empties
+        # in place while aiokafka waits for records; aiokafka reads an empty set
+        # as "every partition" and returns records Faust then drops as inactive,
+        # after their offsets count as consumed.  Ask for a snapshot instead.
+        requested = set(active_partitions) if active_partitions is not None else None
+        if requested is not None and not requested:
+            return {}
+        return await super().getmany(requested, timeout)
 
 
 class Consumer(driver.Consumer):
