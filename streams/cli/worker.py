@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 import typer
 
 from dharma.streams.cli.common import console, load_settings, setup_logging
@@ -20,9 +18,6 @@ def worker(
     from dharma.streams.metrics import PipelineMetrics
     from dharma.topologies import get_topology
 
-    # Detectors hold many small long-lived objects: collect the young generation less
-    # often so full collections do not stall batches (tail latency).
-    gc.set_threshold(50_000, 20, 20)
     setup_logging(log_level)
     settings = load_settings()
     if setup:
@@ -33,8 +28,6 @@ def worker(
     app = get_topology(topology)(settings, metrics)
     console.print(f"worker [bold]{topology}[/] ({app.conf.id}) on "
                   f"{settings.kafka.bootstrap_servers}; metrics at http://127.0.0.1:{port}/metrics")
-    gc.collect()
-    gc.freeze()  # what exists now (modules, the app) lives as long as the worker: never rescan it
     run_worker(app, log_level)
 
 
