@@ -185,6 +185,8 @@ def _penalty(signals: list[str], rules: BehaviourRules) -> float:
 
 
 def _remember(devices: tuple[str, ...], device: str, rules: BehaviourRules) -> tuple[str, ...]:
+    if devices and devices[-1] == device:
+        return devices  # the usual case: the device of the user's previous request
     kept = tuple(d for d in devices if d != device)
     return (*kept, device)[-rules.max_devices :]
 

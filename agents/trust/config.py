@@ -89,10 +89,10 @@ class TrustConfig(BaseModel):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
-    @cached_property
+    @property
     def networks(self) -> tuple[IPNetwork, ...]:
         """The internal networks, parsed once."""
-        return tuple(ipaddress.ip_network(c, strict=False) for c in self.internal_networks)
+        return _networks(self.internal_networks)
 
     @cached_property
     def zone(self) -> ZoneInfo:
@@ -101,7 +101,7 @@ class TrustConfig(BaseModel):
 
     def is_internal(self, ip: IPAddress) -> bool:
         """Return True when ``ip`` lies in one of the internal networks (memoised)."""
-        return _in_networks(self.networks, ip)
+        return _in_networks(self.internal_networks, ip)  # CIDR strings hash fast
 
     def is_business_hours(self, when: datetime) -> bool:
         """Return True when tz-aware ``when`` falls in business hours locally."""
@@ -116,5 +116,10 @@ class TrustConfig(BaseModel):
 
 
 @lru_cache(maxsize=65_536)
-def _in_networks(networks: tuple[IPNetwork, ...], ip: IPAddress) -> bool:
-    return any(ip in net for net in networks if net.version == ip.version)
+def _in_networks(cidrs: tuple[str, ...], ip: IPAddress) -> bool:
+    return any(ip in net for net in _networks(cidrs) if net.version == ip.version)
+
+
+@lru_cache(maxsize=64)
+def _networks(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)

@@ -40,6 +40,8 @@ __all__ = [
 _MIN_MS = 946_684_800_000
 _MAX_MS = 4_102_444_800_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MIN_DT = _EPOCH + timedelta(milliseconds=_MIN_MS)
+_END_DT = _EPOCH + timedelta(milliseconds=_MAX_MS + 1)
 
 _ID = r"^[A-Za-z0-9_][A-Za-z0-9_.:@\-]*$"
 _ROLE = r"^[A-Za-z0-9_][A-Za-z0-9_.:\-]*$"
@@ -88,7 +90,7 @@ def as_datetime(value: Any) -> Any:
 def _aware(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamp must be timezone-aware")
-    if not _MIN_MS <= to_epoch_ms(value) <= _MAX_MS:
+    if not _MIN_DT <= value < _END_DT:  # _MIN_MS <= epoch ms <= _MAX_MS
         raise ValueError("timestamp outside 2000-2100")
     return value
 
