@@ -55,8 +55,8 @@ class AlertState(BaseModel):
     last_fired: dict[str, int] = {}
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (for a Faust table)."""
-        return self.model_dump(mode="json")
+        """JSON-ready dict (for a Faust table): ``model_dump(mode="json")``, built directly."""
+        return {"burst_active": self.burst_active, "last_fired": dict(self.last_fired)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> AlertState:

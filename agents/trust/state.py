@@ -89,9 +89,9 @@ class TrustState:
             before = self.behaviour_of(user)
             alerts = self.alert_state.get(user)
             after, new_alerts = self._fold_user(events, before, alerts, out)
-            if after != before:
+            if after is not before:
                 self.behaviour.set(user, after, events[-1][0])
-            if new_alerts != alerts:
+            if new_alerts is not alerts:
                 self.alert_state.set(user, new_alerts, events[-1][0])
             yield user
 

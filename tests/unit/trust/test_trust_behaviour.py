@@ -24,6 +24,7 @@ def test_defaults_and_json_round_trip(seed: Seed) -> None:
     b = b.observe(_ev(seed, location={"name": "Paris", "lat": 48.85, "lon": 2.35}), "ALLOW")
     wire = json.loads(json.dumps(b.to_dict()))
     assert UserBehaviour.from_dict(wire) == b
+    assert b.to_dict() == b.model_dump(mode="json")  # built by hand, must match pydantic's
 
 
 def test_first_device_is_not_new_but_second_is(seed: Seed) -> None:
@@ -101,9 +102,18 @@ def test_memory_is_bounded(seed: Seed) -> None:
     assert len(b.denials) <= 32
     assert 0 <= b.score <= 100
     assert len(json.dumps(b.to_dict())) < 2000
+    assert b.to_dict() == b.model_dump(mode="json")
 
 
 def test_observe_accepts_decision_objects(engine: Any, seed: Seed) -> None:
     b = UserBehaviour(score=70)
     d = engine.decide(seed(), b)
     assert b.observe(_ev(seed), d) == b.observe(_ev(seed), d.decision.value)
+
+
+def test_alert_state_dict_matches_pydantic_and_round_trips() -> None:
+    from dharma.agents.trust.alerts import AlertState
+
+    for state in (AlertState(), AlertState(burst_active=True, last_fired={"forbidden_probe": 7})):
+        assert state.to_dict() == state.model_dump(mode="json")
+        assert AlertState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
