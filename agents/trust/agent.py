@@ -4,9 +4,8 @@ Per batch: decode and validate (bad input to ``audit.logs.dlq``, never a
 decision), decide access requests against the per-user behaviour table, open
 sessions in Redis for ALLOWs, re-evaluate the live sessions that posture and
 risk events touch (REVOKE or CHALLENGE), append every decision to the
-PostgreSQL audit trail (sessions and audit rows are stored a chunk at a time
-while the rest of the batch is decided), then emit decisions on
-``ml.predictions`` and security alerts on ``alerts.notifications``.  A
+PostgreSQL audit trail (written while the sessions are), then emit decisions
+on ``ml.predictions`` and security alerts on ``alerts.notifications``.  A
 decision is emitted only once it is audited; sink writes and outputs are
 awaited before the batch is acknowledged (at-least-once; all writes
 idempotent); when a sink gives up, the batch is dead-lettered with
@@ -17,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
@@ -35,7 +34,7 @@ from dharma.streams.app import StreamContext, raw_topic, send_dead_letters, spli
 from dharma.streams.errors import ContractViolation, RejectedEvent
 from dharma.streams.topics import ALERTS, AUDIT_LOGS, PREDICTIONS
 
-__all__ = ["SinkWrites", "TrustPipeline", "check_events", "register"]
+__all__ = ["TrustPipeline", "check_events", "register"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,42 +44,6 @@ Accepted = list[tuple[EventT, AccessEvent]]
 Rejected = list[tuple[EventT, RejectedEvent]]
 Decided = list[tuple[EventT, AccessEvent, Decision]]
 Message = tuple[str, bytes, bytes]
-
-
-#: Decisions per audit and session write of a batch (see ``decide_and_store``).
-STORE_CHUNK = 256
-
-
-class SinkWrites:
-    """A batch's sink writes: each sink's in the order started, one at a time (one
-    connection each), all of them overlapping the rest of the batch's work."""
-
-    def __init__(self) -> None:
-        self._last: dict[str, asyncio.Future[Any]] = {}
-        self._started: list[asyncio.Future[Any]] = []
-
-    def start(self, sink: str, write: Callable[[Any], Awaitable[Any]], rows: Any) -> None:
-        """Run ``write(rows)`` once ``sink``'s previous write is done (not if it failed)."""
-        previous = self._last.get(sink)
-
-        async def run() -> Any:
-            if previous is not None:
-                await previous
-            return await write(rows)
-
-        self._last[sink] = future = asyncio.ensure_future(run())
-        self._started.append(future)
-
-    async def wait(self, sink: str) -> None:
-        """Wait for ``sink``'s writes so far; raise the first failure."""
-        if sink in self._last:
-            await self._last[sink]
-
-    async def settle(self) -> None:
-        """Wait for every write; raise the first failure."""
-        await asyncio.gather(*self._started, return_exceptions=True)
-        for future in self._started:
-            future.result()
 
 
 def check_events(ctx: StreamContext, events: Sequence[EventT]) -> tuple[Accepted, Rejected]:
@@ -126,36 +89,27 @@ class TrustPipeline:
         """Fold the batch through the tables, open and revalidate sessions, append the audit;
         the encoded outputs, to send once everything is stored.
 
-        Storing overlaps deciding: every :data:`STORE_CHUNK` decisions, their audit
-        rows and sessions are sent while the next ones are decided and encoded
-        (PostgreSQL and Redis work on the other core).
+        The audit rows and the sessions of the batch's decisions are written while
+        its outputs are encoded (PostgreSQL and Redis work on the other core).
         """
-        out, writes, messages = Outcome(), SinkWrites(), list[Message]()
-        stored = 0
+        out = self.state.fold(accepted)
+        records = [(d.to_record(), a.to_record()) for _, a, d in out.decided]
+        opened = [Session.open(d, a, request) for (_, a, d), (_, request)
+                  in zip(out.decided, records, strict=True) if d.decision is Verdict.ALLOW]
+        writes = [asyncio.ensure_future(self.append_audit([audit_row(*r) for r in records])),
+                  asyncio.ensure_future(self.sessions.flush(opened))]
         try:
-            for _ in self.state.fold_users(accepted, out):
-                if len(out.decided) - stored >= STORE_CHUNK:
-                    messages += await self.store(out.decided[stored:], writes)
-                    stored = len(out.decided)
-            messages += await self.store(out.decided[stored:], writes)
-            messages += self.encode([], out.alerts)
-            await writes.wait(self.sessions.name)  # opened before the batch's updates revalidate
+            await asyncio.sleep(0)  # let both writes send their requests
+            messages = self.encode([d for d, _ in records], out.alerts)
+            await writes[1]  # sessions opened before the updates of the batch revalidate them
             later = [(d.to_record(), a.to_record()) for _, a, d in await self.revalidate(out)]
             messages += self.encode([d for d, _ in later], [])
-        finally:  # never leave a write running; its error is the batch's
-            await writes.settle()
+        finally:  # never leave a write running; its error is the batch's (below)
+            await asyncio.gather(*writes, return_exceptions=True)
+        for write in writes:
+            write.result()
         await self.append_audit([audit_row(*r) for r in later])
         return messages
-
-    async def store(self, decided: Decided, writes: SinkWrites) -> list[Message]:
-        """Start writing the audit rows and sessions of ``decided``; their encoded decisions."""
-        records = [(d.to_record(), a.to_record()) for _, a, d in decided]
-        opened = [Session.open(d, a, request) for (_, a, d), (_, request)
-                  in zip(decided, records, strict=True) if d.decision is Verdict.ALLOW]
-        writes.start(self.audit.name, self.append_audit, [audit_row(*r) for r in records])
-        writes.start(self.sessions.name, self.sessions.flush, opened)
-        await asyncio.sleep(0)  # let the writes send their requests
-        return self.encode([d for d, _ in records], [])
 
     async def append_audit(self, rows: list[dict[str, Any]]) -> None:
         """Append rows to the audit trail (idempotent on the decision id)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,13 +75,6 @@ class TrustState:
     def fold(self, items: Sequence[Item]) -> Outcome:
         """Decide access requests, observe risk signals; one table write per user and batch."""
         out = Outcome()
-        for _ in self.fold_users(items, out):
-            pass
-        return out
-
-    def fold_users(self, items: Sequence[Item], out: Outcome) -> Iterator[str]:
-        """:meth:`fold` into ``out``, one user at a time: yields each user once their
-        events are decided (so a caller can store what is decided so far)."""
         by_user: dict[str, list[Item]] = {}
         for item in items:
             by_user.setdefault(item[1].user_id, []).append(item)
@@ -93,7 +86,7 @@ class TrustState:
                 self.behaviour.set(user, after, events[-1][0])
             if new_alerts is not alerts:
                 self.alert_state.set(user, new_alerts, events[-1][0])
-            yield user
+        return out
 
     def _fold_user(self, events: list[Item], behaviour: UserBehaviour, alerts: AlertState,
                    out: Outcome) -> tuple[UserBehaviour, AlertState]:
