@@ -40,6 +40,7 @@ __all__ = ["Decision", "TrustEngine", "Verdict", "deterministic_id"]
 
 log = logging.getLogger(__name__)
 _NAMESPACE = uuid.UUID("5b0c6e3e-4d0a-4c59-9a57-6a1f3c0de7a1")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 
 
 class Verdict(enum.StrEnum):
@@ -61,7 +62,7 @@ def deterministic_id(*parts: str) -> str:
     Equal to ``str(uuid.uuid5(_NAMESPACE, "\\x1f".join(parts)))``, without building
     :class:`uuid.UUID` objects (a few microseconds per decision).
     """
-    name = _NAMESPACE.bytes + "\x1f".join(parts).encode()
+    name = _NAMESPACE_BYTES + "\x1f".join(parts).encode()
     digest = bytearray(hashlib.sha1(name, usedforsecurity=False).digest()[:16])  # UUID5 is SHA-1
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant

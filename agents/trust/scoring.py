@@ -145,7 +145,7 @@ def score_event(
     posture = event.device
     return _combine(
         posture.compliance_score, posture.encrypted, posture.firewall, posture.antivirus,
-        config.patch_bonus.get(posture.patch_level.value, 0),
+        config.patch_bonus.get(posture.patch_level, 0),  # a StrEnum: its value's hash
         step_up or event.mfa_enabled,
         step_up or is_recent(event, config),
         config.is_business_hours(event.ts),
