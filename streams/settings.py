@@ -157,6 +157,9 @@ class WorkerSettings(BaseSettings):
     batch_within_s: float = Field(
         0.02, description="DHARMA_WORKER_BATCH_WITHIN_S: longest wait to fill a batch."
     )
+    commit_interval_s: float = Field(
+        2.8, gt=0, description="DHARMA_WORKER_COMMIT_INTERVAL_S: how often processed offsets "
+        "are committed (Faust's default); a crash replays at most this much input.")
     max_future_skew_s: float = Field(
         300.0,
         description="DHARMA_WORKER_MAX_FUTURE_SKEW_S: newest accepted event time ahead of now.",

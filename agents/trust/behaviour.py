@@ -14,6 +14,9 @@ new one.  The rule (all numbers are :class:`BehaviourRules` arguments):
 * a risk_signal about the user costs 20;
 * a clean ALLOW (no signal) earns 0.5, at most once a minute.
 
+A record replayed after a restart (its (partition, offset) at or before
+:attr:`UserBehaviour.last_seen`) is decided again but not observed again.
+
 Memory per user is bounded: at most 10 known devices (least recently used
 evicted), a 24-bin hour histogram (halved beyond 1,000), the last located
 request and at most 32 recent denial times.
@@ -98,6 +101,9 @@ class UserBehaviour(BaseModel):
     denials: tuple[int, ...] = ()
     last_credit_ms: int | None = None
     events: int = 0
+    #: (partition, offset) of the last ``audit.logs`` record observed: a record
+    #: replayed after a restart, at or before it, is not counted again
+    last_seen: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (for a Faust table); what ``model_dump(mode="json")`` gives,
@@ -105,7 +111,8 @@ class UserBehaviour(BaseModel):
         return {"score": self.score, "known_devices": list(self.known_devices),
                 "hours": list(self.hours), "last_lat": self.last_lat, "last_lon": self.last_lon,
                 "last_located_ms": self.last_located_ms, "denials": list(self.denials),
-                "last_credit_ms": self.last_credit_ms, "events": self.events}
+                "last_credit_ms": self.last_credit_ms, "events": self.events,
+                "last_seen": None if self.last_seen is None else list(self.last_seen)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UserBehaviour:
@@ -128,6 +135,11 @@ class UserBehaviour(BaseModel):
             out.append("unusual_hour")
         return out
 
+    def has_seen(self, position: tuple[int, int]) -> bool:
+        """Whether the record at ``(partition, offset)`` is already counted (a replay)."""
+        last = self.last_seen
+        return last is not None and last[0] == position[0] and position[1] <= last[1]
+
     def effective_score(self, signals: list[str], rules: BehaviourRules = DEFAULT_RULES) -> float:
         """Historical score after this request's signals (what the decision uses)."""
         return _clamp(self.score - _penalty(signals, rules))
@@ -143,20 +155,24 @@ class UserBehaviour(BaseModel):
 
     def observe(
         self, event: AccessEvent, decision: str | _Decided, rules: BehaviourRules = DEFAULT_RULES,
-        signals: list[str] | None = None,
+        signals: list[str] | None = None, position: tuple[int, int] | None = None,
     ) -> UserBehaviour:
         """Return the behaviour after ``event`` was decided as ``decision``
-        (``signals``: :meth:`signals` of ``event``, when the caller has them)."""
+        (``signals``: :meth:`signals` of ``event``, when the caller has them;
+        ``position``: the record's (partition, offset), kept as :attr:`last_seen`)."""
         outcome = str(getattr(decision, "decision", decision))
+        seen = {} if position is None else {"last_seen": position}
         if event.event_type == "risk_signal":
-            return self.model_copy(update={"score": _clamp(self.score - rules.risk_penalty)})
+            return self.model_copy(update={"score": _clamp(self.score - rules.risk_penalty),
+                                           **seen})
         if event.event_type != "access_request":
-            return self
+            return self.model_copy(update=seen) if seen else self
         sigs = self.signals(event, rules) if signals is None else signals
         update: dict[str, Any] = {
             "known_devices": _remember(self.known_devices, event.device.device_id, rules),
             "hours": _count_hour(self.hours, _utc_hour(event), rules),
             "events": self.events + 1,
+            **seen,
         }
         loc = event.location
         if loc is not None and loc.lat is not None and loc.lon is not None:

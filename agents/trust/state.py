@@ -92,13 +92,17 @@ class TrustState:
                    out: Outcome) -> tuple[UserBehaviour, AlertState]:
         rules = self.engine.rules
         for event, access in events:
+            position = (event.message.partition, event.message.offset)
+            replayed = behaviour.has_seen(position)  # decided again, not counted again
             if access.event_type != "access_request":
                 out.updates.append((event, access, behaviour))
-                behaviour = behaviour.observe(access, "risk", rules)
+                if not replayed:
+                    behaviour = behaviour.observe(access, "risk", rules, position=position)
                 continue
             signals = behaviour.signals(access, rules)
             decision = self.engine.decide(access, behaviour, signals)
-            after = behaviour.observe(access, decision, rules, signals)
+            after = behaviour if replayed else \
+                behaviour.observe(access, decision, rules, signals, position)
             raised, alerts = security_alerts(access, decision, behaviour, after, alerts,
                                              self.forbid_ids, rules, signals=signals)
             out.decided.append((event, access, decision))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 from datetime import timedelta
@@ -110,3 +111,34 @@ def test_replayed_event_is_audited_once(settings, producer, outputs, start_worke
                    "both copies decided")
     assert {d["decision_id"] for d, _ in decided} == {decided[0][0]["decision_id"]}
     assert len(audit_rows(settings, event["event_id"])) == 1
+
+
+def test_restart_replays_records_without_counting_them_twice(
+        settings, producer, outputs, start_worker, read_changelog, poll):
+    """SIGKILL before any offset is committed: after the restart every record is
+    decided again (same decision ids), and the behaviour table counts each once."""
+    group = f"rp{uuid.uuid4().hex[:8]}"
+    env = {"DHARMA_WORKER_APP_ID": group, "DHARMA_WORKER_COMMIT_INTERVAL_S": "120"}
+    first = start_worker("trust", **env)
+    tag = uuid.uuid4().hex[:8]
+    users = [f"rp_{tag}_{i}" for i in range(3)]
+    start = business_ts()
+    events = [seed_event(f"evt-rp-{tag}-{i}-{user}", start + timedelta(seconds=i), user_id=user)
+              for i in range(20) for user in users]
+    for event in events:
+        producer.produce("audit.logs", event["user_id"], event)
+    producer.flush()
+    ids = {event["event_id"] for event in events}
+    decided = lambda: {d["event_id"] for d, _ in outputs.decisions()} & ids  # noqa: E731
+    poll(lambda: decided() == ids, "every record decided once")
+    first.stop(signal.SIGKILL)
+
+    start_worker("trust", **env)
+    replayed = lambda: [d for d, _ in outputs.decisions() if d["event_id"] in ids]  # noqa: E731
+    poll(lambda: len(replayed()) == 2 * len(ids), "every record decided again after the restart")
+    assert len({d["decision_id"] for d in replayed()}) == len(ids)
+    changelog = f"{group}-trust-trust-user-behaviour-changelog"
+    for user in users:
+        behaviour = poll(lambda u=user: read_changelog(settings, changelog, u), "behaviour")
+        assert behaviour["events"] == 20, f"{user}: {behaviour['events']} requests counted"
+        assert sum(behaviour["hours"]) == 20

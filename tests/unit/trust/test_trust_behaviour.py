@@ -117,3 +117,17 @@ def test_alert_state_dict_matches_pydantic_and_round_trips() -> None:
     for state in (AlertState(), AlertState(burst_active=True, last_fired={"forbidden_probe": 7})):
         assert state.to_dict() == state.model_dump(mode="json")
         assert AlertState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+
+
+def test_replayed_records_are_recognised_by_partition_and_offset(seed: Seed) -> None:
+    b = UserBehaviour().observe(_ev(seed), "ALLOW", position=(3, 41))
+    assert b.last_seen == (3, 41) and b.events == 1
+    assert b.has_seen((3, 41)) and b.has_seen((3, 7))
+    assert not b.has_seen((3, 42))
+    assert not b.has_seen((1, 5))  # another partition: offsets are not comparable
+    assert not UserBehaviour().has_seen((0, 0))
+    risk = b.observe(_ev(seed, event_type="risk_signal", risk_reason="odd"), "risk",
+                     position=(3, 50))
+    assert risk.last_seen == (3, 50)
+    assert risk.to_dict() == risk.model_dump(mode="json")
+    assert UserBehaviour.from_dict(json.loads(json.dumps(risk.to_dict()))) == risk
