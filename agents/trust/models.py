@@ -95,7 +95,15 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-Timestamp = Annotated[datetime, BeforeValidator(as_datetime)]
+def _timestamp(value: Any) -> Any:
+    """Epoch ms or a tz-aware datetime in 2000-2100, as a datetime; anything else is
+    left for the model to reject (one Python call per field, before pydantic's own)."""
+    if isinstance(value, datetime):
+        return _aware(value)
+    return as_datetime(value)
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=_ID)]
 Text = Annotated[str, Field(max_length=128, pattern=_TEXT)]
 
@@ -155,11 +163,6 @@ class AccessEvent(_Strict):
     source_ip: ipaddress.IPv4Address | ipaddress.IPv6Address
     location: GeoLocation | None = None
     risk_reason: Annotated[str, Field(max_length=64, pattern=_ROLE)] | None = None
-
-    @field_validator("ts", "last_auth_ts")
-    @classmethod
-    def _tz_aware(cls, value: datetime) -> datetime:
-        return _aware(value)
 
     @field_validator("roles", mode="before")
     @classmethod
