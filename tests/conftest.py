@@ -128,7 +128,10 @@ class WorkerProcess:
                 self.proc.wait(10)
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError as exc:  # never let a lost log keep the other workers running
+            return f"(log unreadable: {exc})"
 
 
 @pytest.fixture
@@ -148,5 +151,5 @@ def start_worker(
     yield start
     for worker in workers:
         worker.stop()
-        # shown by pytest only when the test failed
+    for worker in workers:  # shown by pytest only when the test failed
         print(f"--- {worker.topology} worker log (tail) ---\n{worker.output()[-6000:]}")
