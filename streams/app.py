@@ -11,13 +11,11 @@ from __future__ import annotations
 import gc
 import logging
 import ssl
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import faust
-from faust.streams import _current_event
 from faust.types import EventT
 
 from dharma.streams.admin import registry_client
@@ -118,16 +116,6 @@ def split_batch(
             logger.exception("processing error %s[%s]@%s", msg.topic, msg.partition, msg.offset)
             rejected.append((event, RejectedEvent("processing_error", repr(exc))))
     return accepted, rejected
-
-
-def bind_event(event: EventT) -> None:
-    """Make ``event`` the current event, so table writes go to its partition.
-
-    Batches (``stream.take_events``) mix partitions; Faust writes a table's
-    changelog to the partition of the *current* event, so a batch body sets
-    it for each key it writes.
-    """
-    _current_event.set(weakref.ref(event))
 
 
 async def send_dead_letters(
