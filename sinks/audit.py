@@ -95,10 +95,11 @@ def mask_inputs(request: dict[str, Any]) -> dict[str, Any]:
     {'source_ip': '10.0.1.0/24', 'location': {'name': 'Office', 'lat': 48.9, 'lon': 2.4}}
     """
     out = dict(request)
-    if "source_ip" in out:
-        out["source_ip"] = _mask_ip(str(out["source_ip"]))
+    ip = out.get("source_ip")
+    if ip is not None:
+        out["source_ip"] = _mask_ip(ip if isinstance(ip, str) else str(ip))
     loc = out.get("location")
-    if isinstance(loc, dict):
+    if isinstance(loc, dict) and (loc.get("lat") is not None or loc.get("lon") is not None):
         out["location"] = {k: round(v, 1) if k in ("lat", "lon") and isinstance(v, float) else v
                            for k, v in loc.items()}
     return out
@@ -106,10 +107,13 @@ def mask_inputs(request: dict[str, Any]) -> dict[str, Any]:
 
 def audit_row(decision: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """One audit row from a ``TrustDecision`` record and the (unmasked) request record."""
-    keep = ("decision_id", "event_id", "ts", "user_id", "device_id", "resource", "action",
-            "decision", "trust_score", "trust_level", "policy_id", "policy_version", "reasons",
-            "session_id")
-    return {**{k: decision[k] for k in keep}, "inputs": mask_inputs(request)}
+    d = decision
+    return {"decision_id": d["decision_id"], "event_id": d["event_id"], "ts": d["ts"],
+            "user_id": d["user_id"], "device_id": d["device_id"], "resource": d["resource"],
+            "action": d["action"], "decision": d["decision"], "trust_score": d["trust_score"],
+            "trust_level": d["trust_level"], "policy_id": d["policy_id"],
+            "policy_version": d["policy_version"], "reasons": d["reasons"],
+            "session_id": d["session_id"], "inputs": mask_inputs(request)}
 
 
 class AuditSink(BatchSink[dict[str, Any]]):

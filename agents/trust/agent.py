@@ -24,7 +24,7 @@ from faust.types import EventT
 
 from dharma.agents.trust.engine import Decision, TrustEngine, Verdict
 from dharma.agents.trust.index import default_policy_dir, load_policy_set
-from dharma.agents.trust.models import AccessEvent, Rejection, parse_access_event
+from dharma.agents.trust.models import AccessEvent, Rejection, parse_access_record
 from dharma.agents.trust.session import Session, revalidate
 from dharma.agents.trust.state import Outcome, TrustState
 from dharma.sinks.audit import AuditSink, audit_row
@@ -49,7 +49,7 @@ Message = tuple[str, bytes, bytes]
 def check_events(ctx: StreamContext, events: Sequence[EventT]) -> tuple[Accepted, Rejected]:
     """Decode and validate a batch; hostile or malformed records are rejected, never decided."""
     def parse(event: EventT) -> AccessEvent:
-        parsed = parse_access_event(ctx.wire.decode(AUDIT_LOGS.value_subject, event.message.value))
+        parsed = parse_access_record(ctx.wire.decode(AUDIT_LOGS.value_subject, event.message.value))
         if isinstance(parsed, Rejection):
             raise ContractViolation("; ".join((parsed.reason, *parsed.errors))[:2000])
         return parsed
@@ -93,7 +93,7 @@ class TrustPipeline:
         its outputs are encoded (PostgreSQL and Redis work on the other core).
         """
         out = self.state.fold(accepted)
-        records = [(d.to_record(), a.to_record()) for _, a, d in out.decided]
+        records = [(d.to_record(), a.record) for _, a, d in out.decided]
         opened = [Session.open(d, a, request) for (_, a, d), (_, request)
                   in zip(out.decided, records, strict=True) if d.decision is Verdict.ALLOW]
         writes = [asyncio.ensure_future(self.append_audit([audit_row(*r) for r in records])),
@@ -102,7 +102,7 @@ class TrustPipeline:
             await asyncio.sleep(0)  # let both writes send their requests
             messages = self.encode([d for d, _ in records], out.alerts)
             await writes[1]  # sessions opened before the updates of the batch revalidate them
-            later = [(d.to_record(), a.to_record()) for _, a, d in await self.revalidate(out)]
+            later = [(d.to_record(), a.record) for _, a, d in await self.revalidate(out)]
             messages += self.encode([d for d, _ in later], [])
         finally:  # never leave a write running; its error is the batch's (below)
             await asyncio.gather(*writes, return_exceptions=True)

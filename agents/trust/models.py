@@ -33,6 +33,7 @@ __all__ = [
     "Rejection",
     "as_datetime",
     "parse_access_event",
+    "parse_access_record",
     "to_epoch_ms",
 ]
 
@@ -189,6 +190,11 @@ class AccessEvent(_Strict):
         """Event time in epoch milliseconds."""
         return to_epoch_ms(self.ts)
 
+    @cached_property
+    def record(self) -> dict[str, Any]:
+        """:meth:`to_record`, built once and shared: read it, never modify it."""
+        return self.to_record()
+
     def to_record(self) -> dict[str, Any]:
         """The event as a decoded Avro record (epoch-ms timestamps, str IP); a fresh dict."""
         device, location = self.device, self.location
@@ -217,6 +223,9 @@ class AccessEvent(_Strict):
 
 
 _ip_text = lru_cache(maxsize=65_536)(str)
+_RECORD_FIELDS = frozenset(AccessEvent.model_fields)
+_DEVICE_FIELDS = frozenset(DevicePosture.model_fields)
+_LOCATION_FIELDS = frozenset(GeoLocation.model_fields)
 
 
 @lru_cache(maxsize=65_536)
@@ -271,3 +280,25 @@ def parse_access_event(raw: Any) -> AccessEvent | Rejection:
         return Rejection(reason="invalid access event", errors=_describe(exc))
     except (ValueError, TypeError, OverflowError) as exc:  # pragma: no cover - defensive
         return Rejection(reason=f"invalid access event: {type(exc).__name__}")
+
+
+def parse_access_record(raw: dict[str, Any]) -> AccessEvent | Rejection:
+    """:func:`parse_access_event` for a record decoded with our Avro contract.
+
+    Such a record has every field, in the shape :meth:`AccessEvent.to_record`
+    gives; once it validates it is kept as the event's :attr:`~AccessEvent.record`
+    instead of being rebuilt (unless its IP address is not in canonical form).
+    The caller must not modify ``raw`` afterwards.
+    """
+    parsed = parse_access_event(raw)
+    if isinstance(parsed, AccessEvent) and _complete(raw) \
+            and raw["source_ip"] == _ip_text(parsed.source_ip):
+        parsed.__dict__["record"] = raw  # what the cached property would compute
+    return parsed
+
+
+def _complete(raw: dict[str, Any]) -> bool:
+    if raw.keys() != _RECORD_FIELDS or raw["device"].keys() != _DEVICE_FIELDS:
+        return False
+    location = raw["location"]
+    return location is None or location.keys() == _LOCATION_FIELDS

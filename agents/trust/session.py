@@ -16,10 +16,10 @@ with the new inputs at the new time:
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict, StrictInt, StrictStr, TypeAdapter
 
 from dharma.agents.trust.behaviour import UserBehaviour
 from dharma.agents.trust.engine import Decision, TrustEngine, Verdict, with_session
@@ -28,34 +28,29 @@ from dharma.agents.trust.models import AccessEvent, parse_access_event
 __all__ = ["Session", "revalidate"]
 
 
-class Session(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Session:
     """A live session opened by an ALLOW decision."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
-    session_id: str
-    user_id: str
-    device_id: str
-    policy_id: str | None
-    policy_version: str
-    opened_ms: int
+    session_id: StrictStr
+    user_id: StrictStr
+    device_id: StrictStr
+    policy_id: StrictStr | None
+    policy_version: StrictStr
+    opened_ms: StrictInt
     request: dict[str, Any]
 
     @classmethod
     def open(cls, decision: Decision, event: AccessEvent,
              request: dict[str, Any] | None = None) -> Session:
-        """The session an ALLOW decision opened (``request``: ``event.to_record()`` if known)."""
+        """The session an ALLOW decision opened (``request``: ``event.record`` by default)."""
         if decision.decision is not Verdict.ALLOW or decision.session_id is None:
             raise ValueError("only an ALLOW decision opens a session")
-        return cls.model_construct(  # from a validated event and a decision: nothing to check
-            session_id=decision.session_id,
-            user_id=event.user_id,
-            device_id=event.device.device_id,
-            policy_id=decision.policy_id,
-            policy_version=decision.policy_version,
-            opened_ms=event.ts_ms,
-            request=request if request is not None else event.to_record(),
-        )
+        return cls(decision.session_id, event.user_id, event.device.device_id,
+                   decision.policy_id, decision.policy_version, event.ts_ms,
+                   request if request is not None else event.record)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``request`` is a decoded Avro record: JSON-ready already)."""
@@ -66,15 +61,17 @@ class Session(BaseModel):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Session:
-        """Inverse of :meth:`to_dict`."""
-        return cls.model_validate(data)
+        """Inverse of :meth:`to_dict`, validated (it comes back from Redis)."""
+        return _SESSION.validate_python(data)
 
+
+_SESSION = TypeAdapter(Session)
 
 _REQUEST_FIELDS = ("roles", "mfa_enabled", "last_auth_ts", "source_ip", "location")
 
 
 def _merged(session: Session, update: AccessEvent) -> dict[str, Any]:
-    new = update.to_record()
+    new = update.record
     merged = dict(session.request, ts=new["ts"], event_id=update.event_id)
     if update.device.device_id == session.device_id:
         merged["device"] = new["device"]

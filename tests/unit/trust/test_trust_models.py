@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import fastavro
 import pytest
 
 from dharma.agents.trust import AccessEvent, Rejection, parse_access_event
+from dharma.agents.trust.models import parse_access_record
+from dharma.schemas import load_schema
+from dharma.streams.codec import _parse
+from dharma.streams.topics import AUDIT_LOGS
 
 Seed = Callable[..., dict[str, Any]]
 
@@ -17,6 +23,48 @@ def test_valid_event_round_trips(seed: Seed) -> None:
     event = parse_access_event(seed())
     assert isinstance(event, AccessEvent)
     assert event.to_record() == seed()
+    assert event.record == seed()
+
+
+def _through_avro(raw: dict[str, Any]) -> dict[str, Any]:
+    schema = _parse(load_schema(AUDIT_LOGS.value_subject))
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema, raw)
+    buf.seek(0)
+    decoded: dict[str, Any] = fastavro.schemaless_reader(buf, schema, None)
+    return decoded
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"source_ip": "2001:db8::1"}, {"location": None}, {"risk_reason": "x"},
+    {"location": {"name": "Paris", "country": "FR", "lat": 48.85, "lon": 2.35}},
+    {"event_type": "posture_update", "device": {"patch_level": "outdated"}},
+])
+def test_decoded_record_kept_as_the_events_record(seed: Seed, overrides: dict[str, Any]) -> None:
+    raw = _through_avro(seed(**overrides))
+    event = parse_access_record(raw)
+    assert isinstance(event, AccessEvent)
+    assert event.record is raw
+    assert raw == event.to_record()
+
+
+@pytest.mark.parametrize("raw", [
+    {"source_ip": "2001:DB8:0::1"},  # valid, not canonical: the record is rebuilt
+])
+def test_non_canonical_record_rebuilt(seed: Seed, raw: dict[str, Any]) -> None:
+    decoded = _through_avro(seed(**raw))
+    event = parse_access_record(decoded)
+    assert isinstance(event, AccessEvent)
+    assert event.record is not decoded
+    assert event.record == event.to_record()
+
+
+def test_incomplete_record_rebuilt(seed: Seed) -> None:
+    raw = seed()
+    del raw["location"], raw["device"]["patch_level"]
+    event = parse_access_record(raw)
+    assert isinstance(event, AccessEvent)
+    assert event.record == event.to_record() != raw
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
+from pydantic import ValidationError
 
 from dharma.agents.trust import (
     AccessEvent,
@@ -36,8 +39,15 @@ def _update(seed: Seed, kind: str, **kw: Any) -> dict[str, Any]:
 
 
 def test_session_json_round_trip(session: Session) -> None:
-    assert session.to_dict() == session.model_dump(mode="json")
+    assert session.to_dict() == dataclasses.asdict(session)
     assert Session.from_dict(json.loads(json.dumps(session.to_dict()))) == session
+    assert json.loads(orjson.dumps(session)) == session.to_dict()  # what the store writes
+
+
+@pytest.mark.parametrize("change", [{"opened_ms": "1"}, {"extra": 1}, {"request": None}])
+def test_stored_session_validated(session: Session, change: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        Session.from_dict({**session.to_dict(), **change})
 
 
 def test_only_allow_opens_session(engine: TrustEngine, seed: Seed) -> None:
