@@ -89,17 +89,19 @@ class TrustPipeline:
         """Fold the batch through the tables, open and revalidate sessions, append the audit;
         the encoded outputs, to send once everything is stored.
 
-        The audit rows and the sessions of the batch's decisions are written while
-        its outputs are encoded (PostgreSQL and Redis work on the other core).
+        The audit rows are sent first, then the sessions; the table writes and the
+        encoding of outputs run while PostgreSQL and Redis (on the other core) work.
         """
         out = self.state.fold(accepted)
         records = [(d.to_record(), a.record) for _, a, d in out.decided]
-        opened = [Session.open(d, a, request) for (_, a, d), (_, request)
-                  in zip(out.decided, records, strict=True) if d.decision is Verdict.ALLOW]
-        writes = [asyncio.ensure_future(self.append_audit([audit_row(*r) for r in records])),
-                  asyncio.ensure_future(self.sessions.flush(opened))]
+        writes = [asyncio.ensure_future(self.append_audit([audit_row(*r) for r in records]))]
         try:
-            await asyncio.sleep(0)  # let both writes send their requests
+            await asyncio.sleep(0)  # let the audit write send its request
+            opened = [Session.open(d, a, request) for (_, a, d), (_, request)
+                      in zip(out.decided, records, strict=True) if d.decision is Verdict.ALLOW]
+            writes.append(asyncio.ensure_future(self.sessions.flush(opened)))
+            await asyncio.sleep(0)
+            self.state.store(out)
             messages = self.encode([d for d, _ in records], out.alerts)
             await writes[1]  # sessions opened before the updates of the batch revalidate them
             later = [(d.to_record(), a.record) for _, a, d in await self.revalidate(out)]

@@ -291,9 +291,13 @@ def parse_access_record(raw: dict[str, Any]) -> AccessEvent | Rejection:
     The caller must not modify ``raw`` afterwards.
     """
     parsed = parse_access_event(raw)
-    if isinstance(parsed, AccessEvent) and _complete(raw) \
-            and raw["source_ip"] == _ip_text(parsed.source_ip):
-        parsed.__dict__["record"] = raw  # what the cached property would compute
+    if not isinstance(parsed, AccessEvent):
+        return parsed
+    cached = parsed.__dict__  # what the cached properties would compute, known already
+    if type(raw["ts"]) is int:
+        cached["ts_ms"] = raw["ts"]
+    if _complete(raw) and raw["source_ip"] == _ip_text(parsed.source_ip):
+        cached["record"] = raw
     return parsed
 
 

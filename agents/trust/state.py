@@ -51,6 +51,9 @@ class Outcome:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     #: posture/risk updates, each with its user's behaviour *before* it
     updates: list[tuple[EventT, AccessEvent, UserBehaviour]] = field(default_factory=list)
+    #: users' new table values (None: unchanged), with their last event: see TrustState.store
+    changed: list[tuple[str, UserBehaviour | None, AlertState | None, EventT]] = field(
+        default_factory=list)
 
 
 class TrustState:
@@ -73,7 +76,8 @@ class TrustState:
         return self.behaviour.get(user_id)
 
     def fold(self, items: Sequence[Item]) -> Outcome:
-        """Decide access requests, observe risk signals; one table write per user and batch."""
+        """Decide access requests, observe risk signals; the tables are not written yet:
+        :meth:`store` writes ``out.changed`` (one write per user and batch)."""
         out = Outcome()
         by_user: dict[str, list[Item]] = {}
         for item in items:
@@ -82,11 +86,19 @@ class TrustState:
             before = self.behaviour_of(user)
             alerts = self.alert_state.get(user)
             after, new_alerts = self._fold_user(events, before, alerts, out)
-            if after is not before:
-                self.behaviour.set(user, after, events[-1][0])
-            if new_alerts is not alerts:
-                self.alert_state.set(user, new_alerts, events[-1][0])
+            if after is not before or new_alerts is not alerts:
+                out.changed.append((user, None if after is before else after,
+                                    None if new_alerts is alerts else new_alerts, events[-1][0]))
         return out
+
+    def store(self, out: Outcome) -> None:
+        """Write the users' new behaviour and alert state (changelog records go out with
+        the batch's other outputs); before anything reads the tables again."""
+        for user, behaviour, alerts, last in out.changed:
+            if behaviour is not None:
+                self.behaviour.set(user, behaviour, last)
+            if alerts is not None:
+                self.alert_state.set(user, alerts, last)
 
     def _fold_user(self, events: list[Item], behaviour: UserBehaviour, alerts: AlertState,
                    out: Outcome) -> tuple[UserBehaviour, AlertState]:

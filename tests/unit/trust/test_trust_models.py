@@ -11,7 +11,7 @@ import fastavro
 import pytest
 
 from dharma.agents.trust import AccessEvent, Rejection, parse_access_event
-from dharma.agents.trust.models import parse_access_record
+from dharma.agents.trust.models import parse_access_record, to_epoch_ms
 from dharma.schemas import load_schema
 from dharma.streams.codec import _parse
 from dharma.streams.topics import AUDIT_LOGS
@@ -46,6 +46,7 @@ def test_decoded_record_kept_as_the_events_record(seed: Seed, overrides: dict[st
     assert isinstance(event, AccessEvent)
     assert event.record is raw
     assert raw == event.to_record()
+    assert event.ts_ms == to_epoch_ms(event.ts) == raw["ts"]
 
 
 @pytest.mark.parametrize("raw", [
