@@ -18,9 +18,10 @@ deduplication survive restarts (the agent keeps it in a table).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict, TypeAdapter
 
 from dharma.agents.trust.behaviour import BehaviourRules, UserBehaviour
 from dharma.agents.trust.engine import Decision, Verdict, deterministic_id
@@ -46,22 +47,28 @@ def fingerprint(user_id: str, kind: str) -> str:
     return hashlib.sha256(f"trust\x1f{user_id}\x1f{kind}".encode()).hexdigest()[:32]
 
 
-class AlertState(BaseModel):
+@dataclass(frozen=True, slots=True)
+class AlertState:
     """Per-user alert memory: whether a burst episode is open, when each kind last fired."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     burst_active: bool = False
-    last_fired: dict[str, int] = {}
+    last_fired: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (for a Faust table): ``model_dump(mode="json")``, built directly."""
+        """JSON-ready dict (for a Faust table): what pydantic's JSON dump gives, built
+        directly."""
         return {"burst_active": self.burst_active, "last_fired": dict(self.last_fired)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> AlertState:
-        """Inverse of :meth:`to_dict` (``None``: a fresh state)."""
-        return cls.model_validate(data or {})
+        """Inverse of :meth:`to_dict`, validated (``None``: a fresh state)."""
+        return ALERT_STATE_ADAPTER.validate_python(data or {})
+
+
+#: Validates a stored alert state.
+ALERT_STATE_ADAPTER: TypeAdapter[AlertState] = TypeAdapter(AlertState)
 
 
 def alert_record(kind: str, event: AccessEvent, decision: Decision, summary: str) -> dict[str, Any]:

@@ -25,9 +25,10 @@ request and at most 32 recent denial times.
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from dharma.agents.trust.models import AccessEvent
 
@@ -87,12 +88,17 @@ def _clamp(value: float) -> float:
     return round(min(100.0, max(0.0, value)), 2)
 
 
-class UserBehaviour(BaseModel):
-    """Historical behaviour of one user (score 0-100 and bounded memory)."""
+@dataclass(frozen=True, slots=True)
+class UserBehaviour:
+    """Historical behaviour of one user (score 0-100 and bounded memory).
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A slotted dataclass, not a pydantic model: one is built per request.  What
+    comes back from a table goes through :meth:`from_dict`, which validates.
+    """
 
-    score: float = Field(default=DEFAULT_RULES.default_score, ge=0, le=100)
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+
+    score: Annotated[float, Field(ge=0, le=100)] = DEFAULT_RULES.default_score
     known_devices: tuple[str, ...] = ()
     hours: tuple[int, ...] = (0,) * 24
     last_lat: float | None = None
@@ -106,8 +112,8 @@ class UserBehaviour(BaseModel):
     last_seen: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (for a Faust table); what ``model_dump(mode="json")`` gives,
-        built directly (one per user and batch: pydantic's dump cost more than the fold)."""
+        """JSON-ready dict (for a Faust table); what pydantic's JSON dump gives, built
+        directly (one per user and batch)."""
         return {"score": self.score, "known_devices": list(self.known_devices),
                 "hours": list(self.hours), "last_lat": self.last_lat, "last_lon": self.last_lon,
                 "last_located_ms": self.last_located_ms, "denials": list(self.denials),
@@ -116,8 +122,9 @@ class UserBehaviour(BaseModel):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UserBehaviour:
-        """Inverse of :meth:`to_dict`."""
-        return cls.model_validate(data)
+        """Inverse of :meth:`to_dict`, validated (unknown keys and a score outside 0-100
+        are errors)."""
+        return BEHAVIOUR_ADAPTER.validate_python(data)
 
     def signals(self, event: AccessEvent, rules: BehaviourRules = DEFAULT_RULES) -> list[str]:
         """Behaviour signals raised by ``event`` (new_device, impossible_travel, unusual_hour)."""
@@ -161,38 +168,40 @@ class UserBehaviour(BaseModel):
         (``signals``: :meth:`signals` of ``event``, when the caller has them;
         ``position``: the record's (partition, offset), kept as :attr:`last_seen`)."""
         outcome = str(getattr(decision, "decision", decision))
-        seen = {} if position is None else {"last_seen": position}
+        seen = self.last_seen if position is None else position
         if event.event_type == "risk_signal":
-            return self.model_copy(update={"score": _clamp(self.score - rules.risk_penalty),
-                                           **seen})
+            return replace(self, score=_clamp(self.score - rules.risk_penalty), last_seen=seen)
         if event.event_type != "access_request":
-            return self.model_copy(update=seen) if seen else self
+            return self if position is None else replace(self, last_seen=seen)
         sigs = self.signals(event, rules) if signals is None else signals
-        update: dict[str, Any] = {
-            "known_devices": _remember(self.known_devices, event.device.device_id, rules),
-            "hours": _count_hour(self.hours, _utc_hour(event), rules),
-            "events": self.events + 1,
-            **seen,
-        }
+        now = event.ts_ms
         loc = event.location
         if loc is not None and loc.lat is not None and loc.lon is not None:
-            update.update(last_lat=loc.lat, last_lon=loc.lon, last_located_ms=event.ts_ms)
+            lat, lon, located = loc.lat, loc.lon, now
+        else:
+            lat, lon, located = self.last_lat, self.last_lon, self.last_located_ms
         score = self.score - _penalty(sigs, rules)
-        now = event.ts_ms
+        denials, credited = self.denials, self.last_credit_ms
         if outcome == "DENY":
-            recent = tuple(t for t in self.denials if now - t < rules.denial_window_s * 1000)
-            update["denials"] = (*recent, now)[-32:]
-            if len(update["denials"]) >= rules.denial_burst:
+            recent = tuple(t for t in denials if now - t < rules.denial_window_s * 1000)
+            denials = (*recent, now)[-32:]
+            if len(denials) >= rules.denial_burst:
                 score -= rules.denial_penalty
         elif outcome == "ALLOW" and not sigs and self._may_credit(now, rules):
             score += rules.clean_credit
-            update["last_credit_ms"] = now
-        update["score"] = _clamp(score)
-        return self.model_copy(update=update)
+            credited = now
+        return UserBehaviour(
+            _clamp(score), _remember(self.known_devices, event.device.device_id, rules),
+            _count_hour(self.hours, _utc_hour(event), rules), lat, lon, located, denials,
+            credited, self.events + 1, seen)
 
     def _may_credit(self, now_ms: int, rules: BehaviourRules) -> bool:
         last = self.last_credit_ms
         return last is None or now_ms - last >= rules.credit_interval_s * 1000
+
+
+#: Validates a stored behaviour (lax: JSON lists become tuples).
+BEHAVIOUR_ADAPTER: TypeAdapter[UserBehaviour] = TypeAdapter(UserBehaviour)
 
 
 def _penalty(signals: list[str], rules: BehaviourRules) -> float:

@@ -144,7 +144,7 @@ def run_cases(policies: PolicySet, cases: CasesFile) -> list[CaseResult]:
     results = []
     for case in cases.cases:
         raw = case.behaviour if case.behaviour is not None else cases.defaults.get("behaviour")
-        behaviour = UserBehaviour.model_validate(raw or {})
+        behaviour = UserBehaviour.from_dict(raw or {})
         decision = engine.decide(build_event(cases.defaults, case), behaviour)
         problems = _check(case, decision)
         results.append(

@@ -6,7 +6,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from dharma.agents.trust import AccessEvent, UserBehaviour, haversine_km, parse_access_event
+from dharma.agents.trust.behaviour import BEHAVIOUR_ADAPTER
 
 Seed = Callable[..., dict[str, Any]]
 MIN = 60_000
@@ -24,7 +28,7 @@ def test_defaults_and_json_round_trip(seed: Seed) -> None:
     b = b.observe(_ev(seed, location={"name": "Paris", "lat": 48.85, "lon": 2.35}), "ALLOW")
     wire = json.loads(json.dumps(b.to_dict()))
     assert UserBehaviour.from_dict(wire) == b
-    assert b.to_dict() == b.model_dump(mode="json")  # built by hand, must match pydantic's
+    assert b.to_dict() == BEHAVIOUR_ADAPTER.dump_python(b, mode="json")  # as pydantic dumps it
 
 
 def test_first_device_is_not_new_but_second_is(seed: Seed) -> None:
@@ -102,7 +106,7 @@ def test_memory_is_bounded(seed: Seed) -> None:
     assert len(b.denials) <= 32
     assert 0 <= b.score <= 100
     assert len(json.dumps(b.to_dict())) < 2000
-    assert b.to_dict() == b.model_dump(mode="json")
+    assert b.to_dict() == BEHAVIOUR_ADAPTER.dump_python(b, mode="json")
 
 
 def test_observe_accepts_decision_objects(engine: Any, seed: Seed) -> None:
@@ -112,10 +116,10 @@ def test_observe_accepts_decision_objects(engine: Any, seed: Seed) -> None:
 
 
 def test_alert_state_dict_matches_pydantic_and_round_trips() -> None:
-    from dharma.agents.trust.alerts import AlertState
+    from dharma.agents.trust.alerts import ALERT_STATE_ADAPTER, AlertState
 
     for state in (AlertState(), AlertState(burst_active=True, last_fired={"forbidden_probe": 7})):
-        assert state.to_dict() == state.model_dump(mode="json")
+        assert state.to_dict() == ALERT_STATE_ADAPTER.dump_python(state, mode="json")
         assert AlertState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
 
 
@@ -129,5 +133,12 @@ def test_replayed_records_are_recognised_by_partition_and_offset(seed: Seed) -> 
     risk = b.observe(_ev(seed, event_type="risk_signal", risk_reason="odd"), "risk",
                      position=(3, 50))
     assert risk.last_seen == (3, 50)
-    assert risk.to_dict() == risk.model_dump(mode="json")
+    assert risk.to_dict() == BEHAVIOUR_ADAPTER.dump_python(risk, mode="json")
     assert UserBehaviour.from_dict(json.loads(json.dumps(risk.to_dict()))) == risk
+
+
+@pytest.mark.parametrize("stored", [{"score": 101}, {"score": -1}, {"unknown": 1},
+                                    {"hours": "x"}, {"last_seen": [1]}])
+def test_stored_behaviour_validated(stored: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        UserBehaviour.from_dict(stored)
