@@ -71,30 +71,28 @@ class TableWriter:
 
 
 class TypedTable(Generic[V]):
-    """A table of encoded values (JSON dicts) read and written as typed values ``V``.
+    """A table holding typed values ``V`` (dataclasses) in its in-memory store.
 
-    Decoding a value on every read costs more than using it; a decoded value
-    is kept and reused for as long as the table holds the very object it was
-    decoded from (a recovered or reassigned partition brings new objects).
+    A write keeps the value itself and logs it as JSON (orjson writes
+    dataclasses, field by field), so nothing is converted per write.  A value
+    recovered from the changelog is a JSON dict: ``decode`` turns it into a
+    ``V`` on its first read, and the store keeps the decoded value.
     """
 
-    def __init__(self, writer: TableWriter, encode: Callable[[V], Any],
-                 decode: Callable[[Any], V]) -> None:
-        self.writer, self.encode, self.decode = writer, encode, decode
-        self._decoded: dict[Any, tuple[Any, V]] = {}
+    def __init__(self, writer: TableWriter, kind: type[V], decode: Callable[[Any], V]) -> None:
+        self.writer, self.kind, self.decode = writer, kind, decode
 
     def get(self, key: Any) -> V:
         """The value of ``key`` (``decode(None)`` when absent)."""
-        stored = self.writer.table.data.get(key)
-        hit = self._decoded.get(key)
-        if hit is not None and hit[0] is stored:
-            return hit[1]
+        data = self.writer.table.data
+        stored = data.get(key)
+        if isinstance(stored, self.kind):
+            return stored
         value = self.decode(stored)
-        self._decoded[key] = (stored, value)
+        if stored is not None:
+            data[key] = value  # the same value, decoded: nothing to log
         return value
 
     def set(self, key: Any, value: V, event: EventT) -> None:
         """Store ``value`` under ``key``, logged to ``event``'s changelog partition."""
-        stored = self.encode(value)
-        self.writer.set(key, stored, event)
-        self._decoded[key] = (stored, value)
+        self.writer.set(key, value, event)

@@ -1,7 +1,8 @@
 """Tables of the trust agent, and folding a batch of events through them.
 
 Two tables, both keyed by user id and co-partitioned with ``audit.logs``
-(5 partitions, keyed by user id), values JSON dicts:
+(5 partitions, keyed by user id); their changelog records are JSON objects,
+the local store holds the dataclasses (:class:`~dharma.streams.changelog.TypedTable`):
 
 * ``trust-user-behaviour``: :meth:`UserBehaviour.to_dict`;
 * ``trust-alert-state``: :meth:`AlertState.to_dict` (alert deduplication).
@@ -64,11 +65,11 @@ class TrustState:
         self.behaviour = TypedTable(TableWriter(app.Table(
             BEHAVIOUR_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
             help="Per-user historical behaviour (UserBehaviour.to_dict())."), emitter),
-            UserBehaviour.to_dict, lambda raw: UserBehaviour.from_dict(raw or {}))
+            UserBehaviour, lambda raw: UserBehaviour.from_dict(raw or {}))
         self.alert_state = TypedTable(TableWriter(app.Table(
             ALERT_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
             help="Per-user alert deduplication state (AlertState.to_dict())."), emitter),
-            AlertState.to_dict, AlertState.from_dict)
+            AlertState, AlertState.from_dict)
         self.forbid_ids = frozenset(cp.id for cp in engine.policies.policies if cp.forbid)
 
     def behaviour_of(self, user_id: str) -> UserBehaviour:

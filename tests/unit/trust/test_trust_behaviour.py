@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
@@ -142,3 +143,13 @@ def test_replayed_records_are_recognised_by_partition_and_offset(seed: Seed) -> 
 def test_stored_behaviour_validated(stored: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         UserBehaviour.from_dict(stored)
+
+
+def test_changelog_json_is_the_dict(seed: Seed) -> None:
+    """The table logs the dataclass with orjson: the same JSON as ``to_dict``."""
+    from dharma.agents.trust.alerts import AlertState
+
+    b = UserBehaviour().observe(_ev(seed, location={"name": "Paris", "lat": 48.85, "lon": 2.35}),
+                                "DENY", position=(2, 9))
+    for value in (b, UserBehaviour(), AlertState(), AlertState(True, {"forbidden_probe": 7})):
+        assert orjson.loads(orjson.dumps(value)) == value.to_dict()
