@@ -149,6 +149,8 @@ class UserBehaviour:
 
     def effective_score(self, signals: list[str], rules: BehaviourRules = DEFAULT_RULES) -> float:
         """Historical score after this request's signals (what the decision uses)."""
+        if not signals:
+            return self.score  # kept clamped and rounded
         return _clamp(self.score - _penalty(signals, rules))
 
     def _impossible_travel(self, event: AccessEvent, rules: BehaviourRules) -> bool:
@@ -205,6 +207,8 @@ BEHAVIOUR_ADAPTER: TypeAdapter[UserBehaviour] = TypeAdapter(UserBehaviour)
 
 
 def _penalty(signals: list[str], rules: BehaviourRules) -> float:
+    if not signals:
+        return 0.0
     table = {
         "new_device": rules.new_device_penalty,
         "impossible_travel": rules.travel_penalty,

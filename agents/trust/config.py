@@ -110,9 +110,47 @@ class TrustConfig(BaseModel):
             return False
         return self.business_start <= local.time().replace(tzinfo=None) < self.business_end
 
+    def business_hours_at(self, ts_ms: int, when: datetime) -> bool:
+        """:meth:`is_business_hours` of ``when`` (= epoch ms ``ts_ms``), memoised per
+        minute when business hours start and end on whole minutes (then every instant
+        of a minute gives the same answer: zone offsets are whole minutes since 1972)."""
+        if not self._whole_minutes:
+            return self.is_business_hours(when)
+        minute, cache = ts_ms // 60_000, self._minutes
+        found = cache.get(minute)
+        if found is None:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            found = cache[minute] = self.is_business_hours(when)
+        return found
+
     def is_production(self, resource: str) -> bool:
-        """Return True when a path segment of ``resource`` marks production."""
-        return not self.production_segments.isdisjoint(resource.split("/"))
+        """Return True when a path segment of ``resource`` marks production (memoised)."""
+        cache = self._production
+        found = cache.get(resource)
+        if found is None:
+            if len(cache) >= _CACHE_SIZE:
+                cache.clear()
+            found = cache[resource] = not self.production_segments.isdisjoint(
+                resource.split("/"))
+        return found
+
+    @cached_property
+    def _whole_minutes(self) -> bool:
+        return all(t.second == 0 and t.microsecond == 0
+                   for t in (self.business_start, self.business_end))
+
+    @cached_property
+    def _minutes(self) -> dict[int, bool]:
+        return {}
+
+    @cached_property
+    def _production(self) -> dict[str, bool]:
+        return {}
+
+
+#: Entries of each per-config memo before it is cleared.
+_CACHE_SIZE = 65_536
 
 
 @lru_cache(maxsize=65_536)

@@ -106,6 +106,7 @@ class PolicySet:
         ordered = sorted(self.policies, key=lambda cp: (tuple(-x for x in rank[cp.id]), cp.id))
         self._root = _Node()
         self._match = lru_cache(maxsize=_MATCH_CACHE)(self._walk)  # the set is immutable
+        self._split = lru_cache(maxsize=_MATCH_CACHE)(self._split_walk)
         for order, cp in enumerate(ordered):
             for glob in cp.policy.resources:
                 node = self._root
@@ -119,6 +120,17 @@ class PolicySet:
     def match(self, resource: str, action: str) -> tuple[CompiledPolicy, ...]:
         """Policies covering ``resource`` and ``action``, most specific first (memoised)."""
         return self._match(resource, action)
+
+    def match_split(self, resource: str, action: str) -> tuple[
+            tuple[CompiledPolicy, ...], tuple[CompiledPolicy, ...]]:
+        """:meth:`match` as (forbid policies, permit policies), each most specific first."""
+        return self._split(resource, action)
+
+    def _split_walk(self, resource: str, action: str) -> tuple[
+            tuple[CompiledPolicy, ...], tuple[CompiledPolicy, ...]]:
+        matched = self._match(resource, action)
+        return (tuple(cp for cp in matched if cp.forbid),
+                tuple(cp for cp in matched if not cp.forbid))
 
     def _walk(self, resource: str, action: str) -> tuple[CompiledPolicy, ...]:
         found: list[tuple[int, CompiledPolicy]] = []

@@ -148,7 +148,7 @@ def score_event(
         config.patch_bonus.get(posture.patch_level, 0),  # a StrEnum: its value's hash
         step_up or event.mfa_enabled,
         step_up or is_recent(event, config),
-        config.is_business_hours(event.ts),
+        config.business_hours_at(event.ts_ms, event.ts),
         config.is_internal(event.source_ip),
         config.is_production(event.resource),
         history,

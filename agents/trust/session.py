@@ -16,7 +16,7 @@ with the new inputs at the new time:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import ConfigDict, StrictInt, StrictStr, TypeAdapter
@@ -109,4 +109,4 @@ def revalidate(
     decision = engine.decide(dict(request, event_type="access_request"), behaviour)
     verdict = Verdict.REVOKE if decision.decision is Verdict.DENY else decision.decision
     restamped = with_session(decision, session.session_id, verdict, parsed.event_id)
-    return replace(restamped, reasons=(*reasons, *restamped.reasons)) if reasons else restamped
+    return restamped._replace(reasons=(*reasons, *restamped.reasons)) if reasons else restamped

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dharma.agents.trust import DevicePosture, TrustConfig, TrustLevel, trust_level
 from dharma.agents.trust.scoring import context_trust, device_trust, round2, user_trust
@@ -112,3 +114,25 @@ def test_production_marker() -> None:
     cfg = TrustConfig()
     assert cfg.is_production("database/production/customer_db")
     assert not cfg.is_production("database/productionish/x")
+
+
+_ZONED = [TrustConfig(), TrustConfig(timezone="Europe/Paris"),
+          TrustConfig(timezone="Australia/Lord_Howe", business_start=time(8, 30)),
+          TrustConfig(timezone="America/New_York", business_start=time(9, 0, 30))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(ts_ms=st.integers(946_684_800_000, 4_102_444_800_000), which=st.integers(0, 3))
+def test_memoised_business_hours_equal_the_direct_answer(ts_ms: int, which: int) -> None:
+    config = _ZONED[which]
+    when = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+    assert config.business_hours_at(ts_ms, when) == config.is_business_hours(when)
+    assert config.business_hours_at(ts_ms, when) == config.is_business_hours(when)  # cached
+
+
+def test_production_memo() -> None:
+    config = TrustConfig()
+    for _ in range(2):
+        assert config.is_production("database/production/x")
+        assert config.is_production("db/prod")
+        assert not config.is_production("database/staging/productionish")
