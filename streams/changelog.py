@@ -57,10 +57,12 @@ class TableWriter:
         return self._serializers.dumps_value(self.table.value_type, value,
                                              serializer=self.table.value_serializer)
 
-    def set(self, key: Any, value: Any, event: EventT) -> None:
-        """``table[key] = value``, logged to ``event``'s partition of the changelog."""
+    def set(self, key: Any, value: Any, event: EventT, logged: Any = None) -> None:
+        """``table[key] = value``, logged to ``event``'s partition of the changelog (as
+        ``logged`` when given: what the store holds may differ from what is logged)."""
         self.table.data[key] = value
-        self.emitter.emit(self.topic, self._key(key), self._value(value),
+        self.emitter.emit(self.topic, self._key(key),
+                          self._value(value if logged is None else logged),
                           partition=event.message.partition)
 
     def delete(self, key: Any, event: EventT) -> None:
@@ -71,16 +73,16 @@ class TableWriter:
 
 
 class TypedTable(Generic[V]):
-    """A table holding typed values ``V`` (dataclasses) in its in-memory store.
+    """A table holding typed values ``V`` in its in-memory store.
 
-    A write keeps the value itself and logs it as JSON (orjson writes
-    dataclasses, field by field), so nothing is converted per write.  A value
-    recovered from the changelog is a JSON dict: ``decode`` turns it into a
-    ``V`` on its first read, and the store keeps the decoded value.
+    A write keeps the value itself and logs ``encode(value)`` (a JSON-ready
+    dict); a value recovered from the changelog is that dict: ``decode`` turns
+    it into a ``V`` on its first read, and the store keeps the decoded value.
     """
 
-    def __init__(self, writer: TableWriter, kind: type[V], decode: Callable[[Any], V]) -> None:
-        self.writer, self.kind, self.decode = writer, kind, decode
+    def __init__(self, writer: TableWriter, kind: type[V], encode: Callable[[V], Any],
+                 decode: Callable[[Any], V]) -> None:
+        self.writer, self.kind, self.encode, self.decode = writer, kind, encode, decode
 
     def get(self, key: Any) -> V:
         """The value of ``key`` (``decode(None)`` when absent)."""
@@ -95,4 +97,4 @@ class TypedTable(Generic[V]):
 
     def set(self, key: Any, value: V, event: EventT) -> None:
         """Store ``value`` under ``key``, logged to ``event``'s changelog partition."""
-        self.writer.set(key, value, event)
+        self.writer.set(key, value, event, self.encode(value))

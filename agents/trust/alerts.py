@@ -144,4 +144,6 @@ def security_alerts(
         if last is None or not 0 <= now - last < cooldown_s * 1000:
             out.append(alert_record(kind, event, decision, summary))
             fired[kind] = now
+    if active == state.burst_active and fired == state.last_fired:
+        return out, state  # unchanged: the same object, so nothing is written
     return out, AlertState(burst_active=active, last_fired=fired)

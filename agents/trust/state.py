@@ -1,8 +1,9 @@
 """Tables of the trust agent, and folding a batch of events through them.
 
 Two tables, both keyed by user id and co-partitioned with ``audit.logs``
-(5 partitions, keyed by user id); their changelog records are JSON objects,
-the local store holds the dataclasses (:class:`~dharma.streams.changelog.TypedTable`):
+(5 partitions, keyed by user id); their changelog records are these JSON
+objects, the local store holds the dataclasses
+(:class:`~dharma.streams.changelog.TypedTable`):
 
 * ``trust-user-behaviour``: :meth:`UserBehaviour.to_dict`;
 * ``trust-alert-state``: :meth:`AlertState.to_dict` (alert deduplication).
@@ -65,11 +66,11 @@ class TrustState:
         self.behaviour = TypedTable(TableWriter(app.Table(
             BEHAVIOUR_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
             help="Per-user historical behaviour (UserBehaviour.to_dict())."), emitter),
-            UserBehaviour, lambda raw: UserBehaviour.from_dict(raw or {}))
+            UserBehaviour, UserBehaviour.to_dict, lambda raw: UserBehaviour.from_dict(raw or {}))
         self.alert_state = TypedTable(TableWriter(app.Table(
             ALERT_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
             help="Per-user alert deduplication state (AlertState.to_dict())."), emitter),
-            AlertState, AlertState.from_dict)
+            AlertState, AlertState.to_dict, AlertState.from_dict)
         self.forbid_ids = frozenset(cp.id for cp in engine.policies.policies if cp.forbid)
 
     def behaviour_of(self, user_id: str) -> UserBehaviour:

@@ -146,10 +146,24 @@ def test_stored_behaviour_validated(stored: dict[str, Any]) -> None:
 
 
 def test_changelog_json_is_the_dict(seed: Seed) -> None:
-    """The table logs the dataclass with orjson: the same JSON as ``to_dict``."""
+    """orjson writes the dataclasses as their ``to_dict`` (what their tables log)."""
     from dharma.agents.trust.alerts import AlertState
 
     b = UserBehaviour().observe(_ev(seed, location={"name": "Paris", "lat": 48.85, "lon": 2.35}),
                                 "DENY", position=(2, 9))
     for value in (b, UserBehaviour(), AlertState(), AlertState(True, {"forbidden_probe": 7})):
         assert orjson.loads(orjson.dumps(value)) == value.to_dict()
+
+
+def test_quiet_denial_keeps_the_alert_state_object(engine: Any, seed: Seed) -> None:
+    """A DENY that raises nothing returns the same state: the agent writes no table record."""
+    from dharma.agents.trust.alerts import AlertState, security_alerts
+
+    event = _ev(seed, mfa_enabled=False, roles=["intern"])
+    before = UserBehaviour()
+    decision = engine.decide(event, before)
+    assert decision.decision.value == "DENY"
+    state = AlertState()
+    raised, after = security_alerts(event, decision, before, before.observe(event, decision),
+                                    state, frozenset())
+    assert raised == [] and after is state
