@@ -91,8 +91,9 @@ class SessionStore(BatchSink[Session]):
         assert self._client is not None
         if not batch:
             return 0
-        sessions = [(s.session_id, s.user_id, s.device_id,  # orjson writes the dataclass
-                     orjson.dumps({"status": "active", "session": s}).decode()) for s in batch]
+        sessions = [(s.session_id, s.user_id, s.device_id,
+                     orjson.dumps({"status": "active", "session": s.to_dict()}).decode())
+                    for s in batch]
         return int(await self._open(args=[self.ttl_s, orjson.dumps(sessions)]))
 
     async def touching(self, user_id: str, device_id: str) -> list[tuple[Session, str]]:

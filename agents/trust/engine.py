@@ -94,6 +94,7 @@ class Decision(NamedTuple):
     def to_record(self) -> dict[str, Any]:
         """The decision as a ``dharma.predictions.TrustDecision`` record."""
         s = self.scores
+        overall, device, user, context = s.floats if s else (0.0, 0.0, 0.0, 0.0)
         return {
             "kind": "trust_decision",
             "decision_id": self.decision_id or deterministic_id("decision", self.event_id),
@@ -104,11 +105,11 @@ class Decision(NamedTuple):
             "resource": self.resource,
             "action": self.action,
             "decision": self.decision.value,
-            "trust_score": float(s.overall) if s else 0.0,
+            "trust_score": overall,
             "trust_level": s.level.name if s else "NONE",
-            "device_trust": float(s.device) if s else 0.0,
-            "user_trust": float(s.user) if s else 0.0,
-            "context_trust": float(s.context) if s else 0.0,
+            "device_trust": device,
+            "user_trust": user,
+            "context_trust": context,
             "policy_id": self.policy_id,
             "policy_version": self.policy_version,
             "reasons": list(self.reasons),

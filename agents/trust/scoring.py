@@ -118,6 +118,8 @@ class TrustScores:
     business_hours: bool
     internal: bool
     production: bool
+    #: overall, device, user and context as floats (what a decision record carries)
+    floats: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
 
 def is_recent(event: AccessEvent, config: TrustConfig) -> bool:
@@ -164,10 +166,11 @@ def _combine(compliance: float, encrypted: bool, firewall: bool, antivirus: bool
     user = user_trust(mfa, recent, history)
     context = context_trust(hours, internal, production)
     overall = round2(device * W_DEVICE + user * W_USER + context * W_CONTEXT)
+    device, user, context = round2(device), round2(user), round2(context)
     return TrustScores(
-        device=round2(device),
-        user=round2(user),
-        context=round2(context),
+        device=device,
+        user=user,
+        context=context,
         overall=overall,
         level=trust_level(overall),
         mfa=mfa,
@@ -175,4 +178,5 @@ def _combine(compliance: float, encrypted: bool, firewall: bool, antivirus: bool
         business_hours=hours,
         internal=internal,
         production=production,
+        floats=(float(overall), float(device), float(user), float(context)),
     )
