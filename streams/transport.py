@@ -24,10 +24,15 @@ inactive, after their offsets counted as consumed: input lost on a worker's
 start or restart.  Each fetch here asks for a snapshot of the set (and for
 nothing when it is empty).  The other half of that loss, Faust resuming
 stream partitions before seeking them, is fixed in :mod:`dharma.streams.recovery`.
+
+A worker whose broker has gone away still stops on SIGTERM: aiokafka's
+consumer, closing with its fetches cancelled, raised ``CancelledError`` out
+of the consumer thread's shutdown, which then never completed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -63,6 +68,19 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
 
         consumer.start = start_with_short_backoff
         return consumer
+
+    async def on_thread_stop(self) -> None:
+        # With the broker gone, aiokafka's consumer.stop() awaits fetch tasks it has
+        # just cancelled and so raises CancelledError; mode then never signals the
+        # thread's shutdown and the worker hangs on SIGTERM.  That error is not a
+        # cancellation of this task (nothing asked for one): the consumer is closed.
+        try:
+            await super().on_thread_stop()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            logger.warning("consumer closed with its fetches cancelled (broker unreachable?)")
 
     async def getmany(self, active_partitions: Any, timeout: float) -> Any:
         # Faust passes its live set of active partitions, which recovery empties
