@@ -9,7 +9,8 @@ office in Tokyo.
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, time
+from collections.abc import Callable
+from datetime import UTC, datetime, time
 from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -48,6 +49,9 @@ class TrustConfig(BaseModel):
         Device bonus per patch level.
     critical_risks
         ``risk_reason`` values that revoke a live session at once.
+
+    Derived values (zone, parsed networks, memoised answers) are cached on the
+    instance: build a new config instead of ``model_copy(update=...)``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -116,24 +120,11 @@ class TrustConfig(BaseModel):
         of a minute gives the same answer: zone offsets are whole minutes since 1972)."""
         if not self._whole_minutes:
             return self.is_business_hours(when)
-        minute, cache = ts_ms // 60_000, self._minutes
-        found = cache.get(minute)
-        if found is None:
-            if len(cache) >= _CACHE_SIZE:
-                cache.clear()
-            found = cache[minute] = self.is_business_hours(when)
-        return found
+        return self._business_minute(ts_ms // 60_000)
 
     def is_production(self, resource: str) -> bool:
         """Return True when a path segment of ``resource`` marks production (memoised)."""
-        cache = self._production
-        found = cache.get(resource)
-        if found is None:
-            if len(cache) >= _CACHE_SIZE:
-                cache.clear()
-            found = cache[resource] = not self.production_segments.isdisjoint(
-                resource.split("/"))
-        return found
+        return self._production(resource)
 
     @cached_property
     def _whole_minutes(self) -> bool:
@@ -141,15 +132,18 @@ class TrustConfig(BaseModel):
                    for t in (self.business_start, self.business_end))
 
     @cached_property
-    def _minutes(self) -> dict[int, bool]:
-        return {}
+    def _business_minute(self) -> Callable[[int], bool]:
+        def at(minute: int) -> bool:
+            return self.is_business_hours(datetime.fromtimestamp(minute * 60, tz=UTC))
+        return lru_cache(maxsize=_CACHE_SIZE)(at)
 
     @cached_property
-    def _production(self) -> dict[str, bool]:
-        return {}
+    def _production(self) -> Callable[[str], bool]:
+        segments = self.production_segments
+        return lru_cache(maxsize=_CACHE_SIZE)(lambda r: not segments.isdisjoint(r.split("/")))
 
 
-#: Entries of each per-config memo before it is cleared.
+#: Entries of each per-config memo.
 _CACHE_SIZE = 65_536
 
 
