@@ -9,7 +9,7 @@ only when they leave this module.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 
@@ -118,8 +118,13 @@ class TrustScores:
     business_hours: bool
     internal: bool
     production: bool
-    #: overall, device, user and context as floats (what a decision record carries)
-    floats: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    #: overall, device, user and context as floats (what a decision record carries),
+    #: derived once (scores are memoised)
+    floats: tuple[float, float, float, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "floats", (float(self.overall), float(self.device),
+                                            float(self.user), float(self.context)))
 
 
 def is_recent(event: AccessEvent, config: TrustConfig) -> bool:
@@ -166,11 +171,10 @@ def _combine(compliance: float, encrypted: bool, firewall: bool, antivirus: bool
     user = user_trust(mfa, recent, history)
     context = context_trust(hours, internal, production)
     overall = round2(device * W_DEVICE + user * W_USER + context * W_CONTEXT)
-    device, user, context = round2(device), round2(user), round2(context)
     return TrustScores(
-        device=device,
-        user=user,
-        context=context,
+        device=round2(device),
+        user=round2(user),
+        context=round2(context),
         overall=overall,
         level=trust_level(overall),
         mfa=mfa,
@@ -178,5 +182,4 @@ def _combine(compliance: float, encrypted: bool, firewall: bool, antivirus: bool
         business_hours=hours,
         internal=internal,
         production=production,
-        floats=(float(overall), float(device), float(user), float(context)),
     )

@@ -136,3 +136,11 @@ def test_production_memo() -> None:
         assert config.is_production("database/production/x")
         assert config.is_production("db/prod")
         assert not config.is_production("database/staging/productionish")
+
+
+def test_scores_carry_their_floats() -> None:
+    from dharma.agents.trust.scoring import TrustScores
+
+    scores = TrustScores(Decimal("98"), Decimal("100"), Decimal("75"), Decimal("93.05"),
+                         trust_level(93.05), True, True, True, True, True)
+    assert scores.floats == (93.05, 98.0, 100.0, 75.0)
