@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from river import base
 
 from dharma.agents.anomaly.model.baseline import SeasonalBaseline
+from dharma.agents.anomaly.model.extremes import RecentRange
 from dharma.agents.anomaly.model.histogram import ValueHistogram
 from dharma.agents.anomaly.model.likelihood import AnomalyLikelihood, log_tail
 from dharma.agents.anomaly.model.timebase import Cadence, to_seconds
@@ -25,6 +26,8 @@ QUIET_CAP = 0.25
 _SCALE_FLOOR = 1e-3
 #: Standard deviation of Gaussian noise per unit of mean absolute deviation.
 _SIGMA_PER_MAD = math.sqrt(math.pi / 2.0)
+#: Event time the range of values remembers at least (two weeks, in seconds).
+RANGE_PERIOD = 14 * 86_400.0
 #: Consecutive late timestamps after which the series' clock is taken to have moved back.
 _LATE_RESET = 5
 
@@ -142,8 +145,7 @@ class SeriesDetector(base.AnomalyDetector):
         self._lik2 = AnomalyLikelihood(short, window, min_std)
         self._clock = Cadence()
         self._n = 0
-        self._lo = math.inf
-        self._hi = -math.inf
+        self._range = RecentRange(2 * window)  # robust to one outlier; see _range_memory
         self._quiet = 0  # samples of suppression left
         self._late = 0  # consecutive late timestamps seen
         self._last: _Eval | None = None  # score_one's result, reused by learn_one
@@ -189,18 +191,26 @@ class SeriesDetector(base.AnomalyDetector):
         self._late = 0
         if t is not None:
             self._clock.update(t)
+        self._range.memory = self._range_memory()
         if self._hist is not None:
             self._hist.learn(value - self._baseline.season(t))
         self._baseline.learn(value, t, self._clock.interval, self.clip)
         if self._n >= self.warmup // 3:  # the first surprises say more about a blank model
             self._lik.update(ev.raw)
             self._lik2.update(ev.raw2)
-        self._lo, self._hi = min(self._lo, value), max(self._hi, value)
+        self._range.learn(value)
         self._n += 1
         if ev.detail.score >= ANOMALY_THRESHOLD:
             self._quiet = self.suppress
         elif self._quiet > 0:
             self._quiet -= 1
+
+    def _range_memory(self) -> int:
+        """Samples the range remembers: ``2 * window``, and at least ``RANGE_PERIOD``
+        of event time, so that weekly extremes are not forgotten before they recur."""
+        interval = self._clock.interval
+        floor = math.ceil(RANGE_PERIOD / interval) if interval else 0
+        return max(2 * self.window, floor)
 
     def _evaluate(self, x: dict[Hashable, Any]) -> _Eval:
         value, t = _read(x)
@@ -210,7 +220,8 @@ class SeriesDetector(base.AnomalyDetector):
         expected = self._baseline.predict(t)
         if expected != expected:  # first value
             return _Eval(value, t, 0.0, 0.0, ScoreDetail(0.0, WARMING_UP, conf, 0.0, math.nan))
-        span = self._hi - self._lo
+        lo, hi = self._range.lo, self._range.hi
+        span = hi - lo
         scale = max(self._baseline.scale, _SCALE_FLOOR * span, 1e-12)
         z = abs(value - expected) / scale
         raw = z / (z + self.surprise_half)
@@ -220,10 +231,7 @@ class SeriesDetector(base.AnomalyDetector):
         if self._hist is not None:
             raw2 = self._hist.surprise(value - self._baseline.season(t))
             score = max(score, log_tail(self._lik2.tail(raw2)))
-        # a new extreme, by more than noise would set one with probability spatial_tail
-        noise = _noise_margin(self._n, scale, self.spatial_tail)
-        margin = max(self.spatial_tolerance * span, noise)
-        if span > 0 and not self._lo - margin <= value <= self._hi + margin:
+        if span > 0 and self._beyond_range(value, lo, hi, scale):
             score = 1.0
         state = READY
         if t is not None and self._clock.last is not None and t <= self._clock.last:
@@ -236,7 +244,19 @@ class SeriesDetector(base.AnomalyDetector):
         return _Eval(value, t, raw, raw2, ScoreDetail(capped, state, conf, score, expected))
 
 
-def _noise_margin(n: int, scale: float, tail: float) -> float:
+    def _beyond_range(self, value: float, lo: float, hi: float, scale: float) -> bool:
+        """Spatial novelty: ``value`` lies beyond the recent range by more than
+        ``spatial_tolerance`` of it and by more than noise would go with probability
+        about ``spatial_tail`` (the range is the second extreme, so noise passes it by
+        the margin of the first about twice as often)."""
+        margin = self.spatial_tolerance * (hi - lo)
+        if lo - margin <= value <= hi + margin:
+            return False
+        margin = max(margin, _noise_margin(self._range.count, scale, self.spatial_tail))
+        return not lo - margin <= value <= hi + margin
+
+
+def _noise_margin(n: float, scale: float, tail: float) -> float:
     """Excursion beyond the range of ``n`` values that noise exceeds with probability ``tail``.
 
     For ``n`` Gaussian values of spread ``sigma`` the maximum is about

@@ -5,10 +5,14 @@ to be *now*; it misses an anomaly that the fast correction has already
 followed: a series that goes flat at a level it only ever crossed, a new
 texture whose values fill a band the series rarely visits, a small sustained
 shift. This channel looks at the value alone, CAD-OSE/histogram style: the
-seen range is cut into ``bins`` equal bins, each with an exponentially decayed
-count (memory ``memory`` samples), and a value's surprise is how much rarer its
-bin is than a uniform one. The detector feeds it the value minus the learned
-daily/weekly term, so a daily edge that crosses rare levels is not novel.
+recent range (:class:`RecentRange`: the second smallest to the second largest
+of the last ``memory`` values, so one outlier cannot stretch the bins) is cut
+into ``bins`` equal bins, each with an exponentially decayed count (memory
+``memory`` samples), and a value's surprise is how much rarer its bin is than a
+uniform one; values beyond the range fall in the end bins. When the range has
+moved by half a bin or more the counts are re-spread over the new bins. The
+detector feeds it the value minus the learned daily/weekly term, so a daily
+edge that crosses rare levels is not novel.
 
 Decay is lazy: new counts are added with a growing weight, renormalised now
 and then, so learning costs O(1) instead of O(bins).
@@ -19,6 +23,8 @@ from __future__ import annotations
 import math
 from array import array
 
+from dharma.agents.anomaly.model.extremes import RecentRange
+
 __all__ = ["ValueHistogram"]
 
 #: Weight at which the counts are renormalised (keeps float32 counts accurate).
@@ -26,14 +32,14 @@ _RESCALE = 1e6
 
 
 class ValueHistogram:
-    """Exponentially decayed histogram of values over their seen range ``[lo, hi]``.
+    """Exponentially decayed histogram of values over their recent range.
 
     Parameters
     ----------
     bins
-        Number of equal-width bins over the seen range.
+        Number of equal-width bins over the recent range.
     memory
-        Samples after which a count has decayed by ``1/e``.
+        Samples after which a count has decayed by ``1/e``; also the range's memory.
 
     Examples
     --------
@@ -42,9 +48,12 @@ class ValueHistogram:
     ...     h.learn(float(i % 2))  # a two-level series
     >>> h.surprise(0.5), h.surprise(1.0)
     (1.0, 0.0)
+    >>> h.learn(1e9)  # one outlier: the bins still resolve the two levels
+    >>> h.surprise(0.5), h.surprise(0.0)
+    (1.0, 0.0)
     """
 
-    __slots__ = ("bins", "counts", "decay", "hi", "lo", "total", "weight")
+    __slots__ = ("bins", "counts", "decay", "hi", "lo", "range", "total", "weight")
 
     def __init__(self, bins: int = 32, memory: int = 2000) -> None:
         self.bins = bins
@@ -52,7 +61,8 @@ class ValueHistogram:
         self.counts = array("f", [0.0]) * bins
         self.total = 0.0  # sum of counts, in the current weight's units
         self.weight = 1.0  # weight of a new sample (grows by 1/decay per sample)
-        self.lo = math.inf
+        self.range = RecentRange(memory)
+        self.lo = math.inf  # the bins' span: the recent range when last re-binned
         self.hi = -math.inf
 
     def __getstate__(self) -> tuple[object, ...]:
@@ -82,8 +92,12 @@ class ValueHistogram:
         return max(0.0, 1.0 - self.counts[self._index(x)] / self.total * self.bins)
 
     def learn(self, x: float) -> None:
-        """Count ``x`` (the range is widened to include it); older counts decay."""
-        self.lo, self.hi = min(self.lo, x), max(self.hi, x)
+        """Count ``x`` (finite); older counts decay, the bins follow the recent range."""
+        self.range.learn(x)
+        lo, hi = self.range.lo, self.range.hi
+        half_bin = 0.5 * (hi - lo) / self.bins
+        if not (abs(lo - self.lo) <= half_bin and abs(hi - self.hi) <= half_bin):
+            self._rebin(lo, hi)
         self.weight /= self.decay
         self.counts[self._index(x)] += self.weight
         self.total += self.weight
@@ -93,3 +107,38 @@ class ValueHistogram:
                 c[i] /= w
             self.total /= w
             self.weight = 1.0
+
+    def _rebin(self, lo: float, hi: float) -> None:
+        """Span the bins over ``[lo, hi]``, keeping the counts where their values were."""
+        if self.total > 0.0:
+            self.counts = array("f", self._spread(lo, hi))
+        self.lo, self.hi = lo, hi
+
+    def _spread(self, lo: float, hi: float) -> list[float]:
+        """The counts over bins spanning ``[lo, hi]``: each old bin's count spread
+        uniformly over its width; what falls beyond the new span goes to the end bins."""
+        old, n = self.counts, self.bins
+        new = [0.0] * n
+        if not (self.hi > self.lo and hi > lo):  # a point mass before or after
+            at, self.lo, self.hi = self.lo, lo, hi
+            new[self._index(at)] = sum(old)
+            return new
+        cum = [0.0]
+        for c in old:
+            cum.append(cum[-1] + c)
+        width, new_width = (self.hi - self.lo) / n, (hi - lo) / n
+
+        def mass_below(x: float) -> float:
+            f = (x - self.lo) / width
+            if not f > 0.0:
+                return 0.0
+            if f >= n:
+                return cum[n]
+            k = int(f)
+            return cum[k] + old[k] * (f - k)
+
+        below = 0.0
+        for j in range(n):
+            upto = mass_below(lo + (j + 1) * new_width) if j < n - 1 else cum[n]
+            new[j], below = upto - below, upto
+        return new
