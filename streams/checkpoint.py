@@ -117,12 +117,16 @@ class CheckpointedTable(Generic[V]):
         self.writer.set(key, self.encode(entry.value), entry.event)
         entry.saved_at, entry.dirty = now, False
 
-    def evict_idle(self) -> int:
-        """Forget keys idle for ``idle_ttl_s``; how many."""
+    def evict_idle(self, on_evict: Callable[[str, V], None] | None = None) -> int:
+        """Forget keys idle for ``idle_ttl_s``; how many.  ``on_evict(key, value)`` runs
+        before a key's checkpoint is deleted (e.g. to close what its value holds open)."""
         cutoff = time.monotonic() - self.idle_ttl_s
         idle = [k for k, e in self.live.items() if e.last_seen < cutoff]
         for key in idle:
-            self.writer.delete(key, self.live.pop(key).event)
+            entry = self.live.pop(key)
+            if on_evict is not None:
+                on_evict(key, entry.value)
+            self.writer.delete(key, entry.event)
         return len(idle)
 
     def release_partitions(self, partitions: set[int]) -> None:

@@ -10,10 +10,10 @@ import faust
 import psycopg
 from faust.types import TP
 
-from dharma.agents.anomaly.alerts import KIND, AlertPolicy, step
-from dharma.agents.anomaly.logic import DetectorConfig, ScoreDetail, is_anomaly
+from dharma.agents.anomaly.alerts import KIND, AlertPolicy, resolve_idle
+from dharma.agents.anomaly.logic import DetectorConfig, ScoreDetail, follow_episode, is_anomaly
 from dharma.agents.anomaly.silences import Silence, is_silenced, load_active
-from dharma.agents.anomaly.state import DetectorStore, detector_table
+from dharma.agents.anomaly.state import DetectorStore, SeriesState, detector_table
 from dharma.agents.validation.agent import check_events
 from dharma.streams.app import StreamContext, raw_topic
 from dharma.streams.changelog import TableWriter
@@ -80,8 +80,8 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
                 state.detector.learn_one(x)
             branch, record = prediction(sample, detail)
             predictions.append((sample.series, (branch, record)))
-            state.alert, alert = step(state.alert, policy, sample.source, sample.metric,
-                                      sample.ts, detail.score, record["is_anomaly"])
+            state.alert, alert = follow_episode(state.alert, policy, sample.source,
+                                                sample.metric, sample.ts, detail)
             if alert:
                 changed.add(sample.series)
                 if not is_silenced(silences.active, sample.source, sample.metric, KIND, now_ms()):
@@ -119,10 +119,20 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     async def refresh_silences() -> None:
         await silences.refresh()
 
-    @app.timer(60.0)
+    def resolve_evicted(series: str, state: SeriesState) -> None:
+        """A series forgotten with an open episode: send its ``resolved`` alert first."""
+        alert = resolve_idle(state.alert, policy)
+        if alert and not is_silenced(silences.active, alert["source"],
+                                     alert["labels"]["metric"], KIND, now_ms()):
+            emit(ALERTS.name, ctx.wire.encode(ALERTS.key_subject, alert["fingerprint"]),
+                 ctx.wire.encode(ALERTS.value_subject, alert))
+            logger.info("resolved the open episode of evicted series=%s", series)
+
+    @app.timer(min(60.0, max(1.0, worker.series_idle_ttl_s / 4)))
     async def evict_idle_series() -> None:
-        if evicted := store.evict_idle():
+        if evicted := store.evict_idle(on_evict=resolve_evicted):
             logger.info("evicted idle series count=%d", evicted)
+            await ctx.emitter.flush()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's Signal typing
     async def forget_revoked(app: faust.App, revoked: set[TP], **_: Any) -> None:

@@ -1,9 +1,9 @@
 """Alertmanager-style alerting on anomaly scores (pure).
 
 One fingerprint per ``(source, metric, kind)``.  An episode *fires* once when
-the series turns anomalous, *repeats* at most every ``repeat_interval_ms``
-while it stays anomalous, and *resolves* once the series has been normal for
-``resolve_after`` samples spanning at least ``resolve_after_ms``.  Severity
+the series turns anomalous, is sent again every ``repeat_interval_ms`` while it
+is firing, and *resolves* once the series has been normal for ``resolve_after``
+samples in a row spanning at least ``resolve_after_ms`` (the quiet period).  Severity
 grows with the peak score and the episode's duration.  Alert ids are derived
 from the fingerprint and event times, so a replay produces the same ids.
 
@@ -47,6 +47,9 @@ class AlertState:
     normal_since: int | None = None
     normal_count: int = 0
     peak: float = 0.0
+    last_ts: int | None = None  # time of the episode's latest sample
+    source: str = ""  # the series of the open episode (to resolve it when the series goes idle)
+    metric: str = ""
 
 
 def fingerprint(source: str, metric: str, kind: str = KIND) -> str:
@@ -57,40 +60,65 @@ def fingerprint(source: str, metric: str, kind: str = KIND) -> str:
 def step(state: AlertState, policy: AlertPolicy, source: str, metric: str, ts: int,
          score: float, anomalous: bool) -> tuple[AlertState, dict[str, Any] | None]:
     """Advance the episode by one scored sample; the alert to send, if any."""
-    if anomalous:
-        if state.firing_since is None:
-            new = AlertState(firing_since=ts, last_sent=ts, peak=score)
-            return new, _alert(new, policy, source, metric, ts, "firing")
-        new = replace(state, normal_since=None, normal_count=0, peak=max(state.peak, score))
-        if ts - (state.last_sent or ts) >= policy.repeat_interval_ms:
-            new = replace(new, last_sent=ts)
-            return new, _alert(new, policy, source, metric, ts, "firing")
-        return new, None
     if state.firing_since is None:
-        return state, None
-    normal_since = state.normal_since if state.normal_since is not None else ts
-    new = replace(state, normal_since=normal_since, normal_count=state.normal_count + 1)
-    if new.normal_count >= policy.resolve_after and ts - normal_since >= policy.resolve_after_ms:
-        return AlertState(), _alert(new, policy, source, metric, ts, "resolved")
+        if not anomalous:
+            return state, None
+        new = AlertState(firing_since=ts, last_sent=ts, peak=score, last_ts=ts,
+                         source=source, metric=metric)
+        return new, _alert(new, policy, source, metric, ts, "firing")
+    if anomalous:
+        new = replace(state, normal_since=None, normal_count=0, peak=max(state.peak, score),
+                      last_ts=ts)
+    else:
+        normal_since = state.normal_since if state.normal_since is not None else ts
+        new = replace(state, normal_since=normal_since, normal_count=state.normal_count + 1,
+                      last_ts=ts)
+        if (new.normal_count >= policy.resolve_after
+                and ts - normal_since >= policy.resolve_after_ms):
+            return AlertState(), _alert(new, policy, source, metric, ts, "resolved")
+    sent = state.last_sent if state.last_sent is not None else ts
+    if ts - sent >= policy.repeat_interval_ms:  # still firing: re-send
+        new = replace(new, last_sent=ts)
+        return new, _alert(new, policy, source, metric, ts, "firing")
     return new, None
+
+
+def resolve_idle(state: AlertState, policy: AlertPolicy) -> dict[str, Any] | None:
+    """The ``resolved`` alert of an open episode whose series stopped reporting (it is
+    being forgotten), dated at its last sample, so the same state gives the same id.
+
+    >>> policy = AlertPolicy()
+    >>> s, _ = step(AlertState(), policy, "web-01", "cpu", 60_000, 0.9, True)
+    >>> s, _ = step(s, policy, "web-01", "cpu", 120_000, 0.9, True)
+    >>> alert = resolve_idle(s, policy)
+    >>> alert["status"], alert["ts"], resolve_idle(AlertState(), policy)
+    ('resolved', 120000, None)
+    """
+    if state.firing_since is None:
+        return None
+    ts = state.last_ts if state.last_ts is not None else state.firing_since
+    minutes = (ts - state.firing_since) / 60_000
+    summary = (f"{state.metric} on {state.source} stopped reporting {minutes:.1f} min into "
+               "an anomalous episode; closed")
+    return _alert(state, policy, state.source, state.metric, ts, "resolved", summary)
 
 
 def severity(state: AlertState, policy: AlertPolicy, ts: int) -> str:
     """``critical`` for a high peak or a long episode, else ``warning``."""
-    duration = ts - (state.firing_since or ts)
+    duration = ts - (state.firing_since if state.firing_since is not None else ts)
     if state.peak >= policy.critical_score or duration >= policy.critical_after_ms:
         return "critical"
     return "warning"
 
 
 def _alert(state: AlertState, policy: AlertPolicy, source: str, metric: str, ts: int,
-           status: str) -> dict[str, Any]:
+           status: str, summary: str | None = None) -> dict[str, Any]:
     fp = fingerprint(source, metric)
-    since = state.firing_since or ts
+    since = state.firing_since if state.firing_since is not None else ts
     minutes = (ts - since) / 60_000
-    summary = (f"{metric} on {source} is anomalous (peak score {state.peak:.2f})"
-               if status == "firing" else
-               f"{metric} on {source} back to normal after {minutes:.1f} min")
+    summary = summary or (f"{metric} on {source} is anomalous (peak score {state.peak:.2f})"
+                          if status == "firing" else
+                          f"{metric} on {source} back to normal after {minutes:.1f} min")
     return {
         "alert_id": str(uuid.uuid5(_NAMESPACE, f"{fp}:{status}:{since}:{ts}")),
         "fingerprint": fp,

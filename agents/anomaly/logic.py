@@ -23,8 +23,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from dharma.agents.anomaly.alerts import AlertPolicy, AlertState, step
 from dharma.agents.anomaly.model.detector import (
     ANOMALY_THRESHOLD,
+    LATE,
     QUIET_CAP,
     ScoreDetail,
     SeriesDetector,
@@ -36,6 +38,7 @@ __all__ = [
     "DetectorConfig",
     "ScoreDetail",
     "SeriesDetector",
+    "follow_episode",
     "is_anomaly",
     "make_detector",
 ]
@@ -91,3 +94,28 @@ def is_anomaly(score: float) -> bool:
     (True, False)
     """
     return score >= ANOMALY_THRESHOLD
+
+
+def follow_episode(state: AlertState, policy: AlertPolicy, source: str, metric: str, ts: int,
+                   detail: ScoreDetail) -> tuple[AlertState, dict[str, Any] | None]:
+    """Advance a series' alert episode by one scored sample; the alert to send, if any.
+
+    The episode follows the series' real state, ``detail.anomalous`` (the uncapped
+    evidence, and whether the series is still off its pre-episode level), not the
+    score capped for hygiene: a suppressed sample of an ongoing incident keeps it
+    firing.  A late sample (a replay or an out-of-order point) neither keeps it
+    firing nor counts toward the quiet period.
+
+    >>> det, s, sent = make_detector(), AlertState(), []
+    >>> for i in range(400):  # 300 quiet samples a minute apart, then a shift that lasts
+    ...     x = {"value": (i % 3) * 0.1 + (5.0 if i >= 300 else 0.0), "timestamp": i * 60_000}
+    ...     s, alert = follow_episode(s, AlertPolicy(), "web-01", "cpu", i * 60_000,
+    ...                               det.score_detail(x))
+    ...     det.learn_one(x)
+    ...     sent += [(alert["status"], i)] if alert else []
+    >>> sent  # fired at the onset, still firing (sent again) an hour later, not resolved
+    [('firing', 300), ('firing', 360)]
+    """
+    if detail.state == LATE:
+        return state, None
+    return step(state, policy, source, metric, ts, detail.uncapped, detail.anomalous)

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from river import base
 
 from dharma.agents.anomaly.model.baseline import SeasonalBaseline
+from dharma.agents.anomaly.model.episode import TAIL, Episode
 from dharma.agents.anomaly.model.extremes import RecentRange
 from dharma.agents.anomaly.model.histogram import ValueHistogram
 from dharma.agents.anomaly.model.likelihood import AnomalyLikelihood, log_tail
@@ -43,6 +44,9 @@ class ScoreDetail(NamedTuple):
     confidence: float  #: 0 (nothing learned) .. 1 (warm-up done)
     uncapped: float  #: the score before the warm-up / suppression cap
     expected: float  #: the baseline's prediction (NaN before the first value)
+    #: the series is in an anomalous episode: ``uncapped`` at or above the threshold
+    #: (ready or suppressed), or still off the level it had before the episode began
+    anomalous: bool = False
 
 
 class _Eval(NamedTuple):
@@ -51,6 +55,8 @@ class _Eval(NamedTuple):
     raw: float
     raw2: float
     detail: ScoreDetail
+    season: float = 0.0  # the predictor's seasonal term at t
+    scale: float = 0.0  # the residual scale the value was judged with
 
 
 class SeriesDetector(base.AnomalyDetector):
@@ -147,6 +153,7 @@ class SeriesDetector(base.AnomalyDetector):
         self._n = 0
         self._range = RecentRange(2 * window)  # robust to one outlier; see _range_memory
         self._quiet = 0  # samples of suppression left
+        self._episode = Episode()
         self._late = 0  # consecutive late timestamps seen
         self._last: _Eval | None = None  # score_one's result, reused by learn_one
 
@@ -192,8 +199,10 @@ class SeriesDetector(base.AnomalyDetector):
         if t is not None:
             self._clock.update(t)
         self._range.memory = self._range_memory()
+        if ev.detail.state in (READY, SUPPRESSED):
+            self._follow_episode(value - ev.season, ev.detail.anomalous)
         if self._hist is not None:
-            self._hist.learn(value - self._baseline.season(t))
+            self._hist.learn(value - ev.season)
         self._baseline.learn(value, t, self._clock.interval, self.clip)
         if self._n >= self.warmup // 3:  # the first surprises say more about a blank model
             self._lik.update(ev.raw)
@@ -204,6 +213,17 @@ class SeriesDetector(base.AnomalyDetector):
             self._quiet = self.suppress
         elif self._quiet > 0:
             self._quiet -= 1
+
+    def _follow_episode(self, deseasonalised: float, anomalous: bool) -> None:
+        """Open an episode at the first anomalous sample, with the band of the values
+        so far (before this one is learned); it closes after ``short`` calm samples,
+        or once as old as the slow level's memory (a shift that stays is the new normal)."""
+        if self._episode.is_open:
+            self._episode.learn(deseasonalised, anomalous, self.short,
+                                round(1.0 / self.slow_alpha), self.short)
+        elif anomalous and self._hist is not None:
+            self._episode.open_with(self._hist.quantile(TAIL), self._hist.quantile(1.0 - TAIL),
+                                    deseasonalised)
 
     def _range_memory(self) -> int:
         """Samples the range remembers: ``2 * window``, and at least ``RANGE_PERIOD``
@@ -227,9 +247,9 @@ class SeriesDetector(base.AnomalyDetector):
         raw = z / (z + self.surprise_half)
         # second channel: rarity of the deseasonalised value, own likelihood; max of the two
         score = log_tail(self._lik.tail(raw))
-        raw2 = 0.0
+        raw2, season = 0.0, self._baseline.season(t)
         if self._hist is not None:
-            raw2 = self._hist.surprise(value - self._baseline.season(t))
+            raw2 = self._hist.surprise(value - season)
             score = max(score, log_tail(self._lik2.tail(raw2)))
         if span > 0 and self._beyond_range(value, lo, hi, scale):
             score = 1.0
@@ -241,7 +261,10 @@ class SeriesDetector(base.AnomalyDetector):
         elif self._quiet > 0:
             state = SUPPRESSED
         capped = score if state in (READY, LATE) else min(score, QUIET_CAP)
-        return _Eval(value, t, raw, raw2, ScoreDetail(capped, state, conf, score, expected))
+        anomalous = state in (READY, SUPPRESSED) and (
+            score >= ANOMALY_THRESHOLD or self._episode.away(value - season))
+        detail = ScoreDetail(capped, state, conf, score, expected, anomalous)
+        return _Eval(value, t, raw, raw2, detail, season, scale)
 
 
     def _beyond_range(self, value: float, lo: float, hi: float, scale: float) -> bool:

@@ -91,6 +91,26 @@ class ValueHistogram:
             return 0.0
         return max(0.0, 1.0 - self.counts[self._index(x)] / self.total * self.bins)
 
+    def quantile(self, q: float) -> float:
+        """The value below which a share ``q`` of the (decayed) counts lies, read
+        linearly within its bin; NaN while nothing has been counted.
+
+        >>> h = ValueHistogram(bins=10, memory=10**9)
+        >>> for x in [0.0, 0.0, 100.0, 100.0] + [(i * 37 % 1000) / 10 for i in range(1000)]:
+        ...     h.learn(x)  # 0 .. 100, in no order
+        >>> round(h.quantile(0.01)), round(h.quantile(0.99))
+        (1, 99)
+        """
+        if self.total <= 0.0:
+            return math.nan
+        want, below = q * sum(self.counts), 0.0
+        width = (self.hi - self.lo) / self.bins
+        for i, c in enumerate(self.counts):
+            if below + c >= want and c > 0.0:
+                return self.lo + width * (i + (want - below) / c)
+            below += c
+        return self.hi
+
     def learn(self, x: float) -> None:
         """Count ``x`` (finite); older counts decay, the bins follow the recent range."""
         self.range.learn(x)

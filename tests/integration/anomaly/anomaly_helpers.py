@@ -111,20 +111,24 @@ def firing_per_episode(alerts: Iterable[dict[str, Any]]) -> dict[tuple[str, str]
     return out
 
 
-def offline_firings(samples: Iterable[dict[str, Any]]) -> list[int]:
-    """Timestamps at which the pure detector and alert policy fire on ``samples``,
-    fed in order to one fresh detector (what the agent does for one series)."""
-    from dharma.agents.anomaly.alerts import AlertPolicy, AlertState, step
-    from dharma.agents.anomaly.logic import DetectorConfig, is_anomaly
+def offline_alerts(samples: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+    """The alerts the pure detector and alert episode send on ``samples``, fed in order
+    to one fresh detector (what the agent does for one series), and the final
+    :class:`~dharma.agents.anomaly.alerts.AlertState`."""
+    from dharma.agents.anomaly.alerts import AlertPolicy, AlertState
+    from dharma.agents.anomaly.logic import DetectorConfig, follow_episode
 
-    det, state, policy, fired = DetectorConfig().build(), AlertState(), AlertPolicy(), []
+    det, state, policy, sent = DetectorConfig().build(), AlertState(), AlertPolicy(), []
     for s in samples:
         x = {"value": s["value"], "timestamp": s["ts"]}
         detail = det.score_detail(x)
         det.learn_one(x)
-        anomalous = detail.state == "ready" and is_anomaly(detail.score)
-        state, alert = step(state, policy, s["source"], s["metric"], s["ts"], detail.score,
-                            anomalous)
-        if alert and alert["status"] == "firing":
-            fired.append(s["ts"])
-    return fired
+        state, alert = follow_episode(state, policy, s["source"], s["metric"], s["ts"], detail)
+        if alert:
+            sent.append(alert)
+    return sent, state
+
+
+def offline_firings(samples: Iterable[dict[str, Any]]) -> list[int]:
+    """Timestamps at which :func:`offline_alerts` fires."""
+    return [a["ts"] for a in offline_alerts(samples)[0] if a["status"] == "firing"]

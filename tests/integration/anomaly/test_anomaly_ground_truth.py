@@ -9,7 +9,9 @@ them, and the alerts are compared with ``ground_truth()``.
 
 Bound: an incident counts as detected when a ``firing`` alert for its source and
 one of its metrics has ``onset <= alert ts <= onset + 10 samples`` (100 s of
-event time).
+event time).  Alerts follow the incident: each metric that fires for it fires
+once, is not resolved while the incident lasts, and is resolved after its end
+(the incidents end 20 to 60 ticks after onset, well before the last tick).
 """
 
 from __future__ import annotations
@@ -53,7 +55,11 @@ class Run:
     prefix: str
     labels: list[Label]
     series: set[tuple[str, str]]  # (generator source, metric)
-    firing: list[dict[str, Any]]  # firing alerts, sources without the run's prefix
+    alerts: list[dict[str, Any]]  # every alert, sources without the run's prefix
+
+    @property
+    def firing(self) -> list[dict[str, Any]]:
+        return [a for a in self.alerts if a["status"] == "firing"]
 
 
 def _fixed_end_ms() -> int:
@@ -106,9 +112,8 @@ def run(settings: Any, stack_env: dict[str, str], poll: Any,
         predictions.close()
         alerts.close()
         print(f"--- worker log (tail) ---\n{Path(log).read_text(errors='replace')[-4000:]}")
-    firing = [{**a, "source": a["source"][len(prefix):]} for a in alerts.values
-              if a["status"] == "firing"]
-    yield Run(prefix, src.ground_truth(), series, firing)
+    sent = [{**a, "source": a["source"][len(prefix):]} for a in alerts.values]
+    yield Run(prefix, src.ground_truth(), series, sent)
 
 
 def test_every_injected_incident_fires_within_10_samples_of_its_onset(run: Run) -> None:
@@ -128,3 +133,20 @@ def test_quiet_series_stay_quiet(run: Run) -> None:
     quiet = sorted({(a["source"], a["labels"]["metric"]) for a in run.firing
                     if a["source"] not in labelled})
     assert not quiet, f"{len(quiet)} quiet series fired: {quiet}"
+
+
+def test_alerts_follow_each_incident_firing_once_and_resolving_after_its_end(run: Run) -> None:
+    wrong = {}
+    for label in run.labels:
+        for metric in label.metrics:
+            sent = sorted(((to_ms(a["ts"]), a["status"]) for a in run.alerts
+                           if a["source"] == label.source and a["labels"]["metric"] == metric
+                           and to_ms(a["ts"]) >= label.onset_ms), key=lambda a: a[0])
+            if not sent:
+                continue  # the incident fired on its other metric
+            during = [s for t, s in sent if t < label.end_ms]
+            after = [s for t, s in sent if t >= label.end_ms]
+            if during != ["firing"] or after[:1] != ["resolved"]:
+                wrong[(label.category, metric)] = [
+                    ((t - label.onset_ms) // INTERVAL_MS, s) for t, s in sent]
+    assert not wrong, f"alerts not following their incident (ticks after onset): {wrong}"

@@ -125,6 +125,7 @@ def test_histogram_surprise_is_bounded_and_lazy_decay_is_exact(
     for v in (0, 0, 7, 7):  # the range is [0.5, 7.5] from now on: no re-binning
         lazy.learn(v + 0.5)
     eager = [c / lazy.weight for c in lazy.counts]  # decayed eagerly from here
+    values = [x for v in values for x in (v, 0, 7)]  # both ends recur: the range stays
     for v in values:
         lazy.learn(v + 0.5)
         eager = [c * lazy.decay for c in eager]
