@@ -120,7 +120,7 @@ class SeriesDetector(base.AnomalyDetector):
         accept: int = 10,
         surprise_half: float = 3.0,
         short: int = 10,
-        window: int = 2000,
+        window: int = 8640,
         min_std: float = 0.02,
         spatial_tolerance: float = 0.05,
         suppress: int = 100,

@@ -9,7 +9,10 @@ improbable the *recent* surprise is given the series' own history of surprise.
 * short-term mean of the raw score over the last ``short`` samples;
 * a Gaussian fitted (exponentially weighted, memory ``window`` samples) to the
   history of that short-term mean;
-* the upper-tail probability ``q`` of the current short-term mean under it;
+* the upper-tail probability ``q`` of the current short-term mean under it,
+  read from a Student t rather than the Gaussian itself while the fit rests on
+  few independent short means (``n / short`` of them, capped by the memory), so
+  a young series whose spread of surprise is not yet known does not alarm on it;
 * reported on a log scale, ``-log10(q) / 10``, so that 0.5 means ``q = 1e-5``
   and 1.0 means ``q <= 1e-10`` (HTM's ``computeLogLikelihood``).
 
@@ -37,6 +40,16 @@ def log_tail(q: float) -> float:
     (0.5, 0.0, 1.0)
     """
     return min(1.0, -math.log10(max(q, TAIL_FLOOR)) / 10.0) + 0.0
+
+
+def _t_as_normal(t: float, dof: float) -> float:
+    """Normal deviate with the same upper tail as Student's ``t`` with ``dof`` degrees
+    of freedom (Fisher's approximation, within ~5 % of the tail from 20 degrees).
+
+    >>> round(_t_as_normal(4.26, 1e9), 2), round(_t_as_normal(4.26, 20), 2)
+    (4.26, 3.49)
+    """
+    return t * (1.0 - 0.25 / dof) / math.sqrt(1.0 + t * t / (2.0 * dof))
 
 
 class AnomalyLikelihood:
@@ -95,7 +108,8 @@ class AnomalyLikelihood:
             return 0.5
         std = max(math.sqrt(self.var), self.min_std)
         z = (self._avg_with(raw) - self.mean) / std
-        return 0.5 * math.erfc(z / _SQRT2)
+        dof = max(1.0, min(self.n, self.window) / self.short - 1.0)
+        return 0.5 * math.erfc(_t_as_normal(z, dof) / _SQRT2)
 
     def update(self, raw: float) -> None:
         """Append ``raw``; the long-run Gaussian learns the new short-term mean.
