@@ -103,6 +103,7 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
         """Score each metrics.raw sample; emit ml.predictions and alerts.notifications."""
         async for events in stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
                 worker.batch_size, within=worker.batch_within_s):
+            await ctx.resolve_schemas(events)
             accepted, _rejected = check_events(ctx, events)  # the ingest topology dead-letters
             predictions, alerts = score(accepted)
             if alerts:  # the episode's checkpoint should reach the broker before its alert
