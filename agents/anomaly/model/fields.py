@@ -136,12 +136,9 @@ class Fields:
         values.frombytes(v)
         if _BIG_ENDIAN:
             values.byteswap()
-        for x in values:
-            if x != x:
-                if not nan:
-                    raise self.error(name, "NaN")
-            elif not (lo <= x <= hi and math.isfinite(x)):
-                raise self.error(name, f"{x} outside [{lo}, {hi}] or not finite")
+        seen = [x for x in values if x == x] if nan else values  # NaN != NaN
+        if seen and not (lo <= min(seen) and max(seen) <= hi and all(map(math.isfinite, seen))):
+            raise self.error(name, f"values outside [{lo}, {hi}], or not finite")
         return values
 
     def part(self, name: str) -> Fields:
