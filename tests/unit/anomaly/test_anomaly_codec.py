@@ -173,6 +173,13 @@ def test_oversized_and_expanding_records_are_refused() -> None:
     assert refused(bomb) == "format"
 
 
+@pytest.mark.parametrize("raw", [b"\x91" * 200_000 + b"\xc0",  # arrays nested 200,000 deep
+                                 b"\xdd\xff\xff\xff\xff",  # an array of 4 billion items
+                                 b"\xdf\xff\xff\xff\xff"])  # a map of as many
+def test_nesting_and_length_bombs_are_refused(raw: bytes) -> None:
+    assert refused(zlib.compress(raw)) == "format"
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=2000))
 def test_random_bytes_are_refused(blob: bytes) -> None:
