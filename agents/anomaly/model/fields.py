@@ -102,11 +102,11 @@ class Fields:
             v = float(v)
         elif type(v) is not float:
             raise self.error(name, f"{type(v).__name__}, not a number")
-        if v != v:
-            raise self.error(name, "NaN")
-        if not lo <= v <= hi or (finite and not math.isfinite(v)):
-            raise self.error(name, f"{v} outside [{lo}, {hi}]" + (" or not finite" * finite))
-        return float(v)
+        if v != v or (finite and not math.isfinite(v)):
+            raise self.error(name, f"{v}, not a finite number" if finite else "NaN")
+        if not lo <= v <= hi:
+            raise self.error(name, f"{v} outside [{lo}, {hi}]")
+        return v
 
     def span(self, lo_name: str, hi_name: str) -> tuple[float, float]:
         """A range seen so far: finite ``lo <= hi``, or ``(inf, -inf)`` before any value."""
