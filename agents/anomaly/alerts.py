@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dharma.agents.anomaly.model.fields import INT64_MIN, Fields
+
 KIND = "anomaly"
 _NAMESPACE = uuid.UUID("5f0f5a4e-8c59-4c35-9a8c-6c1c3b1c2d01")
 
@@ -47,6 +49,21 @@ class AlertState:
     normal_since: int | None = None
     normal_count: int = 0
     peak: float = 0.0
+
+    def to_state(self) -> dict[str, Any]:
+        """The episode as plain data (``model/fields.py``), for a checkpoint."""
+        return {"firing_since": self.firing_since, "last_sent": self.last_sent,
+                "normal_since": self.normal_since, "normal_count": self.normal_count,
+                "peak": self.peak}
+
+    @classmethod
+    def from_state(cls, state: Fields) -> AlertState:
+        """Inverse of :meth:`to_state`, validated (event times are epoch ms)."""
+        return cls(firing_since=state.opt_integer("firing_since", lo=INT64_MIN),
+                   last_sent=state.opt_integer("last_sent", lo=INT64_MIN),
+                   normal_since=state.opt_integer("normal_since", lo=INT64_MIN),
+                   normal_count=state.integer("normal_count"),
+                   peak=state.number("peak", lo=0.0, hi=1.0))
 
 
 def fingerprint(source: str, metric: str, kind: str = KIND) -> str:
