@@ -46,6 +46,7 @@ def build_baseline(settings: Settings, topic: str, count: int,
         batches = stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
             worker.batch_size, within=worker.batch_within_s)
         async for events in batches:
+            await ctx.resolve_schemas(events)
             for event in events:
                 try:
                     ctx.wire.decode(subject, event.message.value)

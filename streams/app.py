@@ -42,6 +42,11 @@ class StreamContext:
     metrics: PipelineMetrics
     emitter: Emitter
 
+    async def resolve_schemas(self, events: Sequence[EventT]) -> None:
+        """Look up the writer schemas a batch names before it is decoded, off the event
+        loop (decoding in a worker never calls the registry itself)."""
+        await self.wire.resolve(event.message.value for event in events)
+
 
 def _credentials(settings: Settings) -> Any:
     kafka = settings.kafka
@@ -83,8 +88,8 @@ def make_app(settings: Settings, name: str,
     set_fetch_wait(app, worker.fetch_max_wait_ms)
     metrics = metrics or PipelineMetrics()
     app.sensors.add(PrometheusSensor(metrics))
-    context = StreamContext(settings, AvroWire(registry_client(settings)), metrics,
-                            Emitter(settings, metrics))
+    wire = AvroWire(registry_client(settings), lookup_on_miss=False)
+    context = StreamContext(settings, wire, metrics, Emitter(settings, metrics))
     return app, context
 
 

@@ -8,6 +8,13 @@ partition.  After a crash a key resumes from its last checkpoint and the
 replayed events re-apply: state that ignores events not newer than what it has
 seen (as the rolling statistics and detectors do) neither loses nor double
 counts anything.
+
+A checkpoint is read back by its decoder only: the table
+(:func:`checkpoint_table`) hands keys and values to it as raw bytes, so no
+record on the changelog topic, however malformed, can fail Faust's own
+decoding and stall the table's recovery.  A checkpoint the decoder refuses
+(:class:`~dharma.streams.errors.BrokenCheckpoint`) is logged and counted in
+``dharma_checkpoints_rejected_total{table,reason}``, and its key starts afresh.
 """
 
 from __future__ import annotations
@@ -16,15 +23,36 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
+import faust
+import orjson
 from faust.types import EventT
 
 from dharma.streams.changelog import TableWriter
+from dharma.streams.errors import BrokenCheckpoint
+from dharma.streams.metrics import PipelineMetrics
 
 logger = logging.getLogger(__name__)
 
 V = TypeVar("V")
+
+
+def checkpoint_table(app: faust.App, name: str, partitions: int, help: str) -> faust.Table:
+    """A table of checkpoints: keys and values kept and logged as raw bytes (the
+    keys are JSON strings, as Faust writes a ``str`` key)."""
+    return app.Table(  # type: ignore[return-value]  # Faust types it as TableT
+        name, default=None, key_type=bytes, value_type=bytes, partitions=partitions,
+        help=help)
+
+
+def table_key(key: str) -> bytes:
+    """The changelog key of ``key`` in a :func:`checkpoint_table`.
+
+    >>> table_key("web-01|cpu")
+    b'"web-01|cpu"'
+    """
+    return orjson.dumps(key)
 
 
 @dataclass
@@ -42,25 +70,32 @@ class CheckpointedTable(Generic[V]):
     Parameters
     ----------
     writer:
-        Writes the changelog-backed Faust table holding checkpoints.
+        Writes a :func:`checkpoint_table`.
     encode, decode:
-        Value to table value and back.
+        Value to checkpoint bytes and back; ``decode`` raises
+        :class:`~dharma.streams.errors.BrokenCheckpoint` for bytes that are not one.
     factory:
         A fresh value for a key never seen.
     every_s:
         Longest time a changed value stays unsaved.
     idle_ttl_s:
         Keys untouched this long are forgotten (memory and table).
+    metrics:
+        Where refused checkpoints are counted.
     """
 
-    def __init__(self, writer: TableWriter, encode: Callable[[V], Any],
-                 decode: Callable[[Any], V], factory: Callable[[], V],
-                 every_s: float = 5.0, idle_ttl_s: float = 6 * 3600) -> None:
+    def __init__(self, writer: TableWriter, encode: Callable[[V], bytes],
+                 decode: Callable[[bytes], V], factory: Callable[[], V],
+                 every_s: float = 5.0, idle_ttl_s: float = 6 * 3600,
+                 metrics: PipelineMetrics | None = None) -> None:
         self.writer, self.table = writer, writer.table
+        if (self.table.key_serializer, self.table.value_serializer) != ("raw", "raw"):
+            raise ValueError(f"table {self.table.name} must be a checkpoint_table (raw bytes)")
         self.encode, self.decode, self.factory = encode, decode, factory
         self.every_s, self.idle_ttl_s = every_s, idle_ttl_s
         self.live: dict[str, _Entry[V]] = {}
         self.restored = 0
+        self._rejected = None if metrics is None else metrics.checkpoints_rejected
 
     def get(self, key: str, event: EventT) -> V:
         """The value of ``key`` (live, restored from its checkpoint, or new); marks it changed."""
@@ -73,16 +108,24 @@ class CheckpointedTable(Generic[V]):
         return entry.value
 
     def _restore(self, key: str) -> V:
-        stored = self.table.get(key)
+        stored = self.table.get(table_key(key))
         if stored is None:
             return self.factory()
         try:
             value = self.decode(stored)
-        except Exception as exc:  # an unreadable checkpoint must not stop the stream
-            logger.warning("checkpoint of key=%s unreadable (%r): starting afresh", key, exc)
-            return self.factory()
+        except BrokenCheckpoint as exc:
+            return self._refuse(key, exc.reason, exc.detail)
+        except Exception as exc:  # a decoder bug must not stop the stream either
+            return self._refuse(key, "error", repr(exc))
         self.restored += 1
         return value
+
+    def _refuse(self, key: str, reason: str, detail: str) -> V:
+        logger.warning("checkpoint refused table=%s key=%r reason=%s detail=%s: starting afresh",
+                       self.table.name, key, reason, detail[:200])
+        if self._rejected is not None:
+            self._rejected.labels(self.table.name, reason).inc()
+        return self.factory()
 
     def reset(self, key: str, event: EventT) -> V:
         """Replace the value of ``key`` with a fresh one."""
@@ -114,7 +157,7 @@ class CheckpointedTable(Generic[V]):
         return written + len(due)
 
     def _save(self, key: str, entry: _Entry[V], now: float) -> None:
-        self.writer.set(key, self.encode(entry.value), entry.event)
+        self.writer.set(table_key(key), self.encode(entry.value), entry.event)
         entry.saved_at, entry.dirty = now, False
 
     def evict_idle(self, on_evict: Callable[[str, V], None] | None = None) -> int:
@@ -126,7 +169,7 @@ class CheckpointedTable(Generic[V]):
             entry = self.live.pop(key)
             if on_evict is not None:
                 on_evict(key, entry.value)
-            self.writer.delete(key, entry.event)
+            self.writer.delete(table_key(key), entry.event)
         return len(idle)
 
     def release_partitions(self, partitions: set[int]) -> None:

@@ -2,8 +2,10 @@
 
 Any Confluent client interoperates: a plain ``AvroSerializer`` producer feeds
 the agents, an ``AvroDeserializer`` consumer reads what they emit.  Writer
-schemas are fetched from the registry by id and cached; values are read into
-our contract (Avro schema resolution), timestamps stay epoch milliseconds.
+schemas are fetched from the registry by id and cached
+(:mod:`dharma.streams.writer_schemas`: bounded, and off the event loop in
+workers); values are read into our contract (Avro schema resolution),
+timestamps stay epoch milliseconds.
 
 Decoding failures raise :class:`DecodeError` carrying an ``error_kind`` the
 dead-letter record keeps (``undecodable`` or ``unknown_schema``).
@@ -12,34 +14,23 @@ dead-letter record keeps (``undecodable`` or ``unknown_schema``).
 from __future__ import annotations
 
 import io
-import json
 import logging
 import struct
-import time
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from dharma.schemas import load_schema, schema_text
 from dharma.streams.errors import DecodeError
+from dharma.streams.writer_schemas import WriterSchemas, strip_logical_types
 
 logger = logging.getLogger(__name__)
 
 MAGIC = 0
 HEADER = struct.Struct(">bI")
-UNKNOWN_ID_TTL_S = 30.0
-
-
-def strip_logical_types(schema: Any) -> Any:
-    """Copy of a schema without ``logicalType`` annotations (timestamps stay ints)."""
-    if isinstance(schema, dict):
-        return {k: strip_logical_types(v) for k, v in schema.items() if k != "logicalType"}
-    if isinstance(schema, list):
-        return [strip_logical_types(s) for s in schema]
-    return schema
 
 
 def _parse(schema: Any) -> Any:
@@ -59,16 +50,16 @@ class AvroWire:
     ----------
     registry:
         Client of a Confluent-compatible registry.
+    lookup_on_miss:
+        Look unknown writer schema ids up while decoding (tools); workers pass
+        False and call :meth:`resolve` before decoding a batch.
     """
 
-    def __init__(self, registry: SchemaRegistryClient) -> None:
+    def __init__(self, registry: SchemaRegistryClient, lookup_on_miss: bool = True) -> None:
         self.registry = registry
+        self.writers = WriterSchemas(registry, _parse, lookup_on_miss=lookup_on_miss)
         self._ids: dict[str, int] = {}
         self._contracts: dict[str, Any] = {}
-        self._writers: dict[int, Any] = {}
-        self._unknown: dict[int, float] = {}
-        self._writer_json: dict[int, Any] = {}
-        self._readers: dict[tuple[str, int], Any] = {}
         self._encode_key = lru_cache(maxsize=_KEY_CACHE)(self.encode)
 
     # -- encoding -----------------------------------------------------------
@@ -78,8 +69,7 @@ class AvroWire:
         if sid is None:
             sid = self.registry.register_schema(subject, Schema(schema_text(subject), "AVRO"))
             self._ids[subject] = sid
-            self._writers[sid] = self.contract(subject)
-            self._writer_json[sid] = strip_logical_types(load_schema(subject))
+            self.writers.add(sid, strip_logical_types(load_schema(subject)))
         return sid
 
     def contract(self, subject: str) -> Any:
@@ -104,34 +94,22 @@ class AvroWire:
     # -- decoding -----------------------------------------------------------
     def writer_schema(self, schema_id: int) -> Any:
         """Parsed writer schema for ``schema_id``; :class:`DecodeError` if unknown."""
-        parsed = self._writers.get(schema_id)
-        if parsed is not None:
-            return parsed
-        seen = self._unknown.get(schema_id)
-        if seen is not None and time.monotonic() - seen < UNKNOWN_ID_TTL_S:
-            raise DecodeError("unknown_schema", f"schema id {schema_id} is not in the registry")
-        try:
-            found = self.registry.get_schema(schema_id)
-        except SchemaRegistryError as exc:
-            if exc.http_status_code == 404:
-                self._unknown[schema_id] = time.monotonic()
-                raise DecodeError(
-                    "unknown_schema", f"schema id {schema_id} is not in the registry"
-                ) from exc
-            raise
-        raw = strip_logical_types(json.loads(found.schema_str or "null"))
-        self._writer_json[schema_id] = raw
-        parsed = self._writers[schema_id] = _parse(raw)
-        return parsed
+        return self.writers.get(schema_id).parsed
 
-    def _reader_for(self, subject: str, sid: int) -> Any:
-        """Our contract as reader schema, or None when the writer's schema is the same
-        (then fastavro skips schema resolution: the common, fast case)."""
-        key = (subject, sid)
-        if key not in self._readers:
-            same = self._writer_json.get(sid) == strip_logical_types(load_schema(subject))
-            self._readers[key] = None if same else self.contract(subject)
-        return self._readers[key]
+    async def resolve(self, payloads: Iterable[bytes | None]) -> None:
+        """Look up, off the event loop, the writer schemas a batch needs (see
+        :meth:`WriterSchemas.resolve`); a worker calls it before decoding the batch."""
+        await self.writers.resolve(payloads)
+
+    def _reader_for(self, subject: str, sid: int) -> tuple[Any, Any]:
+        """Writer schema of ``sid`` and our contract as reader, or None as reader when the
+        writer's schema is the same (then fastavro skips schema resolution: the common,
+        fast case)."""
+        writer = self.writers.get(sid)
+        if subject not in writer.readers:
+            same = writer.json == strip_logical_types(load_schema(subject))
+            writer.readers[subject] = None if same else self.contract(subject)
+        return writer.parsed, writer.readers[subject]
 
     def decode(self, subject: str, data: bytes | None) -> Any:
         """Read wire-format ``data`` into our contract for ``subject``."""
@@ -142,7 +120,7 @@ class AvroWire:
         magic, sid = HEADER.unpack_from(data)
         if magic != MAGIC:
             raise DecodeError("undecodable", f"magic byte {magic}, expected {MAGIC}")
-        writer, reader = self.writer_schema(sid), self._reader_for(subject, sid)
+        writer, reader = self._reader_for(subject, sid)
         buf = io.BytesIO(data)
         buf.seek(HEADER.size)
         try:

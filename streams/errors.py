@@ -39,3 +39,25 @@ class ContractViolation(RejectedEvent):
 
     def __init__(self, reason: str) -> None:
         super().__init__("contract_violation", reason)
+
+
+CheckpointFault = Literal["format", "version", "invalid"]
+
+
+class BrokenCheckpoint(DharmaError):
+    """Bytes read back from a checkpoint table that are not a valid state: its key starts afresh.
+
+    Parameters
+    ----------
+    reason:
+        ``format`` (not a checkpoint: undecodable, truncated, oversized), ``version``
+        (a checkpoint of another layout) or ``invalid`` (a field missing, of the wrong
+        type or out of range); the label of ``dharma_checkpoints_rejected_total``.
+    detail:
+        What exactly, for the log.
+    """
+
+    def __init__(self, reason: CheckpointFault, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason: CheckpointFault = reason
+        self.detail = detail

@@ -2,8 +2,9 @@
 
 Exposed names (the Grafana dashboard in ``infra/docker`` relies on them):
 ``dharma_events_in_total{topic}``, ``dharma_events_out_total{topic}``,
-``dharma_dead_lettered_total{topic,error_kind}``, ``dharma_sink_rows_total{sink}``
-and ``dharma_processing_latency_seconds{agent}``.
+``dharma_dead_lettered_total{topic,error_kind}``, ``dharma_sink_rows_total{sink}``,
+``dharma_checkpoints_rejected_total{table,reason}`` and
+``dharma_processing_latency_seconds{agent}``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class PipelineMetrics:
         self.sink_rows = Counter(
             "dharma_sink_rows", "Rows written by sinks (duplicates included).", ["sink"],
             registry=registry)
+        self.checkpoints_rejected = Counter(
+            "dharma_checkpoints_rejected",
+            "Checkpoints read back from a table that were refused (the key started afresh).",
+            ["table", "reason"], registry=registry)
         self.latency = Histogram(
             "dharma_processing_latency_seconds",
             "From an event entering an agent's stream to its acknowledgement.",

@@ -8,13 +8,30 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from dharma.streams.errors import ContractViolation
 
 MAX_NAME = 256
+#: A name: no control characters (C0, DEL, C1), which no store or query language
+#: handles alike (PostgreSQL refuses NUL outright).  Checked in pydantic-core's Rust.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+#: A free-text value: anything but NUL.
+TEXT_PATTERN = r"^[^\x00]*$"
+
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]
+LabelName = Annotated[str, StringConstraints(max_length=MAX_NAME, pattern=NAME_PATTERN)]
+LabelValue = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
+Unit = Annotated[str, StringConstraints(max_length=64, pattern=NAME_PATTERN)]
 #: Oldest accepted sample time: 2000-01-01T00:00:00Z.
 MIN_TS_MS = 946_684_800_000
 
@@ -33,12 +50,12 @@ class MetricSample(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    source: str = Field(min_length=1, max_length=MAX_NAME)
-    metric: str = Field(min_length=1, max_length=MAX_NAME)
+    source: Name
+    metric: Name
     value: float
     ts: int = Field(ge=MIN_TS_MS)
-    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
-    unit: str | None = Field(default=None, max_length=64)
+    labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=64)
+    unit: Unit | None = None
 
     @field_validator("value")
     @classmethod
@@ -59,14 +76,31 @@ def validate_metric(raw: dict[str, Any], now: int, max_future_skew_ms: int) -> M
         # strict: a decoded value has its wire types; "1.5" or True is not a double
         sample = MetricSample.model_validate(raw, strict=True)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "value"
-        raise ContractViolation(f"{where}: {first['msg']}") from None
+        raise ContractViolation(first_error(exc)) from None
     if sample.ts > now + max_future_skew_ms:
         ahead = (sample.ts - now) / 1000
         limit = max_future_skew_ms // 1000
         raise ContractViolation(f"ts: {ahead:.0f}s in the future (limit {limit}s)")
     return sample
+
+
+def first_error(exc: ValidationError) -> str:
+    """The first validation error, in words (``field: what is wrong``).
+
+    >>> try:
+    ...     MetricSample(source="web" + chr(0), metric="cpu", value=1.0, ts=MIN_TS_MS)
+    ... except ValidationError as exc:
+    ...     print(first_error(exc))
+    source: contains a control character
+    """
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "value"
+    msg = first["msg"]
+    if first["type"] == "string_pattern_mismatch":
+        pattern = (first.get("ctx") or {}).get("pattern")
+        msg = "contains a NUL character" if pattern == TEXT_PATTERN else \
+            "contains a control character"
+    return f"{where}: {msg}"
 
 
 def dead_letter(

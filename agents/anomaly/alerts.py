@@ -23,7 +23,11 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dharma.agents.anomaly.model.fields import INT64_MIN, Fields
+
 KIND = "anomaly"
+#: Longest source or metric name kept in an episode (``streams.records.MAX_NAME``).
+MAX_NAME = 256
 _NAMESPACE = uuid.UUID("5f0f5a4e-8c59-4c35-9a8c-6c1c3b1c2d01")
 
 
@@ -50,6 +54,24 @@ class AlertState:
     last_ts: int | None = None  # time of the episode's latest sample
     source: str = ""  # the series of the open episode (to resolve it when the series goes idle)
     metric: str = ""
+
+    def to_state(self) -> dict[str, Any]:
+        """The episode as plain data (``model/fields.py``), for a checkpoint."""
+        return {"firing_since": self.firing_since, "last_sent": self.last_sent,
+                "normal_since": self.normal_since, "normal_count": self.normal_count,
+                "peak": self.peak, "last_ts": self.last_ts, "source": self.source,
+                "metric": self.metric}
+
+    @classmethod
+    def from_state(cls, state: Fields) -> AlertState:
+        """Inverse of :meth:`to_state`, validated (event times are epoch ms)."""
+        return cls(firing_since=state.opt_integer("firing_since", lo=INT64_MIN),
+                   last_sent=state.opt_integer("last_sent", lo=INT64_MIN),
+                   normal_since=state.opt_integer("normal_since", lo=INT64_MIN),
+                   normal_count=state.integer("normal_count"),
+                   peak=state.number("peak", lo=0.0, hi=1.0),
+                   last_ts=state.opt_integer("last_ts", lo=INT64_MIN),
+                   source=state.text("source", MAX_NAME), metric=state.text("metric", MAX_NAME))
 
 
 def fingerprint(source: str, metric: str, kind: str = KIND) -> str:

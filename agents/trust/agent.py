@@ -184,6 +184,7 @@ def register(app: faust.App, ctx: StreamContext,
         batches = stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
             worker.batch_size, within=worker.batch_within_s)
         async for events in batches:
+            await pipeline.ctx.resolve_schemas(events)
             accepted, rejected = check_events(pipeline.ctx, events)
             await send_dead_letters(pipeline.ctx, pipeline.dlq, rejected)
             if accepted:

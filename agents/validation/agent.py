@@ -50,6 +50,7 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
         """Validate metrics.raw, keep rolling stats per series, store samples in PostgreSQL."""
         async for events in stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
                 worker.batch_size, within=worker.batch_within_s):
+            await ctx.resolve_schemas(events)
             accepted, rejected = check_events(ctx, events)
             await send_dead_letters(ctx, dlq, rejected)
             update_series_stats(stats, accepted)

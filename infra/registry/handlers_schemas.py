@@ -5,7 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from dharma.infra.registry.compat import Level
-from dharma.infra.registry.errors import schema_not_found, subject_config_not_found
+from dharma.infra.registry.errors import (
+    invalid_compatibility,
+    schema_not_found,
+    subject_config_not_found,
+)
 from dharma.infra.registry.httputil import (
     check_versions,
     flag,
@@ -99,12 +103,40 @@ async def get_config(request: web.Request) -> web.Response:
     return reply({"compatibilityLevel": level.value})
 
 
+#: The body keys of a config update we serve (Confluent's field and its alias).
+_LEVEL_KEYS = ("compatibility", "compatibilityLevel")
+
+
+def config_level(body: dict[str, object]) -> Level:
+    """The level a ``PUT /config`` body sets; 42203, as Confluent answers, for a body
+    without one or with fields this registry does not serve (never a silent default).
+
+    >>> config_level({"compatibility": "full"}).value
+    'FULL'
+    >>> from dharma.infra.registry.errors import RegistryError
+    >>> for body in ({}, {"compatibility": None}, {"normalize": True}):
+    ...     try:
+    ...         config_level(body)
+    ...     except RegistryError as exc:
+    ...         print(exc.code, exc.message)
+    42203 Invalid compatibility level: None
+    42203 Invalid compatibility level: None
+    42203 Invalid compatibility level: unsupported config field(s) normalize
+    """
+    unknown = sorted(set(body) - set(_LEVEL_KEYS))
+    if unknown:
+        raise invalid_compatibility(f"unsupported config field(s) {', '.join(unknown)}")
+    given = [body[key] for key in _LEVEL_KEYS if key in body]
+    if not given or not all(isinstance(v, str) and v == given[0] for v in given):
+        raise invalid_compatibility(given[0] if len(given) == 1 else None)
+    return Level.of(given[0])
+
+
 @routes.put("/config")
 @routes.put("/config/{subject}")
 async def put_config(request: web.Request) -> web.Response:
-    """Set a level: body ``{"compatibility": "FULL"}``."""
-    body = await read_body(request)
-    level = Level.of(body.get("compatibility", body.get("compatibilityLevel")))
+    """Set a level: body ``{"compatibility": "FULL"}``; anything else is 42203."""
+    level = config_level(await read_body(request))
     await store_of(request).set_level(request.match_info.get("subject"), level)
     return reply({"compatibility": level.value})
 

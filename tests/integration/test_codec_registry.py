@@ -7,8 +7,11 @@ by us: any Confluent client interoperates with the agents.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import struct
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -128,9 +131,11 @@ class CountingClient(SchemaRegistryClient):
     def __init__(self, conf: dict[str, Any]) -> None:
         super().__init__(conf)
         self.lookups = 0
+        self.threads: set[str] = set()
 
     def get_schema(self, *args: Any, **kwargs: Any) -> Any:
         self.lookups += 1
+        self.threads.add(threading.current_thread().name)
         return super().get_schema(*args, **kwargs)
 
 
@@ -200,3 +205,50 @@ def test_decoding_an_older_writer_schema_fills_defaults(
     data = serializer(record, context("metrics.raw-value"))
     assert data is not None and int.from_bytes(data[1:5], "big") == sid
     assert wire.decode("metrics.raw-value", data) == {**record, "unit": None}
+
+
+def test_a_flood_of_random_schema_ids_costs_bounded_lookups_off_the_loop(
+    settings: Any, good: bytes
+) -> None:
+    """Hostile records naming random schema ids: a worker's codec looks up a bounded
+    number per batch, in threads (never on the event loop), and keeps bounded caches;
+    every one is rejected as ``unknown_schema`` and the good record still decodes."""
+    client = CountingClient(settings.registry.client_config())
+    wire = AvroWire(client, lookup_on_miss=False)
+    rng = random.Random(7)
+    batches = [[struct.pack(">bI", 0, rng.randrange(10**6, 2**32)) + good[5:]
+                for _ in range(500)] + [good] for _ in range(12)]
+
+    async def work() -> list[str]:
+        kinds = []
+        for batch in batches:
+            await wire.resolve(batch)
+            for data in batch[:-1]:
+                kinds.append(kind_of(wire, data)[0])
+            assert wire.decode("metrics.raw-value", batch[-1]) == CASES["metrics.raw-value"][0]
+        return kinds
+
+    kinds = asyncio.run(work())
+    assert set(kinds) == {"unknown_schema"} and len(kinds) == 12 * 500
+    per_batch = wire.writers.lookups_per_batch
+    assert client.lookups <= 12 * (per_batch + 1)  # +1: our own contract's id, once
+    assert threading.main_thread().name not in client.threads
+    assert len(wire.writers.unknown) <= wire.writers.unknown.maxsize
+    assert len(wire.writers.found) <= wire.writers.size
+
+
+def test_a_known_id_is_resolved_for_a_worker_and_an_unknown_one_remembered(
+    settings: Any, good: bytes
+) -> None:
+    client = CountingClient(settings.registry.client_config())
+    wire = AvroWire(client, lookup_on_miss=False)
+    unknown = struct.pack(">bI", 0, 987_655) + good[5:]
+    with pytest.raises(DecodeError, match="was not looked up"):
+        wire.decode("metrics.raw-value", good)  # not resolved: no lookup on the loop
+    assert client.lookups == 0
+    asyncio.run(wire.resolve([good, unknown, good]))
+    assert client.lookups == 2
+    assert wire.decode("metrics.raw-value", good) == CASES["metrics.raw-value"][0]
+    assert kind_of(wire, unknown) == ("unknown_schema", "schema id 987655 is not in the registry")
+    asyncio.run(wire.resolve([good, unknown]))
+    assert client.lookups == 2  # both answered from the caches

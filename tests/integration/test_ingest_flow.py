@@ -131,3 +131,29 @@ def test_worker_serves_prometheus_metrics(settings, producer, start_worker, poll
     assert 'dharma_sink_rows_total{sink="postgres.metrics_raw"}' in text
     assert "dharma_processing_latency_seconds_bucket" in text
     assert "dharma_dead_lettered_total" in text
+
+
+def test_a_control_character_in_a_name_dead_letters_that_sample_alone(settings, producer,
+                                                                       start_worker, poll):
+    """A NUL in one name of a batch of 1,000 good samples: that sample goes to the DLQ as a
+    contract violation; PostgreSQL (which refuses NUL) stores the other 1,000."""
+    start_worker("ingest")
+    source = f"nul-{uuid.uuid4().hex[:6]}"
+    good = samples(source, 1000, int(time.time() * 1000) - 3_600_000)
+    bad = {**good[500], "metric": "cpu\x00utilization"}
+    with Tailer(settings, ["metrics.raw.dlq"], from_beginning=True) as dlq:
+        for value in [*good[:500], bad, *good[500:]]:
+            producer.produce("metrics.raw", source, value)
+        producer.flush()
+        letters: list[dict[str, Any]] = []
+
+        def dead_lettered() -> bool:
+            letters.extend(v for _, v in dlq.poll(0.5)
+                           if source.encode() in (v["original_key"] or b""))
+            return bool(letters)
+
+        poll(dead_lettered, "the bad sample dead-lettered")
+        poll(lambda: stored(settings, source) == 1000, "the 1,000 good samples stored")
+        letters.extend(v for _, v in dlq.poll(1.0) if source.encode() in (v["original_key"] or b""))
+    assert [(v["error_kind"], v["reason"]) for v in letters] == [
+        ("contract_violation", "metric: contains a control character")]

@@ -6,7 +6,9 @@ fields of the ``metrics.raw`` contract, and every topic must have its contracts.
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import types
 import typing
 from collections.abc import Iterator
@@ -193,7 +195,19 @@ def _avro_to_python(type_: Any) -> Any:
     return simple[type_["type"]]
 
 
+def _plain(t: Any) -> Any:
+    """``t`` without ``Annotated`` constraints (the contract knows the types only)."""
+    if typing.get_origin(t) is typing.Annotated:
+        return _plain(typing.get_args(t)[0])
+    if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union:
+        return functools.reduce(operator.or_, map(_plain, typing.get_args(t)))
+    if isinstance(t, types.GenericAlias):
+        return types.GenericAlias(typing.get_origin(t), tuple(map(_plain, typing.get_args(t))))
+    return t
+
+
 def _same_type(a: Any, b: Any) -> bool:
+    a, b = _plain(a), _plain(b)
     if isinstance(a, types.UnionType) or isinstance(b, types.UnionType):
         return set(typing.get_args(a)) == set(typing.get_args(b))
     return bool(a == b)

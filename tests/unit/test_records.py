@@ -120,16 +120,19 @@ def test_dead_letter_record_fits_the_contract() -> None:
                        reason="r", key=None, value=None)["ts"] > NOW
 
 
-names = st.text(st.characters(codec="utf-8"), min_size=1,
-                max_size=MAX_NAME)
+#: Names as the contract allows them: any UTF-8 text without control characters.
+printable = st.characters(codec="utf-8", exclude_categories=("Cc",))
+names = st.text(printable, min_size=1, max_size=MAX_NAME)
 
 
 @given(
     source=names, metric=names,
     value=st.floats(allow_nan=False, allow_infinity=False),
     ts=st.integers(MIN_TS_MS, NOW + SKEW),
-    labels=st.dictionaries(st.text(max_size=10), st.text(max_size=10), max_size=5),
-    unit=st.none() | st.text(max_size=64),
+    labels=st.dictionaries(st.text(printable, max_size=10),
+                           st.text(st.characters(codec="utf-8", exclude_characters="\x00"),
+                                   max_size=10), max_size=5),
+    unit=st.none() | st.text(printable, max_size=64),
 )
 def test_any_sane_sample_is_accepted_and_round_trips(
     source: str, metric: str, value: float, ts: int, labels: dict[str, str], unit: str | None
@@ -143,3 +146,28 @@ def test_any_sane_sample_is_accepted_and_round_trips(
     buf.seek(0)
     decoded = fastavro.schemaless_reader(buf, CONTRACT)
     assert validate_metric(decoded, NOW, SKEW) == sample
+
+
+controls = st.characters(min_codepoint=0, max_codepoint=0x9F, categories=("Cc",))
+
+
+@st.composite
+def with_a_control_character(draw: st.DrawFn) -> str:
+    """A short name with at least one control character (NUL, C0, DEL or C1) in it."""
+    head, tail = draw(st.text(printable, max_size=8)), draw(st.text(printable, max_size=8))
+    return head + draw(controls) + tail
+
+
+@given(bad=with_a_control_character(), where=st.sampled_from(["source", "metric", "unit"]))
+def test_a_control_character_in_a_name_is_a_contract_violation(bad: str, where: str) -> None:
+    assert reason(**{where: bad}) == f"{where}: contains a control character"
+
+
+@given(bad=with_a_control_character())
+def test_a_control_character_in_a_label_name_is_a_contract_violation(bad: str) -> None:
+    assert reason(labels={bad: "x"}).endswith(": contains a control character")
+
+
+def test_a_label_value_may_hold_any_text_but_nul() -> None:
+    assert validate_metric({**GOOD, "labels": {"note": "line 1\nline 2\t"}}, NOW, SKEW)
+    assert reason(labels={"note": "a\x00b"}) == "labels.note: contains a NUL character"

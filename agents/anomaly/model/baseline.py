@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import math
 from array import array
+from typing import Any
+
+from dharma.agents.anomaly.model.fields import Fields, f32_bytes
 
 __all__ = ["Profile", "SeasonalBaseline"]
 
@@ -18,6 +21,8 @@ DAY = 86_400.0
 WEEK = 7 * DAY
 #: Error ratio a profile must beat to be used (it must cut the error by 10 %).
 _GAIN = 0.9
+#: Most bins a profile read from a checkpoint may have (a week of 5-minute bins).
+_MAX_BINS = 2016
 
 
 class Profile:
@@ -46,13 +51,20 @@ class Profile:
         self.spread = array("f", [0.0]) * n
         self.first: float | None = None  # first time learned, to know when a period is covered
 
-    def __getstate__(self) -> tuple[float, float, array[float], array[float], float | None]:
-        return (self.period, self.width, self.bins, self.spread, self.first)
+    def to_state(self) -> dict[str, Any]:
+        """What the profile has learned, as plain data (``model/fields.py``)."""
+        return {"width": self.width, "bins": f32_bytes(self.bins),
+                "spread": f32_bytes(self.spread), "first": self.first}
 
-    def __setstate__(
-        self, state: tuple[float, float, array[float], array[float], float | None]
-    ) -> None:
-        self.period, self.width, self.bins, self.spread, self.first = state
+    @classmethod
+    def from_state(cls, period: float, state: Fields) -> Profile:
+        """A profile of ``period`` from :meth:`to_state`'s output, validated."""
+        prof = cls(period, state.number("width", lo=period / _MAX_BINS, hi=period))
+        n = len(prof.bins)
+        prof.bins = state.f32("bins", n, nan=True)  # NaN: a bin not seen yet
+        prof.spread = state.f32("spread", n, lo=0.0)
+        prof.first = state.opt_number("first")
+        return prof
 
     def index(self, t: float) -> int:
         return int((t % self.period) / self.width) % len(self.bins)
@@ -145,15 +157,26 @@ class SeasonalBaseline:
         self.day: Profile | None = None
         self.week: Profile | None = None
 
-    def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, k) for k in self.__slots__)
+    def to_state(self) -> dict[str, Any]:
+        """What the baseline has learned, as plain data (its configuration is not in it)."""
+        return {"slow": self.slow, "fast": self.fast, "err": self.err, "model": self.model,
+                "run": self.run, "n": self.n,
+                "day": None if self.day is None else self.day.to_state(),
+                "week": None if self.week is None else self.week.to_state()}
 
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        if len(state) == len(self.__slots__) - 1:  # checkpoint from before ``n``: long warm
-            i = self.__slots__.index("n")
-            state = (*state[:i], 1 << 30, *state[i:])
-        for k, v in zip(self.__slots__, state, strict=True):
-            setattr(self, k, v)
+    def load_state(self, state: Fields) -> None:
+        """Take the learned state of :meth:`to_state`'s output, validated."""
+        self.slow = state.opt_number("slow")
+        self.fast = state.numbers("fast", 3, min_len=3)
+        self.err = state.numbers("err", 3, min_len=3, lo=0.0)
+        self.model = state.integer("model", hi=2)
+        self.run = state.integer("run")
+        self.n = state.integer("n")
+        day, week = state.opt_part("day"), state.opt_part("week")
+        self.day = None if day is None else Profile.from_state(DAY, day)
+        self.week = None if week is None else Profile.from_state(WEEK, week)
+        if self.model and (self.day, self.week)[self.model - 1] is None:
+            raise state.error("model", f"predictor {self.model} without its profile")
 
     @property
     def scale(self) -> float:

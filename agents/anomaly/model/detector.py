@@ -11,6 +11,7 @@ from river import base
 from dharma.agents.anomaly.model.baseline import SeasonalBaseline
 from dharma.agents.anomaly.model.episode import TAIL, Episode
 from dharma.agents.anomaly.model.extremes import RecentRange
+from dharma.agents.anomaly.model.fields import Fields
 from dharma.agents.anomaly.model.histogram import ValueHistogram
 from dharma.agents.anomaly.model.likelihood import AnomalyLikelihood, log_tail
 from dharma.agents.anomaly.model.timebase import Cadence, to_seconds
@@ -106,9 +107,6 @@ class SeriesDetector(base.AnomalyDetector):
     'invalid'
     """
 
-    #: Default for detectors unpickled from checkpoints written before the argument existed.
-    spatial_tail = 1e-5
-
     def __init__(
         self,
         warmup: int = 150,
@@ -166,6 +164,35 @@ class SeriesDetector(base.AnomalyDetector):
     def warming_up(self) -> bool:
         """``True`` until ``warmup`` samples have been learned."""
         return self._n < self.warmup
+
+    def to_state(self) -> dict[str, Any]:
+        """What the detector has learned, as plain data (``model/fields.py``); its
+        configuration (the constructor arguments) is not in it."""
+        return {"baseline": self._baseline.to_state(), "lik": self._lik.to_state(),
+                "hist": None if self._hist is None else self._hist.to_state(),
+                "lik2": self._lik2.to_state(), "clock": self._clock.to_state(),
+                "n": self._n, "range": self._range.to_state(),
+                "episode": self._episode.to_state(), "quiet": self._quiet, "late": self._late}
+
+    def load_state(self, state: Fields) -> None:
+        """Take the learned state of :meth:`to_state`'s output, validated against this
+        detector's configuration (a state of another ``hist_bins`` or ``short`` is refused)."""
+        self._baseline.load_state(state.part("baseline"))
+        self._lik.load_state(state.part("lik"))
+        hist = state.opt_part("hist")
+        if (hist is None) != (self._hist is None):
+            raise state.error("hist", f"present or absent against hist_bins={self.hist_bins}")
+        if hist is not None and self._hist is not None:
+            self._hist.load_state(hist)
+        self._lik2.load_state(state.part("lik2"))
+        self._clock.load_state(state.part("clock"))
+        self._n = state.integer("n")
+        self._range.load_state(state.part("range"))
+        self._episode.load_state(state.part("episode"), self.short)
+        # clamped, not refused: a worker configured with a shorter suppression takes it up
+        self._quiet = min(state.integer("quiet"), self.suppress)
+        self._late = state.integer("late", hi=_LATE_RESET - 1)
+        self._last = None
 
     def score_one(self, x: dict[Hashable, Any]) -> float:
         """Anomaly score of ``x`` in [0, 1], computed before ``x`` is learned."""

@@ -20,6 +20,9 @@ samples.
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from dharma.agents.anomaly.model.fields import Fields
 
 __all__ = ["DRIFT", "TAIL", "Episode"]
 
@@ -55,6 +58,25 @@ class Episode:
         self.age = 0  # samples since the episode opened
         self.calm = 0  # consecutive samples neither scored anomalous nor away
         self.recent: list[float] = []  # the latest values of the open episode, oldest first
+
+    def to_state(self) -> dict[str, Any]:
+        """The open episode as plain data (``None`` limits: no episode)."""
+        if not self.is_open:
+            return {"lo": None, "hi": None, "age": 0, "calm": 0, "recent": []}
+        return {"lo": self.lo, "hi": self.hi, "age": self.age, "calm": self.calm,
+                "recent": self.recent}
+
+    def load_state(self, state: Fields, recent: int) -> None:
+        """Take :meth:`to_state`'s output, validated (at most ``recent`` values)."""
+        lo, hi = state.opt_number("lo"), state.opt_number("hi")
+        if (lo is None) != (hi is None) or (lo is not None and hi is not None and lo > hi):
+            raise state.error("lo/hi", f"[{lo}, {hi}] is neither a band nor no episode")
+        self.lo = math.nan if lo is None else lo
+        self.hi = math.nan if hi is None else hi
+        self.age, self.calm = state.integer("age"), state.integer("calm")
+        self.recent = state.numbers("recent", recent, min_len=1 if self.is_open else 0)
+        if not self.is_open and (self.recent or self.age or self.calm):
+            raise state.error("recent", "values without an episode")
 
     @property
     def is_open(self) -> bool:

@@ -18,6 +18,9 @@ forgotten or the limits move.
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from dharma.agents.anomaly.model.fields import INT64_MAX, Fields
 
 __all__ = ["RecentRange"]
 
@@ -66,6 +69,28 @@ class RecentRange:
         self.lo = _INF  # second smallest in the window (the smallest while only one)
         self.hi = -_INF
 
+    def to_state(self) -> dict[str, Any]:
+        """What the range holds, as plain data (``blocks`` is configuration; an empty
+        slot is an infinity)."""
+        return {"lows": self.lows, "highs": self.highs, "pos": self.pos,
+                "filled": self.filled, "n": self.n, "memory": self.memory, "size": self.size}
+
+    def load_state(self, state: Fields) -> None:
+        """Take :meth:`to_state`'s output, validated; the limits are recomputed from it."""
+        k = 2 * self.blocks
+        self.lows = state.numbers("lows", k, min_len=k, hi=_INF, finite=False)
+        self.highs = state.numbers("highs", k, min_len=k, lo=-_INF, finite=False)
+        self.pos = state.integer("pos", hi=self.blocks - 1)
+        self.memory = state.integer("memory", lo=1, hi=INT64_MAX // 2)
+        self.size = state.integer("size", lo=1, hi=self.memory)
+        self.filled = state.integer("filled", hi=self.size)
+        self.n = state.integer("n")
+        pairs = [(self.lows[i], self.lows[i + 1], -self.highs[i], -self.highs[i + 1])
+                 for i in range(0, k, 2)]
+        if any(a == -_INF or a > b for p in pairs for a, b in (p[:2], p[2:])):
+            raise state.error("lows/highs", "not the two smallest / largest of each block")
+        self._merge()
+
     @property
     def count(self) -> int:
         """Values in the window (the older blocks are counted at the current length)."""
@@ -83,7 +108,7 @@ class RecentRange:
             highs[i], highs[i + 1] = (x, highs[i]) if x > highs[i] else (highs[i], x)
         self.filled += 1
         self.n += 1
-        if x < self.lo or x > self.hi or self.n <= 2:
+        if x < self.lo or x > self.hi or self.n <= 3:
             self._merge()
 
     def _block_size(self) -> int:
@@ -99,7 +124,10 @@ class RecentRange:
         self._merge()
 
     def _merge(self) -> None:
-        """Second smallest / largest over the blocks (the only value while there is one)."""
+        """Second smallest / largest over the blocks (smallest / largest while fewer
+        than three values have been seen)."""
         lows, highs = sorted(self.lows)[:2], sorted(self.highs)[-2:]
-        self.lo = lows[1] if lows[1] < _INF else lows[0]
-        self.hi = highs[0] if highs[0] > -_INF else highs[1]
+        if self.n < 3:
+            self.lo, self.hi = lows[0], highs[1]
+        else:
+            self.lo, self.hi = lows[1], highs[0]

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import math
 from array import array
+from typing import Any
 
 from dharma.agents.anomaly.model.extremes import RecentRange
+from dharma.agents.anomaly.model.fields import Fields, f32_bytes
 
 __all__ = ["ValueHistogram"]
 
@@ -65,12 +67,20 @@ class ValueHistogram:
         self.lo = math.inf  # the bins' span: the recent range when last re-binned
         self.hi = -math.inf
 
-    def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, k) for k in self.__slots__)
+    def to_state(self) -> dict[str, Any]:
+        """What the histogram has learned, as plain data (``bins`` and ``memory`` are
+        configuration, not in it)."""
+        return {"counts": f32_bytes(self.counts), "total": self.total, "weight": self.weight,
+                "range": self.range.to_state(), "lo": self.lo, "hi": self.hi}
 
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for k, v in zip(self.__slots__, state, strict=True):
-            setattr(self, k, v)
+    def load_state(self, state: Fields) -> None:
+        """Take the learned state of :meth:`to_state`'s output, validated."""
+        self.counts = state.f32("counts", self.bins, lo=0.0)
+        self.total = state.number("total", lo=0.0)
+        # the weight grows from 1 by 1/decay per sample until it passes _RESCALE
+        self.weight = state.number("weight", lo=1.0, hi=_RESCALE / self.decay * (1 + 1e-9))
+        self.range.load_state(state.part("range"))
+        self.lo, self.hi = state.span("lo", "hi")
 
     def _index(self, x: float) -> int:
         lo, hi = self.lo, self.hi

@@ -22,6 +22,9 @@ This implementation keeps O(short) state instead of HTM's 8640-sample window.
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from dharma.agents.anomaly.model.fields import Fields
 
 __all__ = ["AnomalyLikelihood", "log_tail"]
 
@@ -88,12 +91,23 @@ class AnomalyLikelihood:
         self.mean = 0.0
         self.var = 0.0
 
-    def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, k) for k in self.__slots__)
+    def to_state(self) -> dict[str, Any]:
+        """What the likelihood has learned, as plain data (``short``, ``window`` and
+        ``min_std`` are configuration, not in it)."""
+        return {"buf": self._buf, "pos": self._pos, "sum": self._sum, "n": self.n,
+                "mean": self.mean, "var": self.var}
 
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for k, v in zip(self.__slots__, state, strict=True):
-            setattr(self, k, v)
+    def load_state(self, state: Fields) -> None:
+        """Take the learned state of :meth:`to_state`'s output, validated."""
+        buf = state.numbers("buf", self.short, lo=0.0, hi=1.0)  # raw scores
+        pos = state.integer("pos", hi=self.short - 1 if len(buf) == self.short else 0)
+        total = state.number("sum")
+        if abs(total - math.fsum(buf)) > 1e-6 * (1 + len(buf)):
+            raise state.error("sum", "is not the sum of buf")
+        self._buf, self._pos, self._sum = buf, pos, total
+        self.n = state.integer("n")
+        self.mean = state.number("mean")
+        self.var = state.number("var", lo=0.0)
 
     def _avg_with(self, raw: float) -> float:
         """Short-term mean if ``raw`` were the newest sample."""

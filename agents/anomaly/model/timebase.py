@@ -10,6 +10,9 @@ weekly seasonality can be resolved). Both are computed here without numpy.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
+
+from dharma.agents.anomaly.model.fields import Fields
 
 __all__ = ["Cadence", "to_seconds"]
 
@@ -77,13 +80,17 @@ class Cadence:
         self.interval: float | None = None
         self.last: float | None = None
 
-    def __getstate__(self) -> tuple[list[float], int, int, float | None, float | None]:
-        return (self._gaps, self._pos, self._size, self.interval, self.last)
+    def to_state(self) -> dict[str, Any]:
+        """What the cadence has learned, as plain data (``size`` is configuration)."""
+        return {"gaps": self._gaps, "pos": self._pos, "interval": self.interval,
+                "last": self.last}
 
-    def __setstate__(
-        self, state: tuple[list[float], int, int, float | None, float | None]
-    ) -> None:
-        self._gaps, self._pos, self._size, self.interval, self.last = state
+    def load_state(self, state: Fields) -> None:
+        """Take the learned state of :meth:`to_state`'s output, validated."""
+        self._gaps = state.numbers("gaps", self._size, lo=0.0)
+        self._pos = state.integer("pos", hi=self._size - 1)
+        self.interval = state.opt_number("interval", lo=0.0)
+        self.last = state.opt_number("last")
 
     def update(self, t: float) -> bool:
         """Record time ``t``; return ``False`` for a duplicate or out-of-order time."""

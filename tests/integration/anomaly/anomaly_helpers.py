@@ -13,7 +13,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from dharma.agents.anomaly.state import SeriesState, loads
+from dharma.agents.anomaly.codec import CheckpointCodec, SeriesState
+from dharma.agents.anomaly.logic import make_detector
 from dharma.streams.admin import registry_client
 
 MINUTE_MS = 60_000
@@ -82,6 +83,7 @@ def checkpoints(settings: Any, app_id: str,
     topic = f"{app_id}-anomaly-detectors-changelog"
     consumer = _assigned(settings, topic)
     found: dict[str, list[SeriesState]] = {}
+    codec = CheckpointCodec(make_detector)
     try:
         parts = consumer.assignment()
         high = {tp.partition: consumer.get_watermark_offsets(tp, timeout=5)[1] for tp in parts}
@@ -95,7 +97,7 @@ def checkpoints(settings: Any, app_id: str,
                     pending.discard(msg.partition())
                 if msg.value() is not None:
                     key = msg.key().decode().strip('"')
-                    found.setdefault(key, []).append(loads(msg.value()))
+                    found.setdefault(key, []).append(codec.decode(msg.value()))
     finally:
         consumer.close()
     return found

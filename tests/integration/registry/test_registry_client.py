@@ -95,6 +95,24 @@ def test_compatibility_config(sr_client: SchemaRegistryClient, subject: str) -> 
     assert (bad.http_status_code, bad.error_code) == (422, 42203)
 
 
+@pytest.mark.parametrize("path", ["/config", "/config/{subject}"])
+@pytest.mark.parametrize("body", [
+    b"", b"{}", b'{"compatibility": null}', b'{"compatibilty": "NONE"}',
+    b'{"compatibility": "FULL", "mode": "READONLY"}'])
+def test_a_config_update_without_a_level_is_42203_and_changes_nothing(
+    registry_url: str, sr_client: SchemaRegistryClient, subject: str, path: str, body: bytes
+) -> None:
+    """Like Confluent's: an empty body or an unknown field never sets a level (it used to
+    set NONE, turning off every compatibility check)."""
+    sr_client.set_compatibility(subject, "FULL")
+    url = registry_url + path.format(subject=subject)
+    reply = httpx.put(url, content=body,
+                      headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    assert (reply.status_code, reply.json()["error_code"]) == (422, 42203)
+    assert sr_client.get_compatibility(subject) == "FULL"
+    assert sr_client.get_compatibility() == "BACKWARD"
+
+
 def test_backward_refuses_breaking_changes(sr_client: SchemaRegistryClient, subject: str) -> None:
     sr_client.register_schema(subject, avro(V1))
     no_default = with_field({"name": "b", "type": "string"})

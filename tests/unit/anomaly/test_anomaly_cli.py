@@ -92,5 +92,5 @@ def test_doctests(module: str) -> None:
 def test_measure_cost_small() -> None:
     r = measure_cost(n_points=300, n_series=20)
     assert r["us_per_point"] > 0
-    assert 0 < r["pickled_bytes_per_series"] <= 20_000
+    assert 0 < r["checkpoint_bytes_per_series"] <= 20_000
     assert 0 < r["tracemalloc_bytes_per_series"] <= 20_000

@@ -235,14 +235,3 @@ def test_noise_on_a_drifting_level_sets_new_extremes_without_alerts() -> None:
     assert not fired
     assert det.score_one({"value": 70.0, "timestamp": 400 * 10_000}) >= ANOMALY_THRESHOLD
 
-
-def test_checkpoint_from_before_the_scale_count_still_loads() -> None:
-    from dharma.agents.anomaly.model.baseline import SeasonalBaseline
-
-    base = SeasonalBaseline()
-    for i in range(50):
-        base.learn(float(i % 3), i * 60.0, 60.0, 8.0)
-    old = tuple(getattr(base, k) for k in base.__slots__ if k != "n")
-    restored = SeasonalBaseline.__new__(SeasonalBaseline)
-    restored.__setstate__(old)
-    assert restored.scale == base.scale and restored.n > 50
