@@ -225,8 +225,9 @@ class SeriesDetector(base.AnomalyDetector):
         self._late = 0
         if t is not None:
             self._clock.update(t)
-        self._range.memory = self._range_memory()
-        if ev.detail.state in (READY, SUPPRESSED):
+        if self._range.filled >= self._range.size - 1:  # a block starts next: its length
+            self._range.memory = self._range_memory()
+        if ev.detail.anomalous or self._episode.is_open:
             self._follow_episode(value - ev.season, ev.detail.anomalous)
         if self._hist is not None:
             self._hist.learn(value - ev.season)

@@ -18,6 +18,7 @@ forgotten or the limits move.
 from __future__ import annotations
 
 import math
+from array import array
 from typing import Any
 
 from dharma.agents.anomaly.model.fields import INT64_MAX, Fields
@@ -61,8 +62,8 @@ class RecentRange:
         self.memory = memory
         self.blocks = blocks
         self.size = self._block_size()  # length of the block being filled
-        self.lows = [_INF] * (2 * blocks)  # per block: smallest, second smallest
-        self.highs = [-_INF] * (2 * blocks)  # per block: largest, second largest
+        self.lows = array("d", [_INF]) * (2 * blocks)  # per block: smallest, second smallest
+        self.highs = array("d", [-_INF]) * (2 * blocks)  # per block: largest, second largest
         self.pos = 0  # block being filled
         self.filled = 0  # values in the block being filled
         self.n = 0  # values learned
@@ -72,14 +73,14 @@ class RecentRange:
     def to_state(self) -> dict[str, Any]:
         """What the range holds, as plain data (``blocks`` is configuration; an empty
         slot is an infinity)."""
-        return {"lows": self.lows, "highs": self.highs, "pos": self.pos,
+        return {"lows": self.lows.tolist(), "highs": self.highs.tolist(), "pos": self.pos,
                 "filled": self.filled, "n": self.n, "memory": self.memory, "size": self.size}
 
     def load_state(self, state: Fields) -> None:
         """Take :meth:`to_state`'s output, validated; the limits are recomputed from it."""
         k = 2 * self.blocks
-        self.lows = state.numbers("lows", k, min_len=k, hi=_INF, finite=False)
-        self.highs = state.numbers("highs", k, min_len=k, lo=-_INF, finite=False)
+        self.lows = array("d", state.numbers("lows", k, min_len=k, hi=_INF, finite=False))
+        self.highs = array("d", state.numbers("highs", k, min_len=k, lo=-_INF, finite=False))
         self.pos = state.integer("pos", hi=self.blocks - 1)
         self.memory = state.integer("memory", lo=1, hi=INT64_MAX // 2)
         self.size = state.integer("size", lo=1, hi=self.memory)
