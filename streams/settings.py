@@ -170,6 +170,15 @@ class WorkerSettings(BaseSettings):
     replication_factor: int = Field(
         1, ge=1, description="DHARMA_WORKER_REPLICATION_FACTOR: of the topics a worker "
         "creates (table changelogs); 3 on a production cluster.")
+    alert_resolve_after: int = Field(
+        10, ge=1, description="DHARMA_WORKER_ALERT_RESOLVE_AFTER: normal samples in a row "
+        "after which an anomaly alert resolves (with ALERT_RESOLVE_AFTER_S, the quiet period).")
+    alert_resolve_after_s: float = Field(
+        120.0, ge=0, description="DHARMA_WORKER_ALERT_RESOLVE_AFTER_S: event time those "
+        "normal samples must span before an anomaly alert resolves.")
+    alert_repeat_interval_s: float = Field(
+        3600.0, gt=0, description="DHARMA_WORKER_ALERT_REPEAT_INTERVAL_S: a firing anomaly "
+        "alert is sent again this often (event time) while its episode lasts.")
     checkpoint_every_s: float = Field(
         10.0, gt=0, description="DHARMA_WORKER_CHECKPOINT_EVERY_S: longest a detector's "
         "learning stays unsaved (bounds what a crash makes it re-learn).")

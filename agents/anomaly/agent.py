@@ -63,7 +63,10 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     store = DetectorStore(TableWriter(detector_table(app), ctx.emitter), DetectorConfig().build,
                           checkpoint_every_s=worker.checkpoint_every_s,
                           idle_ttl_s=worker.series_idle_ttl_s, metrics=ctx.metrics)
-    policy, silences = AlertPolicy(), Silences(ctx.settings.postgres.dsn.get_secret_value())
+    policy = AlertPolicy(repeat_interval_ms=round(worker.alert_repeat_interval_s * 1000),
+                         resolve_after=worker.alert_resolve_after,
+                         resolve_after_ms=round(worker.alert_resolve_after_s * 1000))
+    silences = Silences(ctx.settings.postgres.dsn.get_secret_value())
 
     def score(samples: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
         predictions, alerts, changed = [], [], set()
