@@ -10,8 +10,14 @@ import faust
 import psycopg
 from faust.types import TP
 
-from dharma.agents.anomaly.alerts import KIND, AlertPolicy, resolve_idle
-from dharma.agents.anomaly.logic import DetectorConfig, ScoreDetail, follow_episode, is_anomaly
+from dharma.agents.anomaly.alerts import KIND, AlertPolicy
+from dharma.agents.anomaly.logic import (
+    DetectorConfig,
+    ScoreDetail,
+    close_idle_episode,
+    follow_episode,
+    is_anomaly,
+)
 from dharma.agents.anomaly.silences import Silence, is_silenced, load_active
 from dharma.agents.anomaly.state import DetectorStore, SeriesState, detector_table
 from dharma.agents.validation.agent import check_events
@@ -125,7 +131,10 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
 
     def resolve_evicted(series: str, state: SeriesState) -> None:
         """A series forgotten with an open episode: send its ``resolved`` alert first."""
-        alert = resolve_idle(state.alert, policy)
+        alert = close_idle_episode(series, state.alert, policy)
+        if alert is None and state.alert.firing_since is not None:
+            logger.warning("open episode of evicted series=%s names another series: "
+                           "not resolved", series)
         if alert and not is_silenced(silences.active, alert["source"],
                                      alert["labels"]["metric"], KIND, now_ms()):
             emit(ALERTS.name, ctx.wire.encode(ALERTS.key_subject, alert["fingerprint"]),

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dharma.agents.anomaly.alerts import AlertPolicy, AlertState, step
+from dharma.agents.anomaly.alerts import AlertPolicy, AlertState, resolve_idle, step
 from dharma.agents.anomaly.model.detector import (
     ANOMALY_THRESHOLD,
     LATE,
@@ -38,6 +38,7 @@ __all__ = [
     "DetectorConfig",
     "ScoreDetail",
     "SeriesDetector",
+    "close_idle_episode",
     "follow_episode",
     "is_anomaly",
     "make_detector",
@@ -119,3 +120,22 @@ def follow_episode(state: AlertState, policy: AlertPolicy, source: str, metric: 
     if detail.state == LATE:
         return state, None
     return step(state, policy, source, metric, ts, detail.uncapped, detail.anomalous)
+
+
+def close_idle_episode(series: str, state: AlertState,
+                       policy: AlertPolicy) -> dict[str, Any] | None:
+    """The ``resolved`` alert of the open episode of ``series`` (``source|metric``, the
+    key of :attr:`~dharma.streams.records.MetricSample.series`) as it is forgotten, or
+    ``None``.  The names come from the episode's checkpoint, so they must be this
+    series': a checkpoint naming another series resolves nothing (fail closed).
+
+    >>> policy = AlertPolicy()
+    >>> s, _ = step(AlertState(), policy, "web-01", "cpu", 60_000, 0.9, True)
+    >>> close_idle_episode("web-01|cpu", s, policy)["status"]
+    'resolved'
+    >>> close_idle_episode("db-01|cpu", s, policy) is None
+    True
+    """
+    if f"{state.source}|{state.metric}" != series:
+        return None
+    return resolve_idle(state, policy)

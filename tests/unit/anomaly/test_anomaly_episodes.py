@@ -17,7 +17,7 @@ import pytest
 
 from dharma.agents.anomaly import alerts, logic
 from dharma.agents.anomaly.alerts import AlertPolicy, AlertState, resolve_idle, step
-from dharma.agents.anomaly.logic import follow_episode, make_detector
+from dharma.agents.anomaly.logic import close_idle_episode, follow_episode, make_detector
 from dharma.agents.anomaly.model import episode
 from dharma.streams.synthetic import (
     METRICS_TOPIC,
@@ -153,3 +153,12 @@ def test_an_idle_series_resolves_its_open_episode_with_a_deterministic_id() -> N
 
 def test_follow_episode_is_what_the_agent_runs() -> None:
     assert doctest.testmod(logic).failed == 0
+
+
+def test_an_evicted_episode_naming_another_series_resolves_nothing() -> None:
+    """The names come from a checkpoint: a forged one must not resolve another alert."""
+    policy, state = AlertPolicy(), AlertState()
+    state, _ = step(state, policy, "web-01", "cpu", 1_000, 0.9, True)
+    assert close_idle_episode("web-01|cpu", state, policy) is not None
+    assert close_idle_episode("db-01|cpu", state, policy) is None
+    assert close_idle_episode("web-01|cpu", AlertState(), policy) is None
