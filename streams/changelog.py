@@ -65,11 +65,22 @@ class TableWriter:
                           self._value(value if logged is None else logged),
                           partition=event.message.partition)
 
-    def delete(self, key: Any, event: EventT) -> None:
-        """``del table[key]`` (if present), logged as a tombstone."""
+    def delete(self, key: Any, partition: int) -> None:
+        """``del table[key]`` (if present), logged as a tombstone to ``partition`` of the
+        changelog (the partition of the events that wrote it)."""
         if self.table.data.pop(key, None) is not None:
-            self.emitter.emit(self.topic, self._key(key), None,
-                              partition=event.message.partition)
+            self.emitter.emit(self.topic, self._key(key), None, partition=partition)
+
+    def recovered_partition(self, key: Any) -> int | None:
+        """The changelog partition ``key`` was recovered from, if it was.
+
+        Faust's memory store keeps it in ``_key_partition`` (private; pinned by
+        ``tests/unit/test_faust_contract.py``) to drop the keys of partitions it no
+        longer owns.
+        """
+        partitions = getattr(self.table.data, "_key_partition", {})
+        found: int | None = partitions.get(key)
+        return found
 
 
 class TypedTable(Generic[V]):

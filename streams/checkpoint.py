@@ -94,6 +94,7 @@ class CheckpointedTable(Generic[V]):
         self.encode, self.decode, self.factory = encode, decode, factory
         self.every_s, self.idle_ttl_s = every_s, idle_ttl_s
         self.live: dict[str, _Entry[V]] = {}
+        self._dormant: dict[bytes, float] = {}  # recovered keys no event touched: since when
         self.restored = 0
         self._rejected = None if metrics is None else metrics.checkpoints_rejected
 
@@ -121,11 +122,14 @@ class CheckpointedTable(Generic[V]):
         return value
 
     def _refuse(self, key: str, reason: str, detail: str) -> V:
+        self._count_refused(key, reason, detail)
+        return self.factory()
+
+    def _count_refused(self, key: str, reason: str, detail: str) -> None:
         logger.warning("checkpoint refused table=%s key=%r reason=%s detail=%s: starting afresh",
                        self.table.name, key, reason, detail[:200])
         if self._rejected is not None:
             self._rejected.labels(self.table.name, reason).inc()
-        return self.factory()
 
     def reset(self, key: str, event: EventT) -> V:
         """Replace the value of ``key`` with a fresh one."""
@@ -162,15 +166,55 @@ class CheckpointedTable(Generic[V]):
 
     def evict_idle(self, on_evict: Callable[[str, V], None] | None = None) -> int:
         """Forget keys idle for ``idle_ttl_s``; how many.  ``on_evict(key, value)`` runs
-        before a key's checkpoint is deleted (e.g. to close what its value holds open)."""
-        cutoff = time.monotonic() - self.idle_ttl_s
+        before a key's checkpoint is deleted (e.g. to close what its value holds open).
+
+        Keys recovered from the changelog that no event has touched since (series that
+        went quiet before a restart) are dormant: they are forgotten ``idle_ttl_s`` after
+        they were first seen dormant, their checkpoint decoded for ``on_evict`` first.
+        """
+        now = time.monotonic()
+        cutoff = now - self.idle_ttl_s
         idle = [k for k, e in self.live.items() if e.last_seen < cutoff]
         for key in idle:
             entry = self.live.pop(key)
             if on_evict is not None:
                 on_evict(key, entry.value)
-            self.writer.delete(table_key(key), entry.event)
-        return len(idle)
+            self.writer.delete(table_key(key), entry.event.message.partition)
+        return len(idle) + self._evict_dormant(now, on_evict)
+
+    def _evict_dormant(self, now: float, on_evict: Callable[[str, V], None] | None) -> int:
+        live = {table_key(k) for k in self.live}
+        stored = [k for k in self.table.data if k not in live]
+        self._dormant = {k: self._dormant.get(k, now) for k in stored}
+        due = [k for k, since in self._dormant.items() if now - since >= self.idle_ttl_s]
+        for raw in due:
+            del self._dormant[raw]
+            partition = self.writer.recovered_partition(raw)
+            key, value = self._dormant_value(raw)
+            if on_evict is not None and key is not None and value is not None:
+                on_evict(key, value)
+            if partition is not None:
+                self.writer.delete(raw, partition)
+            else:  # not from the changelog: nothing was logged, forget it here only
+                self.table.data.pop(raw, None)
+        return len(due)
+
+    def _dormant_value(self, raw: bytes) -> tuple[str | None, V | None]:
+        """The key and decoded checkpoint of a dormant key, or Nones when unreadable."""
+        try:
+            key = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            key = None
+        if not isinstance(key, str):
+            self._count_refused(repr(raw[:80]), "format", "key is not a JSON string")
+            return None, None
+        try:
+            return key, self.decode(self.table.data[raw])
+        except BrokenCheckpoint as exc:
+            self._count_refused(key, exc.reason, exc.detail)
+        except Exception as exc:  # a decoder bug must not stop the timer either
+            self._count_refused(key, "error", repr(exc))
+        return key, None
 
     def release_partitions(self, partitions: set[int]) -> None:
         """Checkpoint, then forget, the keys of revoked partitions (their new owner

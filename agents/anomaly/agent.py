@@ -151,5 +151,6 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     async def forget_revoked(app: faust.App, revoked: set[TP], **_: Any) -> None:
         store.release_partitions({tp.partition for tp in revoked
                                   if tp.topic == METRICS_RAW.name})
+        await flush_checkpoints()  # before the next owner (or this worker's restart) reads them
 
     return detect_anomalies

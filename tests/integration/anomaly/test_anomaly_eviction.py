@@ -49,3 +49,32 @@ def test_an_idle_series_with_an_open_episode_is_resolved_when_it_is_forgotten(
     assert to_ms(got["ts"]) == samples[-1]["ts"]
     firing = [a for a in alerts.values if a["status"] == "firing"]
     assert firing and all(to_ms(a["ts"]) < to_ms(got["ts"]) for a in firing)
+
+
+def test_an_open_episode_recovered_after_a_restart_is_resolved_when_its_series_stays_idle(
+        producer: Any, workers: Any, reader: Any, poll: Any) -> None:
+    """The worker that saw the incident stops; the one that recovers its checkpoint never
+    gets another sample of the series, yet forgets it (and resolves its alert) after the
+    idle TTL, instead of keeping a dormant checkpoint with an alert firing forever."""
+    source = f"dormant-{uuid.uuid4().hex[:6]}"
+    samples = series_samples(source, N, int(time.time() * 1000) - N * MINUTE_MS, seed=3,
+                             shift=(ONSET, 30.0))
+    _, state = offline_alerts(samples)
+    expected = resolve_idle(state, AlertPolicy())
+    assert expected is not None
+
+    alerts = reader("alerts.notifications", lambda v: v.get("source") == source)
+    first = workers("anomaly")
+    for sample in samples:
+        producer.produce("metrics.raw", source, sample)
+    producer.flush()
+    poll(lambda: any(a["status"] == "firing" for a in alerts.poll()), "the incident fired",
+         timeout=90)
+    first.stop()  # SIGTERM: its checkpoints are flushed as it leaves
+    workers("anomaly", DHARMA_WORKER_SERIES_IDLE_TTL_S="3")
+
+    def resolved() -> list[dict[str, Any]]:
+        return [a for a in alerts.poll() if a["status"] == "resolved"]
+
+    (got,) = poll(resolved, "the dormant series' open episode resolved", timeout=120)
+    assert got["alert_id"] == expected["alert_id"]
