@@ -50,6 +50,8 @@ class Outcome:
     """What a batch of valid events produced."""
 
     decided: list[tuple[EventT, AccessEvent, Decision]] = field(default_factory=list)
+    #: access requests dated close enough to the deciding clock to be believed
+    fresh: list[AccessEvent] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     #: posture/risk updates, each with its user's behaviour *before* it
     updates: list[tuple[EventT, AccessEvent, UserBehaviour]] = field(default_factory=list)
@@ -77,9 +79,10 @@ class TrustState:
         """The user's behaviour (a fresh one for a new user)."""
         return self.behaviour.get(user_id)
 
-    def fold(self, items: Sequence[Item]) -> Outcome:
-        """Decide access requests, observe risk signals; the tables are not written yet:
-        :meth:`store` writes ``out.changed`` (one write per user and batch)."""
+    def fold(self, items: Sequence[Item], now_ms: int | None = None) -> Outcome:
+        """Decide access requests (against the deciding clock ``now_ms``), observe risk
+        signals; the tables are not written yet: :meth:`store` writes ``out.changed``
+        (one write per user and batch)."""
         out = Outcome()
         by_user: dict[str, list[Item]] = {}
         for item in items:
@@ -87,7 +90,7 @@ class TrustState:
         for user, events in by_user.items():
             before = self.behaviour_of(user)
             alerts = self.alert_state.get(user)
-            after, new_alerts = self._fold_user(events, before, alerts, out)
+            after, new_alerts = self._fold_user(events, before, alerts, out, now_ms)
             if after is not before or new_alerts is not alerts:
                 out.changed.append((user, None if after is before else after,
                                     None if new_alerts is alerts else new_alerts, events[-1][0]))
@@ -103,18 +106,23 @@ class TrustState:
                 self.alert_state.set(user, alerts, last)
 
     def _fold_user(self, events: list[Item], behaviour: UserBehaviour, alerts: AlertState,
-                   out: Outcome) -> tuple[UserBehaviour, AlertState]:
-        rules = self.engine.rules
+                   out: Outcome, now_ms: int | None) -> tuple[UserBehaviour, AlertState]:
+        engine, rules = self.engine, self.engine.rules
         for event, access in events:
             position = (event.message.partition, event.message.offset)
             replayed = behaviour.has_seen(position)  # decided again, not counted again
-            if access.event_type != "access_request":
+            if access.event_type != "access_request":  # applied whatever its age
                 out.updates.append((event, access, behaviour))
                 if not replayed:
                     behaviour = behaviour.observe(access, "risk", rules, position=position)
                 continue
+            late = None if now_ms is None else engine.untimely(access, now_ms)
+            if late is not None:  # denied, and its clock is not believed: nothing learnt
+                out.decided.append((event, access, late))
+                continue
+            out.fresh.append(access)
             signals = behaviour.signals(access, rules)
-            decision = self.engine.decide(access, behaviour, signals)
+            decision = engine.decide(access, behaviour, signals)
             after = behaviour if replayed else \
                 behaviour.observe(access, decision, rules, signals, position)
             raised, alerts = security_alerts(access, decision, behaviour, after, alerts,
