@@ -9,10 +9,11 @@ Delivery: at-least-once, idempotent, and a session opens at most once.  Keys:
   that a replayed ALLOW, redelivered or re-sent by anyone, cannot open its
   session again once it was revoked or has expired: by the time the markers
   go, the replay is stale and the engine denies it;
-* ``sessions:user:{user_id}`` and ``sessions:device:{device_id}``: sets of
-  session ids, so a posture or risk event finds the sessions it touches; their
-  TTL is pushed to ``ttl_s`` on every open (ids of expired sessions are skipped
-  on lookup and dropped when a session is ended);
+* ``sessions:by-user:{user_id}`` and ``sessions:by-device:{device_id}``: sorted
+  sets of session ids scored by their expiry (Redis clock, ms), so a posture or
+  risk event finds the sessions it touches; each open drops the expired ids of
+  the sets it adds to and pushes their TTL to ``ttl_s``, so a set holds about
+  the live sessions of its user or device, however long the user stays active;
 * ``sessions:posture:{user_id}/{device_id}``: the best posture (component by
   component) recorded by that user's live sessions on that device, TTL
   ``ttl_s``, so a request reporting a worse posture is noticed without reading
@@ -46,7 +47,9 @@ __all__ = ["SessionStore"]
 #: Keys are computed here, so this needs one Redis (not Cluster).
 _OPEN = """
 local ttl, guard = tonumber(ARGV[1]), tonumber(ARGV[2])
-local opened, best = 0, {}
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local opened, best, indexes = 0, {}, {}
 local function merge(into, p)
   if into == nil then return p end
   for i = 1, #p do if p[i] > into[i] then into[i] = p[i] end end
@@ -57,13 +60,17 @@ for _, s in ipairs(cjson.decode(ARGV[3])) do
   if redis.call('EXISTS', key .. ':revoked') == 0
       and redis.call('SET', key .. ':opened', '1', 'NX', 'EX', guard) then
     redis.call('SET', key, s[4], 'EX', ttl)
-    for _, index in ipairs({'sessions:user:' .. s[2], 'sessions:device:' .. s[3]}) do
-      redis.call('SADD', index, s[1])
-      redis.call('EXPIRE', index, ttl)
+    for _, index in ipairs({'sessions:by-user:' .. s[2], 'sessions:by-device:' .. s[3]}) do
+      redis.call('ZADD', index, now + ttl * 1000, s[1])
+      indexes[index] = true
     end
     if #s[6] > 0 then best[s[5]] = merge(best[s[5]], s[6]) end
     opened = opened + 1
   end
+end
+for index in pairs(indexes) do
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+  redis.call('EXPIRE', index, ttl)
 end
 for key, p in pairs(best) do
   local stored = redis.call('GET', key)
@@ -157,9 +164,12 @@ class SessionStore(BatchSink[Session]):
         async def op() -> list[tuple[Session, str]]:
             assert self._client is not None
             client = self._client
-            found = await client.sunion([f"sessions:user:{user_id}",
-                                         f"sessions:device:{device_id}"])
-            ids = sorted(i.decode() if isinstance(i, bytes) else i for i in found)
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.zrange(f"sessions:by-user:{user_id}", 0, -1)
+                pipe.zrange(f"sessions:by-device:{device_id}", 0, -1)
+                by_user, by_device = await pipe.execute()
+            ids = sorted({i.decode() if isinstance(i, bytes) else i
+                          for i in (*by_user, *by_device)})
             values = await client.mget([_key(i) for i in ids]) if ids else []
             out = []
             for raw in values:
@@ -178,8 +188,8 @@ class SessionStore(BatchSink[Session]):
                 for s in revoked:
                     pipe.delete(_key(s.session_id))
                     pipe.set(f"{_key(s.session_id)}:revoked", "1", ex=self.guard_s)
-                    pipe.srem(f"sessions:user:{s.user_id}", s.session_id)
-                    pipe.srem(f"sessions:device:{s.device_id}", s.session_id)
+                    pipe.zrem(f"sessions:by-user:{s.user_id}", s.session_id)
+                    pipe.zrem(f"sessions:by-device:{s.device_id}", s.session_id)
                 for s in challenged:
                     value = json.dumps({"status": "challenged", "session": s.to_dict()})
                     pipe.set(_key(s.session_id), value, keepttl=True, xx=True)

@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -135,8 +137,9 @@ class TrustPipeline:
         for _, decision in refused:
             result.add(decision, {})
         audit = asyncio.ensure_future(self.append_audit(result.decisions, result.requests))
-        await asyncio.sleep(0)  # let the audit write send its request
-        messages = self.encode(result)  # while PostgreSQL works
+        async with settled(audit):
+            await asyncio.sleep(0)  # let the audit write send its request
+            messages = self.encode(result)  # while PostgreSQL works
         try:
             confirmed = await audit
         except SinkUnavailable as exc:
@@ -168,8 +171,9 @@ class TrustPipeline:
                             posture_of(access.record["device"], config)))
         opened = asyncio.ensure_future(
             self.sessions.open(opening, worst_postures(out.fresh, config)))
-        await asyncio.sleep(0)
-        self.state.store(out)  # audited: the tables may count the batch (while Redis works)
+        async with settled(opened):
+            await asyncio.sleep(0)
+            self.state.store(out)  # audited: the tables may count the batch (while Redis works)
         try:
             _, flagged = await opened
         except SinkUnavailable as exc:
@@ -251,10 +255,14 @@ class TrustPipeline:
         if r.worse is None:
             return True
         update = r.update
-        return session.user_id == update.user_id and \
-            session.device_id == update.device.device_id and \
-            session.opened_ms <= update.ts_ms and \
-            is_worse(r.worse, posture_of(session.request["device"], self.engine.config))
+        if (session.user_id, session.device_id) != (update.user_id, update.device.device_id) \
+                or session.opened_ms > update.ts_ms:
+            return False
+        try:
+            recorded = posture_of(session.request["device"], self.engine.config)
+        except (KeyError, TypeError, ValueError):
+            return True  # an unreadable stored posture: re-decide (it revokes)
+        return is_worse(r.worse, recorded)
 
     async def recheck_failed(self, rechecks: list[Recheck], result: Result, detail: str) -> None:
         """Sessions could not be re-evaluated: a critical alert per user, updates dead-lettered."""
@@ -344,3 +352,14 @@ def worst_postures(requests: list[AccessEvent], config: TrustConfig) -> dict[Pai
         elif seen != posture:
             worst[pair] = tuple(map(min, seen, posture))
     return worst
+
+
+@asynccontextmanager
+async def settled(write: asyncio.Future[Any]) -> AsyncIterator[None]:
+    """Work done while ``write`` runs; if it fails, ``write`` is awaited before the error
+    goes on (never a write left running unobserved)."""
+    try:
+        yield
+    except BaseException:
+        await asyncio.gather(write, return_exceptions=True)
+        raise

@@ -61,7 +61,7 @@ def test_no_session_opens_while_postgres_is_down(settings, tmp_path, pick_port, 
             "DENY"]  # never an ALLOW
         session_id = deterministic_id("session", during["event_id"])
         assert not redis_client.exists(f"session:{session_id}")
-        assert session_id not in redis_client.smembers(f"sessions:device:{device}")
+        assert session_id not in redis_client.zrange(f"sessions:by-device:{device}", 0, -1)
         letters = poll(lambda: _letters(dlq, [], during["event_id"]), "batch dead-lettered")
         assert letters[0]["error_kind"] == "sink_error"
 

@@ -48,7 +48,7 @@ def test_seed_example_through_kafka(settings, producer, outputs, redis_client, s
     session = json.loads(redis_client.get(f"session:{decision['session_id']}"))
     assert session["status"] == "active"
     assert 0 < redis_client.ttl(f"session:{decision['session_id']}") <= 900
-    assert decision["session_id"] in redis_client.smembers("sessions:device:device_12345")
+    assert decision["session_id"] in redis_client.zrange("sessions:by-device:device_12345", 0, -1)
 
     # the behaviour started at the seeded 85 (a clean ALLOW earns 0.5)
     behaviour = poll(lambda: read_changelog(settings, changelog, "admin_user_001"),
@@ -86,7 +86,7 @@ def test_posture_update_revokes_session_within_5s(settings, producer, outputs, r
     assert revoke["session_id"] == allow["session_id"]
     assert arrived - started <= 5.0, f"revocation took {arrived - started:.2f}s"
     assert not redis_client.exists(session_key)
-    assert allow["session_id"] not in redis_client.smembers(f"sessions:device:{device}")
+    assert allow["session_id"] not in redis_client.zrange(f"sessions:by-device:{device}", 0, -1)
     rows = poll(lambda: audit_rows(settings, posture_id), "REVOKE audited")
     assert [r["decision"] for r in rows] == ["REVOKE"]
     assert [r["decision"] for r in audit_rows(settings, allow_id)] == ["ALLOW"]  # append-only

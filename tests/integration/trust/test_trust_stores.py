@@ -20,8 +20,8 @@ pytestmark = pytest.mark.integration
 
 def _session(tag: str, **overrides: Any) -> tuple[Session, AccessEvent]:
     engine = default_engine()
-    record = seed_event(f"evt-store-{tag}", recent(), user_id=f"store_{tag}",
-                        device={"device_id": f"store_dev_{tag}"}, **overrides)
+    record = seed_event(f"evt-store-{tag}", recent(), **{
+        "user_id": f"store_{tag}", "device": {"device_id": f"store_dev_{tag}"}, **overrides})
     access = engine.decide(record, UserBehaviour(score=85))
     event = AccessEvent.model_validate(record)
     return Session.open(access, event), event
@@ -99,3 +99,26 @@ def test_audit_confirms_only_allows_it_holds_as_such(settings):
     assert first == set()
     assert second == other  # the ALLOW whose id holds the forged DENY is not confirmed
     assert again == other
+
+
+def test_session_indexes_hold_live_sessions_only(settings, redis_client):
+    """An active user's index does not grow with every session it ever had."""
+    url = settings.redis.url.get_secret_value()
+    tag = uuid.uuid4().hex[:8]
+    first, _ = _session(f"{tag}a", user_id=f"idx_{tag}")
+    second, _ = _session(f"{tag}b", user_id=f"idx_{tag}")
+
+    async def scenario() -> list[Session]:
+        store = SessionStore(url, ttl_s=1, guard_s=600)
+        await store.flush([first])
+        deadline = time.monotonic() + 10
+        while redis_client.exists(f"session:{first.session_id}") and \
+                time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await store.flush([second])
+        live = [s for s, _ in await store.touching(f"idx_{tag}", "no_device")]
+        await store.close()
+        return live
+
+    assert asyncio.run(scenario()) == [second]
+    assert redis_client.zrange(f"sessions:by-user:idx_{tag}", 0, -1) == [second.session_id]
