@@ -40,26 +40,29 @@ _COLUMNS = """decision_id text, event_id text, ts bigint, user_id text, device_i
     resource text, action text, decision text, trust_score float8, trust_level text,
     policy_id text, policy_version text, reasons text[], session_id text, inputs jsonb"""
 
-#: Append the rows (one statement: one transaction, committed when it returns) and
-#: answer which ALLOWs the trail now holds as these decisions: rows this statement
-#: inserted, or rows an earlier delivery of the same decisions stored.  An ALLOW whose
-#: id is taken by a different row (another event with the same id) is not confirmed.
+#: Append the rows (one statement: one transaction, committed when it returns); the
+#: ids of the ALLOWs it inserted.
 _APPEND = """
-WITH r AS (SELECT * FROM jsonb_to_recordset(%s::jsonb) AS r({columns})),
-ins AS (
+WITH ins AS (
     INSERT INTO {table} (decision_id, event_id, ts, user_id, device_id, resource, action,
         decision, trust_score, trust_level, policy_id, policy_version, reasons, session_id,
         inputs)
     SELECT decision_id, event_id, to_timestamp(ts / 1000.0), user_id, device_id, resource,
         action, decision, trust_score, trust_level, policy_id, policy_version, reasons,
         session_id, inputs
-    FROM r
+    FROM jsonb_to_recordset(%s::jsonb) AS r({columns})
     ON CONFLICT (decision_id) DO NOTHING
     RETURNING decision_id, decision)
 SELECT decision_id FROM ins WHERE decision = 'ALLOW'
-UNION ALL
-SELECT a.decision_id FROM {table} a JOIN r ON a.decision_id = r.decision_id
-WHERE r.decision = 'ALLOW' AND a.decision = 'ALLOW' AND a.event_id = r.event_id
+"""
+
+#: Of ALLOWs whose rows were there already, those stored as these very decisions (an
+#: earlier delivery), not as another decision under the same id.
+_CONFIRM = """
+SELECT a.decision_id FROM {table} a
+JOIN jsonb_to_recordset(%s::jsonb) AS r(decision_id text, event_id text, session_id text)
+    ON a.decision_id = r.decision_id
+WHERE a.decision = 'ALLOW' AND a.event_id = r.event_id
     AND a.session_id IS NOT DISTINCT FROM r.session_id
 """
 
@@ -150,6 +153,7 @@ class AuditSink(BatchSink[dict[str, Any]]):
         self._conn: psycopg.AsyncConnection | None = None
         self._query = sql.SQL(_APPEND).format(table=sql.Identifier(table),
                                               columns=sql.SQL(_COLUMNS))
+        self._confirm = sql.SQL(_CONFIRM).format(table=sql.Identifier(table))
 
     async def setup(self) -> None:
         await self.close()
@@ -170,7 +174,13 @@ class AuditSink(BatchSink[dict[str, Any]]):
     async def _append(self, rows: Sequence[dict[str, Any]]) -> set[str]:
         assert self._conn is not None
         cur = await self._conn.execute(self._query, (orjson.dumps(list(rows)).decode(),))
-        return {row[0] for row in await cur.fetchall()}
+        inserted = {row[0] for row in await cur.fetchall()}
+        stored = [{k: r[k] for k in ("decision_id", "event_id", "session_id")} for r in rows
+                  if r["decision"] == "ALLOW" and r["decision_id"] not in inserted]
+        if not stored:
+            return inserted  # the usual case: every ALLOW is new
+        cur = await self._conn.execute(self._confirm, (orjson.dumps(stored).decode(),))
+        return inserted | {row[0] for row in await cur.fetchall()}
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -3,9 +3,10 @@
 ``setup()`` connects and verifies; ``write(batch)`` is the one thing a sink
 implements and must be idempotent; :meth:`BatchSink.flush` retries it a bounded
 number of times (tenacity) and then raises :class:`SinkUnavailable`, which the
-agent turns into dead letters.  Agents await ``flush`` before their batch is
-acknowledged, so offsets are committed only after the rows are stored:
-at-least-once delivery, with idempotent writes making replays harmless.
+agent turns into dead letters; :meth:`BatchSink.call` gives any other
+operation of a sink the same treatment.  Agents await ``flush`` before their
+batch is acknowledged, so offsets are committed only after the rows are
+stored: at-least-once delivery, with idempotent writes making replays harmless.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -43,17 +44,29 @@ __all__ = ["SessionStore"]
 #: expired: see the module docstring), keep each (user, device) pair's best posture,
 #: and name the pairs a request of this batch reports a worse posture for.
 #: ARGV: the TTL, the guard, a JSON list of [session id, user id, device id, value,
-#: posture key, posture], a JSON list of [posture key, worst posture of the batch].
+#: posture key, posture], a JSON list of [posture key, worst posture of the batch];
+#: postures are ``|``-joined numbers (:func:`_text`), parsed only when they differ.
 #: Keys are computed here, so this needs one Redis (not Cluster).
 _OPEN = """
 local ttl, guard = tonumber(ARGV[1]), tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local opened, best, indexes = 0, {}, {}
-local function merge(into, p)
-  if into == nil then return p end
-  for i = 1, #p do if p[i] > into[i] then into[i] = p[i] end end
-  return into
+local opened, best, indexes, stored = 0, {}, {}, {}
+local function parse(p)
+  local t = {}
+  for x in string.gmatch(p, '[^|]+') do t[#t + 1] = tonumber(x) end
+  return t
+end
+local function recorded(key)
+  local v = stored[key]
+  if v == nil then v = redis.call('GET', key) or false; stored[key] = v end
+  return best[key] or v
+end
+local function merge(a, b)
+  if not a or a == b then return b end
+  local x, y = parse(a), parse(b)
+  for i = 1, #y do if x[i] > y[i] then y[i] = x[i] end end
+  return table.concat(y, '|')
 end
 for _, s in ipairs(cjson.decode(ARGV[3])) do
   local key = 'session:' .. s[1]
@@ -64,7 +77,7 @@ for _, s in ipairs(cjson.decode(ARGV[3])) do
       redis.call('ZADD', index, now + ttl * 1000, s[1])
       indexes[index] = true
     end
-    if #s[6] > 0 then best[s[5]] = merge(best[s[5]], s[6]) end
+    if s[6] ~= '' then best[s[5]] = merge(recorded(s[5]), s[6]) end
     opened = opened + 1
   end
 end
@@ -72,22 +85,14 @@ for index in pairs(indexes) do
   redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
   redis.call('EXPIRE', index, ttl)
 end
-for key, p in pairs(best) do
-  local stored = redis.call('GET', key)
-  if stored then p = merge(p, cjson.decode(stored)) end
-  best[key] = p
-  redis.call('SET', key, cjson.encode(p), 'EX', ttl)
-end
+for key, p in pairs(best) do redis.call('SET', key, p, 'EX', ttl) end
 local worse = {}
 for _, r in ipairs(cjson.decode(ARGV[4])) do
-  local p = best[r[1]]
-  if p == nil then
-    local stored = redis.call('GET', r[1])
-    if stored then p = cjson.decode(stored) end
-  end
-  if p then
-    for i = 1, #p do
-      if r[2][i] < p[i] then table.insert(worse, r[1]); break end
+  local p = recorded(r[1])
+  if p and p ~= r[2] then
+    local mine, theirs = parse(r[2]), parse(p)
+    for i = 1, #theirs do
+      if mine[i] < theirs[i] then table.insert(worse, r[1]); break end
     end
   end
 end
@@ -99,6 +104,13 @@ Pair = tuple[str, str]
 
 def _key(session_id: str) -> str:
     return f"session:{session_id}"
+
+
+@lru_cache(maxsize=4096)
+def _text(posture: Posture | tuple[()]) -> str:
+    """A posture as the script stores it: its numbers as Lua prints them (``%.14g``), so
+    equal postures are equal strings (``95|1|1|0|10``)."""
+    return "|".join(format(x, ".14g") for x in posture)
 
 
 def _posture_key(pair: Pair) -> str:
@@ -153,10 +165,11 @@ class SessionStore(BatchSink[Session]):
         pairs = {_posture_key(pair): pair for pair in requested}
         args = [(s.session_id, s.user_id, s.device_id,
                  orjson.dumps({"status": "active", "session": s.to_dict()}).decode(),
-                 _posture_key((s.user_id, s.device_id)), posture) for s, posture in sessions]
+                 _posture_key((s.user_id, s.device_id)), _text(posture))
+                for s, posture in sessions]
         opened, worse = await self._open(args=[
             self.ttl_s, self.guard_s, orjson.dumps(args),
-            orjson.dumps([(key, requested[pair]) for key, pair in pairs.items()])])
+            orjson.dumps([(key, _text(requested[pair])) for key, pair in pairs.items()])])
         return int(opened), {pairs[k.decode() if isinstance(k, bytes) else k] for k in worse}
 
     async def touching(self, user_id: str, device_id: str) -> list[tuple[Session, str]]:

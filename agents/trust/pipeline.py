@@ -3,13 +3,14 @@
 Order is what makes the decisions fail closed:
 
 1. fold the batch through the tables (decide against the worker's clock);
-2. append every decision to the audit trail and wait for the commit: when
-   PostgreSQL stays away, every request of the batch is DENY
-   ``audit_unavailable`` (emitted at once, so no enforcement point waits),
-   the tables are left as they were and the batch is dead-lettered;
-3. only then store the tables and open the sessions of the ALLOWs the trail
-   now holds (the open is refused for a session opened or revoked before: a
-   replay never reopens one); when Redis stays away, those ALLOWs become DENY
+2. append every decision to the audit trail and wait for the commit (the
+   tables are written meanwhile): when PostgreSQL stays away, every request of
+   the batch is DENY ``audit_unavailable`` (emitted at once, so no enforcement
+   point waits), the tables are put back as they were and the batch is
+   dead-lettered;
+3. only then open the sessions of the ALLOWs the trail holds (the open is
+   refused for a session opened or revoked before: a replay never reopens
+   one); when Redis stays away, those ALLOWs become DENY
    ``session_unavailable``;
 4. re-evaluate the live sessions that posture and risk updates touch, and those
    a fresh request reports a worse posture for (REVOKE or CHALLENGE); when
@@ -137,55 +138,60 @@ class TrustPipeline:
         for _, decision in refused:
             result.add(decision, {})
         audit = asyncio.ensure_future(self.append_audit(result.decisions, result.requests))
-        async with settled(audit):
+        async with settled(audit):  # while PostgreSQL works:
             await asyncio.sleep(0)  # let the audit write send its request
-            messages = self.encode(result)  # while PostgreSQL works
+            messages = self.encode(result)
+            self.state.store(out)  # undone below if the audit fails
+            opening = self.sessions_of(out)
         try:
             confirmed = await audit
         except SinkUnavailable as exc:
+            self.state.restore(out)  # a dead-lettered batch is not counted
             await self.audit_unavailable(out, result, accepted, exc)
             return result, None
-        flagged, intact = await self.open_sessions(out, result, confirmed)
+        flagged, intact = await self.open_sessions(out, result, confirmed, opening)
         if flagged is None:  # Redis is away: nothing to re-evaluate sessions with
             return result, None
         later = await self.recheck_sessions(out, result, flagged)
         result.decisions += later.decisions
         return result, (messages + self.encode(later)) if intact else None
 
-    async def open_sessions(self, out: Outcome, result: Result,
-                            confirmed: set[str]) -> tuple[set[Pair] | None, bool]:
-        """Store the tables and open the sessions of the ALLOWs the trail holds; the
-        (user, device) pairs reporting a worse posture (None: Redis is away), and whether
-        every decision stands as encoded."""
-        config, intact = self.engine.config, True
-        opening: list[tuple[Session, Posture]] = []
-        for i, (_, access, decision) in enumerate(out.decided):
-            if decision.decision is not Verdict.ALLOW:
-                continue
-            if decision.decision_id not in confirmed:  # its id holds another decision
+    def sessions_of(self, out: Outcome) -> tuple[list[tuple[Session, Posture]],
+                                                   dict[Pair, Posture]]:
+        """The session each ALLOW would open, with its device's posture; the worst posture
+        each (user, device) pair reported."""
+        config = self.engine.config
+        opening = [(Session.open(decision, access, access.record),
+                    posture_of(access.record["device"], config))
+                   for _, access, decision in out.decided if decision.decision is Verdict.ALLOW]
+        return opening, worst_postures(out.fresh, config)
+
+    async def open_sessions(self, out: Outcome, result: Result, confirmed: set[str],
+                            sessions: tuple[list[tuple[Session, Posture]], dict[Pair, Posture]]
+                            ) -> tuple[set[Pair] | None, bool]:
+        """Open the sessions of the ALLOWs the trail holds; the (user, device) pairs reporting
+        a worse posture (None: Redis is away), and whether every decision stands as encoded."""
+        opening, requested = sessions
+        conflicts = set()
+        for i, (_, _, decision) in enumerate(out.decided):
+            if decision.decision is Verdict.ALLOW and decision.decision_id not in confirmed:
+                conflicts.add(decision.session_id)  # its id holds another decision in the trail
                 result.decisions[i] = fail_closed(decision, AUDIT_CONFLICT, "the audit trail "
                                                   "holds another decision under this id")
-                intact = False
-                continue
-            opening.append((Session.open(decision, access, access.record),
-                            posture_of(access.record["device"], config)))
-        opened = asyncio.ensure_future(
-            self.sessions.open(opening, worst_postures(out.fresh, config)))
-        async with settled(opened):
-            await asyncio.sleep(0)
-            self.state.store(out)  # audited: the tables may count the batch (while Redis works)
+        if conflicts:
+            opening = [(s, p) for s, p in opening if s.session_id not in conflicts]
         try:
-            _, flagged = await opened
+            _, flagged = await self.sessions.open(opening, requested)
         except SinkUnavailable as exc:
             unopened = {s.session_id for s, _ in opening}
             result.decisions = [fail_closed(d, SESSION_UNAVAILABLE, f"session store: {exc}")
                                 if d.session_id in unopened else d for d in result.decisions]
-            await self.recheck_failed(self.rechecks(out, set()), result, str(exc))
+            self.recheck_failed(self.rechecks(out, set()), result, str(exc))
             await self.audit_quietly(result)
             return None, False
-        if not intact:
+        if conflicts:
             await self.audit_quietly(result)
-        return flagged, intact
+        return flagged, not conflicts
 
     async def recheck_sessions(self, out: Outcome, result: Result, flagged: set[Pair]) -> Result:
         """Re-evaluate the sessions the batch's updates touch; audit what it decides."""
@@ -194,7 +200,7 @@ class TrustPipeline:
             for decision, update in await self.revalidate(rechecks):
                 later.add(decision, update.record)
         except SinkUnavailable as exc:
-            await self.recheck_failed(rechecks, result, str(exc))
+            self.recheck_failed(rechecks, result, str(exc))
             return later
         try:
             await self.append_audit(later.decisions, later.requests)
@@ -264,7 +270,7 @@ class TrustPipeline:
             return True  # an unreadable stored posture: re-decide (it revokes)
         return is_worse(r.worse, recorded)
 
-    async def recheck_failed(self, rechecks: list[Recheck], result: Result, detail: str) -> None:
+    def recheck_failed(self, rechecks: list[Recheck], result: Result, detail: str) -> None:
         """Sessions could not be re-evaluated: a critical alert per user, updates dead-lettered."""
         users: set[str] = set()
         for r in rechecks:
@@ -289,7 +295,7 @@ class TrustPipeline:
             for decision, update in await self.revalidate(rechecks):
                 result.add(decision, update.record)  # emitted; not audited (trail down)
         except SinkUnavailable as redis_exc:
-            await self.recheck_failed(rechecks, result, str(redis_exc))
+            self.recheck_failed(rechecks, result, str(redis_exc))
         result.dead = [(event, RejectedEvent("sink_error", detail)) for event, _ in accepted]
 
     def internal_error(self, accepted: Accepted, refused: Refused, exc: Exception) -> Result:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from pydantic import ConfigDict, StrictInt, StrictStr, TypeAdapter
@@ -87,9 +88,16 @@ def posture_of(device: Mapping[str, Any], config: TrustConfig) -> Posture:
     ...             "antivirus": False, "patch_level": "latest"}, TrustConfig())
     (95.0, 1, 1, 0, 10)
     """
-    return (round(float(device["compliance_score"]), 6), int(device["encrypted"]),
-            int(device["firewall"]), int(device["antivirus"]),
-            config.patch_bonus.get(device["patch_level"], 0))
+    return _posture(device["compliance_score"], device["encrypted"], device["firewall"],
+                    device["antivirus"], config.patch_bonus.get(device["patch_level"], 0))
+
+
+@lru_cache(maxsize=4096)
+def _posture(compliance: float, encrypted: bool, firewall: bool, antivirus: bool,
+             patch_bonus: int) -> Posture:
+    """Postures repeat (a device reports the same one request after request)."""
+    return (round(float(compliance), 6), int(encrypted), int(firewall), int(antivirus),
+            patch_bonus)
 
 
 def is_worse(posture: Posture, than: Posture) -> bool:

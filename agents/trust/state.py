@@ -58,6 +58,8 @@ class Outcome:
     #: users' new table values (None: unchanged), with their last event: see TrustState.store
     changed: list[tuple[str, UserBehaviour | None, AlertState | None, EventT]] = field(
         default_factory=list)
+    #: the changed users' values before the batch: see TrustState.restore
+    previous: list[tuple[str, UserBehaviour, AlertState]] = field(default_factory=list)
 
 
 class TrustState:
@@ -94,6 +96,7 @@ class TrustState:
             if after is not before or new_alerts is not alerts:
                 out.changed.append((user, None if after is before else after,
                                     None if new_alerts is alerts else new_alerts, events[-1][0]))
+                out.previous.append((user, before, alerts))
         return out
 
     def store(self, out: Outcome) -> None:
@@ -104,6 +107,15 @@ class TrustState:
                 self.behaviour.set(user, behaviour, last)
             if alerts is not None:
                 self.alert_state.set(user, alerts, last)
+
+    def restore(self, out: Outcome) -> None:
+        """Undo :meth:`store`: the batch is not to be counted (it is dead-lettered)."""
+        for (user, behaviour, alerts, last), (_, before, alerts_before) in zip(
+                out.changed, out.previous, strict=True):
+            if behaviour is not None:
+                self.behaviour.set(user, before, last)
+            if alerts is not None:
+                self.alert_state.set(user, alerts_before, last)
 
     def _fold_user(self, events: list[Item], behaviour: UserBehaviour, alerts: AlertState,
                    out: Outcome, now_ms: int | None) -> tuple[UserBehaviour, AlertState]:

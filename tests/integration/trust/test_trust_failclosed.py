@@ -29,11 +29,14 @@ def _letters(dlq: Tailer, into: list[dict[str, Any]], tag: str) -> list[dict[str
 
 
 def test_no_session_opens_while_postgres_is_down(settings, tmp_path, pick_port, producer,
-                                                 outputs, redis_client, start_worker, poll):
+                                                 outputs, redis_client, start_worker,
+                                                 read_changelog, poll):
     """A real PostgreSQL of the worker's own is stopped and started again."""
+    group = f"pg{uuid.uuid4().hex[:8]}"
+    changelog = f"{group}-trust-trust-user-behaviour-changelog"
     with own_postgres(tmp_path / "pg", pick_port()) as pg, \
             Tailer(settings, ["audit.logs.dlq"], from_beginning=True) as dlq:
-        start_worker("trust", DHARMA_POSTGRES_DSN=pg.url)
+        start_worker("trust", DHARMA_POSTGRES_DSN=pg.url, DHARMA_WORKER_APP_ID=group)
         tag = uuid.uuid4().hex[:8]
         user, device = f"pgdown_{tag}", f"pgdown_dev_{tag}"
 
@@ -64,6 +67,8 @@ def test_no_session_opens_while_postgres_is_down(settings, tmp_path, pick_port, 
         assert session_id not in redis_client.zrange(f"sessions:by-device:{device}", 0, -1)
         letters = poll(lambda: _letters(dlq, [], during["event_id"]), "batch dead-lettered")
         assert letters[0]["error_kind"] == "sink_error"
+        # the dead-lettered request is not counted by the behaviour table
+        assert read_changelog(settings, changelog, user)["events"] == 1
 
         pg.start()
         after = request(2)
@@ -73,6 +78,8 @@ def test_no_session_opens_while_postgres_is_down(settings, tmp_path, pick_port, 
         assert redis_client.exists(f"session:{allow['session_id']}")
         assert [r[0] for r in _rows(pg.url, after["event_id"])] == ["ALLOW"]
         assert not redis_client.exists(f"session:{session_id}")  # never opened later either
+        assert poll(lambda: read_changelog(settings, changelog, user)["events"] == 2,
+                    "the third request counted")
 
 
 
