@@ -11,7 +11,6 @@ import pytest
 from trust_helpers import recent, seed_event
 
 from dharma.agents.trust import AccessEvent, Session, UserBehaviour, default_engine
-from dharma.agents.trust.session import posture_of
 from dharma.sinks.audit import AuditSink, audit_row
 from dharma.sinks.sessions import SessionStore
 
@@ -28,13 +27,14 @@ def _session(tag: str, **overrides: Any) -> tuple[Session, AccessEvent]:
 
 
 def test_a_session_opens_once_never_after_expiry_or_revocation(settings, redis_client):
-    """Sessions live 1 s here; opened and revoked ids are kept for the guard (600 s)."""
+    """Sessions live 1 s here; opened and revoked ids are kept for the guard (its default,
+    1,830 s: session TTL + freshness + skew of the default configuration)."""
     url = settings.redis.url.get_secret_value()
     expiring, _ = _session(uuid.uuid4().hex[:8])
     revoked, _ = _session(uuid.uuid4().hex[:8])
 
     async def scenario() -> list[int]:
-        store = SessionStore(url, ttl_s=1, guard_s=600)
+        store = SessionStore(url, ttl_s=1)
         opened = [await store.flush([expiring, revoked]), await store.flush([expiring])]
         await store.end([revoked], [])
         deadline = time.monotonic() + 10
@@ -49,10 +49,12 @@ def test_a_session_opens_once_never_after_expiry_or_revocation(settings, redis_c
     assert asyncio.run(scenario()) == [2, 0, 0]
     assert not redis_client.exists(f"session:{expiring.session_id}")
     assert not redis_client.exists(f"session:{revoked.session_id}")
-    assert 590 < redis_client.ttl(f"session:{revoked.session_id}:revoked") <= 600
+    assert 1800 < redis_client.ttl(f"session:{revoked.session_id}:revoked") <= 1830
 
 
 def test_open_reports_pairs_whose_requests_report_a_worse_posture(settings):
+    from dharma.agents.trust.session import posture_of
+
     url = settings.redis.url.get_secret_value()
     config = default_engine().config
 
@@ -109,7 +111,7 @@ def test_session_indexes_hold_live_sessions_only(settings, redis_client):
     second, _ = _session(f"{tag}b", user_id=f"idx_{tag}")
 
     async def scenario() -> list[Session]:
-        store = SessionStore(url, ttl_s=1, guard_s=600)
+        store = SessionStore(url, ttl_s=1)
         await store.flush([first])
         deadline = time.monotonic() + 10
         while redis_client.exists(f"session:{first.session_id}") and \
