@@ -106,7 +106,11 @@ def _produce(settings: Settings, events: list[dict[str, Any]]) -> float:
 
 
 def _env(settings: Settings, group: str) -> dict[str, str]:
+    # The events are dated at BASE_MS (business hours): the worker is told they are
+    # fresh, so every run decides the same mix whatever the day it runs on.
+    age_s = (time.time_ns() // 1_000_000 - BASE_MS) // 1000 + 86_400
     return {**os.environ, "DHARMA_WORKER_APP_ID": group, "DHARMA_WORKER_METRICS_PORT": "0",
+            "DHARMA_TRUST_MAX_REQUEST_AGE_S": str(age_s),
             "DHARMA_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
             "DHARMA_REGISTRY_URL": settings.registry.url,
             "DHARMA_POSTGRES_DSN": settings.postgres.dsn.get_secret_value(),

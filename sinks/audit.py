@@ -5,6 +5,8 @@ REVOKE of a live session) is one row keyed by its deterministic
 ``decision_id``, so replaying the same events stores each once
 (``ON CONFLICT DO NOTHING``).  Rows are never updated or deleted: a trigger
 rejects ``UPDATE`` and ``DELETE``; a revocation is a new row.
+:meth:`AuditSink.append` answers which ALLOWs are committed, so the agent
+opens sessions for those only.
 
 Masking of ``inputs`` (the request as decided, kept for investigations):
 
@@ -38,13 +40,30 @@ _COLUMNS = """decision_id text, event_id text, ts bigint, user_id text, device_i
     resource text, action text, decision text, trust_score float8, trust_level text,
     policy_id text, policy_version text, reasons text[], session_id text, inputs jsonb"""
 
-_INSERT = """
-INSERT INTO {table} (decision_id, event_id, ts, user_id, device_id, resource, action, decision,
-    trust_score, trust_level, policy_id, policy_version, reasons, session_id, inputs)
-SELECT decision_id, event_id, to_timestamp(ts / 1000.0), user_id, device_id, resource, action,
-    decision, trust_score, trust_level, policy_id, policy_version, reasons, session_id, inputs
-FROM jsonb_to_recordset(%s::jsonb) AS r({columns})
-ON CONFLICT (decision_id) DO NOTHING
+#: Append the rows (one statement: one transaction, committed when it returns); the
+#: ids of the ALLOWs it inserted.
+_APPEND = """
+WITH ins AS (
+    INSERT INTO {table} (decision_id, event_id, ts, user_id, device_id, resource, action,
+        decision, trust_score, trust_level, policy_id, policy_version, reasons, session_id,
+        inputs)
+    SELECT decision_id, event_id, to_timestamp(ts / 1000.0), user_id, device_id, resource,
+        action, decision, trust_score, trust_level, policy_id, policy_version, reasons,
+        session_id, inputs
+    FROM jsonb_to_recordset(%s::jsonb) AS r({columns})
+    ON CONFLICT (decision_id) DO NOTHING
+    RETURNING decision_id, decision)
+SELECT decision_id FROM ins WHERE decision = 'ALLOW'
+"""
+
+#: Of ALLOWs whose rows were there already, those stored as these very decisions (an
+#: earlier delivery), not as another decision under the same id.
+_CONFIRM = """
+SELECT a.decision_id FROM {table} a
+JOIN jsonb_to_recordset(%s::jsonb) AS r(decision_id text, event_id text, session_id text)
+    ON a.decision_id = r.decision_id
+WHERE a.decision = 'ALLOW' AND a.event_id = r.event_id
+    AND a.session_id IS NOT DISTINCT FROM r.session_id
 """
 
 _DDL = """
@@ -132,6 +151,9 @@ class AuditSink(BatchSink[dict[str, Any]]):
         self._dsn = dsn
         self.table = table
         self._conn: psycopg.AsyncConnection | None = None
+        self._query = sql.SQL(_APPEND).format(table=sql.Identifier(table),
+                                              columns=sql.SQL(_COLUMNS))
+        self._confirm = sql.SQL(_CONFIRM).format(table=sql.Identifier(table))
 
     async def setup(self) -> None:
         await self.close()
@@ -139,11 +161,26 @@ class AuditSink(BatchSink[dict[str, Any]]):
         await create_audit_table(self._conn, self.table)
 
     async def write(self, batch: Sequence[dict[str, Any]]) -> int:
+        await self._append(batch)
+        return len(batch)
+
+    async def append(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+        """Append ``rows`` (retried; :class:`SinkUnavailable` when PostgreSQL stays away);
+        the ids of the ALLOWs among them that the trail holds once this returns."""
+        if not rows:
+            return set()
+        return await self.call(lambda: self._append(rows))
+
+    async def _append(self, rows: Sequence[dict[str, Any]]) -> set[str]:
         assert self._conn is not None
-        query = sql.SQL(_INSERT).format(table=sql.Identifier(self.table),
-                                        columns=sql.SQL(_COLUMNS))
-        cur = await self._conn.execute(query, (orjson.dumps(list(batch)).decode(),))
-        return max(cur.rowcount, 0)
+        cur = await self._conn.execute(self._query, (orjson.dumps(list(rows)).decode(),))
+        inserted = {row[0] for row in await cur.fetchall()}
+        stored = [{k: r[k] for k in ("decision_id", "event_id", "session_id")} for r in rows
+                  if r["decision"] == "ALLOW" and r["decision_id"] not in inserted]
+        if not stored:
+            return inserted  # the usual case: every ALLOW is new
+        cur = await self._conn.execute(self._confirm, (orjson.dumps(stored).decode(),))
+        return inserted | {row[0] for row in await cur.fetchall()}
 
     async def close(self) -> None:
         if self._conn is not None:

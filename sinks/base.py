@@ -3,16 +3,17 @@
 ``setup()`` connects and verifies; ``write(batch)`` is the one thing a sink
 implements and must be idempotent; :meth:`BatchSink.flush` retries it a bounded
 number of times (tenacity) and then raises :class:`SinkUnavailable`, which the
-agent turns into dead letters.  Agents await ``flush`` before their batch is
-acknowledged, so offsets are committed only after the rows are stored:
-at-least-once delivery, with idempotent writes making replays harmless.
+agent turns into dead letters; :meth:`BatchSink.call` gives any other
+operation of a sink the same treatment.  Agents await ``flush`` before their
+batch is acknowledged, so offsets are committed only after the rows are
+stored: at-least-once delivery, with idempotent writes making replays harmless.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponential
@@ -22,6 +23,7 @@ from dharma.streams.errors import DharmaError
 logger = logging.getLogger(__name__)
 
 Row = TypeVar("Row")
+T = TypeVar("T")
 
 
 class SinkUnavailable(DharmaError):
@@ -58,20 +60,19 @@ class BatchSink(ABC, Generic[Row]):
     async def close(self) -> None:
         """Release connections."""
 
-    async def _write_once(self, batch: Sequence[Row]) -> int:
+    async def _attempt(self, op: Callable[[], Awaitable[T]]) -> T:
         try:
             if not self._ready:
                 await self.setup()
                 self._ready = True
-            return await self.write(batch)
+            return await op()
         except Exception:
             self._ready = False  # reconnect on the next try
             raise
 
-    async def flush(self, batch: Sequence[Row]) -> int:
-        """Write ``batch`` with retries; :class:`SinkUnavailable` when they run out."""
-        if not batch:
-            return 0
+    async def call(self, op: Callable[[], Awaitable[T]]) -> T:
+        """Run ``op`` (connecting first when needed) with retries; :class:`SinkUnavailable`
+        when they run out."""
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=0.1, max=self.max_backoff_s),
@@ -80,9 +81,15 @@ class BatchSink(ABC, Generic[Row]):
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._write_once(batch)
+                    return await self._attempt(op)
         except RetryError as exc:
             cause = exc.last_attempt.exception()
             logger.error("sink=%s gave up after %d attempts: %r", self.name, self.attempts, cause)
             raise SinkUnavailable(f"{self.name}: {cause!r}") from cause
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def flush(self, batch: Sequence[Row]) -> int:
+        """Write ``batch`` with retries; :class:`SinkUnavailable` when they run out."""
+        if not batch:
+            return 0
+        return await self.call(lambda: self.write(batch))

@@ -1,66 +1,124 @@
 """Redis store of live zero-trust sessions (``redis.asyncio``; a batch opens in one script).
 
-Delivery: at-least-once, idempotent.  Keys:
+Delivery: at-least-once, idempotent, and a session opens at most once.  Keys:
 
 * ``session:{id}``: JSON ``{"status": "active"|"challenged", "session": Session}``,
-  TTL ``ttl_s`` (the ALLOW's ``expires_in``, 900 s by default), refreshed when
-  the same ALLOW is stored again;
-* ``sessions:user:{user_id}`` and ``sessions:device:{device_id}``: sets of
-  session ids, so a posture or risk event finds the sessions it touches; their
-  TTL is pushed to ``ttl_s`` on every open (ids of expired sessions are skipped
-  on lookup and dropped when a session is ended);
-* ``session:{id}:revoked``: a tombstone (TTL ``ttl_s``) so a replayed ALLOW
-  cannot reopen a revoked session.
+  TTL ``ttl_s`` (the ALLOW's ``expires_in``, 900 s by default), never extended;
+* ``session:{id}:opened`` and ``session:{id}:revoked``: markers kept for
+  ``guard_s`` (at least session lifetime + request freshness + clock skew), so
+  that a replayed ALLOW, redelivered or re-sent by anyone, cannot open its
+  session again once it was revoked or has expired: by the time the markers
+  go, the replay is stale and the engine denies it;
+* ``sessions:by-user:{user_id}`` and ``sessions:by-device:{device_id}``: sorted
+  sets of session ids scored by their expiry (Redis clock, ms), so a posture or
+  risk event finds the sessions it touches; each open drops the expired ids of
+  the sets it adds to and pushes their TTL to ``ttl_s``, so a set holds about
+  the live sessions of its user or device, however long the user stays active;
+* ``sessions:posture:{user_id}/{device_id}``: the best posture (component by
+  component) recorded by that user's live sessions on that device, TTL
+  ``ttl_s``, so a request reporting a worse posture is noticed without reading
+  the sessions (:meth:`SessionStore.open` reports such pairs).
 
 Every operation is retried a bounded number of times (tenacity) and then
-raises :class:`~dharma.sinks.base.SinkUnavailable`.
+raises :class:`~dharma.sinks.base.SinkUnavailable`.  The memory these keys take
+is bounded by the rate of ALLOWs times ``guard_s``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
 
 import orjson
 import redis.asyncio as redis
-from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponential
 
-from dharma.agents.trust.session import Session
-from dharma.sinks.base import BatchSink, SinkUnavailable
+from dharma.agents.trust.session import Posture, Session
+from dharma.sinks.base import BatchSink
 
 __all__ = ["SessionStore"]
 
-T = TypeVar("T")
 
-
-#: Open (or refresh) sessions in one round trip and one reply, skipping revoked ones.
-#: ARGV[1]: the TTL; ARGV[2]: a JSON list of [session id, user id, device id, value].
-#: Keys are computed here, so this needs one Redis (not Cluster).  Returns how many opened.
+#: Open sessions in one round trip, each at most once (never again once revoked or
+#: expired: see the module docstring), keep each (user, device) pair's best posture,
+#: and name the pairs a request of this batch reports a worse posture for.
+#: ARGV: the TTL, the guard, a JSON list of [session id, user id, device id, value,
+#: posture key, posture], a JSON list of [posture key, worst posture of the batch];
+#: postures are ``|``-joined numbers (:func:`_text`), parsed only when they differ.
+#: Keys are computed here, so this needs one Redis (not Cluster).
 _OPEN = """
-local ttl = tonumber(ARGV[1])
-local opened = 0
-for _, s in ipairs(cjson.decode(ARGV[2])) do
+local ttl, guard = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local opened, best, indexes, stored = 0, {}, {}, {}
+local function parse(p)
+  local t = {}
+  for x in string.gmatch(p, '[^|]+') do t[#t + 1] = tonumber(x) end
+  return t
+end
+local function recorded(key)
+  local v = stored[key]
+  if v == nil then v = redis.call('GET', key) or false; stored[key] = v end
+  return best[key] or v
+end
+local function merge(a, b)
+  if not a or a == b then return b end
+  local x, y = parse(a), parse(b)
+  for i = 1, #y do if x[i] > y[i] then y[i] = x[i] end end
+  return table.concat(y, '|')
+end
+for _, s in ipairs(cjson.decode(ARGV[3])) do
   local key = 'session:' .. s[1]
-  if redis.call('EXISTS', key .. ':revoked') == 0 then
+  if redis.call('EXISTS', key .. ':revoked') == 0
+      and redis.call('SET', key .. ':opened', '1', 'NX', 'EX', guard) then
     redis.call('SET', key, s[4], 'EX', ttl)
-    for _, index in ipairs({'sessions:user:' .. s[2], 'sessions:device:' .. s[3]}) do
-      redis.call('SADD', index, s[1])
-      redis.call('EXPIRE', index, ttl)
+    for _, index in ipairs({'sessions:by-user:' .. s[2], 'sessions:by-device:' .. s[3]}) do
+      redis.call('ZADD', index, now + ttl * 1000, s[1])
+      indexes[index] = true
     end
+    if s[6] ~= '' then best[s[5]] = merge(recorded(s[5]), s[6]) end
     opened = opened + 1
   end
 end
-return opened
+for index in pairs(indexes) do
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+  redis.call('EXPIRE', index, ttl)
+end
+for key, p in pairs(best) do redis.call('SET', key, p, 'EX', ttl) end
+local worse = {}
+for _, r in ipairs(cjson.decode(ARGV[4])) do
+  local p = recorded(r[1])
+  if p and p ~= r[2] then
+    local mine, theirs = parse(r[2]), parse(p)
+    for i = 1, #theirs do
+      if mine[i] < theirs[i] then table.insert(worse, r[1]); break end
+    end
+  end
+end
+return {opened, worse}
 """
+
+Pair = tuple[str, str]
 
 
 def _key(session_id: str) -> str:
     return f"session:{session_id}"
 
 
+@lru_cache(maxsize=4096)
+def _text(posture: Posture | tuple[()]) -> str:
+    """A posture as the script stores it: its numbers as Lua prints them (``%.14g``), so
+    equal postures are equal strings (``95|1|1|0|10``)."""
+    return "|".join(format(x, ".14g") for x in posture)
+
+
+def _posture_key(pair: Pair) -> str:
+    return f"sessions:posture:{pair[0]}/{pair[1]}"  # ids never hold '/'
+
+
 class SessionStore(BatchSink[Session]):
-    """Live sessions in Redis; :meth:`flush` opens (or refreshes) sessions.
+    """Live sessions in Redis; :meth:`open` opens a batch's sessions.
 
     Parameters
     ----------
@@ -68,12 +126,14 @@ class SessionStore(BatchSink[Session]):
         Redis URL (may hold a password).
     ttl_s
         Lifetime of a session and of its index entries.
+    guard_s
+        How long opened and revoked sessions are remembered (against replays).
     """
 
-    def __init__(self, url: str, ttl_s: int = 900, **kwargs: Any) -> None:
+    def __init__(self, url: str, ttl_s: int = 900, guard_s: int = 1830, **kwargs: Any) -> None:
         super().__init__(name="redis.sessions", **kwargs)
         self._url = url
-        self.ttl_s = ttl_s
+        self.ttl_s, self.guard_s = ttl_s, guard_s
         self._client: redis.Redis | None = None
 
     async def setup(self) -> None:
@@ -88,20 +148,41 @@ class SessionStore(BatchSink[Session]):
             self._client = None
 
     async def write(self, batch: Sequence[Session]) -> int:
-        assert self._client is not None
-        if not batch:
-            return 0
-        sessions = [(s.session_id, s.user_id, s.device_id,
-                     orjson.dumps({"status": "active", "session": s.to_dict()}).decode())
-                    for s in batch]
-        return int(await self._open(args=[self.ttl_s, orjson.dumps(sessions)]))
+        opened, _ = await self._open_batch([(s, ()) for s in batch], {})
+        return opened
+
+    async def open(self, sessions: Sequence[tuple[Session, Posture]],
+                   requested: Mapping[Pair, Posture]) -> tuple[int, set[Pair]]:
+        """Open ``sessions`` (each with its device's posture) and compare ``requested`` (the
+        worst posture a (user, device) pair reported in the batch) with the best one that
+        pair's live sessions recorded: how many opened, and the pairs reporting worse."""
+        if not sessions and not requested:
+            return 0, set()
+        return await self.call(lambda: self._open_batch(sessions, requested))
+
+    async def _open_batch(self, sessions: Sequence[tuple[Session, Posture]],
+                          requested: Mapping[Pair, Posture]) -> tuple[int, set[Pair]]:
+        pairs = {_posture_key(pair): pair for pair in requested}
+        args = [(s.session_id, s.user_id, s.device_id,
+                 orjson.dumps({"status": "active", "session": s.to_dict()}).decode(),
+                 _posture_key((s.user_id, s.device_id)), _text(posture))
+                for s, posture in sessions]
+        opened, worse = await self._open(args=[
+            self.ttl_s, self.guard_s, orjson.dumps(args),
+            orjson.dumps([(key, _text(requested[pair])) for key, pair in pairs.items()])])
+        return int(opened), {pairs[k.decode() if isinstance(k, bytes) else k] for k in worse}
 
     async def touching(self, user_id: str, device_id: str) -> list[tuple[Session, str]]:
         """Live sessions of ``user_id`` or on ``device_id``, with their status."""
-        async def op(client: redis.Redis) -> list[tuple[Session, str]]:
-            found = await client.sunion([f"sessions:user:{user_id}",
-                                         f"sessions:device:{device_id}"])
-            ids = sorted(i.decode() if isinstance(i, bytes) else i for i in found)
+        async def op() -> list[tuple[Session, str]]:
+            assert self._client is not None
+            client = self._client
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.zrange(f"sessions:by-user:{user_id}", 0, -1)
+                pipe.zrange(f"sessions:by-device:{device_id}", 0, -1)
+                by_user, by_device = await pipe.execute()
+            ids = sorted({i.decode() if isinstance(i, bytes) else i
+                          for i in (*by_user, *by_device)})
             values = await client.mget([_key(i) for i in ids]) if ids else []
             out = []
             for raw in values:
@@ -110,40 +191,22 @@ class SessionStore(BatchSink[Session]):
                     out.append((Session.from_dict(doc["session"]), doc["status"]))
             return out
 
-        return await self._retry(op)
+        return await self.call(op)
 
     async def end(self, revoked: Sequence[Session], challenged: Sequence[Session]) -> None:
-        """Delete revoked sessions (leaving a tombstone); mark challenged ones."""
-        async def op(client: redis.Redis) -> None:
-            async with client.pipeline(transaction=False) as pipe:
+        """Delete revoked sessions (leaving a tombstone for ``guard_s``); mark challenged ones."""
+        async def op() -> None:
+            assert self._client is not None
+            async with self._client.pipeline(transaction=False) as pipe:
                 for s in revoked:
                     pipe.delete(_key(s.session_id))
-                    pipe.set(f"{_key(s.session_id)}:revoked", "1", ex=self.ttl_s)
-                    pipe.srem(f"sessions:user:{s.user_id}", s.session_id)
-                    pipe.srem(f"sessions:device:{s.device_id}", s.session_id)
+                    pipe.set(f"{_key(s.session_id)}:revoked", "1", ex=self.guard_s)
+                    pipe.zrem(f"sessions:by-user:{s.user_id}", s.session_id)
+                    pipe.zrem(f"sessions:by-device:{s.device_id}", s.session_id)
                 for s in challenged:
                     value = json.dumps({"status": "challenged", "session": s.to_dict()})
                     pipe.set(_key(s.session_id), value, keepttl=True, xx=True)
                 await pipe.execute()
 
         if revoked or challenged:
-            await self._retry(op)
-
-    async def _retry(self, op: Callable[[redis.Redis], Awaitable[T]]) -> T:
-        retrying = AsyncRetrying(stop=stop_after_attempt(self.attempts),
-                                 wait=wait_exponential(multiplier=0.1, max=self.max_backoff_s))
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    try:
-                        if self._client is None:
-                            await self.setup()
-                        assert self._client is not None
-                        return await op(self._client)
-                    except Exception:
-                        await self.close()
-                        raise
-        except RetryError as exc:
-            cause = exc.last_attempt.exception()
-            raise SinkUnavailable(f"{self.name}: {cause!r}") from cause
-        raise AssertionError("unreachable")  # pragma: no cover
+            await self.call(op)

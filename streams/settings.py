@@ -14,11 +14,11 @@ never appear in logs or ``repr``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: Loopback ports of the embedded stack; each can be changed by its variable.
 DEFAULT_PORTS = {
@@ -194,6 +194,40 @@ class WorkerSettings(BaseSettings):
     )
 
 
+class TrustSettings(BaseSettings):
+    """Zero-trust engine settings (``DHARMA_TRUST_*``); read by the trust worker."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_TRUST_")
+
+    timezone: str = Field(
+        "UTC", description="DHARMA_TRUST_TIMEZONE: IANA zone of business hours "
+        "(09:00-18:00, Monday to Friday).")
+    internal_networks: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8"),
+        description="DHARMA_TRUST_INTERNAL_NETWORKS: comma-separated CIDRs that earn the "
+        "internal-network bonus.")
+    clock_skew_s: int = Field(
+        30, ge=0, description="DHARMA_TRUST_CLOCK_SKEW_S: a request dated further ahead of "
+        "the worker's clock is denied (clock_skew).")
+    max_request_age_s: int = Field(
+        900, ge=1, description="DHARMA_TRUST_MAX_REQUEST_AGE_S: a request dated further "
+        "before the worker's clock is denied (stale_request).")
+    session_ttl_s: int = Field(
+        900, ge=1, description="DHARMA_TRUST_SESSION_TTL_S: lifetime of an ALLOW's session "
+        "(its expires_in).")
+    replay_guard_s: int | None = Field(
+        None, ge=1, description="DHARMA_TRUST_REPLAY_GUARD_S: how long opened and revoked "
+        "sessions are remembered against replays (default and minimum: session TTL + "
+        "request age + skew).")
+
+    @field_validator("internal_networks", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
 class StackSettings(BaseSettings):
     """Embedded stack settings (``DHARMA_STACK_*``): where it keeps state, which ports."""
 
@@ -220,6 +254,7 @@ class Settings(BaseModel):
     graph: GraphSettings = Field(default_factory=lambda: GraphSettings())
     redis: RedisSettings = Field(default_factory=lambda: RedisSettings())
     worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
+    trust: TrustSettings = Field(default_factory=lambda: TrustSettings())
     stack: StackSettings = Field(default_factory=lambda: StackSettings())
 
     @model_validator(mode="after")

@@ -13,6 +13,10 @@ Three patterns raise an ``alerts.notifications`` record (Alertmanager-like:
 The last two fire at most once per user and kind per ``cooldown_s`` (event
 time).  :class:`AlertState` is the small per-user memory that makes this
 deduplication survive restarts (the agent keeps it in a table).
+
+A fourth, ``revalidation_failed`` (critical, :func:`revalidation_alert`), is
+raised by the agent when an update could not be applied to live sessions
+because the session store stayed unavailable after retries.
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ from dharma.agents.trust.behaviour import BehaviourRules, UserBehaviour
 from dharma.agents.trust.engine import Decision, Verdict, deterministic_id
 from dharma.agents.trust.models import AccessEvent
 
-__all__ = ["SEVERITY", "AlertState", "alert_record", "fingerprint", "security_alerts"]
+__all__ = ["SEVERITY", "AlertState", "alert_record", "fingerprint", "revalidation_alert",
+           "security_alerts"]
 
 SEVERITY = {
     "access_denied_burst": "warning",
     "impossible_travel": "critical",
     "forbidden_probe": "critical",
+    "revalidation_failed": "critical",
 }
 
 
@@ -73,6 +79,20 @@ ALERT_STATE_ADAPTER: TypeAdapter[AlertState] = TypeAdapter(AlertState)
 
 def alert_record(kind: str, event: AccessEvent, decision: Decision, summary: str) -> dict[str, Any]:
     """An ``alerts.notifications`` record about ``event``'s user."""
+    return _firing(kind, event, summary, {
+        "resource": event.resource, "action": event.action,
+        "decision": decision.decision.value, "policy_id": decision.policy_id or ""})
+
+
+def revalidation_alert(update: AccessEvent, detail: str) -> dict[str, Any]:
+    """A critical alert: ``update`` could not re-evaluate the live sessions it touches."""
+    return _firing("revalidation_failed", update,
+                   f"{update.event_type} {update.event_id} for {update.user_id} on "
+                   f"{update.device.device_id} not applied to live sessions: {detail}",
+                   {"event_type": update.event_type})
+
+
+def _firing(kind: str, event: AccessEvent, summary: str, labels: dict[str, str]) -> dict[str, Any]:
     fp = fingerprint(event.user_id, kind)
     return {
         "alert_id": deterministic_id("alert", fp, event.event_id),
@@ -83,16 +103,8 @@ def alert_record(kind: str, event: AccessEvent, decision: Decision, summary: str
         "source": event.user_id,
         "summary": summary[:500],
         "ts": event.ts_ms,
-        "labels": {
-            "component": "trust",
-            "user_id": event.user_id,
-            "device_id": event.device.device_id,
-            "resource": event.resource,
-            "action": event.action,
-            "event_id": event.event_id,
-            "decision": decision.decision.value,
-            "policy_id": decision.policy_id or "",
-        },
+        "labels": {"component": "trust", "user_id": event.user_id,
+                   "device_id": event.device.device_id, "event_id": event.event_id, **labels},
     }
 
 

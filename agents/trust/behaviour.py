@@ -8,11 +8,16 @@ new one.  The rule (all numbers are :class:`BehaviourRules` arguments):
 * a new user starts at 50;
 * on each access request, a *new device* (the user has known devices and this
   is not one of them) costs 10, *impossible travel* (>= 100 km from the
-  previous located request at more than 900 km/h) costs 25, an *unusual hour*
-  (after 20 requests, an hour of day holding < 2 % of them) costs 5;
+  last allowed located request at more than 900 km/h) costs 25, an *unusual hour*
+  (after 20 allowed requests, an hour of day holding < 2 % of them) costs 5;
 * a DENY while 5 or more DENYs fall within 10 minutes costs 5 each;
 * a risk_signal about the user costs 20;
 * a clean ALLOW (no signal) earns 0.5, at most once a minute.
+
+Only an ALLOWed request teaches what is usual: its device becomes known, its
+location the last one, its hour counted.  A DENY or CHALLENGE never does, so a
+refused request from an unknown device (or place, or hour) cannot make the
+next one look familiar.
 
 A record replayed after a restart (its (partition, offset) at or before
 :attr:`UserBehaviour.last_seen`) is decided again but not observed again.
@@ -178,7 +183,8 @@ class UserBehaviour:
         sigs = self.signals(event, rules) if signals is None else signals
         now = event.ts_ms
         loc = event.location
-        if loc is not None and loc.lat is not None and loc.lon is not None:
+        allowed = outcome == "ALLOW"  # what a refused request claims is not learnt
+        if allowed and loc is not None and loc.lat is not None and loc.lon is not None:
             lat, lon, located = loc.lat, loc.lon, now
         else:
             lat, lon, located = self.last_lat, self.last_lon, self.last_located_ms
@@ -189,13 +195,15 @@ class UserBehaviour:
             denials = (*recent, now)[-32:]
             if len(denials) >= rules.denial_burst:
                 score -= rules.denial_penalty
-        elif outcome == "ALLOW" and not sigs and self._may_credit(now, rules):
+        elif allowed and not sigs and self._may_credit(now, rules):
             score += rules.clean_credit
             credited = now
-        return UserBehaviour(
-            _clamp(score), _remember(self.known_devices, event.device.device_id, rules),
-            _count_hour(self.hours, _utc_hour(event), rules), lat, lon, located, denials,
-            credited, self.events + 1, seen)
+        devices, hours = self.known_devices, self.hours
+        if allowed:
+            devices = _remember(devices, event.device.device_id, rules)
+            hours = _count_hour(hours, _utc_hour(event), rules)
+        return UserBehaviour(_clamp(score), devices, hours, lat, lon, located, denials, credited,
+                             self.events + 1, seen)
 
     def _may_credit(self, now_ms: int, rules: BehaviourRules) -> bool:
         last = self.last_credit_ms

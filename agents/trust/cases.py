@@ -12,10 +12,14 @@ A cases file::
         policy: pol_001                 # optional: expected policy_id
         trust_score: 93.05              # optional
         trust_level: FULL               # optional
+        reason: "permitted by pol_001: Production Database Access"  # optional: one of the reasons
       - name: no MFA
         event: {mfa_enabled: false}     # deep-merged over defaults.event
         remove: [device.compliance_score]   # optional dotted paths to delete
         expect: CHALLENGE
+      - name: two days late
+        now: "2025-12-10T14:30:15Z"     # optional deciding clock (the worker's in
+        expect: DENY                    # production); none: the request's own time
 
 Timestamps may be epoch ms, ISO-8601 strings or YAML timestamps (naive ones
 are read as UTC); ``last_auth_age_s: 180`` sets ``last_auth_ts`` to 180 s
@@ -51,9 +55,11 @@ class Case(BaseModel):
     policy: str | None = None
     trust_score: float | None = None
     trust_level: str | None = None
+    reason: str | None = None
     event: dict[str, Any] = {}
     remove: list[str] = []
     behaviour: dict[str, Any] | None = None
+    now: datetime | int | None = None
 
 
 class CasesFile(BaseModel):
@@ -135,6 +141,8 @@ def _check(case: Case, d: Decision) -> list[str]:
         problems.append(f"trust_score {rec['trust_score']} != {case.trust_score}")
     if case.trust_level is not None and rec["trust_level"] != case.trust_level.upper():
         problems.append(f"trust_level {rec['trust_level']} != {case.trust_level.upper()}")
+    if case.reason is not None and case.reason not in rec["reasons"]:
+        problems.append(f"reason {case.reason!r} not in {rec['reasons']}")
     return problems
 
 
@@ -145,7 +153,8 @@ def run_cases(policies: PolicySet, cases: CasesFile) -> list[CaseResult]:
     for case in cases.cases:
         raw = case.behaviour if case.behaviour is not None else cases.defaults.get("behaviour")
         behaviour = UserBehaviour.from_dict(raw or {})
-        decision = engine.decide(build_event(cases.defaults, case), behaviour)
+        now = _ms(case.now) if case.now is not None else None
+        decision = engine.decide(build_event(cases.defaults, case), behaviour, now_ms=now)
         problems = _check(case, decision)
         results.append(
             CaseResult(

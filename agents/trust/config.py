@@ -1,7 +1,9 @@
 """Configuration of the trust engine: networks, business hours, bonuses.
 
-Which networks count as internal and when business hours are is deployment
-configuration, not code.  Business hours are evaluated in ``timezone`` with
+Which networks count as internal, when business hours are and how far a
+request's own clock is trusted is deployment configuration, not code: the
+worker reads it from ``DHARMA_TRUST_*`` (:meth:`TrustConfig.from_settings`).
+Business hours are evaluated in ``timezone`` with
 :mod:`zoneinfo`, so a request at 14:30 UTC is outside business hours for an
 office in Tokyo.
 """
@@ -14,7 +16,9 @@ from datetime import UTC, datetime, time
 from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dharma.streams.settings import TrustSettings
 
 __all__ = ["TrustConfig"]
 
@@ -41,10 +45,18 @@ class TrustConfig(BaseModel):
     recent_auth_seconds
         Authentication younger than this earns the recent-auth bonus.
     clock_skew_seconds
-        A ``last_auth_ts`` later than the request by more than this is
-        treated as untrustworthy (no recency bonus).
+        How far a clock may run ahead: a request dated more than this after
+        the worker's clock is DENY (``clock_skew``), and a ``last_auth_ts``
+        later than the request by more than this earns no recency bonus.
+    max_request_age_seconds
+        A request dated more than this before the worker's clock is DENY
+        (``stale_request``).
     allow_ttl_seconds
-        ``expires_in`` of an ALLOW decision.
+        ``expires_in`` of an ALLOW decision: the lifetime of its session.
+    replay_guard_seconds
+        How long the session store remembers that a session was opened or
+        revoked, so that a replayed ALLOW cannot open it again; at least
+        :attr:`min_replay_guard_seconds` (the default).
     patch_bonus
         Device bonus per patch level.
     critical_risks
@@ -69,7 +81,9 @@ class TrustConfig(BaseModel):
     production_segments: frozenset[str] = frozenset({"production", "prod"})
     recent_auth_seconds: int = Field(default=300, ge=0)
     clock_skew_seconds: int = Field(default=30, ge=0)
+    max_request_age_seconds: int = Field(default=900, ge=1)
     allow_ttl_seconds: int = Field(default=900, ge=0)
+    replay_guard_seconds: int | None = Field(default=None, ge=1)
     patch_bonus: dict[str, int] = Field(
         default_factory=lambda: {"latest": 10, "recent": 5, "outdated": 0, "unknown": 0}
     )
@@ -92,6 +106,33 @@ class TrustConfig(BaseModel):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @classmethod
+    def from_settings(cls, trust: TrustSettings) -> TrustConfig:
+        """The configuration the worker reads from ``DHARMA_TRUST_*``."""
+        return cls(timezone=trust.timezone, internal_networks=trust.internal_networks,
+                   clock_skew_seconds=trust.clock_skew_s,
+                   max_request_age_seconds=trust.max_request_age_s,
+                   allow_ttl_seconds=trust.session_ttl_s,
+                   replay_guard_seconds=trust.replay_guard_s)
+
+    @model_validator(mode="after")
+    def _guard_covers_replays(self) -> TrustConfig:
+        guard = self.replay_guard_seconds
+        if guard is not None and guard < self.min_replay_guard_seconds:
+            raise ValueError(f"replay_guard_seconds {guard} < {self.min_replay_guard_seconds}: "
+                             "a replay could open a session again once the guard expired")
+        return self
+
+    @property
+    def min_replay_guard_seconds(self) -> int:
+        """Session lifetime + request freshness + skew: after this, any replay is stale."""
+        return self.allow_ttl_seconds + self.max_request_age_seconds + self.clock_skew_seconds
+
+    @property
+    def replay_guard_s(self) -> int:
+        """:attr:`replay_guard_seconds`, or its minimum when unset."""
+        return self.replay_guard_seconds or self.min_replay_guard_seconds
 
     @property
     def networks(self) -> tuple[IPNetwork, ...]:

@@ -12,6 +12,13 @@ Decision semantics, in order:
 7. otherwise DENY, naming the most specific permit and its failed checks.
 
 Any exception while deciding is DENY with the exception named: never ALLOW.
+
+Given the deciding clock (``now_ms``, the worker's), an access request dated
+more than ``clock_skew_seconds`` ahead of it is DENY ``clock_skew`` and one
+older than ``max_request_age_seconds`` is DENY ``stale_request``, before any
+policy is read: the request's own time decides business hours, recency and
+travel, so it must be close to the truth.  Posture and risk events are not
+checked (they only ever lower trust).
 """
 
 from __future__ import annotations
@@ -26,7 +33,12 @@ from typing import Any, NamedTuple
 from dharma.agents.trust.behaviour import BehaviourRules, UserBehaviour
 from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.index import PolicySet
-from dharma.agents.trust.models import AccessEvent, Rejection, parse_access_event
+from dharma.agents.trust.models import (
+    AccessEvent,
+    Rejection,
+    epoch_ms_or_none,
+    parse_access_event,
+)
 from dharma.agents.trust.policy import (
     CompiledPolicy,
     forbid_applies,
@@ -35,7 +47,14 @@ from dharma.agents.trust.policy import (
 )
 from dharma.agents.trust.scoring import TrustScores, score_event
 
-__all__ = ["Decision", "TrustEngine", "Verdict", "deterministic_id"]
+__all__ = ["AUDIT_UNAVAILABLE", "CLOCK_SKEW", "SESSION_UNAVAILABLE", "STALE_REQUEST",
+           "Decision", "TrustEngine", "Verdict", "deterministic_id", "fail_closed"]
+
+#: First reason of a DENY taken without weighing the request (a stable code for PEPs).
+CLOCK_SKEW = "clock_skew"
+STALE_REQUEST = "stale_request"
+AUDIT_UNAVAILABLE = "audit_unavailable"
+SESSION_UNAVAILABLE = "session_unavailable"
 
 log = logging.getLogger(__name__)
 _NAMESPACE = uuid.UUID("5b0c6e3e-4d0a-4c59-9a57-6a1f3c0de7a1")
@@ -154,15 +173,22 @@ class TrustEngine:
 
     def decide(
         self, event: AccessEvent | dict[str, Any], behaviour: UserBehaviour | None = None,
-        signals: list[str] | None = None,
+        signals: list[str] | None = None, now_ms: int | None = None,
     ) -> Decision:
         """Decide one request; never raises and never ALLOWs on error.
 
         ``signals``: ``behaviour.signals(event)`` when the caller has them already.
+        ``now_ms``: the deciding clock; a live decision passes it (see :meth:`untimely`),
+        a what-if replay of past records (policy tests, shadow runs, re-evaluating a
+        live session at an update's time) does not.
         """
         parsed = parse_access_event(event)
         if isinstance(parsed, Rejection):
             return self.deny_raw(event, parsed.reason, *parsed.errors)
+        if now_ms is not None:
+            late = self.untimely(parsed, now_ms)
+            if late is not None:
+                return late
         try:
             return self._decide(parsed, behaviour or UserBehaviour(), signals)
         except Exception as exc:
@@ -170,16 +196,40 @@ class TrustEngine:
             raw = {"event_id": parsed.event_id, "user_id": parsed.user_id, "ts": parsed.ts_ms}
             return self.deny_raw(raw, f"internal error: {type(exc).__name__}")
 
-    def deny_raw(self, raw: Any, *reasons: str) -> Decision:
-        """A DENY for a record that could not be decided (best-effort fields)."""
+    def untimely(self, event: AccessEvent, now_ms: int) -> Decision | None:
+        """DENY ``clock_skew`` or ``stale_request`` when an access request's time is too far
+        from ``now_ms``; None when it is close enough (or the event is not a request)."""
+        if event.event_type != "access_request":
+            return None
+        config = self.config
+        ahead_s, limit = (event.ts_ms - now_ms) / 1000, config.clock_skew_seconds
+        if ahead_s > limit:
+            return self.refuse(event, CLOCK_SKEW, f"request dated {ahead_s:.0f} s ahead of the "
+                               f"deciding clock (at most {limit} s)")
+        if -ahead_s > config.max_request_age_seconds:
+            return self.refuse(event, STALE_REQUEST, f"request dated {-ahead_s:.0f} s before the "
+                               f"deciding clock (at most {config.max_request_age_seconds} s)")
+        return None
+
+    def refuse(self, event: AccessEvent, code: str, detail: str) -> Decision:
+        """A DENY taken without weighing the request: reasons ``(code, detail)``, its own
+        decision id (the event's ordinary decision, if any, keeps its id)."""
+        return Decision(
+            decision=Verdict.DENY, event_id=event.event_id, ts_ms=event.ts_ms,
+            user_id=event.user_id, device_id=event.device.device_id, resource=event.resource,
+            action=event.action, policy_id=None, policy_version=self.policies.version,
+            reasons=(code, detail), decision_id=deterministic_id("decision", event.event_id, code))
+
+    def deny_raw(self, raw: Any, *reasons: str, decision_id: str | None = None) -> Decision:
+        """A DENY for a record that could not be decided (best-effort fields, made safe to
+        store and echo); ``decision_id`` defaults to the event id's."""
         raw = raw if isinstance(raw, dict) else {}
         device = raw.get("device") if isinstance(raw.get("device"), dict) else {}
-        ts = raw.get("ts")
         event_id = _text(raw.get("event_id"), 128) or "unknown"
         return Decision(
             decision=Verdict.DENY,
             event_id=event_id,
-            ts_ms=ts if isinstance(ts, int) and not isinstance(ts, bool) and ts >= 0 else 0,
+            ts_ms=epoch_ms_or_none(raw.get("ts")) or 0,
             user_id=_text(raw.get("user_id"), 128),
             device_id=_text(device.get("device_id"), 128),
             resource=_text(raw.get("resource"), 1024),
@@ -187,7 +237,7 @@ class TrustEngine:
             policy_id=None,
             policy_version=self.policies.version,
             reasons=tuple(_text(r, 300) for r in reasons),
-            decision_id=deterministic_id("decision", event_id),
+            decision_id=decision_id or deterministic_id("decision", event_id),
         )
 
     def _decide(self, event: AccessEvent, behaviour: UserBehaviour,
@@ -265,3 +315,11 @@ def with_session(decision: Decision, session_id: str, verdict: Verdict, event_id
         event_id=event_id,
         decision_id=deterministic_id("revalidate", session_id, event_id),
     )
+
+
+def fail_closed(decision: Decision, code: str, detail: str) -> Decision:
+    """``decision`` turned into a DENY ``(code, detail)`` because what it needed (the audit
+    trail, the session store) is unavailable; its own decision id, no policy, no session."""
+    return decision._replace(
+        decision=Verdict.DENY, policy_id=None, reasons=(code, detail), expires_in=0,
+        session_id=None, decision_id=deterministic_id("decision", decision.event_id, code))

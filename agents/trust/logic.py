@@ -6,7 +6,7 @@ Nothing here imports faust.  The agent body is::
     if isinstance(event, Rejection):
         dead-letter(record, event.reason); continue
     behaviour = UserBehaviour.from_dict(table.get(event.user_id) or {})
-    decision = engine.decide(event, behaviour)  # never raises, fails closed
+    decision = engine.decide(event, behaviour, now_ms=clock_ms)  # never raises, fails closed
     table[event.user_id] = behaviour.observe(event, decision).to_dict()
     emit(decision.to_record())                  # ml.predictions TrustDecision
 """

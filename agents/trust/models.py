@@ -32,6 +32,7 @@ __all__ = [
     "PatchLevel",
     "Rejection",
     "as_datetime",
+    "epoch_ms_or_none",
     "parse_access_event",
     "parse_access_record",
     "to_epoch_ms",
@@ -73,6 +74,17 @@ def to_epoch_ms(value: datetime) -> int:
     1765204215000
     """
     return (value - _EPOCH) // timedelta(milliseconds=1)
+
+
+def epoch_ms_or_none(value: Any) -> int | None:
+    """``value`` when it is an epoch-ms integer in the accepted range (2000-2100), else None.
+
+    >>> epoch_ms_or_none(1765204215000), epoch_ms_or_none(2**62), epoch_ms_or_none(True)
+    (1765204215000, None, None)
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and _MIN_MS <= value <= _MAX_MS:
+        return value
+    return None
 
 
 def as_datetime(value: Any) -> Any:

@@ -12,9 +12,11 @@ A policy file looks like::
         min_trust_level: HIGH
         conditions: {mfa_required: true, min_device_compliance: 90}
 
-Permit policies grant access when every check passes; ``effect: forbid``
-policies deny, overriding any permit, when all of their ``when`` predicates
-hold.  Every forbid predicate describes *low* trust (trust below a band, no
+Permit policies grant access when every check passes, and every permit names
+the roles it grants to (``roles_any``, never empty) and a band above NONE:
+nothing is granted to an identity without a role or at the lowest trust.
+``effect: forbid`` policies deny, overriding any permit, when all of their
+``when`` predicates hold.  Every forbid predicate describes *low* trust (trust below a band, no
 MFA, outside business hours or networks, lacking an exempting role), so
 lowering an input can only make a forbid apply, never lift it.
 """
@@ -93,7 +95,7 @@ class Policy(_Spec):
     effect: Literal["permit", "forbid"] = "permit"
     resources: Annotated[tuple[str, ...], Field(min_length=1, max_length=32)]
     actions: Annotated[tuple[_Name | Literal["*"], ...], Field(min_length=1)]
-    roles_any: tuple[_Name, ...] = ()
+    roles_any: tuple[_Name, ...] = ()  # required for permits (see _effect_fields)
     min_trust_level: _Level = "MEDIUM"
     conditions: Conditions = Conditions()
     when: ForbidWhen = ForbidWhen()
@@ -126,6 +128,10 @@ class Policy(_Spec):
             raise ValueError("forbid policies take 'when', not roles_any/conditions")
         if self.effect == "permit" and self.when != ForbidWhen():
             raise ValueError("'when' is only for forbid policies")
+        if self.effect == "permit" and not self.roles_any:
+            raise ValueError("a permit needs roles_any: an identity with a role, never anyone")
+        if self.effect == "permit" and self.min_trust_level == "NONE":
+            raise ValueError("a permit needs min_trust_level above NONE, the lowest band")
         return self
 
 

@@ -17,6 +17,9 @@ from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.models import AccessEvent, DevicePosture
 
 __all__ = [
+    "BANDS",
+    "MAX_SCORE",
+    "MIN_SCORE",
     "TrustLevel",
     "TrustScores",
     "context_trust",
@@ -40,13 +43,22 @@ class TrustLevel(enum.IntEnum):
     FULL = 4
 
 
-#: Lower bound of each band, highest first (score is 0-100).
+#: Lower bound of each band, highest first.  Scores that can occur run from
+#: :data:`MIN_SCORE` to :data:`MAX_SCORE`, so every band is reachable: NONE is
+#: 30 to < 40 (no device protection, no MFA, little history, from outside).
 BANDS: tuple[tuple[Decimal, TrustLevel], ...] = (
     (Decimal(90), TrustLevel.FULL),
     (Decimal(75), TrustLevel.HIGH),
     (Decimal(50), TrustLevel.MEDIUM),
-    (Decimal(25), TrustLevel.LOW),
+    (Decimal(40), TrustLevel.LOW),
 )
+
+#: Lowest possible overall score: device 0, user 50 (base only), context 40
+#: (base, production, outside hours and networks): 0.35 x 0 + 0.40 x 50 + 0.25 x 40.
+MIN_SCORE = Decimal(30)
+#: Highest possible overall score: device 100, user 100, context 85 (base,
+#: business hours, internal network, not production).
+MAX_SCORE = Decimal("96.25")
 
 
 def _cap(value: Decimal) -> Decimal:
@@ -69,6 +81,8 @@ def trust_level(score: Decimal | float) -> TrustLevel:
     --------
     >>> trust_level(93.05).name, trust_level(75).name, trust_level(74.99).name
     ('FULL', 'HIGH', 'MEDIUM')
+    >>> trust_level(40).name, trust_level(39.99).name, trust_level(30).name
+    ('LOW', 'NONE', 'NONE')
     """
     value = score if isinstance(score, Decimal) else _dec(score)
     for bound, level in BANDS:

@@ -12,20 +12,32 @@ with the new inputs at the new time:
   step-up, DENY becomes REVOKE;
 * an update about another user and device only re-checks the session's
   request at the new time (business hours, recency of authentication).
+
+A fresh access request re-evaluates its user's sessions on its device like a
+posture update does (:func:`as_posture_update`) when the posture it reports is
+worse, in any component (:func:`posture_of`, :func:`is_worse`), than the one a
+session recorded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from pydantic import ConfigDict, StrictInt, StrictStr, TypeAdapter
 
 from dharma.agents.trust.behaviour import UserBehaviour
+from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.engine import Decision, TrustEngine, Verdict, with_session
 from dharma.agents.trust.models import AccessEvent, parse_access_event
 
-__all__ = ["Session", "revalidate"]
+__all__ = ["Posture", "Session", "as_posture_update", "is_worse", "posture_of", "revalidate"]
+
+#: A device posture, component by component, each larger = better: compliance,
+#: encrypted, firewall, antivirus, patch bonus.
+Posture = tuple[float, int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +79,47 @@ class Session:
 
 _SESSION = TypeAdapter(Session)
 
+
+def posture_of(device: Mapping[str, Any], config: TrustConfig) -> Posture:
+    """The posture of a device record (an ``audit.logs`` ``device``), comparable by
+    :func:`is_worse`.
+
+    >>> posture_of({"compliance_score": 95.0, "encrypted": True, "firewall": True,
+    ...             "antivirus": False, "patch_level": "latest"}, TrustConfig())
+    (95.0, 1, 1, 0, 10)
+    """
+    return _posture(device["compliance_score"], device["encrypted"], device["firewall"],
+                    device["antivirus"], config.patch_bonus.get(device["patch_level"], 0))
+
+
+@lru_cache(maxsize=4096)
+def _posture(compliance: float, encrypted: bool, firewall: bool, antivirus: bool,
+             patch_bonus: int) -> Posture:
+    """Postures repeat (a device reports the same one request after request)."""
+    return (round(float(compliance), 6), int(encrypted), int(firewall), int(antivirus),
+            patch_bonus)
+
+
+def is_worse(posture: Posture, than: Posture) -> bool:
+    """True when any component of ``posture`` is below ``than``'s.
+
+    >>> is_worse((95.0, 1, 1, 1, 10), (90.0, 1, 1, 1, 10)), is_worse((99.0, 0, 1, 1, 10),
+    ...                                                          (90.0, 1, 1, 1, 10))
+    (False, True)
+    """
+    return any(new < old for new, old in zip(posture, than, strict=True))
+
+
+def as_posture_update(request: AccessEvent) -> dict[str, Any]:
+    """An access request read as the posture update it implies for its device."""
+    return dict(request.record, event_type="posture_update", resource="", action="")
+
 _REQUEST_FIELDS = ("roles", "mfa_enabled", "last_auth_ts", "source_ip", "location")
 
 
-def _merged(session: Session, update: AccessEvent) -> dict[str, Any]:
+def _merged(session: Session, update: AccessEvent, at_ms: int) -> dict[str, Any]:
     new = update.record
-    merged = dict(session.request, ts=new["ts"], event_id=update.event_id)
+    merged = dict(session.request, ts=at_ms, event_id=update.event_id)
     if update.device.device_id == session.device_id:
         merged["device"] = new["device"]
     if update.event_type == "access_request" and update.user_id == session.user_id:
@@ -85,10 +132,12 @@ def revalidate(
     session: Session,
     update: AccessEvent | dict[str, Any],
     behaviour: UserBehaviour | None = None,
+    at_ms: int | None = None,
 ) -> Decision:
     """Re-decide a live session after ``update``: ALLOW (keep), CHALLENGE or REVOKE.
 
-    Never raises; an invalid update or any error revokes the session.
+    ``at_ms``: when to re-decide it (default: the update's time).  Never raises; an
+    invalid update or any error revokes the session.
     """
     parsed = parse_access_event(update)
     if not isinstance(parsed, AccessEvent):
@@ -105,7 +154,8 @@ def revalidate(
         if parsed.user_id == session.user_id:
             behaviour = behaviour.observe(parsed, "risk", engine.rules)
         reasons.append(f"risk: {reason}")
-    request = _merged(session, parsed) if related else dict(session.request, ts=parsed.ts_ms)
+    at_ms = parsed.ts_ms if at_ms is None else at_ms
+    request = _merged(session, parsed, at_ms) if related else dict(session.request, ts=at_ms)
     decision = engine.decide(dict(request, event_type="access_request"), behaviour)
     verdict = Verdict.REVOKE if decision.decision is Verdict.DENY else decision.decision
     restamped = with_session(decision, session.session_id, verdict, parsed.event_id)

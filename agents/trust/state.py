@@ -50,12 +50,16 @@ class Outcome:
     """What a batch of valid events produced."""
 
     decided: list[tuple[EventT, AccessEvent, Decision]] = field(default_factory=list)
+    #: access requests dated close enough to the deciding clock to be believed
+    fresh: list[AccessEvent] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     #: posture/risk updates, each with its user's behaviour *before* it
     updates: list[tuple[EventT, AccessEvent, UserBehaviour]] = field(default_factory=list)
     #: users' new table values (None: unchanged), with their last event: see TrustState.store
     changed: list[tuple[str, UserBehaviour | None, AlertState | None, EventT]] = field(
         default_factory=list)
+    #: the changed users' values before the batch: see TrustState.restore
+    previous: list[tuple[str, UserBehaviour, AlertState]] = field(default_factory=list)
 
 
 class TrustState:
@@ -77,9 +81,10 @@ class TrustState:
         """The user's behaviour (a fresh one for a new user)."""
         return self.behaviour.get(user_id)
 
-    def fold(self, items: Sequence[Item]) -> Outcome:
-        """Decide access requests, observe risk signals; the tables are not written yet:
-        :meth:`store` writes ``out.changed`` (one write per user and batch)."""
+    def fold(self, items: Sequence[Item], now_ms: int | None = None) -> Outcome:
+        """Decide access requests (against the deciding clock ``now_ms``), observe risk
+        signals; the tables are not written yet: :meth:`store` writes ``out.changed``
+        (one write per user and batch)."""
         out = Outcome()
         by_user: dict[str, list[Item]] = {}
         for item in items:
@@ -87,10 +92,11 @@ class TrustState:
         for user, events in by_user.items():
             before = self.behaviour_of(user)
             alerts = self.alert_state.get(user)
-            after, new_alerts = self._fold_user(events, before, alerts, out)
+            after, new_alerts = self._fold_user(events, before, alerts, out, now_ms)
             if after is not before or new_alerts is not alerts:
                 out.changed.append((user, None if after is before else after,
                                     None if new_alerts is alerts else new_alerts, events[-1][0]))
+                out.previous.append((user, before, alerts))
         return out
 
     def store(self, out: Outcome) -> None:
@@ -102,19 +108,33 @@ class TrustState:
             if alerts is not None:
                 self.alert_state.set(user, alerts, last)
 
+    def restore(self, out: Outcome) -> None:
+        """Undo :meth:`store`: the batch is not to be counted (it is dead-lettered)."""
+        for (user, behaviour, alerts, last), (_, before, alerts_before) in zip(
+                out.changed, out.previous, strict=True):
+            if behaviour is not None:
+                self.behaviour.set(user, before, last)
+            if alerts is not None:
+                self.alert_state.set(user, alerts_before, last)
+
     def _fold_user(self, events: list[Item], behaviour: UserBehaviour, alerts: AlertState,
-                   out: Outcome) -> tuple[UserBehaviour, AlertState]:
-        rules = self.engine.rules
+                   out: Outcome, now_ms: int | None) -> tuple[UserBehaviour, AlertState]:
+        engine, rules = self.engine, self.engine.rules
         for event, access in events:
             position = (event.message.partition, event.message.offset)
             replayed = behaviour.has_seen(position)  # decided again, not counted again
-            if access.event_type != "access_request":
+            if access.event_type != "access_request":  # applied whatever its age
                 out.updates.append((event, access, behaviour))
                 if not replayed:
                     behaviour = behaviour.observe(access, "risk", rules, position=position)
                 continue
+            late = None if now_ms is None else engine.untimely(access, now_ms)
+            if late is not None:  # denied, and its clock is not believed: nothing learnt
+                out.decided.append((event, access, late))
+                continue
+            out.fresh.append(access)
             signals = behaviour.signals(access, rules)
-            decision = self.engine.decide(access, behaviour, signals)
+            decision = engine.decide(access, behaviour, signals)
             after = behaviour if replayed else \
                 behaviour.observe(access, decision, rules, signals, position)
             raised, alerts = security_alerts(access, decision, behaviour, after, alerts,

@@ -21,6 +21,10 @@ from dharma.streams.cli.common import console, err_console, load_settings
 
 DEFAULT_TOPOLOGIES = ("ingest", "anomaly", "trust")
 METRICS_BASE_PORT = 9464
+#: The generator replays compressed history (a day's run spans weeks of event time),
+#: so the demo's trust worker accepts requests that old instead of denying them stale.
+DEMO_TRUST = {"DHARMA_TRUST_MAX_REQUEST_AGE_S": os.environ.get(
+    "DHARMA_TRUST_MAX_REQUEST_AGE_S", str(400 * 86_400))}
 
 
 def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -111,7 +115,7 @@ def up(
             port = METRICS_BASE_PORT + i
             children.append(_spawn(["worker", "--topology", name, "--no-setup"],
                                    logs / f"worker-{name}.log",
-                                   {"DHARMA_WORKER_METRICS_PORT": str(port)}))
+                                   {"DHARMA_WORKER_METRICS_PORT": str(port), **DEMO_TRUST}))
             console.print(f"worker [bold]{name}[/]: metrics at http://127.0.0.1:{port}/metrics,"
                           f" log {logs / f'worker-{name}.log'}")
         children.append(_spawn(["generate", "--rate", str(rate), "--duration", "86400",

@@ -9,7 +9,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from trust_helpers import audit_key, audit_rows, business_ts, seed_event
+from trust_helpers import PAST_OK, audit_key, audit_rows, business_ts, recent, seed_event
 
 from dharma.agents.trust import UserBehaviour
 from dharma.agents.trust.state import seed_behaviour
@@ -26,7 +26,7 @@ def test_seed_example_through_kafka(settings, producer, outputs, redis_client, s
         settings, group,
         {"admin_user_001": UserBehaviour(score=85, known_devices=("device_12345",))},
         key_of=audit_key(settings))
-    start_worker("trust", DHARMA_WORKER_APP_ID=group)
+    start_worker("trust", DHARMA_WORKER_APP_ID=group, **PAST_OK)  # 14:30 on a past weekday
     event_id = f"evt-seed-{uuid.uuid4().hex[:8]}"
     producer.produce("audit.logs", "admin_user_001", seed_event(event_id, business_ts()))
     producer.flush()
@@ -48,7 +48,7 @@ def test_seed_example_through_kafka(settings, producer, outputs, redis_client, s
     session = json.loads(redis_client.get(f"session:{decision['session_id']}"))
     assert session["status"] == "active"
     assert 0 < redis_client.ttl(f"session:{decision['session_id']}") <= 900
-    assert decision["session_id"] in redis_client.smembers("sessions:device:device_12345")
+    assert decision["session_id"] in redis_client.zrange("sessions:by-device:device_12345", 0, -1)
 
     # the behaviour started at the seeded 85 (a clean ALLOW earns 0.5)
     behaviour = poll(lambda: read_changelog(settings, changelog, "admin_user_001"),
@@ -61,7 +61,7 @@ def test_posture_update_revokes_session_within_5s(settings, producer, outputs, r
     start_worker("trust")
     tag = uuid.uuid4().hex[:8]
     user, device = f"rev_user_{tag}", f"rev_device_{tag}"
-    when = business_ts()
+    when = recent(120)
     allow_id = f"evt-allow-{tag}"
     producer.produce("audit.logs", user, seed_event(allow_id, when, user_id=user,
                                                     device={"device_id": device}))
@@ -86,7 +86,7 @@ def test_posture_update_revokes_session_within_5s(settings, producer, outputs, r
     assert revoke["session_id"] == allow["session_id"]
     assert arrived - started <= 5.0, f"revocation took {arrived - started:.2f}s"
     assert not redis_client.exists(session_key)
-    assert allow["session_id"] not in redis_client.smembers(f"sessions:device:{device}")
+    assert allow["session_id"] not in redis_client.zrange(f"sessions:by-device:{device}", 0, -1)
     rows = poll(lambda: audit_rows(settings, posture_id), "REVOKE audited")
     assert [r["decision"] for r in rows] == ["REVOKE"]
     assert [r["decision"] for r in audit_rows(settings, allow_id)] == ["ALLOW"]  # append-only
@@ -102,7 +102,7 @@ def test_posture_update_revokes_session_within_5s(settings, producer, outputs, r
 def test_replayed_event_is_audited_once(settings, producer, outputs, start_worker, poll):
     start_worker("trust")
     tag = uuid.uuid4().hex[:8]
-    event = seed_event(f"evt-replay-{tag}", business_ts(), user_id=f"replay_{tag}")
+    event = seed_event(f"evt-replay-{tag}", recent(), user_id=f"replay_{tag}")
     for _ in range(2):
         producer.produce("audit.logs", event["user_id"], event)
     producer.flush()
@@ -122,7 +122,7 @@ def test_restart_replays_records_without_counting_them_twice(
     first = start_worker("trust", **env)
     tag = uuid.uuid4().hex[:8]
     users = [f"rp_{tag}_{i}" for i in range(3)]
-    start = business_ts()
+    start = recent(120)
     events = [seed_event(f"evt-rp-{tag}-{i}-{user}", start + timedelta(seconds=i), user_id=user)
               for i in range(20) for user in users]
     for event in events:
@@ -142,3 +142,28 @@ def test_restart_replays_records_without_counting_them_twice(
         behaviour = poll(lambda u=user: read_changelog(settings, changelog, u), "behaviour")
         assert behaviour["events"] == 20, f"{user}: {behaviour['events']} requests counted"
         assert sum(behaviour["hours"]) == 20
+
+
+def test_replayed_allow_never_reopens_an_expired_session(settings, producer, outputs,
+                                                         redis_client, start_worker, poll):
+    """Sessions live 2 s here; the ALLOW re-sent after expiry, while still fresh, is decided
+    again (same decision id) and opens nothing."""
+    start_worker("trust", DHARMA_TRUST_SESSION_TTL_S="2")
+    tag = uuid.uuid4().hex[:8]
+    event = seed_event(f"evt-expire-{tag}", recent(30), user_id=f"expire_{tag}",
+                       device={"device_id": f"expire_dev_{tag}"})
+    producer.produce("audit.logs", event["user_id"], event)
+    producer.flush()
+    (allow, _), *_ = poll(lambda: outputs.decisions(event_id=event["event_id"]), "ALLOW")
+    key = f"session:{allow['session_id']}"
+    assert allow["decision"] == "ALLOW" and allow["expires_in"] == 2
+    poll(lambda: not redis_client.exists(key), "the session expired", timeout=30)
+
+    producer.produce("audit.logs", event["user_id"], event)
+    producer.flush()
+    decided = poll(lambda: outputs.decisions(event_id=event["event_id"])
+                   if len(outputs.decisions(event_id=event["event_id"])) == 2 else None,
+                   "the replay decided")
+    assert {d["decision_id"] for d, _ in decided} == {allow["decision_id"]}
+    assert not redis_client.exists(key)
+    assert len(audit_rows(settings, event["event_id"])) == 1

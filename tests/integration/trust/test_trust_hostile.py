@@ -9,54 +9,69 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from trust_helpers import business_ts, seed_event
+from trust_helpers import audit_rows, recent, seed_event
 
 from dharma.streams.tailer import Tailer
 
 pytestmark = pytest.mark.integration
 
 
-def test_malformed_and_hostile_events_never_allow(settings, producer, outputs, start_worker,
-                                                  poll):
+def test_malformed_and_hostile_events_are_denied_and_dead_lettered(settings, producer, outputs,
+                                                                   start_worker, poll):
+    """Each bad record goes to the DLQ and, when an id can be read from it, is also decided
+    DENY (with the validation errors) and audited: nobody waits for an answer."""
     start_worker("trust")
     tag = uuid.uuid4().hex[:8]
-    user, when = f"hostile_{tag}", business_ts()
+    user, when = f"hostile_{tag}", recent(60)
     traversal = seed_event(f"evt-traversal-{tag}", when, user_id=user,
                            resource="database/production/../../etc;DROP")
     sql_user = seed_event(f"evt-sqluser-{tag}", when, user_id="admin' OR '1'='1")
     wildcard = seed_event(f"evt-glob-{tag}", when, user_id=user, resource="database/production/*")
+    nul = seed_event(f"evt-nul-{tag}", when, user_id=user, action="read\x00;drop")
+    far = seed_event(f"evt-far-{tag}", when, user_id=user)
+    far["ts"] = 2**62  # a valid Avro long, no valid time
     good = seed_event(f"evt-good-{tag}", when + timedelta(seconds=5), user_id=user)
+    bad = (traversal, sql_user, wildcard, nul, far)
     raw = Producer(settings.kafka.confluent_config())
     with Tailer(settings, ["audit.logs.dlq"], from_beginning=True) as dlq:
         raw.produce("audit.logs", key=user.encode(), value=os.urandom(64))
         raw.flush()
-        for event in (traversal, sql_user, wildcard, good):
+        for event in (*bad, good):
             producer.produce("audit.logs", user, event)
         producer.flush()
         letters: list[dict[str, Any]] = []
 
-        def four_letters() -> bool:
+        def all_letters() -> bool:
             letters.extend(v for _, v in dlq.poll(0.5)
                            if tag.encode() in (v["original_value"] or b"")
                            or v["original_key"] == user.encode())
-            return len(letters) >= 4
+            return len(letters) >= 6
 
-        poll(four_letters, "four dead letters")
+        poll(all_letters, "six dead letters")
     (decision, _), *_ = poll(lambda: outputs.decisions(event_id=good["event_id"]),
                              "the good request still decided")
     assert decision["decision"] == "ALLOW"
-    for event in (traversal, sql_user, wildcard):
-        assert not outputs.decisions(event_id=event["event_id"])  # never decided, never ALLOW
     kinds = sorted(v["error_kind"] for v in letters)
-    assert kinds == ["contract_violation"] * 3 + ["undecodable"]
+    assert kinds == ["contract_violation"] * 5 + ["undecodable"]
     reasons = " ".join(v["reason"] for v in letters if v["error_kind"] == "contract_violation")
     assert "resource" in reasons and "user_id" in reasons
+    for event in bad:
+        (denied, _), *_ = poll(lambda e=event: outputs.decisions(event_id=e["event_id"]),
+                               f"{event['event_id']} decided")
+        assert denied["decision"] == "DENY"
+        assert denied["reasons"][:2] == ["contract_violation", "invalid access event"]
+        assert len(denied["reasons"]) > 2  # the validation errors
+        (row,) = poll(lambda e=event: audit_rows(settings, e["event_id"]), "audited")
+        assert (row["decision"], row["decision_id"]) == ("DENY", denied["decision_id"])
+    assert outputs.decisions(event_id=sql_user["event_id"])[0][0]["user_id"] == sql_user[
+        "user_id"]
+    assert not any("\x00" in d["action"] for d, _ in outputs.decisions(user_id=user))
 
 
 def test_deny_burst_raises_exactly_one_alert(settings, producer, outputs, start_worker, poll):
     start_worker("trust")
     tag = uuid.uuid4().hex[:8]
-    user, when = f"burst_{tag}", business_ts()
+    user, when = f"burst_{tag}", recent(300)
     denied = [seed_event(f"evt-deny-{tag}-{i}", when + timedelta(seconds=10 * i), user_id=user,
                          roles=["intern"]) for i in range(8)]
     for event in denied:

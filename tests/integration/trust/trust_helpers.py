@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -27,6 +27,16 @@ def business_ts(config: TrustConfig | None = None, hour: int = 14, minute: int =
     while day > now or day.isoweekday() not in config.business_days:
         day -= timedelta(days=1)
     return day
+
+
+#: Worker settings for tests that send requests dated at a past business hour (the
+#: seed's 14:30 on a weekday): requests up to eight days old are fresh enough.
+PAST_OK = {"DHARMA_TRUST_MAX_REQUEST_AGE_S": str(8 * 86_400)}
+
+
+def recent(seconds_ago: float = 60.0) -> datetime:
+    """A moment ``seconds_ago`` before now (UTC): fresh for the worker's clock."""
+    return datetime.now(UTC) - timedelta(seconds=seconds_ago)
 
 
 def seed_event(event_id: str, ts: datetime, **overrides: Any) -> dict[str, Any]:

@@ -102,7 +102,7 @@ def test_memory_is_bounded(seed: Seed) -> None:
         ev = _ev(seed, ts=seed()["ts"] + i * 1000, device={"device_id": f"d{i}"})
         b = b.observe(ev, "DENY" if i % 2 else "ALLOW")
     assert len(b.known_devices) == 10
-    assert b.known_devices[-1] == "d2999"
+    assert b.known_devices[-1] == "d2998"  # the last ALLOWed one (d2999 was denied)
     assert len(b.hours) == 24 and sum(b.hours) <= 1000
     assert len(b.denials) <= 32
     assert 0 <= b.score <= 100
@@ -167,3 +167,22 @@ def test_quiet_denial_keeps_the_alert_state_object(engine: Any, seed: Seed) -> N
     raised, after = security_alerts(event, decision, before, before.observe(event, decision),
                                     state, frozenset())
     assert raised == [] and after is state
+
+
+def test_a_refused_request_teaches_nothing(seed: Seed) -> None:
+    """A DENY or CHALLENGE from an unknown device, place or hour does not make the next
+    request from it look familiar."""
+    paris = {"name": "Paris", "lat": 48.8566, "lon": 2.3522}
+    sydney = {"name": "Sydney", "lat": -33.8688, "lon": 151.2093}
+    b = UserBehaviour(score=70).observe(_ev(seed, location=paris), "ALLOW")
+    for i, outcome in enumerate(("DENY", "CHALLENGE")):
+        probe = _ev(seed, event_id=f"p{i}", ts=seed()["ts"] + (i + 1) * 60 * MIN,
+                    device={"device_id": "stolen_laptop"}, location=sydney)
+        b = b.observe(probe, outcome)
+    assert b.known_devices == ("device_12345",)
+    assert (b.last_lat, b.last_lon) == (paris["lat"], paris["lon"])
+    assert sum(b.hours) == 1
+    again = _ev(seed, event_id="p9", ts=seed()["ts"] + 3 * 60 * MIN,
+                device={"device_id": "stolen_laptop"}, location=sydney)
+    assert {"new_device", "impossible_travel"} <= set(b.signals(again))
+    assert b.events == 3

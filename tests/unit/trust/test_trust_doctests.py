@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["models", "scoring", "behaviour"]
+MODULES = ["models", "scoring", "behaviour", "session"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -20,10 +20,12 @@ from dharma.agents.trust import (
     TrustEngine,
     UserBehaviour,
     Verdict,
+    default_engine,
 )
 from dharma.agents.trust.engine import _NAMESPACE, deterministic_id
 
 Seed = Callable[..., dict[str, Any]]
+ENGINE = default_engine(TrustConfig())
 SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "ml.predictions-value.avsc"
 MIN = 60_000
 
@@ -102,7 +104,8 @@ def test_business_hours_and_networks_conditions(seed: Seed) -> None:
                         "name": "p",
                         "resource": "x/*",
                         "actions": ["read"],
-                        "min_trust_level": "NONE",
+                        "roles_any": ["admin"],
+                        "min_trust_level": "LOW",
                         "conditions": {
                             "business_hours_only": True,
                             "allowed_networks": ["10.0.0.0/8"],
@@ -181,3 +184,63 @@ def test_deterministic_id_is_uuid5(parts: list[str]) -> None:
             deterministic_id(*parts)
         return
     assert deterministic_id(*parts) == expected
+
+
+DAY = 24 * 60 * MIN
+
+
+def test_a_request_dated_two_days_ago_is_stale(engine: TrustEngine, seed: Seed) -> None:
+    raw = seed()
+    assert _decide(engine, raw).decision is Verdict.ALLOW  # on its merits
+    d = engine.decide(raw, UserBehaviour(score=85), now_ms=raw["ts"] + 2 * DAY)
+    assert (d.decision, d.reasons[0], d.policy_id, d.session_id) == (
+        Verdict.DENY, "stale_request", None, None)
+    assert d.decision_id != _decide(engine, raw).decision_id  # its own id: audited apart
+    assert d.to_record()["trust_level"] == "NONE"
+
+
+@pytest.mark.parametrize(("now_offset_s", "verdict", "reason"), [
+    (-31, Verdict.DENY, "clock_skew"), (-30, Verdict.ALLOW, None), (0, Verdict.ALLOW, None),
+    (900, Verdict.ALLOW, None), (901, Verdict.DENY, "stale_request")])
+def test_freshness_window(engine: TrustEngine, seed: Seed, now_offset_s: int,
+                          verdict: Verdict, reason: str | None) -> None:
+    raw = seed()
+    d = engine.decide(raw, UserBehaviour(score=85), now_ms=raw["ts"] + now_offset_s * 1000)
+    assert d.decision is verdict
+    assert reason is None or d.reasons[0] == reason
+
+
+@given(offset_ms=st.integers(-30 * DAY, 30 * DAY))
+def test_no_allow_outside_the_freshness_window(seed: Seed, offset_ms: int) -> None:
+    raw = seed()
+    d = ENGINE.decide(raw, UserBehaviour(score=85), now_ms=raw["ts"] - offset_ms)
+    if d.decision is Verdict.ALLOW:
+        assert -900_000 <= offset_ms <= 30_000
+
+
+def test_posture_and_risk_events_are_not_judged_by_their_age(engine: TrustEngine,
+                                                             seed: Seed) -> None:
+    from dharma.agents.trust import AccessEvent, parse_access_event
+
+    for kind in ("posture_update", "risk_signal"):
+        event = parse_access_event(seed(event_type=kind, resource="", action=""))
+        assert isinstance(event, AccessEvent)
+        assert engine.untimely(event, event.ts_ms + 30 * DAY) is None
+
+
+def test_skew_and_freshness_are_configurable(seed: Seed) -> None:
+    strict = TrustEngine(ENGINE.policies, TrustConfig(clock_skew_seconds=5,
+                                                      max_request_age_seconds=60))
+    raw = seed()
+    assert strict.decide(raw, UserBehaviour(score=85), now_ms=raw["ts"] - 6000).reasons[0] == \
+        "clock_skew"
+    assert strict.decide(raw, UserBehaviour(score=85), now_ms=raw["ts"] + 61_000).reasons[0] == \
+        "stale_request"
+    assert TrustConfig().replay_guard_s == 900 + 900 + 30
+    with pytest.raises(ValueError, match="replay_guard_seconds"):
+        TrustConfig(replay_guard_seconds=1000)
+
+
+def test_refused_record_with_absurd_time_is_storable(engine: TrustEngine, seed: Seed) -> None:
+    d = engine.deny_raw(seed(ts=2**62), "invalid access event", decision_id="x")
+    assert (d.ts_ms, d.decision_id) == (0, "x")

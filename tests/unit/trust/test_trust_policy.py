@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,9 @@ import pytest
 from dharma.agents.trust import (
     PolicyError,
     PolicySet,
+    UserBehaviour,
+    Verdict,
+    default_engine,
     default_policy_dir,
     load_policy_set,
     validate_policies,
@@ -26,6 +30,7 @@ def _p(pid: str, resource: str, actions: list[str] | None = None, **kw: Any) -> 
         "name": pid,
         "resource": resource,
         "actions": ["read"] if actions is None else actions,
+        **({"roles_any": ["admin"]} if kw.get("effect") != "forbid" else {}),
         **kw,
     }
 
@@ -132,3 +137,27 @@ def test_aliases_resource_and_required_roles() -> None:
         {"id": "p", "name": "p", "resource": "a/*", "actions": ["read"], "required_roles": ["x"]}
     )
     assert ps.policies[0].policy.roles_any == ("x",)
+
+
+@pytest.mark.parametrize("spec", [{"roles_any": []}, {"min_trust_level": "NONE"}])
+def test_a_permit_for_anyone_or_at_the_lowest_band_is_refused(spec: dict[str, Any]) -> None:
+    with pytest.raises(PolicyError, match=r"roles_any|NONE"):
+        _set(_p("p", "x/*", **spec))
+
+
+def test_shipped_permits_require_a_role_and_more_than_the_lowest_band() -> None:
+    permits = [cp for cp in load_policy_set(default_policy_dir()).policies if not cp.forbid]
+    assert permits
+    for cp in permits:
+        assert cp.roles and cp.min_level.name != "NONE", cp.id
+
+
+@pytest.mark.parametrize("resource", ["dashboards/team/latency", "metrics/api/p99"])
+def test_no_role_no_mfa_outside_on_a_bare_device_reads_nothing(
+        seed: Callable[..., dict[str, Any]], resource: str) -> None:
+    raw = seed(resource=resource, roles=[], mfa_enabled=False,
+                    source_ip="198.51.100.20", device={"compliance_score": 0.0})
+    raw["last_auth_ts"] = raw["ts"] - 7_200_000
+    decision = default_engine().decide(raw, UserBehaviour())
+    assert decision.decision is Verdict.DENY
+    assert any(r.startswith("role:") for r in decision.reasons)

@@ -40,6 +40,7 @@ RESOURCES = [
 ]
 ACTIONS = ["read", "write", "delete", "deploy"]
 LEVELS = ["NONE", "LOW", "MEDIUM", "HIGH", "FULL"]
+PERMIT_LEVELS = LEVELS[1:]  # a permit needs a band above NONE
 WORKDAY = datetime(2025, 12, 8, 14, 30, tzinfo=UTC)
 SUNDAY_NIGHT = datetime(2025, 12, 7, 3, 0, tzinfo=UTC)
 DEFAULT = default_engine(TrustConfig())
@@ -126,8 +127,8 @@ def policy_sets(draw: st.DrawFn) -> TrustEngine:
             pol.update(effect="forbid", when=draw(when()))
         else:
             pol.update(
-                roles_any=draw(st.lists(st.sampled_from(ROLES), max_size=2)),
-                min_trust_level=draw(st.sampled_from(LEVELS)),
+                roles_any=draw(st.lists(st.sampled_from(ROLES), min_size=1, max_size=2)),
+                min_trust_level=draw(st.sampled_from(PERMIT_LEVELS)),
                 conditions=draw(conditions),
             )
         docs.append(pol)
@@ -315,8 +316,8 @@ def test_arbitrary_input_never_raises_nor_allows(raw: Any) -> None:
 @st.composite
 def permit_policy(draw: st.DrawFn) -> dict[str, Any]:
     return {
-        "roles_any": draw(st.lists(st.sampled_from(ROLES), max_size=2)),
-        "min_trust_level": draw(st.sampled_from(LEVELS)),
+        "roles_any": draw(st.lists(st.sampled_from(ROLES), min_size=1, max_size=2)),
+        "min_trust_level": draw(st.sampled_from(PERMIT_LEVELS)),
         "conditions": draw(conditions),
     }
 

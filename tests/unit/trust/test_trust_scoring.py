@@ -4,13 +4,30 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dharma.agents.trust import DevicePosture, TrustConfig, TrustLevel, trust_level
-from dharma.agents.trust.scoring import context_trust, device_trust, round2, user_trust
+from dharma.agents.trust import (
+    AccessEvent,
+    DevicePosture,
+    TrustConfig,
+    TrustLevel,
+    parse_access_event,
+    trust_level,
+)
+from dharma.agents.trust.scoring import (
+    MAX_SCORE,
+    MIN_SCORE,
+    TrustScores,
+    context_trust,
+    device_trust,
+    round2,
+    score_event,
+    user_trust,
+)
 
 
 def _device(**kw: object) -> DevicePosture:
@@ -70,8 +87,9 @@ def test_context_factor() -> None:
         (74.99, TrustLevel.MEDIUM),
         (50, TrustLevel.MEDIUM),
         (49.99, TrustLevel.LOW),
-        (25, TrustLevel.LOW),
-        (24.99, TrustLevel.NONE),
+        (40, TrustLevel.LOW),
+        (39.99, TrustLevel.NONE),
+        (30, TrustLevel.NONE),
         (0, TrustLevel.NONE),
     ],
 )
@@ -139,8 +157,60 @@ def test_production_memo() -> None:
 
 
 def test_scores_carry_their_floats() -> None:
-    from dharma.agents.trust.scoring import TrustScores
-
     scores = TrustScores(Decimal("98"), Decimal("100"), Decimal("75"), Decimal("93.05"),
                          trust_level(93.05), True, True, True, True, True)
     assert scores.floats == (93.05, 98.0, 100.0, 75.0)
+
+
+_WORKDAY_MS = int(datetime(2025, 12, 8, 14, 30, tzinfo=UTC).timestamp()) * 1000
+_SUNDAY_NIGHT_MS = int(datetime(2025, 12, 7, 3, 0, tzinfo=UTC).timestamp()) * 1000
+facts = st.fixed_dictionaries({
+    "compliance": st.floats(0, 100, allow_nan=False), "encrypted": st.booleans(),
+    "firewall": st.booleans(), "antivirus": st.booleans(),
+    "patch": st.sampled_from(["latest", "recent", "outdated", "unknown"]),
+    "mfa": st.booleans(), "recent": st.booleans(), "hours": st.booleans(),
+    "internal": st.booleans(), "production": st.booleans(),
+    "history": st.floats(0, 100, allow_nan=False)})
+
+
+def _score(f: dict[str, Any]) -> TrustScores:
+    ts = _WORKDAY_MS if f["hours"] else _SUNDAY_NIGHT_MS
+    event = parse_access_event({
+        "event_id": "e", "ts": ts, "user_id": "u", "roles": ["admin"],
+        "resource": "database/production/x" if f["production"] else "database/staging/x",
+        "action": "read", "device": {
+            "device_id": "d", "os": "x", "encrypted": f["encrypted"], "firewall": f["firewall"],
+            "antivirus": f["antivirus"], "compliance_score": f["compliance"],
+            "patch_level": f["patch"]},
+        "mfa_enabled": f["mfa"], "last_auth_ts": ts - (60_000 if f["recent"] else 3_600_000),
+        "source_ip": "10.0.1.50" if f["internal"] else "203.0.113.7"})
+    assert isinstance(event, AccessEvent)
+    return score_event(event, f["history"], TrustConfig())
+
+
+_WORST = {"compliance": 0.0, "encrypted": False, "firewall": False, "antivirus": False,
+          "patch": "unknown", "mfa": False, "recent": False, "hours": False, "internal": False,
+          "production": True, "history": 0.0}
+_BEST = {**_WORST, "compliance": 100.0, "encrypted": True, "firewall": True, "antivirus": True,
+         "patch": "latest", "mfa": True, "recent": True, "hours": True, "internal": True,
+         "production": False, "history": 100.0}
+
+
+@settings(max_examples=400, deadline=None)
+@given(facts)
+def test_scores_that_can_occur_lie_between_the_documented_bounds(f: dict[str, Any]) -> None:
+    assert MIN_SCORE <= _score(f).overall <= MAX_SCORE
+
+
+def test_both_bounds_and_every_band_are_reached() -> None:
+    worst, best = _score(_WORST), _score(_BEST)
+    assert (worst.overall, worst.level) == (MIN_SCORE, TrustLevel.NONE)
+    assert (best.overall, best.level) == (MAX_SCORE, TrustLevel.FULL)
+    reached = {worst.level,
+               _score({**_WORST, "history": 50.0}).level,  # 34: a new user on a bare device
+               _score({**_WORST, "history": 50.0, "encrypted": True}).level,  # 41
+               _score({**_BEST, "mfa": False, "recent": False, "history": 0.0,
+                       "compliance": 0.0, "hours": False}).level,  # 57.25
+               _score({**_BEST, "hours": False, "production": True}).level,  # 88.75
+               best.level}
+    assert reached == set(TrustLevel)

@@ -1,0 +1,371 @@
+"""The stages of one trust batch: decide, audit, open sessions, revalidate, emit.
+
+Order is what makes the decisions fail closed:
+
+1. fold the batch through the tables (decide against the worker's clock);
+2. append every decision to the audit trail and wait for the commit (the
+   tables are written meanwhile): when PostgreSQL stays away, every request of
+   the batch is DENY ``audit_unavailable`` (emitted at once, so no enforcement
+   point waits), the tables are put back as they were and the batch is
+   dead-lettered;
+3. only then open the sessions of the ALLOWs the trail holds (the open is
+   refused for a session opened or revoked before: a replay never reopens
+   one); when Redis stays away, those ALLOWs become DENY
+   ``session_unavailable``;
+4. re-evaluate the live sessions that posture and risk updates touch, and those
+   a fresh request reports a worse posture for (REVOKE or CHALLENGE); when
+   Redis stays away, a critical ``revalidation_failed`` alert per user and the
+   updates are dead-lettered;
+5. emit decisions and alerts; the agent acknowledges the batch once the broker
+   has them.
+
+Any other exception: every request DENY ``internal_error``, batch dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import faust
+from faust.types import EventT
+
+from dharma.agents.trust.alerts import revalidation_alert
+from dharma.agents.trust.behaviour import UserBehaviour
+from dharma.agents.trust.config import TrustConfig
+from dharma.agents.trust.engine import (
+    AUDIT_UNAVAILABLE,
+    SESSION_UNAVAILABLE,
+    Decision,
+    TrustEngine,
+    Verdict,
+    fail_closed,
+)
+from dharma.agents.trust.models import AccessEvent, parse_access_event
+from dharma.agents.trust.session import (
+    Posture,
+    Session,
+    as_posture_update,
+    is_worse,
+    posture_of,
+    revalidate,
+)
+from dharma.agents.trust.state import Outcome, TrustState
+from dharma.sinks.audit import AuditSink, audit_row
+from dharma.sinks.base import SinkUnavailable
+from dharma.sinks.sessions import SessionStore
+from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
+from dharma.streams.errors import RejectedEvent
+from dharma.streams.topics import ALERTS, AUDIT_LOGS, PREDICTIONS
+
+__all__ = ["Accepted", "Refused", "TrustPipeline"]
+
+logger = logging.getLogger(__name__)
+
+TRUST_BRANCH = "dharma.predictions.TrustDecision"
+INTERNAL_ERROR = "internal_error"
+AUDIT_CONFLICT = "audit_conflict"
+
+Accepted = list[tuple[EventT, AccessEvent]]
+#: DENY decisions of records that failed validation (dead-lettered too)
+Refused = list[tuple[EventT, Decision]]
+Message = tuple[str, bytes, bytes]
+Pair = tuple[str, str]
+
+
+class Recheck(NamedTuple):
+    """One update to apply to live sessions; ``worse``: the posture a fresh request
+    reported (then only its user's sessions on its device, recorded better, are touched)."""
+
+    event: EventT
+    update: AccessEvent
+    behaviour: UserBehaviour
+    worse: Posture | None = None
+
+
+@dataclass
+class Result:
+    """What a batch produces: decisions with their request records, alerts, dead letters."""
+
+    decisions: list[Decision] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    dead: list[tuple[EventT, RejectedEvent]] = field(default_factory=list)
+
+    def add(self, decision: Decision, request: dict[str, Any]) -> None:
+        self.decisions.append(decision)
+        self.requests.append(request)
+
+
+class TrustPipeline:
+    """Tables, sinks and topics of the trust agent; one method per stage of a batch."""
+
+    def __init__(self, app: faust.App, ctx: StreamContext, engine: TrustEngine) -> None:
+        self.ctx, self.engine = ctx, engine
+        self.state = TrustState(app, engine, ctx.emitter)
+        self.dlq = raw_topic(app, AUDIT_LOGS.dlq)
+        settings, config = ctx.settings, engine.config
+        self.audit = AuditSink(settings.postgres.dsn.get_secret_value())
+        self.sessions = SessionStore(settings.redis.url.get_secret_value(),
+                                     ttl_s=config.allow_ttl_seconds, guard_s=config.replay_guard_s)
+
+    async def process(self, accepted: Accepted, refused: Refused) -> None:
+        """Run the batch's stages, then queue its outputs and dead letters."""
+        try:
+            result, messages = await self.run(accepted, refused, time.time_ns() // 1_000_000)
+        except Exception as exc:  # nothing may escape: Faust would ack it
+            first = (accepted or refused)[0][0].message
+            logger.exception("trust batch failed first=%s[%s]@%s", first.topic, first.partition,
+                             first.offset)
+            result, messages = self.internal_error(accepted, refused, exc), None
+        for topic, key, value in messages or self.encode(result):
+            self.ctx.emitter.emit(topic, key, value)
+        await send_dead_letters(self.ctx, self.dlq, result.dead)
+
+    async def run(self, accepted: Accepted, refused: Refused,
+                  now_ms: int) -> tuple[Result, list[Message] | None]:
+        """The stages (see the module docstring); the encoded outputs when no decision had
+        to change after they were encoded."""
+        out = self.state.fold(accepted, now_ms)
+        result = Result(alerts=out.alerts)
+        for _, access, decision in out.decided:
+            result.add(decision, access.record)
+        for _, decision in refused:
+            result.add(decision, {})
+        audit = asyncio.ensure_future(self.append_audit(result.decisions, result.requests))
+        async with settled(audit):  # while PostgreSQL works:
+            await asyncio.sleep(0)  # let the audit write send its request
+            messages = self.encode(result)
+            self.state.store(out)  # undone below if the audit fails
+            opening = self.sessions_of(out)
+        try:
+            confirmed = await audit
+        except SinkUnavailable as exc:
+            self.state.restore(out)  # a dead-lettered batch is not counted
+            await self.audit_unavailable(out, result, accepted, exc)
+            return result, None
+        flagged, intact = await self.open_sessions(out, result, confirmed, opening)
+        if flagged is None:  # Redis is away: nothing to re-evaluate sessions with
+            return result, None
+        later = await self.recheck_sessions(out, result, flagged)
+        result.decisions += later.decisions
+        return result, (messages + self.encode(later)) if intact else None
+
+    def sessions_of(self, out: Outcome) -> tuple[list[tuple[Session, Posture]],
+                                                   dict[Pair, Posture]]:
+        """The session each ALLOW would open, with its device's posture; the worst posture
+        each (user, device) pair reported."""
+        config = self.engine.config
+        opening = [(Session.open(decision, access, access.record),
+                    posture_of(access.record["device"], config))
+                   for _, access, decision in out.decided if decision.decision is Verdict.ALLOW]
+        return opening, worst_postures(out.fresh, config)
+
+    async def open_sessions(self, out: Outcome, result: Result, confirmed: set[str],
+                            sessions: tuple[list[tuple[Session, Posture]], dict[Pair, Posture]]
+                            ) -> tuple[set[Pair] | None, bool]:
+        """Open the sessions of the ALLOWs the trail holds; the (user, device) pairs reporting
+        a worse posture (None: Redis is away), and whether every decision stands as encoded."""
+        opening, requested = sessions
+        conflicts = set()
+        for i, (_, _, decision) in enumerate(out.decided):
+            if decision.decision is Verdict.ALLOW and decision.decision_id not in confirmed:
+                conflicts.add(decision.session_id)  # its id holds another decision in the trail
+                result.decisions[i] = fail_closed(decision, AUDIT_CONFLICT, "the audit trail "
+                                                  "holds another decision under this id")
+        if conflicts:
+            opening = [(s, p) for s, p in opening if s.session_id not in conflicts]
+        try:
+            _, flagged = await self.sessions.open(opening, requested)
+        except SinkUnavailable as exc:
+            unopened = {s.session_id for s, _ in opening}
+            result.decisions = [fail_closed(d, SESSION_UNAVAILABLE, f"session store: {exc}")
+                                if d.session_id in unopened else d for d in result.decisions]
+            self.recheck_failed(self.rechecks(out, set()), result, str(exc))
+            await self.audit_quietly(result)
+            return None, False
+        if conflicts:
+            await self.audit_quietly(result)
+        return flagged, not conflicts
+
+    async def recheck_sessions(self, out: Outcome, result: Result, flagged: set[Pair]) -> Result:
+        """Re-evaluate the sessions the batch's updates touch; audit what it decides."""
+        rechecks, later = self.rechecks(out, flagged), Result()
+        try:
+            for decision, update in await self.revalidate(rechecks):
+                later.add(decision, update.record)
+        except SinkUnavailable as exc:
+            self.recheck_failed(rechecks, result, str(exc))
+            return later
+        try:
+            await self.append_audit(later.decisions, later.requests)
+        except SinkUnavailable as exc:  # revoked all the same; the gap is dead-lettered
+            result.dead += [(r.event, RejectedEvent("sink_error", str(exc)))
+                            for r in rechecks if r.worse is None]
+        return later
+
+    def rechecks(self, out: Outcome, flagged: set[Pair]) -> list[Recheck]:
+        """Posture and risk updates, and fresh requests reporting a worse posture than their
+        sessions recorded, in log order."""
+        work = [Recheck(event, update, behaviour) for event, update, behaviour in out.updates]
+        if flagged:
+            fresh, config = {id(a) for a in out.fresh}, self.engine.config
+            for event, access, _ in out.decided:
+                pair = (access.user_id, access.device.device_id)
+                if pair in flagged and id(access) in fresh:
+                    update = parse_access_event(as_posture_update(access))
+                    assert isinstance(update, AccessEvent)  # a valid request's posture is valid
+                    work.append(Recheck(event, update, self.state.behaviour_of(access.user_id),
+                                        posture_of(access.record["device"], config)))
+        work.sort(key=lambda r: (r.event.message.partition, r.event.message.offset))
+        return work
+
+    async def revalidate(self, rechecks: list[Recheck]) -> list[tuple[Decision, AccessEvent]]:
+        """Re-decide the live sessions each update touches: REVOKE or CHALLENGE."""
+        decided: list[tuple[Decision, AccessEvent]] = []
+        revoked: dict[str, Session] = {}
+        challenged: dict[str, Session] = {}
+        for r in rechecks:
+            update = r.update
+            for session, status in await self.sessions.touching(update.user_id,
+                                                                update.device.device_id):
+                sid = session.session_id
+                if sid in revoked or not self._affected(r, session):
+                    continue
+                mine = r.behaviour if session.user_id == update.user_id else \
+                    self.state.behaviour_of(session.user_id)
+                # an update older than the session does not move it back in time
+                at_ms = max(update.ts_ms, session.opened_ms)
+                decision = revalidate(self.engine, session, update, mine, at_ms)
+                if decision.decision is Verdict.REVOKE:
+                    revoked[sid] = session
+                elif decision.decision is not Verdict.CHALLENGE or status == "challenged" \
+                        or sid in challenged:
+                    continue
+                else:
+                    challenged[sid] = session
+                decided.append((decision, update))
+        await self.sessions.end(list(revoked.values()),
+                                [s for k, s in challenged.items() if k not in revoked])
+        return decided
+
+    def _affected(self, r: Recheck, session: Session) -> bool:
+        """Posture and risk updates touch every session of their user or device, whatever
+        their age (they only lower trust); a request, its user's earlier sessions on its
+        device that recorded a better posture."""
+        if r.worse is None:
+            return True
+        update = r.update
+        if (session.user_id, session.device_id) != (update.user_id, update.device.device_id) \
+                or session.opened_ms > update.ts_ms:
+            return False
+        try:
+            recorded = posture_of(session.request["device"], self.engine.config)
+        except (KeyError, TypeError, ValueError):
+            return True  # an unreadable stored posture: re-decide (it revokes)
+        return is_worse(r.worse, recorded)
+
+    def recheck_failed(self, rechecks: list[Recheck], result: Result, detail: str) -> None:
+        """Sessions could not be re-evaluated: a critical alert per user, updates dead-lettered."""
+        users: set[str] = set()
+        for r in rechecks:
+            if r.update.user_id not in users:
+                users.add(r.update.user_id)
+                result.alerts.append(revalidation_alert(r.update, detail))
+            if r.worse is None:
+                result.dead.append((r.event, RejectedEvent("sink_error", detail)))
+        if rechecks:
+            logger.error("trust sessions not re-evaluated updates=%d users=%d: %s",
+                         len(rechecks), len(users), detail)
+
+    async def audit_unavailable(self, out: Outcome, result: Result, accepted: Accepted,
+                                exc: SinkUnavailable) -> None:
+        """The trail is down: every request DENY, updates still applied, batch dead-lettered."""
+        detail = f"audit trail unavailable: {exc}"
+        result.decisions[:len(out.decided)] = [
+            fail_closed(d, AUDIT_UNAVAILABLE, detail) for _, _, d in out.decided]
+        logger.error("trust batch denied count=%d: %s", len(result.decisions), detail)
+        rechecks = self.rechecks(out, set())
+        try:
+            for decision, update in await self.revalidate(rechecks):
+                result.add(decision, update.record)  # emitted; not audited (trail down)
+        except SinkUnavailable as redis_exc:
+            self.recheck_failed(rechecks, result, str(redis_exc))
+        result.dead = [(event, RejectedEvent("sink_error", detail)) for event, _ in accepted]
+
+    def internal_error(self, accepted: Accepted, refused: Refused, exc: Exception) -> Result:
+        """Every request of a batch that failed unexpectedly: DENY; the batch dead-lettered."""
+        result = Result()
+        for _, access in accepted:
+            if access.event_type == "access_request":
+                result.add(self.engine.refuse(access, INTERNAL_ERROR, type(exc).__name__), {})
+        for _, decision in refused:
+            result.add(decision, {})
+        result.dead = [(event, RejectedEvent("processing_error", repr(exc)))
+                       for event, _ in accepted]
+        return result
+
+    async def append_audit(self, decisions: list[Decision],
+                           requests: list[dict[str, Any]]) -> set[str]:
+        """Append decisions to the audit trail; the ids of the ALLOWs it holds."""
+        if not decisions:
+            return set()
+        rows = [audit_row(d.to_record(), r) for d, r in zip(decisions, requests, strict=True)]
+        confirmed = await self.audit.append(rows)
+        self.ctx.metrics.sink_rows.labels(self.audit.name).inc(len(rows))
+        return confirmed
+
+    async def audit_quietly(self, result: Result) -> None:
+        """Append the batch again, with the fail-closed DENYs that replaced decisions (best
+        effort: they deny; the rows stored already are not written twice)."""
+        try:
+            await self.append_audit(result.decisions, result.requests)
+        except SinkUnavailable:
+            logger.exception("trust fail-closed decisions not audited count=%d",
+                             len(result.decisions))
+
+    def encode(self, result: Result) -> list[Message]:
+        """Decisions (key: user id) and alerts (key: fingerprint), encoded."""
+        wire = self.ctx.wire
+        messages = []
+        for decision in result.decisions:
+            record = decision.to_record()
+            messages.append((PREDICTIONS.name,
+                             wire.encode_key(PREDICTIONS.key_subject, record["user_id"]),
+                             wire.encode(PREDICTIONS.value_subject, (TRUST_BRANCH, record))))
+        for alert in result.alerts:
+            messages.append((ALERTS.name, wire.encode(ALERTS.key_subject, alert["fingerprint"]),
+                             wire.encode(ALERTS.value_subject, alert)))
+            logger.info("alert kind=%s user=%s severity=%s", alert["kind"], alert["source"],
+                        alert["severity"])
+        return messages
+
+
+def worst_postures(requests: list[AccessEvent], config: TrustConfig) -> dict[Pair, Posture]:
+    """The worst posture (component by component) each (user, device) pair reported."""
+    worst: dict[Pair, Posture] = {}
+    for access in requests:
+        pair = (access.user_id, access.device.device_id)
+        posture = posture_of(access.record["device"], config)
+        seen = worst.get(pair)
+        if seen is None:
+            worst[pair] = posture
+        elif seen != posture:
+            worst[pair] = tuple(map(min, seen, posture))
+    return worst
+
+
+@asynccontextmanager
+async def settled(write: asyncio.Future[Any]) -> AsyncIterator[None]:
+    """Work done while ``write`` runs; if it fails, ``write`` is awaited before the error
+    goes on (never a write left running unobserved)."""
+    try:
+        yield
+    except BaseException:
+        await asyncio.gather(write, return_exceptions=True)
+        raise
