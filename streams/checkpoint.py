@@ -160,6 +160,11 @@ class CheckpointedTable(Generic[V]):
             self._save(key, self.live[key], now)
         return written + len(due)
 
+    def checkpoint_all(self) -> int:
+        """Write every changed key now (a graceful stop: nothing learned is left unsaved);
+        how many were written."""
+        return self.checkpoint(force=set(self.live), limit=0)
+
     def _save(self, key: str, entry: _Entry[V], now: float) -> None:
         self.writer.set(table_key(key), self.encode(entry.value), entry.event)
         entry.saved_at, entry.dirty = now, False

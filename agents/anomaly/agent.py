@@ -147,6 +147,13 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
             logger.info("evicted idle series count=%d", evicted)
             await ctx.emitter.flush()
 
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # mode's Signal typing
+    async def checkpoint_at_shutdown(app: faust.App, **_: Any) -> None:
+        # Faust sends this once the agents are idle, before the final offset commit, and
+        # sends no revocation on a graceful stop.
+        logger.info("checkpointed at shutdown count=%d", store.checkpoint_all())
+        await flush_checkpoints()
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # mode's Signal typing
     async def forget_revoked(app: faust.App, revoked: set[TP], **_: Any) -> None:
         store.release_partitions({tp.partition for tp in revoked
