@@ -28,6 +28,11 @@ stream partitions before seeking them, is fixed in :mod:`dharma.streams.recovery
 A worker whose broker has gone away still stops on SIGTERM: aiokafka's
 consumer, closing with its fetches cancelled, raised ``CancelledError`` out
 of the consumer thread's shutdown, which then never completed.
+
+High watermarks (what Faust's table recovery reads up to) are the partitions'
+true ends: the embedded broker answers ``ListOffsets`` with the base offset of
+the last record batch, which lost the rest of that batch's changelog records
+on every restart (:mod:`dharma.streams.offsets`).
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from typing import Any
 
 import faust
 from faust.transport.drivers import aiokafka as driver
+
+from dharma.streams.offsets import exact_end_offsets
 
 DEFAULT_FETCH_MAX_WAIT_MS = 10
 #: aiokafka sends no fetch to a broker while records it fetched from any of its
@@ -81,6 +88,14 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
             if task is not None and task.cancelling():
                 raise
             logger.warning("consumer closed with its fetches cancelled (broker unreachable?)")
+
+    async def _highwaters(self, partitions: Any) -> Any:
+        # Faust's recovery reads a changelog up to this; ListOffsets on the embedded
+        # broker answers short of the last record batch.
+        listed = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:
+            return listed
+        return await exact_end_offsets(self._ensure_consumer()._client, listed)
 
     async def getmany(self, active_partitions: Any, timeout: float) -> Any:
         # Faust passes its live set of active partitions, which recovery empties
