@@ -1,4 +1,4 @@
-"""``dharma bench ingest | anomaly | trust``: throughput figures on this machine."""
+"""``dharma bench ingest | anomaly | trust | broker | soak``: figures on this machine."""
 
 from __future__ import annotations
 
@@ -49,6 +49,36 @@ def trust(events: int = typer.Option(30_000, help="Access events through Kafka p
     with bench_stack() as (settings, _env):
         throughput = measure_trust_throughput(settings, n_events=events, rounds=rounds)
     _report("trust", {"throughput": throughput, "latency": latency})
+
+
+@bench_app.command()
+def broker(repeats: int = typer.Option(15, help="Timed requests per figure (median).")) -> None:
+    """Request times of the embedded broker against what one partition holds (records,
+    record batches): what makes it slower as it retains data."""
+    from dharma.bench.broker_cost import run
+
+    _report("broker", run(repeats=repeats))
+
+
+@bench_app.command()
+def soak(load: str = typer.Option("anomaly", help="anomaly (outside producer into one anomaly "
+                                  "worker) or pipeline (what `dharma up` runs)."),
+         rate: float = typer.Option(2_000.0, help="Events per second offered."),
+         minutes: float = typer.Option(10.0, help="How long the load runs."),
+         series: int = typer.Option(1_000, help="anomaly: series the events spread over."),
+         linger_ms: int = typer.Option(5, help="anomaly: the outside producer's linger.ms."),
+         interval_s: float = typer.Option(60.0, help="Seconds between samples.")) -> None:
+    """Broker CPU and memory, worker lag (and, for anomaly, produce → prediction latency and
+    scored count) under a steady load, per interval, with slopes per 10 minutes."""
+    from dharma.bench.soak import run_anomaly, run_pipeline
+
+    if load == "anomaly":
+        figures = run_anomaly(int(rate), series, minutes * 60, linger_ms, interval_s)
+    elif load == "pipeline":
+        figures = run_pipeline(rate, minutes * 60, interval_s)
+    else:
+        raise typer.BadParameter("--load is anomaly or pipeline")
+    _report(f"soak {load}", figures)
 
 
 def register(app: typer.Typer) -> None:
