@@ -5,15 +5,22 @@ librdkafka queues a message in about a microsecond.  Agents queue their
 outputs (and table changelog records, :mod:`dharma.streams.changelog`) with
 :meth:`Emitter.emit` and ``await`` :meth:`Emitter.flush` at the end of a
 batch, so every output of a batch is acknowledged by the broker before the
-batch's offsets can be committed (at-least-once).  The flush polls the
-producer from the event loop, so failed deliveries are reported there.
+batch's offsets can be committed (at-least-once).
+
+Each flush sends what the batch queued as one record batch per partition:
+messages linger until the flush (which sends at once) instead of leaving in
+millisecond-sized batches while the agent works.  The embedded broker's cost
+per fetch and per ``ListOffsets`` grows with the record batches a partition
+holds, so this keeps its growth to one batch per partition per flush
+(``docs/broker.md``).  The flush waits in a thread (librdkafka releases the
+GIL there), so the event loop goes on meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
+from collections import Counter, deque
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -28,6 +35,11 @@ class EmitError(DharmaError):
     """Outputs of a batch were not acknowledged by the broker."""
 
 
+#: How long a message waits for the flush that sends it (one not followed by a flush,
+#: such as a checkpoint at a partition's revocation, still leaves within this).
+LINGER_MS = 100
+
+
 class Emitter:
     """Queue outputs, then flush them all before the batch is acknowledged."""
 
@@ -35,7 +47,7 @@ class Emitter:
                  flush_timeout_s: float = 30.0) -> None:
         self._producer = Producer({
             **settings.kafka.confluent_config(),
-            "linger.ms": 1,
+            "linger.ms": LINGER_MS,
             "enable.idempotence": False,
             "acks": "all",
             "queue.buffering.max.messages": 1_000_000,
@@ -45,7 +57,8 @@ class Emitter:
         })
         self.metrics = metrics
         self.flush_timeout_s = flush_timeout_s
-        self._failed: list[tuple[KafkaError, Message]] = []
+        # filled by delivery reports in the flushing thread: a deque is safe across threads
+        self._failed: deque[tuple[KafkaError, Message]] = deque()
         self._queued: Counter[str] = Counter()
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
@@ -72,10 +85,9 @@ class Emitter:
         acknowledged meanwhile); messages whose delivery failed are sent again,
         up to ``attempts`` times, then :class:`EmitError` is raised.
         """
-        loop = asyncio.get_running_loop()
         for attempt in range(1, attempts + 1):
-            await self._drain(loop)
-            failed, self._failed = self._failed, []
+            await self._drain()
+            failed = [self._failed.popleft() for _ in range(len(self._failed))]
             for _, msg in failed:
                 self._queued[msg.topic() or ""] -= 1
             for topic, count in self._queued.items():
@@ -91,16 +103,11 @@ class Emitter:
                           None if partition is None or partition < 0 else partition)
         raise EmitError(f"outputs failed after {attempts} attempts")
 
-    async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
-        producer, warn_at = self._producer, loop.time() + self.flush_timeout_s
-        producer.poll(0)
-        while len(producer):
-            await asyncio.sleep(0.001)
-            producer.poll(0)
-            if loop.time() > warn_at:
-                logger.warning("outputs still unacknowledged after %.0fs; waiting",
-                               self.flush_timeout_s)
-                warn_at = loop.time() + self.flush_timeout_s
+    async def _drain(self) -> None:
+        # librdkafka's flush sends what lingers at once and serves delivery reports.
+        while await asyncio.to_thread(self._producer.flush, self.flush_timeout_s):
+            logger.warning("outputs still unacknowledged after %.0fs; waiting",
+                           self.flush_timeout_s)
 
     def close(self) -> None:
         try:
