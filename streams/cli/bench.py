@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.table import Table
 
 from dharma.streams.cli.common import console
 
@@ -15,8 +16,22 @@ bench_app = typer.Typer(help="Benchmarks, each against a private embedded stack.
 def _report(name: str, figures: dict[str, object]) -> None:
     console.print(f"[bold]{name}[/]")
     for key, value in figures.items():
-        console.print(f"  {key:36} {value}")
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            _print_rows(key, value)
+        else:
+            console.print(f"  {key:36} {value}")
     typer.echo(json.dumps({name: figures}))
+
+
+def _print_rows(name: str, rows: list[dict[str, object]]) -> None:
+    """Rows of dicts (per case, per interval) as a table; nested dicts flattened."""
+    flat = [{f"{k}.{kk}" if isinstance(v, dict) else k: vv
+             for k, v in row.items() for kk, vv in (v.items() if isinstance(v, dict)
+                                                     else [(k, v)])} for row in rows]
+    table = Table(*flat[0], title=name)
+    for row in flat:
+        table.add_row(*(str(row.get(c, "")) for c in flat[0]))
+    console.print(table)
 
 
 @bench_app.command()
