@@ -10,7 +10,11 @@ the samples after the first, which holds start-up).
   events/s over ``series`` series into one anomaly worker; every event is
   timed from produce to its consumed prediction (p50/p99 overall and per
   interval: the first interval is the baseline of the same run), and counted
-  (scored against produced).
+  (scored against produced).  The reader of predictions fetches with a 50 ms
+  wait (a shorter one would itself starve on a long run, ``docs/broker.md``),
+  which can add up to 25 ms at the tail; ``to_worker_send`` figures (produce
+  to the worker's send of the prediction, from its timestamp) do not depend on
+  the reader.
 - ``pipeline``: what ``dharma up`` runs (the ingest, anomaly and trust workers,
   the generator at ``rate`` events/s and a live reader of predictions, alerts
   and dead letters).
@@ -19,6 +23,7 @@ the samples after the first, which holds start-up).
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 import uuid
@@ -40,6 +45,7 @@ from dharma.streams.settings import Settings
 __all__ = ["run_anomaly", "run_pipeline", "slope_per_10_min"]
 
 PIPELINE = ("ingest", "anomaly", "trust")
+PROBE_FETCH_WAIT_MS = 50
 
 
 def slope_per_10_min(points: list[tuple[float, float]]) -> float | None:
@@ -151,6 +157,20 @@ def _workers(env: dict[str, str], logdir: Path, topologies: tuple[str, ...],
             stop(proc)
 
 
+def _interval_latency(probe: _LatencyProbe) -> Callable[[], dict[str, Any]]:
+    """Latency figures of the predictions consumed since the previous call."""
+    seen = 0
+
+    def figures() -> dict[str, Any]:
+        nonlocal seen
+        done, sends = sorted(probe.latencies[seen:]), sorted(probe.to_send[seen:])
+        seen += len(done)
+        return {"scored": len(done), "p50_ms": _pct(done, 0.5), "p99_ms": _pct(done, 0.99),
+                "to_worker_send_p99_ms": _pct(sends, 0.99)}
+
+    return figures
+
+
 def run_anomaly(rate: int = 2_000, series: int = 1_000, seconds: float = 600.0,
                 linger_ms: int = 5, interval_s: float = 60.0) -> dict[str, Any]:
     """An outside producer at ``rate`` events/s into one anomaly worker for ``seconds``."""
@@ -160,40 +180,32 @@ def run_anomaly(rate: int = 2_000, series: int = 1_000, seconds: float = 600.0,
     from dharma.streams.producer import AvroProducer
 
     app_id = f"soak{uuid.uuid4().hex[:6]}"
-    logdir = Path(f"/tmp/dharma-soak-{app_id}")
-    logdir.mkdir(parents=True)
+    logdir = Path(tempfile.mkdtemp(prefix=f"dharma-soak-{app_id}-"))
     with bench_stack() as (settings, env):
         _skip_to_end(settings, app_id)
         producer = AvroProducer(Producer({**settings.kafka.confluent_config(),
                                           "linger.ms": linger_ms}), registry_client(settings))
-        probe = _LatencyProbe(settings)
+        probe = _LatencyProbe(settings, fetch_wait_ms=PROBE_FETCH_WAIT_MS)
         with _workers(env, logdir, ("anomaly",), app_id) as pids:
             _pace(producer, probe, series // 2, 2.0, series)  # group joins, series created
             _wait(lambda: not probe.sent, 60)
             probe.latencies.clear()
-            seen = [0]
-
-            def interval_latency() -> dict[str, Any]:
-                done = probe.latencies[seen[0]:]
-                seen[0] += len(done)
-                ordered = sorted(done)
-                return {"scored": len(done), "p50_ms": _pct(ordered, 0.5),
-                        "p99_ms": _pct(ordered, 0.99)}
-
+            probe.to_send.clear()
             with Sampler(settings, pids, [f"{app_id}-anomaly"], interval_s,
-                         interval_latency) as sampler:
+                         _interval_latency(probe)) as sampler:
                 started = time.monotonic()
                 _pace(producer, probe, rate, seconds, series)
                 sent_s = time.monotonic() - started
                 _wait(lambda: not probe.sent, 60)
             probe.close()
         summary = sampler.summary()
-    lat = sorted(probe.latencies)
+    lat, sends = sorted(probe.latencies), sorted(probe.to_send)
     return {"offered_events_per_s": rate, "series": series, "seconds": seconds,
             "producer_linger_ms": linger_ms, "produced": int(rate * seconds),
             "achieved_events_per_s": round(rate * seconds / sent_s),
             "scored": len(lat), "unscored": len(probe.sent),
             "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99), "max_ms": _pct(lat, 1.0),
+            "to_worker_send_p50_ms": _pct(sends, 0.5), "to_worker_send_p99_ms": _pct(sends, 0.99),
             **summary, "logs": str(logdir)}
 
 
@@ -207,16 +219,16 @@ def run_pipeline(rate: float = 200.0, seconds: float = 600.0, interval_s: float 
     from dharma.streams.topics import ALERTS, DEAD_LETTER_TOPICS, PREDICTIONS
 
     app_id = f"soak{uuid.uuid4().hex[:6]}"
-    logdir = Path(f"/tmp/dharma-soak-{app_id}")
-    logdir.mkdir(parents=True)
+    logdir = Path(tempfile.mkdtemp(prefix=f"dharma-soak-{app_id}-"))
     shown = [0]
-    with bench_stack() as (settings, env), _workers(env, logdir, PIPELINE, app_id) as pids:
+    with bench_stack() as (settings, env), _workers(env, logdir, PIPELINE, app_id) as pids, \
+            (logdir / "generate.log").open("wb") as log:
         generator = subprocess.Popen(
             [sys.executable, "-m", "dharma.streams.cli", "generate", "--rate", str(rate),
              "--duration", str(seconds), "--days", str(days_per_hour * 24), "--quiet",
              "--labels-dir", str(logdir / "labels")],
-            env={**os.environ, **env}, stdout=(logdir / "generate.log").open("wb"),
-            stderr=subprocess.STDOUT, start_new_session=True)
+            env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
         topics = [PREDICTIONS.name, ALERTS.name, *(t.name for t in DEAD_LETTER_TOPICS)]
         with Tailer(settings, topics) as tailer, \
                 Sampler(settings, pids, [f"{app_id}-{t}" for t in PIPELINE], interval_s,
