@@ -7,20 +7,20 @@ outputs (and table changelog records, :mod:`dharma.streams.changelog`) with
 batch, so every output of a batch is acknowledged by the broker before the
 batch's offsets can be committed (at-least-once).
 
-Each flush sends what the batch queued as one record batch per partition:
-messages linger until the flush (which sends at once) instead of leaving in
-millisecond-sized batches while the agent works.  The embedded broker's cost
-per fetch and per ``ListOffsets`` grows with the record batches a partition
-holds, so this keeps its growth to one batch per partition per flush
-(``docs/broker.md``).  The flush waits in a thread (librdkafka releases the
-GIL there), so the event loop goes on meanwhile.
+Outputs linger up to :data:`LINGER_MS` to leave together, and each flush
+sends what lingers at once: at most one record batch per partition per 10 ms
+while an agent works through a batch, and one per flush at low rates, instead
+of one per millisecond.  The embedded broker's cost per fetch and per
+``ListOffsets`` grows with the record batches a partition holds
+(``docs/broker.md``).  The flush then polls the producer from the event loop,
+so failed deliveries are reported there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, deque
+from collections import Counter
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -35,9 +35,12 @@ class EmitError(DharmaError):
     """Outputs of a batch were not acknowledged by the broker."""
 
 
-#: How long a message waits for the flush that sends it (one not followed by a flush,
-#: such as a checkpoint at a partition's revocation, still leaves within this).
-LINGER_MS = 100
+#: How long an output waits to share its record batch (a flush sends it sooner).  Up
+#: to here, longer lingers only cost throughput: sending no longer overlaps the work.
+LINGER_MS = 10
+#: How long the flush's kick blocks: librdkafka sends what lingers at once only while
+#: a flush call lasts, and its broker threads must wake within it.
+KICK_S = 0.001
 
 
 class Emitter:
@@ -57,8 +60,7 @@ class Emitter:
         })
         self.metrics = metrics
         self.flush_timeout_s = flush_timeout_s
-        # filled by delivery reports in the flushing thread: a deque is safe across threads
-        self._failed: deque[tuple[KafkaError, Message]] = deque()
+        self._failed: list[tuple[KafkaError, Message]] = []
         self._queued: Counter[str] = Counter()
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
@@ -85,9 +87,10 @@ class Emitter:
         acknowledged meanwhile); messages whose delivery failed are sent again,
         up to ``attempts`` times, then :class:`EmitError` is raised.
         """
+        loop = asyncio.get_running_loop()
         for attempt in range(1, attempts + 1):
-            await self._drain()
-            failed = [self._failed.popleft() for _ in range(len(self._failed))]
+            await self._drain(loop)
+            failed, self._failed = self._failed, []
             for _, msg in failed:
                 self._queued[msg.topic() or ""] -= 1
             for topic, count in self._queued.items():
@@ -103,11 +106,16 @@ class Emitter:
                           None if partition is None or partition < 0 else partition)
         raise EmitError(f"outputs failed after {attempts} attempts")
 
-    async def _drain(self) -> None:
-        # librdkafka's flush sends what lingers at once and serves delivery reports.
-        while await asyncio.to_thread(self._producer.flush, self.flush_timeout_s):
-            logger.warning("outputs still unacknowledged after %.0fs; waiting",
-                           self.flush_timeout_s)
+    async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
+        producer, warn_at = self._producer, loop.time() + self.flush_timeout_s
+        producer.flush(KICK_S)  # what lingers leaves now, not at the end of its linger
+        while len(producer):
+            await asyncio.sleep(0.001)
+            producer.poll(0)
+            if loop.time() > warn_at:
+                logger.warning("outputs still unacknowledged after %.0fs; waiting",
+                               self.flush_timeout_s)
+                warn_at = loop.time() + self.flush_timeout_s
 
     def close(self) -> None:
         try:
