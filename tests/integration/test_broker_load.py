@@ -71,3 +71,14 @@ def test_status_warns_when_lookups_near_the_workers_fetch_wait(
     assert any(w.startswith(f"{big_topic}:") for w in near), near
     far = _status(stack_env, DHARMA_WORKER_FETCH_MAX_WAIT_MS="1500")["broker"]["warnings"]
     assert not any(w.startswith(f"{big_topic}:") for w in far), far
+
+
+def test_status_prints_the_broker_line_and_its_warnings(stack_env: dict[str, str],
+                                                        big_topic: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dharma.streams.cli", "stack", "status"],
+        env={**os.environ, **stack_env, "DHARMA_WORKER_FETCH_MAX_WAIT_MS": "2",
+             "COLUMNS": "200"}, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "of a core" in done.stdout and "records retained" in done.stdout
+    assert f"warning: {big_topic}:" in done.stdout, done.stdout
