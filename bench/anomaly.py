@@ -176,14 +176,15 @@ def _faust_baseline(env: dict[str, str], log: Path, n: int, timeout: float = 120
 class _LatencyProbe:
     """Consumes ``ml.predictions`` in a thread and times predictions of produced ids."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, fetch_wait_ms: int = 10) -> None:
         self.sent: dict[str, float] = {}  # prediction id -> perf_counter at produce
         self.latencies: list[float] = []
         self.to_send: list[float] = []  # produce -> the worker's send (message timestamp)
         self._wire = AvroWire(registry_client(settings))
         self._consumer = Consumer({**settings.kafka.confluent_config(),
                                    "group.id": "dharma-bench-latency",
-                                   "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+                                   "enable.auto.commit": False,
+                                   "fetch.wait.max.ms": fetch_wait_ms})
         self._consumer.assign(_end_offsets(settings, PREDICTIONS.name))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)

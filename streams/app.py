@@ -85,7 +85,7 @@ def make_app(settings: Settings, name: str,
         stream_buffer_maxsize=16384,
         TableManager="dharma.streams.recovery:TableManager",
     )
-    set_fetch_wait(app, worker.fetch_max_wait_ms)
+    set_fetch_wait(app, worker.fetch_max_wait_ms, worker.recovery_fetch_max_wait_ms)
     metrics = metrics or PipelineMetrics()
     app.sensors.add(PrometheusSensor(metrics))
     wire = AvroWire(registry_client(settings), lookup_on_miss=False)

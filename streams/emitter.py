@@ -5,8 +5,15 @@ librdkafka queues a message in about a microsecond.  Agents queue their
 outputs (and table changelog records, :mod:`dharma.streams.changelog`) with
 :meth:`Emitter.emit` and ``await`` :meth:`Emitter.flush` at the end of a
 batch, so every output of a batch is acknowledged by the broker before the
-batch's offsets can be committed (at-least-once).  The flush polls the
-producer from the event loop, so failed deliveries are reported there.
+batch's offsets can be committed (at-least-once).
+
+Outputs linger up to :data:`LINGER_MS` to leave together, and each flush
+sends what lingers at once: at most one record batch per partition per 10 ms
+while an agent works through a batch, and one per flush at low rates, instead
+of one per millisecond.  The embedded broker's cost per fetch and per
+``ListOffsets`` grows with the record batches a partition holds
+(``docs/broker.md``).  The flush then polls the producer from the event loop,
+so failed deliveries are reported there.
 """
 
 from __future__ import annotations
@@ -28,6 +35,14 @@ class EmitError(DharmaError):
     """Outputs of a batch were not acknowledged by the broker."""
 
 
+#: How long an output waits to share its record batch (a flush sends it sooner).  Up
+#: to here, longer lingers only cost throughput: sending no longer overlaps the work.
+LINGER_MS = 10
+#: How long the flush's kick blocks: librdkafka sends what lingers at once only while
+#: a flush call lasts, and its broker threads must wake within it.
+KICK_S = 0.001
+
+
 class Emitter:
     """Queue outputs, then flush them all before the batch is acknowledged."""
 
@@ -35,7 +50,7 @@ class Emitter:
                  flush_timeout_s: float = 30.0) -> None:
         self._producer = Producer({
             **settings.kafka.confluent_config(),
-            "linger.ms": 1,
+            "linger.ms": LINGER_MS,
             "enable.idempotence": False,
             "acks": "all",
             "queue.buffering.max.messages": 1_000_000,
@@ -93,7 +108,7 @@ class Emitter:
 
     async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         producer, warn_at = self._producer, loop.time() + self.flush_timeout_s
-        producer.poll(0)
+        producer.flush(KICK_S)  # what lingers leaves now, not at the end of its linger
         while len(producer):
             await asyncio.sleep(0.001)
             producer.poll(0)

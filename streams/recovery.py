@@ -9,6 +9,10 @@ and its refetched copies like records already read: input lost after a restart
 Here both of its paths (with and without tables) seek first and resume the
 stream partitions after, as faust-streaming#217 did elsewhere.
 
+While tables recover, the consumer fetches with the app's recovery fetch wait
+(longer than the streams' on the embedded broker, whose lookups grow with what
+a changelog holds and are cut off at the wait); streams resume with their own.
+
 Installed with the app setting ``TableManager="dharma.streams.recovery:TableManager"``.
 """
 
@@ -20,9 +24,17 @@ from typing import Any, cast
 from faust.tables import recovery as faust_recovery
 from faust.tables.manager import TableManager as FaustTableManager
 
+from dharma.streams.transport import Consumer
+
 
 class Recovery(faust_recovery.Recovery):
     """Seeks the stream partitions to their committed offsets before resuming them."""
+
+    async def _build_highwaters(self, consumer: Any, tps: Any, destination: Any,
+                                title: str) -> None:
+        # the first step of each recovery of tables: read changelogs with the long wait
+        _use_fetch_wait(self.app.consumer, recovering=True)
+        await super()._build_highwaters(consumer, tps, destination, title)
 
     async def _resume_streams(self, generation_id: int = 0) -> None:
         app = self.app
@@ -60,6 +72,7 @@ class Recovery(faust_recovery.Recovery):
 
     async def _seek_then_resume_streams(self) -> None:
         consumer = self.app.consumer
+        _use_fetch_wait(consumer, recovering=False)
         assignment = consumer.assignment()
         if assignment:
             self.log.info("Seek stream partitions to committed offsets.")
@@ -75,6 +88,11 @@ class Recovery(faust_recovery.Recovery):
         self.app.consumer.resume_flow()
         await cast(Any, self.app)._fetcher.maybe_start()
         self.tables.on_actives_ready()
+
+
+def _use_fetch_wait(consumer: Any, recovering: bool) -> None:
+    if isinstance(consumer, Consumer):  # our transport (dharma://); others keep their own
+        consumer.use_fetch_wait(recovering)
 
 
 class TableManager(FaustTableManager):

@@ -183,9 +183,16 @@ class WorkerSettings(BaseSettings):
         10.0, gt=0, description="DHARMA_WORKER_CHECKPOINT_EVERY_S: longest a detector's "
         "learning stays unsaved (bounds what a crash makes it re-learn).")
     fetch_max_wait_ms: int = Field(
-        10, ge=1, le=1500,
+        100, ge=1, le=1500,
         description="DHARMA_WORKER_FETCH_MAX_WAIT_MS: longest a fetch waits for data "
-        "(Faust's own 1500 ms adds about a second of latency on brokers that hold fetches).")
+        "(Faust's own 1500 ms adds about a second of latency on brokers that hold fetches; "
+        "the embedded broker answers nothing once its partition lookups outlast the wait, "
+        "about 0.6 ms per 1,000 retained record batches, docs/broker.md).")
+    recovery_fetch_max_wait_ms: int = Field(
+        1500, ge=1, le=30_000,
+        description="DHARMA_WORKER_RECOVERY_FETCH_MAX_WAIT_MS: the fetch wait while tables "
+        "recover from their changelogs (latency does not matter there; lookups of a long "
+        "changelog on the embedded broker do).")
     session_timeout_s: float = Field(6.0, description="DHARMA_WORKER_SESSION_TIMEOUT_S.")
     heartbeat_interval_s: float = Field(1.0, description="DHARMA_WORKER_HEARTBEAT_INTERVAL_S.")
     policy_dir: Path | None = Field(

@@ -6,7 +6,11 @@ hold a fetch for the whole wait when data arrives during it (the embedded
 Tansu broker does), which put about a second between a produce and its
 prediction.  This transport, registered for the ``dharma://`` broker scheme
 (entry point ``faust.transports``), uses the app's
-``DHARMA_WORKER_FETCH_MAX_WAIT_MS`` setting instead (see :func:`set_fetch_wait`).
+``DHARMA_WORKER_FETCH_MAX_WAIT_MS`` setting instead (see :func:`set_fetch_wait`),
+and ``DHARMA_WORKER_RECOVERY_FETCH_MAX_WAIT_MS`` while tables recover
+(:meth:`Consumer.use_fetch_wait`): Tansu stops looking partitions up when a
+fetch's wait runs out and then answers with nothing, so a changelog whose
+lookup takes longer than the stream wait would never be read.
 
 aiokafka also sends no fetch to a broker while records fetched from any of its
 partitions wait to be consumed, for up to 100 ms (its fetcher's
@@ -28,6 +32,11 @@ stream partitions before seeking them, is fixed in :mod:`dharma.streams.recovery
 A worker whose broker has gone away still stops on SIGTERM: aiokafka's
 consumer, closing with its fetches cancelled, raised ``CancelledError`` out
 of the consumer thread's shutdown, which then never completed.
+
+High watermarks (what Faust's table recovery reads up to) are the partitions'
+true ends: the embedded broker answers ``ListOffsets`` with the base offset of
+the last record batch, which lost the rest of that batch's changelog records
+on every restart (:mod:`dharma.streams.offsets`).
 """
 
 from __future__ import annotations
@@ -39,18 +48,28 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as driver
 
-DEFAULT_FETCH_MAX_WAIT_MS = 10
+from dharma.streams.offsets import exact_end_offsets
+
+DEFAULT_FETCH_MAX_WAIT_MS = 100
 #: aiokafka sends no fetch to a broker while records it fetched from any of its
 #: partitions wait to be consumed, for up to this long (its default: 0.1 s).
 PREFETCH_BACKOFF_S = 0.01
-_ATTR = "dharma_fetch_max_wait_ms"
+_ATTR, _RECOVERY_ATTR = "dharma_fetch_max_wait_ms", "dharma_recovery_fetch_max_wait_ms"
 
 logger = logging.getLogger(__name__)
 
 
-def set_fetch_wait(app: faust.App, ms: int) -> None:
-    """Give ``app``'s consumer a fetch wait of ``ms`` milliseconds."""
+def set_fetch_wait(app: faust.App, ms: int, recovery_ms: int | None = None) -> None:
+    """Give ``app``'s consumer a fetch wait of ``ms`` milliseconds (``recovery_ms`` while
+    its tables recover; ``ms`` when None)."""
     setattr(app, _ATTR, ms)
+    setattr(app, _RECOVERY_ATTR, ms if recovery_ms is None else recovery_ms)
+
+
+def fetch_waits(app: Any) -> tuple[int, int]:
+    """``app``'s fetch waits in ms: for its streams, and while its tables recover."""
+    ms = getattr(app, _ATTR, DEFAULT_FETCH_MAX_WAIT_MS)
+    return ms, getattr(app, _RECOVERY_ATTR, ms)
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -59,7 +78,7 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # aiokafka reads this when it starts its fetcher; Faust offers no setting for it.
-        consumer._fetch_max_wait_ms = getattr(self.app, _ATTR, DEFAULT_FETCH_MAX_WAIT_MS)
+        consumer._fetch_max_wait_ms = fetch_waits(self.app)[0]
         start = consumer.start
 
         async def start_with_short_backoff() -> None:
@@ -82,6 +101,14 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
                 raise
             logger.warning("consumer closed with its fetches cancelled (broker unreachable?)")
 
+    async def _highwaters(self, partitions: Any) -> Any:
+        # Faust's recovery reads a changelog up to this; ListOffsets on the embedded
+        # broker answers short of the last record batch.
+        listed = await super()._highwaters(partitions)
+        if self.consumer.in_transaction:
+            return listed
+        return await exact_end_offsets(self._ensure_consumer()._client, listed)
+
     async def getmany(self, active_partitions: Any, timeout: float) -> Any:
         # Faust passes its live set of active partitions, which recovery empties
         # in place while aiokafka waits for records; aiokafka reads an empty set
@@ -98,6 +125,13 @@ class Consumer(driver.Consumer):
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def use_fetch_wait(self, recovering: bool) -> None:
+        """Fetch with the recovery wait (``recovering``) or the streams' wait from now on."""
+        aiokafka_consumer = getattr(self._thread, "_consumer", None)
+        fetcher = getattr(aiokafka_consumer, "_fetcher", None)
+        if fetcher is not None:  # read by aiokafka for each fetch request it builds
+            fetcher._fetch_max_wait_ms = fetch_waits(self.app)[1 if recovering else 0]
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         # Faust counts offsets that never arrived as consumed; on our topics (not

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from dharma.infra.stack.broker_load import BrokerLoad, sample
 from dharma.infra.stack.process import PortTakenError, StackError, port_is_open, wait_until
 from dharma.infra.stack.services import Service, all_services
 from dharma.streams.settings import Settings, redact_url
@@ -112,6 +113,15 @@ class EmbeddedStack:
                     healthy = False
             result.append(ServiceStatus(service.name, pid, service.process.port, healthy))
         return result
+
+    def broker_load(self, window_s: float = 1.0) -> BrokerLoad | None:
+        """CPU and memory of the running broker over ``window_s``, and what it holds
+        (None when it is not running)."""
+        kafka = next(s for s in self.services if s.name == "kafka")
+        pid = kafka.process.pid()
+        if pid is None:
+            return None
+        return sample(pid, self.settings.kafka.bootstrap_servers, window_s)
 
     def endpoints(self) -> dict[str, Any]:
         """Every endpoint clients need, as the settings resolve them, passwords hidden."""

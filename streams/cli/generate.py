@@ -19,20 +19,19 @@ def generate(
     bad_fraction: float = typer.Option(0.0, help="Share of deliberately bad metric samples."),
     labels_dir: Path = typer.Option(Path(".dharma/generate"), help="Where ground truth goes."),
     quiet: bool = typer.Option(False, help="No progress bar."),
+    linger_ms: int = typer.Option(1000, help="How long records wait to leave in one batch "
+                                  "(fewer, larger batches keep the embedded broker light)."),
 ) -> None:
     """Produce realistic telemetry, infrastructure events and access requests."""
-    from confluent_kafka import Producer
-
     from dharma.streams.admin import registry_client
-    from dharma.streams.producer import AvroProducer
+    from dharma.streams.producer import AvroProducer, batching_producer
     from dharma.streams.synthetic import plan_source, write_labels
 
     settings = load_settings()
     end_ms = int(time.time() * 1000)
     source, plan = plan_source(seed, rate=rate, duration_s=duration, end_ms=end_ms,
                                days=days, bad_fraction=bad_fraction)
-    producer = AvroProducer(Producer({**settings.kafka.confluent_config(), "linger.ms": 20}),
-                            registry_client(settings))
+    producer = AvroProducer(batching_producer(settings, linger_ms), registry_client(settings))
     sent, started = 0, time.monotonic()
     with Progress(TextColumn("[bold]generate[/]"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[sent]} events"), TimeRemainingColumn(),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -43,15 +45,20 @@ def down() -> None:
 
 @stack_app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Health of each service and every endpoint."""
+    """Health of each service, every endpoint, and the broker's load: CPU, memory, retained
+    records, partition lookup time, with a warning before it degrades the pipeline."""
     from dharma.infra.stack import EmbeddedStack
 
     stack = EmbeddedStack(load_settings())
     services = stack.status()
+    broker = _broker_load(stack) if any(s.name == "kafka" and s.healthy for s in services) else None
+    warnings = broker.warnings(stack.settings.worker.fetch_max_wait_ms) if broker else []
     if as_json:
         doc = {"endpoints": stack.endpoints(),
                "services": {s.name: {"pid": s.pid, "port": s.port, "healthy": s.healthy}
-                            for s in services}}
+                            for s in services},
+               "broker": {**asdict(broker), "retained_records": broker.retained_records,
+                          "warnings": warnings} if broker else None}
         typer.echo(json.dumps(doc, indent=2))
         return
     table = Table("service", "pid", "port", "healthy")
@@ -59,6 +66,28 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
         table.add_row(s.name, str(s.pid or "-"), str(s.port), "yes" if s.healthy else "no")
     console.print(table)
     _print_endpoints(stack.endpoints())
+    if broker:
+        _print_broker(broker, warnings)
+
+
+def _broker_load(stack: Any) -> Any:
+    try:
+        return stack.broker_load()
+    except Exception as exc:  # the status of the other services is still worth showing
+        err_console.print(f"[yellow]broker load unavailable:[/] {exc!r}")
+        return None
+
+
+def _print_broker(broker: Any, warnings: list[str]) -> None:
+    topic, scan = broker.slowest()
+    console.print(f"broker: {broker.cpu_percent:.0f}% of a core, {broker.rss_mb:.0f} MB, "
+                  f"{broker.retained_records:,} records retained; slowest lookups: "
+                  f"{topic or '-'} {scan:.1f} ms")
+    for warning in warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}")
+    if warnings:
+        console.print("  the embedded broker keeps every record: restart it (`dharma stack "
+                      "down`, losing its data) or use Kafka (docs/broker.md)")
 
 
 def _print_endpoints(endpoints: dict[str, str]) -> None:
