@@ -77,7 +77,7 @@ def test_bad_input_is_dead_lettered_and_good_input_keeps_flowing(settings, produ
     source = f"db-{uuid.uuid4().hex[:6]}"
     now = int(time.time() * 1000)
     raw = Producer(settings.kafka.confluent_config())
-    junk = os.urandom(40)
+    junk = b"\x01" + os.urandom(39)  # never magic byte 0, which would read as a schema id
     unknown_id = b"\x00" + struct.pack(">I", 987_654) + b"\x02ab"
     with Tailer(settings, ["metrics.raw.dlq"], from_beginning=True) as dlq:
         raw.produce("metrics.raw", key=source.encode(), value=junk)
