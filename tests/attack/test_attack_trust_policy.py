@@ -1,0 +1,119 @@
+"""Red-team findings on the trust engine and its policies (pure: no stack).
+
+Each test is evidence of a finding: its docstring gives the threat, the steps,
+what happens today and what should happen.  They are strict xfails so the suite
+stays green until the finding is fixed (then the xfail marker must go).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dharma.agents.trust import TrustConfig, UserBehaviour
+from dharma.agents.trust.engine import TrustEngine, Verdict
+from dharma.agents.trust.index import default_policy_dir, load_policy_set, validate_policies
+
+MS = 1000
+#: A Monday afternoon, in business hours in UTC (the default zone).
+NOW = datetime(2025, 12, 8, 14, 30, 15, tzinfo=UTC)
+
+
+def request(**overrides: Any) -> dict[str, Any]:
+    """A well-formed access request from a fully compliant device, MFA just done."""
+    ms = int(NOW.timestamp()) * MS
+    record: dict[str, Any] = {
+        "event_id": "evt-attack-1", "ts": ms, "event_type": "access_request",
+        "user_id": "attack_user", "roles": ["sre"], "resource": "k8s/production/cluster-1",
+        "action": "scale",
+        "device": {"device_id": "attack_dev", "os": "Ubuntu 22.04", "encrypted": True,
+                   "firewall": True, "antivirus": True, "compliance_score": 100.0,
+                   "patch_level": "latest"},
+        "mfa_enabled": True, "last_auth_ts": ms - 60 * MS, "source_ip": "203.0.113.9",
+        "location": None, "risk_reason": None,
+    }
+    record.update(overrides)
+    return record
+
+
+def engine(config: TrustConfig | None = None, policies: Path | None = None) -> TrustEngine:
+    return TrustEngine(load_policy_set(policies or default_policy_dir()), config)
+
+
+@pytest.mark.xfail(strict=True, reason="finding: a misspelled top-level 'policies' key drops "
+                   "a whole policy file (its forbids) without any error")
+def test_a_policy_file_without_a_policies_list_is_an_error(tmp_path: Path) -> None:
+    """Threat: a clumsy operator edits the forbid file and misspells its top-level key
+    (``polices:``), or indents it under another key.
+
+    Steps: copy the packaged policies, rename ``policies:`` to ``polices:`` in
+    ``90-forbid.yaml``, load the directory and run ``dharma policy validate``'s check.
+
+    Happens: ``PolicySet.from_documents`` reads ``doc.get("policies", [])``: the file
+    contributes no policy and no error; validation says the set is valid, the worker
+    starts, and pol_900/pol_901 are gone: an outside production write (pol_901) or a
+    LOW-trust production read (pol_900) is now permitted.
+
+    Should: a document that is a mapping without a ``policies`` list (or with keys other
+    than ``version`` and ``policies``) is a validation error, and the worker refuses
+    to start on it.
+    """
+    policies = tmp_path / "policies"
+    shutil.copytree(default_policy_dir(), policies)
+    forbid = policies / "90-forbid.yaml"
+    forbid.write_text(forbid.read_text().replace("\npolicies:", "\npolices:"))
+    assert validate_policies(policies) != []
+
+
+@pytest.mark.xfail(strict=True, reason="finding: pol_901 (no production writes from outside) "
+                   "misses k8s 'scale' and 'restart': pol_004 permits them from anywhere")
+@pytest.mark.parametrize("action", ["scale", "restart"])
+def test_shipped_policies_forbid_mutating_production_k8s_from_outside(action: str) -> None:
+    """Threat: a stolen SRE session (or a forged record) on the internet scales the
+    production cluster to zero or restarts it.
+
+    Steps: the packaged policies; an ``sre`` with MFA on a compliant device, from
+    203.0.113.9 (outside every internal network), asks to ``scale``/``restart``
+    ``k8s/production/cluster-1``.
+
+    Happens: ALLOW by pol_004.  pol_901 "No Production Writes From Outside" lists
+    ``write, delete, admin, deploy`` only, so ``deploy`` from outside is denied while
+    ``scale`` and ``restart`` (as disruptive) pass (``agents/trust/policies/90-forbid.yaml``).
+
+    Should: every mutating action pol_004 grants on production (deploy, restart, scale)
+    is forbidden from outside, as deploy is.
+    """
+    decision = engine().decide(request(action=action), UserBehaviour())
+    assert decision.decision is Verdict.DENY
+
+
+@pytest.mark.xfail(strict=True, reason="finding: shipped policies hard-code RFC 1918 as "
+                   "'inside' and ignore DHARMA_TRUST_INTERNAL_NETWORKS")
+def test_shipped_policies_follow_the_configured_internal_networks() -> None:
+    """Threat: the operator narrows the internal networks to the corporate range
+    (``DHARMA_TRUST_INTERNAL_NETWORKS=10.20.0.0/16``), e.g. because 192.168.0.0/16 is
+    every home router behind the VPN's split tunnel or a partner's NAT.
+
+    Steps: engine configured with internal networks ``10.20.0.0/16``; an admin with MFA
+    on a compliant device writes ``database/production/customer_db`` from 192.168.1.5.
+
+    Happens: the engine scores the address as external (no internal bonus), yet the
+    request is ALLOWed by pol_001: pol_901's ``outside_networks`` (and pol_002/pol_003's
+    ``allowed_networks``) are literal RFC 1918 lists in the YAML, so 192.168.1.5 counts
+    as inside for the forbid.  Item 8 made the networks configuration; the policies
+    did not follow.
+
+    Should: a production write from an address the configuration calls external is
+    forbidden (e.g. a ``when: {outside_internal: true}`` predicate bound to
+    ``TrustConfig.internal_networks``, used by the shipped policies).
+    """
+    config = TrustConfig(internal_networks=("10.20.0.0/16",))
+    decision = engine(config).decide(
+        request(roles=["admin"], resource="database/production/customer_db", action="write",
+                source_ip="192.168.1.5"), UserBehaviour())
+    assert decision.scores is not None and not decision.scores.internal
+    assert decision.decision is Verdict.DENY
