@@ -220,6 +220,53 @@ def _stored(settings: Any, source: str, ts: int) -> list[float]:
     return [row[0] for row in rows]
 
 
+@pytest.mark.integration
+@pytest.mark.xfail(strict=True, reason="finding: a ~1 MB bad record cannot be dead-lettered "
+                   "(MSG_SIZE_TOO_LARGE): the agent crashes and its whole batch is lost")
+def test_a_record_too_large_to_dead_letter_loses_nothing(settings: Any, start_worker: Any,
+                                                         poll: Any) -> None:
+    """Threat: a producer with default settings (librdkafka ``message.max.bytes`` =
+    1,000,000) sends an undecodable value of 999,900 bytes, next to genuine records.
+
+    Steps: through the ingest worker, that record and a genuine sample of the same key
+    (so the same partition and, sent together, the same batch).
+
+    Happens: the dead letter (the original bytes plus topic, reason, key) is larger than
+    the worker's producer accepts: ``Emitter.emit`` catches only ``BufferError``, so
+    ``KafkaException(MSG_SIZE_TOO_LARGE)`` escapes ``send_dead_letters`` and the agent
+    (``Crashed reason=KafkaException...`` in the log); Faust restarts it past the batch.
+    Neither record is stored or dead-lettered, and a worker restarted on the same group
+    does not see them again: the genuine sample is lost without trace (measured: not
+    stored, no dead letter, not redelivered after a restart).  The trust agent
+    dead-letters the same way before deciding: the batch's requests get no decision (the
+    PEP waits for ever) and its posture updates and risk signals are dropped.
+
+    Should: a dead letter that cannot be produced whole is produced truncated (with the
+    original size and a hash) or replaced by a reference, and an emit failure of one
+    record never escapes the batch: the genuine sample is stored, the big one
+    dead-lettered.
+    """
+    start_worker("ingest")
+    source = f"big-{uuid.uuid4().hex[:8]}"
+    producer = AvroProducer(Producer(settings.kafka.confluent_config()),
+                            registry_client(settings))
+    raw = Producer(settings.kafka.confluent_config())
+    with Tailer(settings, ["metrics.raw.dlq"], from_beginning=True) as dlq:
+        raw.produce("metrics.raw", key=source.encode(), value=b"\x07" + bytes(999_900))
+        raw.flush(30)
+        ts = int(time.time() * 1000)
+        producer.produce("metrics.raw", source, sample(source, ts))
+        producer.flush()
+        letters: list[dict[str, Any]] = []
+
+        def nothing_lost() -> bool:
+            letters.extend(v for _, v in dlq.poll(0.5) if v["original_key"] == source.encode())
+            return bool(letters) and _stored(settings, source, ts) == [1.0]
+
+        poll(nothing_lost, "the big record dead-lettered and the genuine one stored",
+             timeout=30)
+
+
 @pytest.mark.xfail(strict=True, reason="finding: bidi overrides, zero-width and line-separator "
                    "characters pass as metric names (look-alike series, reversed alert text)")
 @pytest.mark.parametrize("source", ["web-01\u200b", "10-bew\u202e", "web-01\u2028level=ok"])
