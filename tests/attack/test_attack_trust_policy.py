@@ -44,28 +44,31 @@ def engine(config: TrustConfig | None = None, policies: Path | None = None) -> T
     return TrustEngine(load_policy_set(policies or default_policy_dir()), config)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a misspelled top-level 'policies' key drops "
-                   "a whole policy file (its forbids) without any error")
-def test_a_policy_file_without_a_policies_list_is_an_error(tmp_path: Path) -> None:
+@pytest.mark.xfail(strict=True, reason="finding: a misspelled top-level 'policies' key, or a "
+                   "file truncated to nothing, drops a whole policy file (its forbids) silently")
+@pytest.mark.parametrize("damage", ["misspelled", "truncated"])
+def test_a_policy_file_without_a_policies_list_is_an_error(tmp_path: Path, damage: str) -> None:
     """Threat: a clumsy operator edits the forbid file and misspells its top-level key
-    (``polices:``), or indents it under another key.
+    (``polices:``), or a failed deploy leaves it empty.
 
-    Steps: copy the packaged policies, rename ``policies:`` to ``polices:`` in
-    ``90-forbid.yaml``, load the directory and run ``dharma policy validate``'s check.
+    Steps: copy the packaged policies, damage ``90-forbid.yaml`` so, load the directory
+    and run ``dharma policy validate``'s check.
 
-    Happens: ``PolicySet.from_documents`` reads ``doc.get("policies", [])``: the file
-    contributes no policy and no error; validation says the set is valid, the worker
-    starts, and pol_900/pol_901 are gone: an outside production write (pol_901) or a
-    LOW-trust production read (pol_900) is now permitted.
+    Happens: ``PolicySet.from_documents`` reads ``doc.get("policies", [])`` (and
+    ``_read_docs`` turns an empty file into ``[]``): the file contributes no policy and
+    no error; ``dharma policy validate`` prints "valid", the worker starts, and
+    pol_900/pol_901 are gone: an outside production write (pol_901) or a LOW-trust
+    production read (pol_900) is now permitted.
 
-    Should: a document that is a mapping without a ``policies`` list (or with keys other
-    than ``version`` and ``policies``) is a validation error, and the worker refuses
-    to start on it.
+    Should: a file that holds no policy list (empty, or a mapping without ``policies``
+    or with keys other than ``version`` and ``policies``) is a validation error, and the
+    worker refuses to start on it.
     """
     policies = tmp_path / "policies"
     shutil.copytree(default_policy_dir(), policies)
     forbid = policies / "90-forbid.yaml"
-    forbid.write_text(forbid.read_text().replace("\npolicies:", "\npolices:"))
+    text = forbid.read_text()
+    forbid.write_text(text.replace("\npolicies:", "\npolices:") if damage == "misspelled" else "")
     assert validate_policies(policies) != []
 
 
@@ -116,4 +119,34 @@ def test_shipped_policies_follow_the_configured_internal_networks() -> None:
         request(roles=["admin"], resource="database/production/customer_db", action="write",
                 source_ip="192.168.1.5"), UserBehaviour())
     assert decision.scores is not None and not decision.scores.internal
+    assert decision.decision is Verdict.DENY
+
+
+@pytest.mark.xfail(strict=True, reason="finding: business hours are judged at the request's "
+                   "own ts, which may lie up to 15 min in the past: after-hours access is "
+                   "bought by backdating")
+def test_business_hours_are_judged_at_the_deciding_clock() -> None:
+    """Threat: a DBA wants a ``delete`` on a production database after hours; pol_002
+    allows it only in business hours (and at FULL trust, which the business-hours bonus
+    makes reachable).
+
+    Steps: the worker's clock says Monday 18:10 (UTC, the default zone); the request is
+    dated 17:59, eleven minutes earlier -- inside ``DHARMA_TRUST_MAX_REQUEST_AGE_S``
+    (900 s), so it is not ``stale_request``.
+
+    Happens: ALLOW by pol_002 (93.75, FULL, "business hours").  Item 4 bounded the
+    request's time but the engine still reads business hours, recency and travel at
+    ``event.ts`` (``scoring.score_event``), so every after-hours rule is extended by the
+    freshness window for whoever picks the timestamp (at 18:10 the same request scores
+    88.75, HIGH, and is DENYed).
+
+    Should: the facts of *when* a request happens (business hours) are judged at the
+    deciding clock (``now_ms``) when there is one, or at the later of the two.
+    """
+    now = int(datetime(2025, 12, 8, 18, 10, tzinfo=UTC).timestamp()) * MS
+    ts = now - 11 * 60 * MS
+    decision = engine().decide(
+        request(roles=["dba"], resource="database/production/customer_db", action="delete",
+                source_ip="10.0.0.5", ts=ts, last_auth_ts=ts - 60 * MS),
+        UserBehaviour(score=100), now_ms=now)
     assert decision.decision is Verdict.DENY
