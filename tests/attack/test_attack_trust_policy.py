@@ -150,3 +150,36 @@ def test_business_hours_are_judged_at_the_deciding_clock() -> None:
                 source_ip="10.0.0.5", ts=ts, last_auth_ts=ts - 60 * MS),
         UserBehaviour(score=100), now_ms=now)
     assert decision.decision is Verdict.DENY
+
+
+@pytest.mark.xfail(strict=True, reason="finding: pol_900 (no low-trust production access) "
+                   "only sees 'production' as the second path segment, not 'prod' or deeper")
+@pytest.mark.parametrize("resource", ["metrics/prod/db", "dashboards/eu/production/payments"])
+def test_low_trust_production_reads_are_forbidden_wherever_production_appears(
+        resource: str) -> None:
+    """Threat: a LOW-trust identity (a viewer on an unmanaged laptop, no MFA, from outside,
+    at night: 41 points) reads production monitoring data.
+
+    Steps: the packaged policies; such a viewer reads ``metrics/production/db`` (the
+    reference case), then ``metrics/prod/db`` and ``dashboards/eu/production/payments``.
+
+    Happens: the first is DENYed by pol_900; the other two are ALLOWed by pol_011 (LOW),
+    although the engine itself scores both as production (``TrustConfig.
+    production_segments`` = ``production``, ``prod``: context -10).  pol_900's glob
+    ``*/production/**`` matches ``production`` as the second segment only.
+
+    Should: the guard rail covers what the engine calls production: every resource with
+    a production segment (any position, ``prod`` included) needs MEDIUM or more (e.g. a
+    ``when: {production: true}`` predicate instead of a path glob).
+    """
+    night = int(datetime(2025, 12, 8, 23, 0, tzinfo=UTC).timestamp()) * MS
+    unmanaged = {"device_id": "laptop", "os": "Windows 11", "encrypted": True,
+                 "firewall": False, "antivirus": False, "compliance_score": 0.0,
+                 "patch_level": "unknown"}
+    viewer = request(roles=["viewer"], action="read", mfa_enabled=False, ts=night,
+                     last_auth_ts=night - 3600 * MS, device=unmanaged)
+    reference = engine().decide(dict(viewer, resource="metrics/production/db"), UserBehaviour())
+    assert reference.decision is Verdict.DENY
+    decision = engine().decide(dict(viewer, resource=resource), UserBehaviour())
+    assert decision.scores is not None and decision.scores.production
+    assert decision.decision is Verdict.DENY
