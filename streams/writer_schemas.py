@@ -16,6 +16,11 @@ without bound.  So, in a worker:
   registry's own schemas get in), and at most ``unknown_size`` unknown ids
   (404), each for ``unknown_ttl_s``, so an id registered later is seen.
 
+A schema the registry has is vetted before it is used
+(:mod:`dharma.streams.schema_vetting`): one that could make a tiny record cost
+unbounded work is refused like an unknown one, and its records are
+``undecodable``.
+
 Command-line tools that decode a few records pass ``lookup_on_miss=True`` and
 look ids up synchronously on first use.
 """
@@ -35,6 +40,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from dharma.streams.errors import DecodeError
+from dharma.streams.schema_vetting import SchemaRefused, vet_writer_schema
 
 __all__ = ["Writer", "WriterSchemas", "strip_logical_types"]
 
@@ -89,7 +95,9 @@ class WriterSchemas:
         self.size = size
         # a plain dict: get() is on every decode, and a dict lookup is the cheapest there is
         self.found: dict[int, Writer] = {}
-        self.unknown: TTLCache[int, str] = TTLCache(maxsize=unknown_size, ttl=unknown_ttl_s)
+        # ids the registry does not have, or whose schema is refused: the rejection to give
+        self.unknown: TTLCache[int, DecodeError] = TTLCache(maxsize=unknown_size,
+                                                            ttl=unknown_ttl_s)
         self.failed: dict[int, str] = {}  # lookups of the last resolve() that failed, and why
 
     def add(self, schema_id: int, schema_json: Any) -> Writer:
@@ -106,8 +114,9 @@ class WriterSchemas:
         writer = self.found.get(schema_id)
         if writer is not None:
             return writer
-        if schema_id in self.unknown:
-            raise DecodeError("unknown_schema", self.unknown[schema_id])
+        refused = self.unknown.get(schema_id)
+        if refused is not None:
+            raise DecodeError(refused.error_kind, refused.reason)
         if not self.lookup_on_miss:
             reason = self.failed.get(schema_id) or (
                 f"schema id {schema_id} was not looked up: more than "
@@ -162,6 +171,12 @@ class WriterSchemas:
 
     def _store(self, schema_id: int, schema_json: Any) -> Writer:
         if schema_json is None:
-            reason = self.unknown[schema_id] = f"schema id {schema_id} is not in the registry"
-            raise DecodeError("unknown_schema", reason)
-        return self.add(schema_id, strip_logical_types(schema_json))
+            refused = DecodeError("unknown_schema", f"schema id {schema_id} is not in the registry")
+        else:
+            try:
+                vet_writer_schema(schema_json)
+                return self.add(schema_id, strip_logical_types(schema_json))
+            except SchemaRefused as exc:
+                refused = DecodeError("undecodable", f"writer schema {schema_id} refused: {exc}")
+        self.unknown[schema_id] = refused
+        raise refused

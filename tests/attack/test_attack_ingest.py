@@ -58,8 +58,6 @@ def sample(source: str, ts: int, value: float = 1.0) -> dict[str, Any]:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="finding: a 20-byte record whose writer schema has an "
-                   "array of null loops for as many items as it claims (2**62: never returns)")
 def test_a_zero_width_array_in_a_writer_schema_is_refused(settings: Any) -> None:
     """Threat: a producer registers (under any subject: the codec never checks that a
     writer schema id belongs to the topic's subject) the ``metrics.raw`` contract plus a
