@@ -23,14 +23,20 @@ from dharma.streams.errors import ContractViolation
 
 MAX_NAME = 256
 #: A name: no control characters (C0, DEL, C1), which no store or query language
-#: handles alike (PostgreSQL refuses NUL outright).  Checked in pydantic-core's Rust.
-NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+#: handles alike (PostgreSQL refuses NUL outright), and no invisible format or line
+#: separator characters (zero-width spaces, bidi overrides, U+2028), which make
+#: look-alike series and alert text that renders other than it reads.  Checked by
+#: pydantic-core's Rust regex engine.
+NAME_PATTERN = r"^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]*$"
 #: A free-text value: anything but NUL.
 TEXT_PATTERN = r"^[^\x00]*$"
+#: Longest label value (a label is a dimension, not a payload).
+MAX_LABEL_VALUE = 1024
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]
 LabelName = Annotated[str, StringConstraints(max_length=MAX_NAME, pattern=NAME_PATTERN)]
-LabelValue = Annotated[str, StringConstraints(pattern=TEXT_PATTERN)]
+LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE,
+                                              pattern=TEXT_PATTERN)]
 Unit = Annotated[str, StringConstraints(max_length=64, pattern=NAME_PATTERN)]
 #: Oldest accepted sample time: 2000-01-01T00:00:00Z.
 MIN_TS_MS = 946_684_800_000
@@ -91,7 +97,7 @@ def first_error(exc: ValidationError) -> str:
     ...     MetricSample(source="web" + chr(0), metric="cpu", value=1.0, ts=MIN_TS_MS)
     ... except ValidationError as exc:
     ...     print(first_error(exc))
-    source: contains a control character
+    source: contains a control, format or line separator character
     """
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "value"
@@ -99,7 +105,7 @@ def first_error(exc: ValidationError) -> str:
     if first["type"] == "string_pattern_mismatch":
         pattern = (first.get("ctx") or {}).get("pattern")
         msg = "contains a NUL character" if pattern == TEXT_PATTERN else \
-            "contains a control character"
+            "contains a control, format or line separator character"
     return f"{where}: {msg}"
 
 

@@ -156,4 +156,4 @@ def test_a_control_character_in_a_name_dead_letters_that_sample_alone(settings, 
         poll(lambda: stored(settings, source) == 1000, "the 1,000 good samples stored")
         letters.extend(v for _, v in dlq.poll(1.0) if source.encode() in (v["original_key"] or b""))
     assert [(v["error_kind"], v["reason"]) for v in letters] == [
-        ("contract_violation", "metric: contains a control character")]
+        ("contract_violation", "metric: contains a control, format or line separator character")]

@@ -120,8 +120,9 @@ def test_dead_letter_record_fits_the_contract() -> None:
                        reason="r", key=None, value=None)["ts"] > NOW
 
 
-#: Names as the contract allows them: any UTF-8 text without control characters.
-printable = st.characters(codec="utf-8", exclude_categories=("Cc",))
+#: Names as the contract allows them: any UTF-8 text without control, format or line
+#: separator characters.
+printable = st.characters(codec="utf-8", exclude_categories=("Cc", "Cf", "Zl", "Zp"))
 names = st.text(printable, min_size=1, max_size=MAX_NAME)
 
 
@@ -148,24 +149,31 @@ def test_any_sane_sample_is_accepted_and_round_trips(
     assert validate_metric(decoded, NOW, SKEW) == sample
 
 
-controls = st.characters(min_codepoint=0, max_codepoint=0x9F, categories=("Cc",))
+INVISIBLE = "contains a control, format or line separator character"
+controls = st.characters(categories=("Cc", "Cf", "Zl", "Zp"))
 
 
 @st.composite
 def with_a_control_character(draw: st.DrawFn) -> str:
-    """A short name with at least one control character (NUL, C0, DEL or C1) in it."""
+    """A short name with at least one control (NUL, C0, DEL, C1), format (zero-width,
+    bidi override) or line/paragraph separator character in it."""
     head, tail = draw(st.text(printable, max_size=8)), draw(st.text(printable, max_size=8))
     return head + draw(controls) + tail
 
 
 @given(bad=with_a_control_character(), where=st.sampled_from(["source", "metric", "unit"]))
 def test_a_control_character_in_a_name_is_a_contract_violation(bad: str, where: str) -> None:
-    assert reason(**{where: bad}) == f"{where}: contains a control character"
+    assert reason(**{where: bad}) == f"{where}: {INVISIBLE}"
 
 
 @given(bad=with_a_control_character())
 def test_a_control_character_in_a_label_name_is_a_contract_violation(bad: str) -> None:
-    assert reason(labels={bad: "x"}).endswith(": contains a control character")
+    assert reason(labels={bad: "x"}).endswith(f": {INVISIBLE}")
+
+
+def test_a_label_value_is_bounded() -> None:
+    assert validate_metric({**GOOD, "labels": {"note": "x" * 1024}}, NOW, SKEW)
+    assert reason(labels={"note": "x" * 1025}).startswith("labels.note:")
 
 
 def test_a_label_value_may_hold_any_text_but_nul() -> None:
