@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import faust
+from confluent_kafka import KafkaException
 from faust.types import EventT
 
 from dharma.streams.admin import registry_client
@@ -138,7 +139,12 @@ async def send_dead_letters(
             topic=msg.topic, partition=msg.partition, offset=msg.offset,
             error_kind=exc.error_kind, reason=exc.reason, key=msg.key, value=msg.value,
         )
-        ctx.emitter.emit(topic, msg.key, ctx.wire.encode(subject, record))
+        try:
+            ctx.emitter.emit(topic, record["original_key"], ctx.wire.encode(subject, record))
+        except KafkaException as failed:  # one record's dead letter must not sink its batch
+            logger.error("dead letter not produced %s[%s]@%s: %r", msg.topic, msg.partition,
+                         msg.offset, failed)
+            continue
         ctx.metrics.dead_lettered.labels(msg.topic, exc.error_kind).inc()
     if rejected:
         first, exc = rejected[0][0].message, rejected[0][1]

@@ -6,6 +6,7 @@ Timestamps are epoch milliseconds, as on the wire.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from typing import Annotated, Any
@@ -109,18 +110,46 @@ def first_error(exc: ValidationError) -> str:
     return f"{where}: {msg}"
 
 
+#: Most bytes of an original key or value a dead letter keeps: a record the broker took
+#: (up to its size limit) must still fit in a dead letter with its reason.
+MAX_DEAD_LETTER_BYTES = 256 * 1024
+
+
 def dead_letter(
     *, topic: str, partition: int, offset: int, error_kind: str, reason: str,
     key: bytes | None, value: bytes | None, ts: int | None = None,
 ) -> dict[str, Any]:
-    """A ``<topic>.dlq`` record keeping the original bytes and the reason."""
+    """A ``<topic>.dlq`` record keeping the original bytes and the reason.
+
+    An original key or value longer than :data:`MAX_DEAD_LETTER_BYTES` is kept
+    truncated; the reason then says so, with its full size and sha256.
+
+    >>> big = dead_letter(topic="t", partition=0, offset=7, error_kind="undecodable",
+    ...                   reason="junk", key=b"k", value=bytes(300_000), ts=0)
+    >>> len(big["original_value"]), big["reason"][:60]
+    (262144, 'junk [original value truncated: 300000 bytes, sha256 886715e')
+    """
+    notes = []
+    key, note = _bounded("key", key)
+    notes += [note] if note else []
+    value, note = _bounded("value", value)
+    notes += [note] if note else []
+    suffix = "".join(f" [{n}]" for n in notes)
     return {
         "topic": topic,
         "partition": partition,
         "offset": offset,
-        "reason": reason[:2000],
+        "reason": reason[:2000 - len(suffix)] + suffix,
         "error_kind": error_kind,
         "original_key": key,
         "original_value": value,
         "ts": ts if ts is not None else now_ms(),
     }
+
+
+def _bounded(what: str, data: bytes | None) -> tuple[bytes | None, str | None]:
+    if data is None or len(data) <= MAX_DEAD_LETTER_BYTES:
+        return data, None
+    digest = hashlib.sha256(data).hexdigest()
+    return data[:MAX_DEAD_LETTER_BYTES], (
+        f"original {what} truncated: {len(data)} bytes, sha256 {digest}")

@@ -219,8 +219,6 @@ def _stored(settings: Any, source: str, ts: int) -> list[float]:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="finding: a ~1 MB bad record cannot be dead-lettered "
-                   "(MSG_SIZE_TOO_LARGE): the agent crashes and its whole batch is lost")
 def test_a_record_too_large_to_dead_letter_loses_nothing(settings: Any, start_worker: Any,
                                                          poll: Any) -> None:
     """Threat: a producer with default settings (librdkafka ``message.max.bytes`` =
