@@ -3,13 +3,17 @@
 Delivery: at-least-once; a sample is identified by ``(source, metric, ts)``,
 so replaying the same events stores each once (``ON CONFLICT DO NOTHING``).
 With TimescaleDB the table is a hypertable; without it (the embedded
-PostgreSQL) it is natively partitioned by day.  Queries are the same.
+PostgreSQL) it is natively partitioned by day, for the days of the last
+``partition_days``, and samples older than that (a backfill, or a producer
+naming every past day to make a table of each) share a default partition.
+Queries are the same.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,12 +46,16 @@ class PostgresMetricsSink(BatchSink[MetricSample]):
         libpq connection string.
     table:
         Table name (created if missing).
+    partition_days:
+        Days before today that get a partition of their own (native partitioning).
     """
 
-    def __init__(self, dsn: str, table: str = "metrics_raw", **kwargs: Any) -> None:
+    def __init__(self, dsn: str, table: str = "metrics_raw", partition_days: int = 7,
+                 **kwargs: Any) -> None:
         super().__init__(name=f"postgres.{table}", **kwargs)
         self._dsn = dsn
         self.table = table
+        self.partition_days = partition_days
         self.timescale = False
         self._conn: psycopg.AsyncConnection | None = None
         self._days: set[int] = set()
@@ -61,7 +69,8 @@ class PostgresMetricsSink(BatchSink[MetricSample]):
     async def write(self, batch: Sequence[MetricSample]) -> int:
         assert self._conn is not None
         if not self.timescale:
-            await self._ensure_partitions({s.ts // DAY_MS for s in batch})
+            oldest = int(time.time() * 1000) // DAY_MS - self.partition_days
+            await self._ensure_partitions({d for s in batch if (d := s.ts // DAY_MS) >= oldest})
         query = sql.SQL(_INSERT).format(table=sql.Identifier(self.table))
         params = (
             [s.source for s in batch], [s.metric for s in batch], [s.ts for s in batch],
@@ -105,6 +114,8 @@ async def create_metrics_table(conn: psycopg.AsyncConnection, table: str) -> boo
         await conn.execute(
             sql.SQL("CREATE TABLE IF NOT EXISTS {} ").format(ident) + columns
             + sql.SQL(" PARTITION BY RANGE (ts)"))
+        await conn.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} DEFAULT").format(
+            sql.Identifier(f"{table}_default"), ident))
     return timescale
 
 

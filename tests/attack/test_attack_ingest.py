@@ -133,8 +133,6 @@ def test_a_flood_of_forged_schema_ids_does_not_starve_a_real_one(settings: Any) 
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="finding: one metrics.raw record per past day creates "
-                   "a PostgreSQL partition each (DDL in the ingest path, ~9,500 possible)")
 def test_old_timestamps_do_not_create_a_partition_each(settings: Any) -> None:
     """Threat: a producer sends samples dated on distinct days since 2000-01-01 (the oldest
     accepted ``ts``; nothing bounds how old a sample may be).

@@ -7,6 +7,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -19,8 +20,12 @@ from dharma.streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-DAY = 19_844  # 2024-05-01
+DAY = int(time.time() * 1000) // DAY_MS - 1  # yesterday: within the partitioned days
 MIDNIGHT_MS = DAY * DAY_MS
+
+
+def partition(table: str, day: int) -> str:
+    return f"{table}_p{datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day):%Y%m%d}"
 
 
 def samples(n: int, start: int = MIDNIGHT_MS + 3_600_000) -> list[MetricSample]:
@@ -92,13 +97,30 @@ def test_samples_spanning_two_days_get_two_day_partitions(dsn: str, table: str) 
                                  " WHERE hypertable_name = %s", (table,)).fetchone()
         assert found is not None
         return
-    before, day = f"{table}_p20240430", f"{table}_p20240501"
+    before, day = partition(table, DAY - 1), partition(table, DAY)
     assert [r[6] for r in rows(dsn, table)] == [before, day, day]
+    assert partitions_of(dsn, table) == [f"{table}_default", before, day]
+
+
+def test_samples_older_than_the_partitioned_days_share_the_default_partition(
+        dsn: str, table: str) -> None:
+    """A backfill (or a producer naming every past day) creates no partition per day."""
+    old = [MetricSample(source="db-01", metric="iops", value=float(d),
+                        ts=(DAY - 8 - d) * DAY_MS) for d in range(30)]
+    sink = PostgresMetricsSink(dsn, table=table, partition_days=7)
+    assert flush_all(sink, old) == [30]
+    if sink.timescale:
+        return
+    assert {r[6] for r in rows(dsn, table)} == {f"{table}_default"}
+    assert partitions_of(dsn, table) == [f"{table}_default"]
+
+
+def partitions_of(dsn: str, table: str) -> list[str]:
     with psycopg.connect(dsn) as conn:
         parts = conn.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
             " WHERE i.inhparent = %s::regclass ORDER BY 1", (table,)).fetchall()
-    assert [p[0] for p in parts] == [before, day]
+    return [p[0] for p in parts]
 
 
 def test_partitions_are_created_again_by_a_new_sink(dsn: str, table: str) -> None:
