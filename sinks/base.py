@@ -11,6 +11,7 @@ stored: at-least-once delivery, with idempotent writes making replays harmless.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,12 +42,17 @@ class BatchSink(ABC, Generic[Row]):
         Tries per batch before giving up.
     max_backoff_s:
         Longest wait between tries (exponential backoff).
+    attempt_timeout_s:
+        Longest a try may take (connecting included): a store that stops answering
+        without an error fails the try like one that refuses.
     """
 
-    def __init__(self, name: str, attempts: int = 5, max_backoff_s: float = 2.0) -> None:
+    def __init__(self, name: str, attempts: int = 5, max_backoff_s: float = 2.0,
+                 attempt_timeout_s: float = 5.0) -> None:
         self.name = name
         self.attempts = attempts
         self.max_backoff_s = max_backoff_s
+        self.attempt_timeout_s = attempt_timeout_s
         self._ready = False
 
     @abstractmethod
@@ -81,7 +87,8 @@ class BatchSink(ABC, Generic[Row]):
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._attempt(op)
+                    # a store that stops answering (frozen, partitioned) is an outage too
+                    return await asyncio.wait_for(self._attempt(op), self.attempt_timeout_s)
         except RetryError as exc:
             cause = exc.last_attempt.exception()
             logger.error("sink=%s gave up after %d attempts: %r", self.name, self.attempts, cause)

@@ -112,8 +112,6 @@ def test_an_allow_under_a_reused_event_id_has_its_own_audit_row(settings, send, 
         (r["user_id"], r["action"], r["decision"]) == (admin, "write", "ALLOW") for r in rows), rows
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a stalled PostgreSQL (no error, no answer) "
-                   "stalls the trust worker: no DENY, the PEP waits for ever")
 def test_a_stalled_postgres_still_yields_a_decision(tmp_path, pick_port, send, outputs,
                                                     start_worker, poll):
     """Threat: PostgreSQL stops answering without closing connections (a frozen VM, a
