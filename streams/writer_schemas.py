@@ -7,7 +7,7 @@ without bound.  So, in a worker:
 
 * :meth:`WriterSchemas.resolve` runs before a batch is decoded: it reads the ids
   in the batch's headers and looks up the ones not cached, at most
-  ``lookups_per_batch`` of them (the most frequent first), concurrently in
+  ``lookups_per_batch`` of them (the smallest first), concurrently in
   threads;
 * :meth:`WriterSchemas.get` (called while decoding) answers from the caches
   only: an id that was not resolved is an ``unknown_schema`` rejection, kept in
@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,17 +127,18 @@ class WriterSchemas:
         """Look up the uncached schema ids of wire-format ``payloads`` (at most
         ``lookups_per_batch``), in threads, so decoding them does not block."""
         self.failed.clear()
-        counts: Counter[int] = Counter()
+        seen: set[int] = set()
         for data in payloads:
             if data is None or len(data) < 5 or data[0] != 0:
                 continue  # not wire format: decoding rejects it without a lookup
             (sid,) = _ID.unpack_from(data, 1)
             if sid not in self.found:
-                counts[sid] += 1
-        # a producer's id recurs in a batch, a forged one rarely does; registries
-        # number their schemas from 1, so small ids go before large ones
-        wanted = sorted((sid for sid in counts if sid not in self.unknown),
-                        key=lambda sid: (-counts[sid], sid))[:self.lookups_per_batch]
+                seen.add(sid)
+        # The smallest first: a registry numbers schemas in the order they are
+        # registered, so a new genuine id is the smallest one not yet seen, while
+        # forged ones, to be unknown, must lie above every registered id.  How often
+        # an id recurs is the producer's to choose, so it decides nothing.
+        wanted = sorted(sid for sid in seen if sid not in self.unknown)[:self.lookups_per_batch]
         if not wanted:
             return
         gate = asyncio.Semaphore(_CONCURRENT_LOOKUPS)

@@ -95,8 +95,6 @@ def test_a_zero_width_array_in_a_writer_schema_is_refused(settings: Any) -> None
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="finding: a flood of forged schema ids starves a real "
-                   "one; its records are dead-lettered as unknown_schema for as long as it lasts")
 def test_a_flood_of_forged_schema_ids_does_not_starve_a_real_one(settings: Any) -> None:
     """Threat: while a low-rate producer's schema id is not cached (every id after a worker
     restart; a new version after a schema change), a producer floods the topic with random
