@@ -37,6 +37,14 @@ ON CONFLICT (source, metric, ts) DO NOTHING
 """
 
 
+_STORED = """
+SELECT m.source, m.metric, (extract(epoch FROM m.ts) * 1000)::bigint, m.value
+FROM {table} AS m
+JOIN unnest(%s::text[], %s::text[], %s::bigint[]) AS k(s, mt, t)
+  ON m.source = k.s AND m.metric = k.mt AND m.ts = to_timestamp(k.t / 1000.0)
+"""
+
+
 class PostgresMetricsSink(BatchSink[MetricSample]):
     """Stores validated ``metrics.raw`` samples in ``table``.
 
@@ -79,6 +87,23 @@ class PostgresMetricsSink(BatchSink[MetricSample]):
         )
         cur = await self._conn.execute(query, params)
         return max(cur.rowcount, 0)
+
+    async def conflicting(self, batch: Sequence[MetricSample]) -> list[tuple[int, float]]:
+        """Samples of ``batch`` whose key ``(source, metric, ts)`` is stored with another
+        value: ``(index in batch, stored value)``.  A replay stores nothing and differs in
+        nothing; one of these is not a replay (a collector racing a forger, a producer
+        bug), and must not pass silently as one."""
+        assert self._conn is not None
+        query = sql.SQL(_STORED).format(table=sql.Identifier(self.table))
+        cur = await self._conn.execute(query, (
+            [s.source for s in batch], [s.metric for s in batch], [s.ts for s in batch]))
+        stored = {(src, met, ts): value for src, met, ts, value in await cur.fetchall()}
+        out = []
+        for i, s in enumerate(batch):
+            value = stored.get((s.source, s.metric, s.ts))
+            if value is not None and value != s.value:
+                out.append((i, value))
+        return out
 
     async def _ensure_partitions(self, days: set[int]) -> None:
         assert self._conn is not None

@@ -12,7 +12,7 @@ from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.postgres import PostgresMetricsSink
 from dharma.streams.app import StreamContext, raw_topic, send_dead_letters, split_batch
 from dharma.streams.changelog import TableWriter
-from dharma.streams.errors import RejectedEvent
+from dharma.streams.errors import ContractViolation, RejectedEvent
 from dharma.streams.records import MetricSample, now_ms, validate_metric
 from dharma.streams.topics import METRICS_RAW
 
@@ -38,9 +38,17 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     sink = PostgresMetricsSink(ctx.settings.postgres.dsn.get_secret_value())
 
     async def store(accepted: list[tuple[EventT, MetricSample]]) -> None:
+        batch = [sample for _, sample in accepted]
         try:
-            rows = await sink.flush([sample for _, sample in accepted])
+            rows = await sink.flush(batch)
             ctx.metrics.sink_rows.labels(sink.name).inc(rows)
+            if rows < len(batch):  # replays, or samples another value got to first
+                conflicts = await sink.call(lambda: sink.conflicting(batch))
+                await send_dead_letters(ctx, dlq, [
+                    (accepted[i][0], ContractViolation(
+                        f"conflict: {batch[i].series}@{batch[i].ts} is stored with value "
+                        f"{stored!r}, this sample says {batch[i].value!r}"))
+                    for i, stored in conflicts])
         except SinkUnavailable as exc:
             failed = RejectedEvent("sink_error", str(exc))
             await send_dead_letters(ctx, dlq, [(event, failed) for event, _ in accepted])

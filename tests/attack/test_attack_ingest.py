@@ -167,8 +167,6 @@ def test_old_timestamps_do_not_create_a_partition_each(settings: Any) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(strict=True, reason="finding: a sample written first under (source, metric, "
-                   "ts) silently discards the genuine one (ON CONFLICT DO NOTHING, no DLQ)")
 def test_a_preempted_sample_is_not_silently_discarded(settings: Any, start_worker: Any,
                                                       poll: Any) -> None:
     """Threat: collectors scrape on a fixed grid (every 10 s on the second), so the
