@@ -115,9 +115,10 @@ def strict_json(kind: type[V], check: Callable[[V], None] | None = None,
     adapter = TypeAdapter(kind)
 
     def decode(stored: Any) -> V:
-        if not isinstance(stored, bytes) or len(stored) > max_bytes:
-            raise BrokenCheckpoint("format", f"a {type(stored).__name__} of "
-                                   f"{len(stored) if isinstance(stored, bytes) else '?'} bytes")
+        if not isinstance(stored, bytes):
+            raise BrokenCheckpoint("format", f"a {type(stored).__name__}, not bytes")
+        if len(stored) > max_bytes:
+            raise BrokenCheckpoint("format", f"{len(stored)} bytes, more than {max_bytes}")
         try:
             value = adapter.validate_json(stored, strict=True)
             if check is not None:
