@@ -171,11 +171,11 @@ class TrustState:
             if access.event_type != "access_request":
                 out.updates.append((event, access, UNTRUSTED))
                 continue
-            late = None if now_ms is None else engine.untimely(access, now_ms)
-            if late is None:
+            decision = None if now_ms is None else engine.untimely(access, now_ms)
+            if decision is None:
                 out.fresh.append(access)  # a worse posture it reports still revokes
-            out.decided.append((event, access, late or engine.refuse(
-                access, STATE_UNAVAILABLE, detail)))
+                decision = engine.refuse(access, STATE_UNAVAILABLE, detail)
+            out.decided.append((event, access, decision))
         logger.warning("trust user denied user=%s requests=%d: %s", events[0][1].user_id,
                        sum(a.event_type == "access_request" for _, a in events), detail)
         if STATE_UNAVAILABLE in alerts.last_fired:
