@@ -1,20 +1,27 @@
-"""Per-key state live in memory, checkpointed to a changelog-backed Faust table.
+"""Per-key state in changelog-backed tables, read back only through a validating decoder.
 
-Writing every update to the changelog costs a produce per event, more than
-most agents' own work.  A :class:`CheckpointedTable` keeps values live and
-writes a key's value at most every ``every_s`` seconds (or at once when
-forced), always from inside the batch that changed it, to that event's
-partition.  After a crash a key resumes from its last checkpoint and the
-replayed events re-apply: state that ignores events not newer than what it has
-seen (as the rolling statistics and detectors do) neither loses nor double
-counts anything.
+Every table of ours is a :func:`checkpoint_table`: keys and values kept and
+logged as raw bytes, so Faust decodes nothing and no record on the changelog
+topic, however malformed (a key that is not a JSON string, invalid UTF-8, a
+pickle), can fail its decoding and stall the table's recovery.  A key's
+record is decoded when the key is first read; one the decoder refuses
+(:class:`~dharma.streams.errors.BrokenCheckpoint`) is logged (``checkpoint
+refused table=... key=... reason=...``) and counted in
+``dharma_checkpoints_rejected_total{table,reason}``, and what it means is the
+reader's decision.  Two readers:
 
-A checkpoint is read back by its decoder only: the table
-(:func:`checkpoint_table`) hands keys and values to it as raw bytes, so no
-record on the changelog topic, however malformed, can fail Faust's own
-decoding and stall the table's recovery.  A checkpoint the decoder refuses
-(:class:`~dharma.streams.errors.BrokenCheckpoint`) is logged and counted in
-``dharma_checkpoints_rejected_total{table,reason}``, and its key starts afresh.
+* :class:`TypedTable`: typed values, every change logged as JSON (the
+  records Faust wrote for a ``str``-keyed JSON table, so such changelogs
+  recover unchanged), decoded strictly;
+* :class:`CheckpointedTable`: values live in memory, checkpointed on a
+  cadence.  Writing every update to the changelog costs a produce per event,
+  more than most agents' own work, so a key's value is written at most every
+  ``every_s`` seconds (or at once when forced), always from inside the batch
+  that changed it, to that event's partition.  After a crash a key resumes
+  from its last checkpoint and the replayed events re-apply: state that
+  ignores events not newer than what it has seen (as the rolling statistics
+  and detectors do) neither loses nor double counts anything.  A refused
+  checkpoint starts its key afresh.
 """
 
 from __future__ import annotations
@@ -23,24 +30,31 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import faust
 import orjson
 from faust.types import EventT
+from pydantic import TypeAdapter, ValidationError
 
 from dharma.streams.changelog import TableWriter
-from dharma.streams.errors import BrokenCheckpoint
+from dharma.streams.errors import BrokenCheckpoint, CheckpointFault
 from dharma.streams.metrics import PipelineMetrics
+
+__all__ = ["CheckpointedTable", "Refusals", "TypedTable", "checkpoint_table", "strict_json",
+           "table_key"]
 
 logger = logging.getLogger(__name__)
 
 V = TypeVar("V")
 
+#: Largest JSON record a :class:`TypedTable` decodes (a behaviour record is < 2 KB).
+MAX_JSON_RECORD = 64 * 1024
+
 
 def checkpoint_table(app: faust.App, name: str, partitions: int, help: str) -> faust.Table:
-    """A table of checkpoints: keys and values kept and logged as raw bytes (the
-    keys are JSON strings, as Faust writes a ``str`` key)."""
+    """A table whose keys and values are kept and logged as raw bytes (the keys are JSON
+    strings, as Faust writes a ``str`` key: :func:`table_key`)."""
     return app.Table(  # type: ignore[return-value]  # Faust types it as TableT
         name, default=None, key_type=bytes, value_type=bytes, partitions=partitions,
         help=help)
@@ -53,6 +67,130 @@ def table_key(key: str) -> bytes:
     b'"web-01|cpu"'
     """
     return orjson.dumps(key)
+
+
+class Refusals:
+    """Decodes the records of one table, logging and counting those refused."""
+
+    def __init__(self, table: str, metrics: PipelineMetrics | None) -> None:
+        self.table = table
+        self._rejected = None if metrics is None else metrics.checkpoints_rejected
+
+    def decoded(self, key: object, stored: Any, decode: Callable[[Any], V]) -> V:
+        """``decode(stored)``; a refusal (or a decoder bug) is counted and raised as
+        :class:`BrokenCheckpoint`."""
+        try:
+            return decode(stored)
+        except BrokenCheckpoint as exc:
+            broken = exc
+        except Exception as exc:  # a decoder bug must not stop the stream either
+            broken = BrokenCheckpoint("error", repr(exc))
+        self.count(key, broken)
+        raise broken
+
+    def count(self, key: object, broken: BrokenCheckpoint) -> None:
+        """Log and count one refused record."""
+        logger.warning("checkpoint refused table=%s key=%r reason=%s detail=%s",
+                       self.table, key, broken.reason, broken.detail[:200])
+        if self._rejected is not None:
+            self._rejected.labels(self.table, broken.reason).inc()
+
+
+def strict_json(kind: type[V], check: Callable[[V], None] | None = None,
+                max_bytes: int = MAX_JSON_RECORD) -> Callable[[Any], V]:
+    """Decoder of a JSON record holding a ``kind`` (pydantic, strict: no type coercion,
+    no NaN where the type forbids it, its own ranges), then ``check``-ed (raises
+    ``ValueError``); :class:`BrokenCheckpoint` otherwise.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Point:
+    ...     x: int
+    >>> strict_json(Point)(b'{"x": 1}')
+    Point(x=1)
+    >>> strict_json(Point)(b'{"x": "1"}')
+    Traceback (most recent call last):
+    dharma.streams.errors.BrokenCheckpoint: invalid: x: Input should be a valid integer
+    """
+    adapter = TypeAdapter(kind)
+
+    def decode(stored: Any) -> V:
+        if not isinstance(stored, bytes):
+            raise BrokenCheckpoint("format", f"a {type(stored).__name__}, not bytes")
+        if len(stored) > max_bytes:
+            raise BrokenCheckpoint("format", f"{len(stored)} bytes, more than {max_bytes}")
+        try:
+            value = adapter.validate_json(stored, strict=True)
+            if check is not None:
+                check(value)
+        except ValidationError as exc:
+            raise BrokenCheckpoint(*_fault(exc)) from None
+        except ValueError as exc:
+            raise BrokenCheckpoint("invalid", str(exc)) from None
+        return value
+
+    return decode
+
+
+def _fault(exc: ValidationError) -> tuple[CheckpointFault, str]:
+    """``format`` (not JSON, or not an object) or ``invalid``, and the first error."""
+    first = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    reason: CheckpointFault = "format" if first["type"] == "json_invalid" or not where \
+        else "invalid"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return reason, f"{where or 'record'}: {first['msg']}{more}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """What the store keeps for a key whose record was refused (read again: refused again,
+    not counted again)."""
+
+    fault: CheckpointFault
+    detail: str
+
+
+class TypedTable(Generic[V]):
+    """Typed values ``V`` by ``str`` key over a :func:`checkpoint_table`, every change logged.
+
+    A key's changelog record is ``encode(value)`` (a JSON-ready dict) as JSON, under
+    :func:`table_key`.  A write keeps the value itself in the store; a record recovered
+    from the changelog stays bytes until its key is first read, is then decoded once
+    (:func:`strict_json` of ``kind``, then ``check``) and the store keeps the value.
+    A record that does not decode is logged and counted once, and every read of its
+    key raises :class:`BrokenCheckpoint` until a write replaces it.
+    """
+
+    def __init__(self, writer: TableWriter, kind: type[V], encode: Callable[[V], Any],
+                 fresh: Callable[[], V], metrics: PipelineMetrics | None = None,
+                 check: Callable[[V], None] | None = None) -> None:
+        self.writer, self.kind, self.encode, self.fresh = writer, kind, encode, fresh
+        self.decode = strict_json(kind, check)
+        self.refusals = Refusals(writer.table.name, metrics)
+
+    def get(self, key: str) -> V:
+        """The value of ``key`` (``fresh()`` when absent); :class:`BrokenCheckpoint` when
+        its record is refused."""
+        data, stored_key = self.writer.table.data, table_key(key)
+        stored = data.get(stored_key)
+        if isinstance(stored, self.kind):
+            return stored
+        if stored is None:
+            return self.fresh()
+        if isinstance(stored, _Refused):
+            raise BrokenCheckpoint(stored.fault, stored.detail)
+        try:
+            value = self.refusals.decoded(key, stored, self.decode)
+        except BrokenCheckpoint as exc:
+            data[stored_key] = _Refused(exc.reason, exc.detail)  # the same record: not logged
+            raise
+        data[stored_key] = value  # the same value, decoded: nothing to log
+        return value
+
+    def set(self, key: str, value: V, event: EventT) -> None:
+        """Store ``value`` under ``key``, logged to ``event``'s changelog partition."""
+        self.writer.set(table_key(key), value, event, orjson.dumps(self.encode(value)))
 
 
 @dataclass
@@ -89,14 +227,12 @@ class CheckpointedTable(Generic[V]):
                  every_s: float = 5.0, idle_ttl_s: float = 6 * 3600,
                  metrics: PipelineMetrics | None = None) -> None:
         self.writer, self.table = writer, writer.table
-        if (self.table.key_serializer, self.table.value_serializer) != ("raw", "raw"):
-            raise ValueError(f"table {self.table.name} must be a checkpoint_table (raw bytes)")
         self.encode, self.decode, self.factory = encode, decode, factory
         self.every_s, self.idle_ttl_s = every_s, idle_ttl_s
         self.live: dict[str, _Entry[V]] = {}
         self._dormant: dict[bytes, float] = {}  # recovered keys no event touched: since when
         self.restored = 0
-        self._rejected = None if metrics is None else metrics.checkpoints_rejected
+        self.refusals = Refusals(self.table.name, metrics)
 
     def get(self, key: str, event: EventT) -> V:
         """The value of ``key`` (live, restored from its checkpoint, or new); marks it changed."""
@@ -113,23 +249,11 @@ class CheckpointedTable(Generic[V]):
         if stored is None:
             return self.factory()
         try:
-            value = self.decode(stored)
-        except BrokenCheckpoint as exc:
-            return self._refuse(key, exc.reason, exc.detail)
-        except Exception as exc:  # a decoder bug must not stop the stream either
-            return self._refuse(key, "error", repr(exc))
+            value = self.refusals.decoded(key, stored, self.decode)
+        except BrokenCheckpoint:
+            return self.factory()  # refused: the key starts afresh
         self.restored += 1
         return value
-
-    def _refuse(self, key: str, reason: str, detail: str) -> V:
-        self._count_refused(key, reason, detail)
-        return self.factory()
-
-    def _count_refused(self, key: str, reason: str, detail: str) -> None:
-        logger.warning("checkpoint refused table=%s key=%r reason=%s detail=%s: starting afresh",
-                       self.table.name, key, reason, detail[:200])
-        if self._rejected is not None:
-            self._rejected.labels(self.table.name, reason).inc()
 
     def reset(self, key: str, event: EventT) -> V:
         """Replace the value of ``key`` with a fresh one."""
@@ -211,15 +335,12 @@ class CheckpointedTable(Generic[V]):
         except orjson.JSONDecodeError:
             key = None
         if not isinstance(key, str):
-            self._count_refused(repr(raw[:80]), "format", "key is not a JSON string")
+            self.refusals.count(raw[:80], BrokenCheckpoint("format", "key is not a JSON string"))
             return None, None
         try:
-            return key, self.decode(self.table.data[raw])
-        except BrokenCheckpoint as exc:
-            self._count_refused(key, exc.reason, exc.detail)
-        except Exception as exc:  # a decoder bug must not stop the timer either
-            self._count_refused(key, "error", repr(exc))
-        return key, None
+            return key, self.refusals.decoded(key, self.table.data[raw], self.decode)
+        except BrokenCheckpoint:
+            return key, None
 
     def release_partitions(self, partitions: set[int]) -> None:
         """Checkpoint, then forget, the keys of revoked partitions (their new owner

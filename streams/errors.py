@@ -41,18 +41,23 @@ class ContractViolation(RejectedEvent):
         super().__init__("contract_violation", reason)
 
 
-CheckpointFault = Literal["format", "version", "invalid"]
+CheckpointFault = Literal["format", "version", "invalid", "error"]
 
 
 class BrokenCheckpoint(DharmaError):
-    """Bytes read back from a checkpoint table that are not a valid state: its key starts afresh.
+    """Bytes read back from a table that are not a valid state of their key.
+
+    Whoever can write a table's changelog topic can put anything there; what a
+    refused record means (the key starts afresh, or a security decision fails
+    closed) is the reading capability's decision.
 
     Parameters
     ----------
     reason:
-        ``format`` (not a checkpoint: undecodable, truncated, oversized), ``version``
-        (a checkpoint of another layout) or ``invalid`` (a field missing, of the wrong
-        type or out of range); the label of ``dharma_checkpoints_rejected_total``.
+        ``format`` (not a record of this table: undecodable, truncated, oversized),
+        ``version`` (a record of another layout), ``invalid`` (a field missing, of the
+        wrong type or out of range) or ``error`` (the decoder failed: a bug); the
+        label of ``dharma_checkpoints_rejected_total``.
     detail:
         What exactly, for the log.
     """

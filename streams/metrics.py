@@ -38,7 +38,8 @@ class PipelineMetrics:
             registry=registry)
         self.checkpoints_rejected = Counter(
             "dharma_checkpoints_rejected",
-            "Checkpoints read back from a table that were refused (the key started afresh).",
+            "Records read back from a table that its reader refused (the key started "
+            "afresh, or decisions about it fail closed).",
             ["table", "reason"], registry=registry)
         self.latency = Histogram(
             "dharma_processing_latency_seconds",

@@ -56,6 +56,13 @@ def poll() -> Callable[..., Any]:
     return poll_until
 
 
+def _json_or_none(raw: bytes | None) -> Any:
+    try:
+        return json.loads(raw) if raw is not None else None
+    except ValueError:  # not JSON (a hostile record): names nothing, holds nothing
+        return None
+
+
 def _read_changelog(settings: Any, topic: str, key: str) -> dict[str, Any] | None:
     """The newest value of ``key`` in a table changelog (read with ``assign``: no group join)."""
     consumer = Consumer({**settings.kafka.confluent_config(), "group.id": uuid.uuid4().hex,
@@ -69,8 +76,8 @@ def _read_changelog(settings: Any, topic: str, key: str) -> dict[str, Any] | Non
             if not batch and found is not None:
                 break
             for msg in batch:
-                if not msg.error() and json.loads(msg.key()) == key:
-                    found = json.loads(msg.value())
+                if not msg.error() and _json_or_none(msg.key()) == key:
+                    found = _json_or_none(msg.value())
     finally:
         consumer.close()
     return found

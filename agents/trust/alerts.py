@@ -16,29 +16,35 @@ deduplication survive restarts (the agent keeps it in a table).
 
 A fourth, ``revalidation_failed`` (critical, :func:`revalidation_alert`), is
 raised by the agent when an update could not be applied to live sessions
-because the session store stayed unavailable after retries.
+because the session store stayed unavailable after retries; a fifth,
+``state_unavailable`` (critical, :func:`state_unavailable_alert`), once per
+user whose behaviour record cannot be read (its requests are denied).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, TypeAdapter
 
-from dharma.agents.trust.behaviour import BehaviourRules, UserBehaviour
+from dharma.agents.trust.behaviour import BehaviourRules, EpochMs, UserBehaviour
 from dharma.agents.trust.engine import Decision, Verdict, deterministic_id
 from dharma.agents.trust.models import AccessEvent
 
-__all__ = ["SEVERITY", "AlertState", "alert_record", "fingerprint", "revalidation_alert",
-           "security_alerts"]
+__all__ = ["SEVERITY", "AlertKind", "AlertState", "alert_record", "fingerprint",
+           "revalidation_alert", "security_alerts", "state_unavailable_alert"]
 
-SEVERITY = {
+AlertKind = Literal["access_denied_burst", "impossible_travel", "forbidden_probe",
+                    "revalidation_failed", "state_unavailable"]
+
+SEVERITY: dict[AlertKind, str] = {
     "access_denied_burst": "warning",
     "impossible_travel": "critical",
     "forbidden_probe": "critical",
     "revalidation_failed": "critical",
+    "state_unavailable": "critical",
 }
 
 
@@ -55,12 +61,13 @@ def fingerprint(user_id: str, kind: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class AlertState:
-    """Per-user alert memory: whether a burst episode is open, when each kind last fired."""
+    """Per-user alert memory: whether a burst episode is open, when each kind last fired
+    (validated when read back: known kinds, times an access event may carry)."""
 
     __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
     burst_active: bool = False
-    last_fired: dict[str, int] = field(default_factory=dict)
+    last_fired: dict[AlertKind, EpochMs] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (for a Faust table): what pydantic's JSON dump gives, built
@@ -72,12 +79,24 @@ class AlertState:
         """Inverse of :meth:`to_dict`, validated (``None``: a fresh state)."""
         return ALERT_STATE_ADAPTER.validate_python(data or {})
 
+    def fired(self, kind: AlertKind, at_ms: int) -> AlertState:
+        """This state, with ``kind`` fired at ``at_ms``."""
+        return AlertState(self.burst_active, {**self.last_fired, kind: at_ms})
+
+    def without(self, kind: AlertKind) -> AlertState:
+        """This state with ``kind`` forgotten (the same object when it never fired)."""
+        if kind not in self.last_fired:
+            return self
+        return AlertState(self.burst_active,
+                          {k: t for k, t in self.last_fired.items() if k != kind})
+
 
 #: Validates a stored alert state.
 ALERT_STATE_ADAPTER: TypeAdapter[AlertState] = TypeAdapter(AlertState)
 
 
-def alert_record(kind: str, event: AccessEvent, decision: Decision, summary: str) -> dict[str, Any]:
+def alert_record(kind: AlertKind, event: AccessEvent, decision: Decision,
+                 summary: str) -> dict[str, Any]:
     """An ``alerts.notifications`` record about ``event``'s user."""
     return _firing(kind, event, summary, {
         "resource": event.resource, "action": event.action,
@@ -92,7 +111,16 @@ def revalidation_alert(update: AccessEvent, detail: str) -> dict[str, Any]:
                    {"event_type": update.event_type})
 
 
-def _firing(kind: str, event: AccessEvent, summary: str, labels: dict[str, str]) -> dict[str, Any]:
+def state_unavailable_alert(event: AccessEvent, detail: str) -> dict[str, Any]:
+    """A critical alert: ``event``'s user has a behaviour record that cannot be read, so
+    their requests are denied until it is repaired."""
+    return _firing("state_unavailable", event,
+                   f"behaviour of {event.user_id} unreadable, requests denied until an operator "
+                   f"repairs it: {detail}", {"event_type": event.event_type})
+
+
+def _firing(kind: AlertKind, event: AccessEvent, summary: str,
+            labels: dict[str, str]) -> dict[str, Any]:
     fp = fingerprint(event.user_id, kind)
     return {
         "alert_id": deterministic_id("alert", fp, event.event_id),
@@ -141,7 +169,7 @@ def security_alerts(
                                 f"{rules.denial_window_s // 60} min"))
         fired["access_denied_burst"] = now
     active = burst or (state.burst_active and denials >= rules.denial_burst)
-    candidates = []
+    candidates: list[tuple[AlertKind, str]] = []
     if "impossible_travel" in signals:
         place = event.location.name if event.location else "unknown"
         candidates.append(("impossible_travel",

@@ -25,19 +25,38 @@ A record replayed after a restart (its (partition, offset) at or before
 Memory per user is bounded: at most 10 known devices (least recently used
 evicted), a 24-bin hour histogram (halved beyond 1,000), the last located
 request and at most 32 recent denial times.
+
+A behaviour read back from a table is validated strictly
+(:meth:`UserBehaviour.from_dict`, or JSON through
+:class:`~dharma.streams.checkpoint.TypedTable`): no type coercion, no NaN,
+every number in its range (a score of 0-100, coordinates on the globe, times
+an access event may carry, at most :data:`MAX_DEVICES` devices and
+:data:`MAX_DENIALS` denial times, 24 hour bins), and a location with all three
+of its fields or none.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from dharma.agents.trust.models import AccessEvent
+from dharma.agents.trust.models import AccessEvent, Identifier, to_epoch_ms
 
-__all__ = ["BehaviourRules", "UserBehaviour", "haversine_km"]
+__all__ = ["MAX_DENIALS", "MAX_DEVICES", "BehaviourRules", "UserBehaviour", "haversine_km"]
+
+#: Most devices a behaviour may remember (``BehaviourRules.max_devices`` is at most this).
+MAX_DEVICES = 100
+#: Most recent denial times a behaviour keeps.
+MAX_DENIALS = 32
+
+#: A time a behaviour may hold: one an access event may carry (2000-2100, epoch ms).
+EpochMs = Annotated[int, Field(ge=to_epoch_ms(datetime(2000, 1, 1, tzinfo=UTC)),
+                               le=to_epoch_ms(datetime(2100, 1, 1, tzinfo=UTC)))]
+Count = Annotated[int, Field(ge=0, le=10**12)]
 
 
 class _Decided(Protocol):
@@ -64,7 +83,7 @@ class BehaviourRules(BaseModel):
     risk_penalty: float = 20.0
     clean_credit: float = 0.5
     credit_interval_s: int = 60
-    max_devices: int = 10
+    max_devices: Annotated[int, Field(ge=1, le=MAX_DEVICES)] = 10
     hour_cap: int = 1000
 
 
@@ -98,23 +117,31 @@ class UserBehaviour:
     """Historical behaviour of one user (score 0-100 and bounded memory).
 
     A slotted dataclass, not a pydantic model: one is built per request.  What
-    comes back from a table goes through :meth:`from_dict`, which validates.
+    comes back from a table is validated (pydantic, through the field annotations
+    and the location check below; construction in code does not validate).
     """
 
-    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     score: Annotated[float, Field(ge=0, le=100)] = DEFAULT_RULES.default_score
-    known_devices: tuple[str, ...] = ()
-    hours: tuple[int, ...] = (0,) * 24
-    last_lat: float | None = None
-    last_lon: float | None = None
-    last_located_ms: int | None = None
-    denials: tuple[int, ...] = ()
-    last_credit_ms: int | None = None
-    events: int = 0
+    known_devices: Annotated[tuple[Identifier, ...], Field(max_length=MAX_DEVICES)] = ()
+    hours: Annotated[tuple[Count, ...], Field(min_length=24, max_length=24)] = (0,) * 24
+    last_lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    last_lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+    last_located_ms: EpochMs | None = None
+    denials: Annotated[tuple[EpochMs, ...], Field(max_length=MAX_DENIALS)] = ()
+    last_credit_ms: EpochMs | None = None
+    events: Count = 0
     #: (partition, offset) of the last ``audit.logs`` record observed: a record
     #: replayed after a restart, at or before it, is not counted again
-    last_seen: tuple[int, int] | None = None
+    last_seen: tuple[Count, Count] | None = None
+
+    @model_validator(mode="after")
+    def _located_or_not(self) -> UserBehaviour:
+        """The last location has all of latitude, longitude and time, or none."""
+        if len({self.last_lat is None, self.last_lon is None, self.last_located_ms is None}) > 1:
+            raise ValueError("last_lat, last_lon and last_located_ms go together")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (for a Faust table); what pydantic's JSON dump gives, built
@@ -127,8 +154,8 @@ class UserBehaviour:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UserBehaviour:
-        """Inverse of :meth:`to_dict`, validated (unknown keys and a score outside 0-100
-        are errors)."""
+        """Inverse of :meth:`to_dict`, validated (unknown keys, NaN, and numbers out of
+        their range are errors; lists become tuples)."""
         return BEHAVIOUR_ADAPTER.validate_python(data)
 
     def signals(self, event: AccessEvent, rules: BehaviourRules = DEFAULT_RULES) -> list[str]:
@@ -192,7 +219,7 @@ class UserBehaviour:
         denials, credited = self.denials, self.last_credit_ms
         if outcome == "DENY":
             recent = tuple(t for t in denials if now - t < rules.denial_window_s * 1000)
-            denials = (*recent, now)[-32:]
+            denials = (*recent, now)[-MAX_DENIALS:]
             if len(denials) >= rules.denial_burst:
                 score -= rules.denial_penalty
         elif allowed and not sigs and self._may_credit(now, rules):

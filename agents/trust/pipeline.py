@@ -2,7 +2,9 @@
 
 Order is what makes the decisions fail closed:
 
-1. fold the batch through the tables (decide against the worker's clock);
+1. fold the batch through the tables (decide against the worker's clock; a
+   user whose behaviour record cannot be read is DENY ``state_unavailable``,
+   see :mod:`~dharma.agents.trust.state`);
 2. append every decision to the audit trail and wait for the commit (the
    tables are written meanwhile): when PostgreSQL stays away, every request of
    the batch is DENY ``audit_unavailable`` (emitted at once, so no enforcement
@@ -107,7 +109,7 @@ class TrustPipeline:
 
     def __init__(self, app: faust.App, ctx: StreamContext, engine: TrustEngine) -> None:
         self.ctx, self.engine = ctx, engine
-        self.state = TrustState(app, engine, ctx.emitter)
+        self.state = TrustState(app, engine, ctx.emitter, ctx.metrics)
         self.dlq = raw_topic(app, AUDIT_LOGS.dlq)
         settings, config = ctx.settings, engine.config
         self.audit = AuditSink(settings.postgres.dsn.get_secret_value())

@@ -2,11 +2,25 @@
 
 Two tables, both keyed by user id and co-partitioned with ``audit.logs``
 (5 partitions, keyed by user id); their changelog records are these JSON
-objects, the local store holds the dataclasses
-(:class:`~dharma.streams.changelog.TypedTable`):
+objects under the user id as a JSON string, the local store holds the
+dataclasses (:class:`~dharma.streams.checkpoint.TypedTable`):
 
 * ``trust-user-behaviour``: :meth:`UserBehaviour.to_dict`;
 * ``trust-alert-state``: :meth:`AlertState.to_dict` (alert deduplication).
+
+**A record that cannot be read** (not JSON, wrong types, out-of-range values,
+a pickle...) is refused when its user is first read, logged and counted in
+``dharma_checkpoints_rejected_total{table,reason}``.  An alert state refused
+starts afresh (it only deduplicates alerts).  A behaviour refused cannot: it
+also carries what lowers trust (risk signals, denials, the devices and places
+seen), so a fresh one could raise the user's trust.  That user's access
+requests are decided DENY ``state_unavailable`` (audited like any decision),
+a critical ``state_unavailable`` alert is raised once (until the record is
+readable again), and the user's posture updates, risk signals and requests
+reporting a worse posture still re-evaluate their live sessions, against the
+least trusted history (:data:`UNTRUSTED`, score 0); they are not folded into
+the record, which stays as it is until an operator repairs it (a good record
+or a tombstone, written while no worker of the group runs: ``docs/trust.md``).
 
 **Seeding historical behaviour.**  A table is the replay of its changelog
 topic ``<app id>-trust-user-behaviour-changelog`` (``<app id>`` is
@@ -19,28 +33,39 @@ the changelog: seed only while no worker of that group runs.
 
 from __future__ import annotations
 
-import json
+import logging
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import faust
+import orjson
 from faust.types import EventT
 
-from dharma.agents.trust.alerts import AlertState, security_alerts
+from dharma.agents.trust.alerts import AlertState, security_alerts, state_unavailable_alert
 from dharma.agents.trust.behaviour import UserBehaviour
 from dharma.agents.trust.engine import Decision, TrustEngine
 from dharma.agents.trust.models import AccessEvent
-from dharma.streams.changelog import TableWriter, TypedTable
+from dharma.streams.changelog import TableWriter
+from dharma.streams.checkpoint import TypedTable, checkpoint_table, table_key
 from dharma.streams.emitter import Emitter
+from dharma.streams.errors import BrokenCheckpoint
+from dharma.streams.metrics import PipelineMetrics
 from dharma.streams.settings import Settings
 from dharma.streams.topics import AUDIT_LOGS
 
-__all__ = ["BEHAVIOUR_TABLE", "Outcome", "TrustState", "seed_behaviour"]
+__all__ = ["ALERT_TABLE", "BEHAVIOUR_TABLE", "STATE_UNAVAILABLE", "UNTRUSTED", "Outcome",
+           "TrustState", "seed_behaviour"]
+
+logger = logging.getLogger(__name__)
 
 BEHAVIOUR_TABLE = "trust-user-behaviour"
 ALERT_TABLE = "trust-alert-state"
+#: First reason of the DENY of a user whose behaviour record cannot be read.
+STATE_UNAVAILABLE: Final = "state_unavailable"
+#: The history that re-evaluates the live sessions of such a user: the least trusted.
+UNTRUSTED = UserBehaviour(score=0.0)
 
 Item = tuple[EventT, AccessEvent]
 
@@ -65,21 +90,34 @@ class Outcome:
 class TrustState:
     """The agent's tables and the engine; :meth:`fold` decides a batch."""
 
-    def __init__(self, app: faust.App, engine: TrustEngine, emitter: Emitter) -> None:
+    def __init__(self, app: faust.App, engine: TrustEngine, emitter: Emitter,
+                 metrics: PipelineMetrics | None = None) -> None:
         self.engine = engine
-        self.behaviour = TypedTable(TableWriter(app.Table(
-            BEHAVIOUR_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
+        self.behaviour = TypedTable(TableWriter(checkpoint_table(
+            app, BEHAVIOUR_TABLE, AUDIT_LOGS.partitions,
             help="Per-user historical behaviour (UserBehaviour.to_dict())."), emitter),
-            UserBehaviour, UserBehaviour.to_dict, lambda raw: UserBehaviour.from_dict(raw or {}))
-        self.alert_state = TypedTable(TableWriter(app.Table(
-            ALERT_TABLE, default=None, key_type=str, partitions=AUDIT_LOGS.partitions,
+            UserBehaviour, UserBehaviour.to_dict, UserBehaviour, metrics)
+        self.alert_state = TypedTable(TableWriter(checkpoint_table(
+            app, ALERT_TABLE, AUDIT_LOGS.partitions,
             help="Per-user alert deduplication state (AlertState.to_dict())."), emitter),
-            AlertState, AlertState.to_dict, AlertState.from_dict)
+            AlertState, AlertState.to_dict, AlertState, metrics)
         self.forbid_ids = frozenset(cp.id for cp in engine.policies.policies if cp.forbid)
 
     def behaviour_of(self, user_id: str) -> UserBehaviour:
-        """The user's behaviour (a fresh one for a new user)."""
-        return self.behaviour.get(user_id)
+        """The user's behaviour (a fresh one for a new user; :data:`UNTRUSTED` when their
+        record cannot be read)."""
+        try:
+            return self.behaviour.get(user_id)
+        except BrokenCheckpoint:
+            return UNTRUSTED
+
+    def alerts_of(self, user_id: str) -> AlertState:
+        """The user's alert state (a fresh one when new, or when their record cannot be read:
+        it only deduplicates alerts)."""
+        try:
+            return self.alert_state.get(user_id)
+        except BrokenCheckpoint:
+            return AlertState()
 
     def fold(self, items: Sequence[Item], now_ms: int | None = None) -> Outcome:
         """Decide access requests (against the deciding clock ``now_ms``), observe risk
@@ -90,9 +128,15 @@ class TrustState:
         for item in items:
             by_user.setdefault(item[1].user_id, []).append(item)
         for user, events in by_user.items():
-            before = self.behaviour_of(user)
-            alerts = self.alert_state.get(user)
-            after, new_alerts = self._fold_user(events, before, alerts, out, now_ms)
+            alerts = self.alerts_of(user)
+            try:
+                before = self.behaviour.get(user)
+            except BrokenCheckpoint as exc:
+                after, new_alerts = UNTRUSTED, self._deny_user(events, alerts, exc, out, now_ms)
+                before = UNTRUSTED  # never written: the record stays until it is repaired
+            else:
+                after, new_alerts = self._fold_user(events, before,
+                                                    alerts.without(STATE_UNAVAILABLE), out, now_ms)
             if after is not before or new_alerts is not alerts:
                 out.changed.append((user, None if after is before else after,
                                     None if new_alerts is alerts else new_alerts, events[-1][0]))
@@ -116,6 +160,29 @@ class TrustState:
                 self.behaviour.set(user, before, last)
             if alerts is not None:
                 self.alert_state.set(user, alerts_before, last)
+
+    def _deny_user(self, events: list[Item], alerts: AlertState, exc: BrokenCheckpoint,
+                   out: Outcome, now_ms: int | None) -> AlertState:
+        """Decide a user whose behaviour cannot be read: requests DENY ``state_unavailable``
+        (or their time's reason), updates re-evaluate sessions against :data:`UNTRUSTED`;
+        the user's alert state, with the alert raised once."""
+        engine, detail = self.engine, f"behaviour record unreadable ({exc})"
+        for event, access in events:
+            if access.event_type != "access_request":
+                out.updates.append((event, access, UNTRUSTED))
+                continue
+            decision = None if now_ms is None else engine.untimely(access, now_ms)
+            if decision is None:
+                out.fresh.append(access)  # a worse posture it reports still revokes
+                decision = engine.refuse(access, STATE_UNAVAILABLE, detail)
+            out.decided.append((event, access, decision))
+        logger.warning("trust user denied user=%s requests=%d: %s", events[0][1].user_id,
+                       sum(a.event_type == "access_request" for _, a in events), detail)
+        if STATE_UNAVAILABLE in alerts.last_fired:
+            return alerts
+        first = events[0][1]
+        out.alerts.append(state_unavailable_alert(first, str(exc)))
+        return alerts.fired(STATE_UNAVAILABLE, first.ts_ms)
 
     def _fold_user(self, events: list[Item], behaviour: UserBehaviour, alerts: AlertState,
                    out: Outcome, now_ms: int | None) -> tuple[UserBehaviour, AlertState]:
@@ -172,7 +239,7 @@ def seed_behaviour(settings: Settings, group: str, behaviours: Mapping[str, User
     producer = Producer(conf)
     for user, behaviour in behaviours.items():
         partition = audit_partition(key_of(user)) if key_of else 0
-        producer.produce(topic, key=json.dumps(user).encode(),
-                         value=json.dumps(behaviour.to_dict()).encode(), partition=partition)
+        producer.produce(topic, key=table_key(user), value=orjson.dumps(behaviour.to_dict()),
+                         partition=partition)
     producer.flush(10)
     return topic

@@ -7,11 +7,10 @@ from collections.abc import Sequence
 import faust
 from faust.types import EventT
 
-from dharma.agents.validation.state import series_stats_table, update_series_stats
+from dharma.agents.validation.state import series_stats, update_series_stats
 from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.postgres import PostgresMetricsSink
 from dharma.streams.app import StreamContext, raw_topic, send_dead_letters, split_batch
-from dharma.streams.changelog import TableWriter
 from dharma.streams.errors import ContractViolation, RejectedEvent
 from dharma.streams.records import MetricSample, now_ms, validate_metric
 from dharma.streams.topics import METRICS_RAW
@@ -34,7 +33,7 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     """Add the validation agent, its stats table and its sink to ``app``."""
     worker = ctx.settings.worker
     source, dlq = raw_topic(app, METRICS_RAW), raw_topic(app, METRICS_RAW.dlq)
-    stats = TableWriter(series_stats_table(app), ctx.emitter)
+    stats = series_stats(app, ctx)
     sink = PostgresMetricsSink(ctx.settings.postgres.dsn.get_secret_value())
 
     async def store(accepted: list[tuple[EventT, MetricSample]]) -> None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Annotated, Any, ClassVar
+
+from pydantic import ConfigDict, Field, TypeAdapter
 
 #: Default EWMA smoothing: an effective memory of about 2/alpha - 1 = 39 samples.
 DEFAULT_ALPHA = 0.05
@@ -27,14 +29,20 @@ DEFAULT_ALPHA = 0.05
 
 @dataclass(frozen=True)
 class SeriesStats:
-    """Rolling statistics of one series (``source|metric``)."""
+    """Rolling statistics of one series (``source|metric``).
 
-    count: int
+    Read back from a table they are validated (:meth:`from_dict`): finite numbers,
+    counts and variance not negative, ``last_ts`` -1 (nothing seen yet) or later.
+    """
+
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    count: Annotated[int, Field(ge=0)]
     mean: float
-    var: float
+    var: Annotated[float, Field(ge=0)]
     last_value: float
-    last_ts: int
-    skipped: int = 0
+    last_ts: Annotated[int, Field(ge=-1)]
+    skipped: Annotated[int, Field(ge=0)] = 0
 
     @classmethod
     def empty(cls) -> SeriesStats:
@@ -61,7 +69,12 @@ class SeriesStats:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None) -> SeriesStats:
-        return cls(**raw) if raw else cls.empty()
+        """Inverse of :meth:`to_dict`, validated (``None`` or empty: :meth:`empty`)."""
+        return STATS_ADAPTER.validate_python(raw) if raw else cls.empty()
+
+
+#: Validates stored statistics.
+STATS_ADAPTER: TypeAdapter[SeriesStats] = TypeAdapter(SeriesStats)
 
 
 def fold(stats: SeriesStats, samples: Iterable[tuple[float, int]],

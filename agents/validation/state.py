@@ -8,34 +8,53 @@ import faust
 from faust.types import EventT
 
 from dharma.agents.validation.logic import DEFAULT_ALPHA, SeriesStats, fold
+from dharma.streams.app import StreamContext
 from dharma.streams.changelog import TableWriter
-from dharma.streams.records import MetricSample
+from dharma.streams.checkpoint import TypedTable, checkpoint_table
+from dharma.streams.errors import BrokenCheckpoint
+from dharma.streams.records import MetricSample, now_ms
 from dharma.streams.topics import METRICS_RAW
 
+__all__ = ["SERIES_STATS_TABLE", "series_stats", "update_series_stats"]
 
-def series_stats_table(app: faust.App) -> faust.Table:
+SERIES_STATS_TABLE = "series-stats"
+
+
+def series_stats(app: faust.App, ctx: StreamContext) -> TypedTable[SeriesStats]:
     """Rolling statistics per series (``source|metric``), changelog-backed.
 
     Co-partitioned with ``metrics.raw`` (keyed by source), so a series' state
-    lives on the partition its samples arrive on.
+    lives on the partition its samples arrive on.  A record read back must hold
+    valid statistics (:meth:`SeriesStats.from_dict`) whose last sample is not
+    later than a sample may be (the worker's ``max_future_skew_s``): a stored
+    time far ahead would make every new sample look like a replay.
     """
-    return app.Table(  # type: ignore[return-value]  # Faust types it as TableT
-        "series-stats", default=None, key_type=str,
-        partitions=METRICS_RAW.partitions,
-        help="Per-series count, EWMA mean/variance, last value and timestamp.",
-    )
+    skew_ms = int(ctx.settings.worker.max_future_skew_s * 1000)
+
+    def not_ahead(stats: SeriesStats) -> None:
+        if stats.last_ts > now_ms() + skew_ms:
+            raise ValueError(f"last_ts {stats.last_ts} ahead of the clock")
+
+    table = checkpoint_table(app, SERIES_STATS_TABLE, METRICS_RAW.partitions,
+                             help="Per-series count, EWMA mean/variance, last value and time.")
+    return TypedTable(TableWriter(table, ctx.emitter), SeriesStats, SeriesStats.to_dict,
+                      SeriesStats.empty, ctx.metrics, check=not_ahead)
 
 
 def update_series_stats(
-    stats: TableWriter, accepted: Sequence[tuple[EventT, MetricSample]],
+    stats: TypedTable[SeriesStats], accepted: Sequence[tuple[EventT, MetricSample]],
     alpha: float = DEFAULT_ALPHA,
 ) -> None:
-    """Fold a batch into the stats table: one changelog write per series per batch."""
+    """Fold a batch into the stats table: one changelog write per series per batch.  A
+    series whose record is refused (logged and counted) starts afresh."""
     by_series: dict[str, list[tuple[EventT, MetricSample]]] = {}
     for event, sample in accepted:
         by_series.setdefault(sample.series, []).append((event, sample))
     for series, items in by_series.items():
-        before = SeriesStats.from_dict(stats.table.get(series))
+        try:
+            before = stats.get(series)
+        except BrokenCheckpoint:
+            before = SeriesStats.empty()
         after = fold(before, ((s.value, s.ts) for _, s in items), alpha)
         if after != before:
-            stats.set(series, after.to_dict(), items[-1][0])
+            stats.set(series, after, items[-1][0])

@@ -119,7 +119,8 @@ def test_observe_accepts_decision_objects(engine: Any, seed: Seed) -> None:
 def test_alert_state_dict_matches_pydantic_and_round_trips() -> None:
     from dharma.agents.trust.alerts import ALERT_STATE_ADAPTER, AlertState
 
-    for state in (AlertState(), AlertState(burst_active=True, last_fired={"forbidden_probe": 7})):
+    fired = {"forbidden_probe": 1_765_204_215_000}
+    for state in (AlertState(), AlertState(burst_active=True, last_fired=fired)):
         assert state.to_dict() == ALERT_STATE_ADAPTER.dump_python(state, mode="json")
         assert AlertState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
 
@@ -151,7 +152,8 @@ def test_changelog_json_is_the_dict(seed: Seed) -> None:
 
     b = UserBehaviour().observe(_ev(seed, location={"name": "Paris", "lat": 48.85, "lon": 2.35}),
                                 "DENY", position=(2, 9))
-    for value in (b, UserBehaviour(), AlertState(), AlertState(True, {"forbidden_probe": 7})):
+    fired = {"forbidden_probe": 1_765_204_215_000}
+    for value in (b, UserBehaviour(), AlertState(), AlertState(True, fired)):
         assert orjson.loads(orjson.dumps(value)) == value.to_dict()
 
 
