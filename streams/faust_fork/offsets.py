@@ -6,10 +6,13 @@ batch of 20 records at offsets 80-99 makes it answer 81, not 100.  A reader
 that stops at that "end" misses the rest of the last batch; Faust's table
 recovery is such a reader.  Every Fetch response carries the partition's true
 high watermark, on Tansu as on Kafka, so a Fetch at the listed end (empty on
-Kafka, where that is the end) gives the exact end offset.
+Kafka, where that is the end) gives the exact end offset (broker side; no
+upstream issue found).
 
-:func:`high_watermarks` sends those fetches through an aiokafka client; it is
-used by the worker transport (:mod:`dharma.streams.transport`) and by
+:func:`high_watermarks` sends those fetches through an aiokafka client, built
+with aiokafka's protocol classes (``FetchRequest``, the ``FetchResponse``
+partition layout: pinned by ``tests/unit/test_faust_contract.py``); it is used
+by the worker transport (:mod:`dharma.streams.faust_fork.transport`) and by
 ``dharma stack status``.
 """
 
