@@ -40,6 +40,10 @@ class PipelineMetrics:
             "dharma_checkpoints_rejected",
             "Checkpoints read back from a table that were refused (the key started afresh).",
             ["table", "reason"], registry=registry)
+        self.table_keys_evicted = Counter(
+            "dharma_table_keys_evicted",
+            "Keys a checkpointed table forgot, with their checkpoints (idle, dormant after a "
+            "restart, or beyond its capacity).", ["table", "reason"], registry=registry)
         self.latency = Histogram(
             "dharma_processing_latency_seconds",
             "From an event entering an agent's stream to its acknowledgement.",

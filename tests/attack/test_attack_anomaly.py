@@ -161,8 +161,6 @@ def test_subnormal_values_do_not_crash_a_flat_series() -> None:
         det.learn_one(x)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: no bound on live series: one record per "
-                   "new name costs a detector for the idle TTL (6 h)")
 def test_a_flood_of_new_series_does_not_grow_memory_without_bound() -> None:
     """Threat: a producer sends one sample each for a flood of distinct (source, metric)
     names (a label-less cardinality bomb: ``host-000001``, ``host-000002``, ...).
