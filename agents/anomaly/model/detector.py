@@ -298,7 +298,8 @@ class SeriesDetector(base.AnomalyDetector):
         if span > 0 and self._beyond_range(value, lo, hi, scale):
             score = 1.0
         state = READY
-        if t is not None and self._clock.replayed(t):
+        last = self._clock.last
+        if t is not None and last is not None and t <= last and self._clock.replayed(t):
             state = LATE
         elif self._n < self.warmup:
             state = WARMING_UP
