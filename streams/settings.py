@@ -167,6 +167,11 @@ class WorkerSettings(BaseSettings):
     series_idle_ttl_s: float = Field(
         6 * 3600.0, description="DHARMA_WORKER_SERIES_IDLE_TTL_S: forget a series' detector "
         "after this long without samples (bounds memory).")
+    max_series: int = Field(
+        50_000, ge=1, description="DHARMA_WORKER_MAX_SERIES: anomaly detectors a worker keeps "
+        "in memory at most (about 10 KB each, and a 3 KB checkpoint); beyond it the least "
+        "recently used series still warming up is forgotten first, then the least recently "
+        "used warm one (its open alert resolved), counted in dharma_table_keys_evicted_total.")
     replication_factor: int = Field(
         1, ge=1, description="DHARMA_WORKER_REPLICATION_FACTOR: of the topics a worker "
         "creates (table changelogs); 3 on a production cluster.")
