@@ -1,9 +1,10 @@
 """Zero-trust agent on ``audit.logs`` (Faust wiring only).
 
-Per batch: decode and validate; a record that fails goes to ``audit.logs.dlq``
-and, when its user or event id can be read, is also decided DENY (reasons: the
-error kind and the validation errors) and audited, so an enforcement point
-waiting for it gets an answer.  The valid records go through
+Per batch: decode and validate; a record that fails (including one whose key
+is not its ``user_id``: the tables are keyed, and partitioned, by user) goes to
+``audit.logs.dlq`` and, when its user or event id can be read, is also decided
+DENY (reasons: the error kind and the validation errors) and audited, so an
+enforcement point waiting for it gets an answer.  The valid records go through
 :class:`~dharma.agents.trust.pipeline.TrustPipeline`: decide against the
 worker's clock, audit (committed before any session opens), open sessions,
 re-evaluate live sessions, emit.  Outputs are awaited before the batch is
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import faust
@@ -48,11 +50,22 @@ def check_events(ctx: StreamContext, events: Sequence[EventT]) -> tuple[Accepted
     def parse(event: EventT) -> AccessEvent:
         raw = ctx.wire.decode(AUDIT_LOGS.value_subject, event.message.value)
         parsed = parse_access_record(raw)
+        if isinstance(parsed, AccessEvent) and not _keyed_by(ctx, event.message.key,
+                                                              parsed.user_id):
+            parsed = Rejection(reason="key is not the record's user_id", errors=(
+                "audit.logs records are keyed by their user_id",))
         if isinstance(parsed, Rejection):
             raise InvalidAccessRecord(raw, parsed)
         return parsed
 
     return split_batch(events, parse)
+
+
+def _keyed_by(ctx: StreamContext, key: bytes | None, user_id: str) -> bool:
+    """Whether ``key`` is ``user_id`` (our encoding of it, or any other schema's)."""
+    if key == ctx.wire.encode_key(AUDIT_LOGS.key_subject, user_id):
+        return True
+    return key is not None and _key_user(ctx, key) == user_id
 
 
 def refusals(ctx: StreamContext, engine: TrustEngine, rejected: Rejected) -> Refused:
@@ -106,7 +119,8 @@ def register(app: faust.App, ctx: StreamContext,
         batches = stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
             worker.batch_size, within=worker.batch_within_s)
         async for events in batches:
-            await pipeline.ctx.resolve_schemas(events)
+            await pipeline.ctx.wire.resolve(  # keys are decoded when not in our encoding
+                chain((e.message.value for e in events), (e.message.key for e in events)))
             accepted, rejected = check_events(pipeline.ctx, events)
             await send_dead_letters(pipeline.ctx, pipeline.dlq, rejected)
             refused = refusals(pipeline.ctx, pipeline.engine, rejected)

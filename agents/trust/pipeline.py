@@ -10,10 +10,13 @@ Order is what makes the decisions fail closed:
    the batch is DENY ``audit_unavailable`` (emitted at once, so no enforcement
    point waits), the tables are put back as they were and the batch is
    dead-lettered;
-3. only then open the sessions of the ALLOWs the trail holds (the open is
-   refused for a session opened or revoked before: a replay never reopens
-   one); when Redis stays away, those ALLOWs become DENY
-   ``session_unavailable``;
+3. only then open the sessions of the ALLOWs the trail holds as such (an
+   ALLOW whose id the trail holds for another request is DENY
+   ``audit_conflict``); the open is refused for a session revoked or expired
+   before (a replay never reopens one, and its ALLOW becomes DENY
+   ``session_revoked`` or ``session_expired``); when Redis stays away, those
+   ALLOWs become DENY ``session_unavailable``.  The users of an ALLOW turned
+   DENY have their behaviour observed again with the DENY (it teaches nothing);
 4. re-evaluate the live sessions that posture and risk updates touch, and those
    a fresh request reports a worse posture for (REVOKE or CHALLENGE); when
    Redis stays away, a critical ``revalidation_failed`` alert per user and the
@@ -27,6 +30,7 @@ Any other exception: every request DENY ``internal_error``, batch dead-lettered.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -35,13 +39,15 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import faust
+import orjson
 from faust.types import EventT
 
 from dharma.agents.trust.alerts import revalidation_alert
 from dharma.agents.trust.behaviour import UserBehaviour
-from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.engine import (
     AUDIT_UNAVAILABLE,
+    SESSION_EXPIRED,
+    SESSION_REVOKED,
     SESSION_UNAVAILABLE,
     Decision,
     TrustEngine,
@@ -56,6 +62,7 @@ from dharma.agents.trust.session import (
     is_worse,
     posture_of,
     revalidate,
+    worst_postures,
 )
 from dharma.agents.trust.state import Outcome, TrustState
 from dharma.sinks.audit import AuditSink, audit_row
@@ -152,6 +159,8 @@ class TrustPipeline:
             await self.audit_unavailable(out, result, accepted, exc)
             return result, None
         flagged, intact = await self.open_sessions(out, result, confirmed, opening)
+        if not intact:  # an ALLOW turned DENY teaches nothing
+            self.state.relearn(out, result.decisions, now_ms)
         if flagged is None:  # Redis is away: nothing to re-evaluate sessions with
             return result, None
         later = await self.recheck_sessions(out, result, flagged)
@@ -165,25 +174,27 @@ class TrustPipeline:
         config = self.engine.config
         opening = [(Session.open(decision, access, access.record),
                     posture_of(access.record["device"], config))
-                   for _, access, decision in out.decided if decision.decision is Verdict.ALLOW]
+                   for _, access, decision in out.decided
+                   if decision.decision is Verdict.ALLOW and decision.session_id is not None]
         return opening, worst_postures(out.fresh, config)
 
-    async def open_sessions(self, out: Outcome, result: Result, confirmed: set[str],
+    async def open_sessions(self, out: Outcome, result: Result, confirmed: set[int],
                             sessions: tuple[list[tuple[Session, Posture]], dict[Pair, Posture]]
                             ) -> tuple[set[Pair] | None, bool]:
         """Open the sessions of the ALLOWs the trail holds; the (user, device) pairs reporting
         a worse posture (None: Redis is away), and whether every decision stands as encoded."""
         opening, requested = sessions
         conflicts = set()
-        for i, (_, _, decision) in enumerate(out.decided):
-            if decision.decision is Verdict.ALLOW and decision.decision_id not in confirmed:
+        for i, (_, access, decision) in enumerate(out.decided):
+            if decision.decision is Verdict.ALLOW and i not in confirmed:
                 conflicts.add(decision.session_id)  # its id holds another decision in the trail
-                result.decisions[i] = fail_closed(decision, AUDIT_CONFLICT, "the audit trail "
-                                                  "holds another decision under this id")
+                result.decisions[i] = fail_closed(
+                    decision, AUDIT_CONFLICT, "the audit trail holds another decision under "
+                    "this id", request_digest(access.record))
         if conflicts:
             opening = [(s, p) for s, p in opening if s.session_id not in conflicts]
         try:
-            _, flagged = await self.sessions.open(opening, requested)
+            opened = await self.sessions.open(opening, requested)
         except SinkUnavailable as exc:
             unopened = {s.session_id for s, _ in opening}
             result.decisions = [fail_closed(d, SESSION_UNAVAILABLE, f"session store: {exc}")
@@ -191,9 +202,12 @@ class TrustPipeline:
             self.recheck_failed(self.rechecks(out, set()), result, str(exc))
             await self.audit_quietly(result)
             return None, False
-        if conflicts:
+        if opened.refused:
+            result.decisions = [refused(d, opened.refused.get(d.session_id))
+                                if d.session_id else d for d in result.decisions]
+        if conflicts or opened.refused:
             await self.audit_quietly(result)
-        return flagged, not conflicts
+        return opened.worse, not (conflicts or opened.refused)
 
     async def recheck_sessions(self, out: Outcome, result: Result, flagged: set[Pair]) -> Result:
         """Re-evaluate the sessions the batch's updates touch; audit what it decides."""
@@ -313,8 +327,8 @@ class TrustPipeline:
         return result
 
     async def append_audit(self, decisions: list[Decision],
-                           requests: list[dict[str, Any]]) -> set[str]:
-        """Append decisions to the audit trail; the ids of the ALLOWs it holds."""
+                           requests: list[dict[str, Any]]) -> set[int]:
+        """Append decisions to the audit trail; the positions of the ALLOWs it holds as such."""
         if not decisions:
             return set()
         rows = [audit_row(d.to_record(), r) for d, r in zip(decisions, requests, strict=True)]
@@ -348,18 +362,19 @@ class TrustPipeline:
         return messages
 
 
-def worst_postures(requests: list[AccessEvent], config: TrustConfig) -> dict[Pair, Posture]:
-    """The worst posture (component by component) each (user, device) pair reported."""
-    worst: dict[Pair, Posture] = {}
-    for access in requests:
-        pair = (access.user_id, access.device.device_id)
-        posture = posture_of(access.record["device"], config)
-        seen = worst.get(pair)
-        if seen is None:
-            worst[pair] = posture
-        elif seen != posture:
-            worst[pair] = tuple(map(min, seen, posture))
-    return worst
+def refused(decision: Decision, status: str | None) -> Decision:
+    """An ALLOW whose session the store refused to open (``status``: ``revoked`` or
+    ``expired``, None: opened) as the DENY it becomes: a replay never passes as an ALLOW."""
+    if status is None or decision.decision is not Verdict.ALLOW:
+        return decision
+    code = SESSION_REVOKED if status == "revoked" else SESSION_EXPIRED
+    return fail_closed(decision, code, f"session {decision.session_id} was {status}: "
+                       "it never opens again")
+
+
+def request_digest(record: dict[str, Any]) -> str:
+    """A digest of a request's content (its own decision ids when its id is taken)."""
+    return hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
 @asynccontextmanager

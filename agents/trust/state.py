@@ -85,6 +85,8 @@ class Outcome:
         default_factory=list)
     #: the changed users' values before the batch: see TrustState.restore
     previous: list[tuple[str, UserBehaviour, AlertState]] = field(default_factory=list)
+    #: each user's events, in log order
+    events: dict[str, list[tuple[EventT, AccessEvent]]] = field(default_factory=dict)
 
 
 class TrustState:
@@ -124,7 +126,7 @@ class TrustState:
         signals; the tables are not written yet: :meth:`store` writes ``out.changed``
         (one write per user and batch)."""
         out = Outcome()
-        by_user: dict[str, list[Item]] = {}
+        by_user = out.events
         for item in items:
             by_user.setdefault(item[1].user_id, []).append(item)
         for user, events in by_user.items():
@@ -193,23 +195,52 @@ class TrustState:
             if access.event_type != "access_request":  # applied whatever its age
                 out.updates.append((event, access, behaviour))
                 if not replayed:
-                    behaviour = behaviour.observe(access, "risk", rules, position=position)
+                    behaviour = behaviour.observe(access, "update", rules, position=position,
+                                                  at_ms=now_ms)
                 continue
             late = None if now_ms is None else engine.untimely(access, now_ms)
             if late is not None:  # denied, and its clock is not believed: nothing learnt
                 out.decided.append((event, access, late))
                 continue
             out.fresh.append(access)
-            signals = behaviour.signals(access, rules)
-            decision = engine.decide(access, behaviour, signals)
+            signals = behaviour.signals(access, rules, now_ms)
+            decision = engine.decide(access, behaviour, signals, now_ms)
             after = behaviour if replayed else \
-                behaviour.observe(access, decision, rules, signals, position)
+                behaviour.observe(access, decision, rules, signals, position, now_ms)
             raised, alerts = security_alerts(access, decision, behaviour, after, alerts,
                                              self.forbid_ids, rules, signals=signals)
             out.decided.append((event, access, decision))
             out.alerts.extend(raised)
             behaviour = after
         return behaviour, alerts
+
+    def relearn(self, out: Outcome, final: Sequence[Decision], now_ms: int | None) -> None:
+        """Rewrite the behaviour of the users some of whose decisions the pipeline changed
+        after :meth:`store` (an ALLOW turned DENY: the trail or the session store refused
+        it), observing each of their events again with the decision that stands
+        (``final[i]`` for ``out.decided[i]``): a refused ALLOW teaches nothing."""
+        changed = {out.decided[i][1].user_id for i, d in enumerate(final[:len(out.decided)])
+                   if d is not out.decided[i][2]}
+        if not changed:
+            return
+        stands = {id(access): final[i] for i, (_, access, _) in enumerate(out.decided)}
+        fresh = {id(access) for access in out.fresh}
+        rules = self.engine.rules
+        for (user, after, _, last), (_, before, _) in zip(out.changed, out.previous, strict=True):
+            if user not in changed or after is None:
+                continue  # unchanged, or never written (an unreadable record)
+            behaviour = before
+            for event, access in out.events[user]:
+                position = (event.message.partition, event.message.offset)
+                if behaviour.has_seen(position):
+                    continue
+                if access.event_type != "access_request":
+                    behaviour = behaviour.observe(access, "update", rules, position=position,
+                                                  at_ms=now_ms)
+                elif id(access) in fresh:
+                    behaviour = behaviour.observe(access, stands[id(access)], rules,
+                                                  position=position, at_ms=now_ms)
+            self.behaviour.set(user, behaviour, last)
 
 
 def audit_partition(key: bytes, partitions: int = AUDIT_LOGS.partitions) -> int:

@@ -9,7 +9,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from trust_helpers import PAST_OK, audit_key, audit_rows, business_ts, recent, seed_event
+from trust_helpers import (
+    audit_key,
+    audit_rows,
+    business_hours_now,
+    decided,
+    recent,
+    seed_event,
+)
 
 from dharma.agents.trust import UserBehaviour
 from dharma.agents.trust.state import seed_behaviour
@@ -26,9 +33,10 @@ def test_seed_example_through_kafka(settings, producer, outputs, redis_client, s
         settings, group,
         {"admin_user_001": UserBehaviour(score=85, known_devices=("device_12345",))},
         key_of=audit_key(settings))
-    start_worker("trust", DHARMA_WORKER_APP_ID=group, **PAST_OK)  # 14:30 on a past weekday
+    # business hours are the deciding clock's: the worker's zone makes it about noon now
+    start_worker("trust", DHARMA_WORKER_APP_ID=group, **business_hours_now())
     event_id = f"evt-seed-{uuid.uuid4().hex[:8]}"
-    producer.produce("audit.logs", "admin_user_001", seed_event(event_id, business_ts()))
+    producer.produce("audit.logs", "admin_user_001", seed_event(event_id, recent(30)))
     producer.flush()
 
     (decision, _), *_ = poll(lambda: outputs.decisions(event_id=event_id), "decision emitted")
@@ -106,10 +114,10 @@ def test_replayed_event_is_audited_once(settings, producer, outputs, start_worke
     for _ in range(2):
         producer.produce("audit.logs", event["user_id"], event)
     producer.flush()
-    decided = poll(lambda: outputs.decisions(event_id=event["event_id"])
-                   if len(outputs.decisions(event_id=event["event_id"])) == 2 else None,
-                   "both copies decided")
-    assert {d["decision_id"] for d, _ in decided} == {decided[0][0]["decision_id"]}
+    copies = poll(lambda: outputs.decisions(event_id=event["event_id"])
+                  if len(outputs.decisions(event_id=event["event_id"])) == 2 else None,
+                  "both copies decided")
+    assert {d["decision_id"] for d, _ in copies} == {copies[0][0]["decision_id"]}
     assert len(audit_rows(settings, event["event_id"])) == 1
 
 
@@ -129,8 +137,8 @@ def test_restart_replays_records_without_counting_them_twice(
         producer.produce("audit.logs", event["user_id"], event)
     producer.flush()
     ids = {event["event_id"] for event in events}
-    decided = lambda: {d["event_id"] for d, _ in outputs.decisions()} & ids  # noqa: E731
-    poll(lambda: decided() == ids, "every record decided once")
+    seen = lambda: {d["event_id"] for d, _ in outputs.decisions()} & ids  # noqa: E731
+    poll(lambda: seen() == ids, "every record decided once")
     first.stop(signal.SIGKILL)
 
     start_worker("trust", **env)
@@ -146,8 +154,9 @@ def test_restart_replays_records_without_counting_them_twice(
 
 def test_replayed_allow_never_reopens_an_expired_session(settings, producer, outputs,
                                                          redis_client, start_worker, poll):
-    """Sessions live 2 s here; the ALLOW re-sent after expiry, while still fresh, is decided
-    again (same decision id) and opens nothing."""
+    """Sessions live 2 s here; the ALLOW re-sent after expiry, while still fresh, opens
+    nothing and is emitted as DENY ``session_expired`` (audited beside the ALLOW), not as
+    an ALLOW whose session never opens."""
     start_worker("trust", DHARMA_TRUST_SESSION_TTL_S="2")
     tag = uuid.uuid4().hex[:8]
     event = seed_event(f"evt-expire-{tag}", recent(30), user_id=f"expire_{tag}",
@@ -161,9 +170,46 @@ def test_replayed_allow_never_reopens_an_expired_session(settings, producer, out
 
     producer.produce("audit.logs", event["user_id"], event)
     producer.flush()
-    decided = poll(lambda: outputs.decisions(event_id=event["event_id"])
-                   if len(outputs.decisions(event_id=event["event_id"])) == 2 else None,
-                   "the replay decided")
-    assert {d["decision_id"] for d, _ in decided} == {allow["decision_id"]}
+    both = poll(lambda: outputs.decisions(event_id=event["event_id"])
+                if len(outputs.decisions(event_id=event["event_id"])) == 2 else None,
+                "the replay decided")
+    replay = both[1][0]
+    assert (replay["decision"], replay["reasons"][0]) == ("DENY", "session_expired")
+    assert replay["decision_id"] != allow["decision_id"] and replay["session_id"] is None
     assert not redis_client.exists(key)
-    assert len(audit_rows(settings, event["event_id"])) == 1
+    rows = poll(lambda: len(audit_rows(settings, event["event_id"])) == 2
+                and audit_rows(settings, event["event_id"]), "the ALLOW and the DENY audited")
+    assert sorted(r["decision"] for r in rows) == ["ALLOW", "DENY"]
+
+
+def test_a_replayed_allow_of_a_revoked_session_is_denied(settings, producer, outputs,
+                                                         redis_client, start_worker, poll):
+    """Revoked by a request reporting a worse posture (nothing the engine remembers: the
+    replay, claiming the old posture, is ALLOWed on its merits), the session stays closed
+    and its replayed ALLOW goes out as DENY ``session_revoked``, audited."""
+    start_worker("trust")
+    tag = uuid.uuid4().hex[:8]
+    user, device = f"revoked_{tag}", f"revoked_dev_{tag}"
+    original = seed_event(f"evt-revoked-{tag}", recent(40), user_id=user,
+                          device={"device_id": device})
+    allow = decided(producer, outputs, poll, original)
+    assert allow["decision"] == "ALLOW"
+    worse = seed_event(f"evt-revoked-worse-{tag}", recent(30), user_id=user,
+                       resource="logs/app/web",
+                       device={"device_id": device, "compliance_score": 80.0})
+    producer.produce("audit.logs", user, worse)
+    producer.flush()
+    poll(lambda: [d for d, _ in outputs.decisions(session_id=allow["session_id"])
+                  if d["decision"] == "REVOKE"], "the session revoked")
+
+    producer.produce("audit.logs", user, original)
+    producer.flush()
+    (_, _), (replay, _) = poll(
+        lambda: (found := outputs.decisions(event_id=original["event_id"]))[1:] and found,
+        "the replay decided")
+    assert (replay["decision"], replay["reasons"][0]) == ("DENY", "session_revoked")
+    assert (replay["session_id"], replay["expires_in"]) == (None, 0)
+    assert not redis_client.exists(f"session:{allow['session_id']}")
+    rows = poll(lambda: len(audit_rows(settings, original["event_id"])) == 2
+                and audit_rows(settings, original["event_id"]), "both audited")
+    assert sorted(r["decision"] for r in rows) == ["ALLOW", "DENY"]
