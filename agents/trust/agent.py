@@ -30,7 +30,8 @@ from dharma.streams.app import StreamContext, raw_topic, send_dead_letters, spli
 from dharma.streams.errors import ContractViolation, RejectedEvent
 from dharma.streams.topics import AUDIT_LOGS
 
-__all__ = ["InvalidAccessRecord", "TrustPipeline", "check_events", "refusals", "register"]
+__all__ = ["InvalidAccessRecord", "MisKeyedRecord", "TrustPipeline", "check_events", "refusals",
+           "register", "stray_updates"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +46,26 @@ class InvalidAccessRecord(ContractViolation):
         self.raw, self.rejection = raw, rejection
 
 
+class MisKeyedRecord(InvalidAccessRecord):
+    """A valid event whose key is not its ``user_id``: on another user's partition, it is
+    decided against no history and must not write one; kept, since a posture update or
+    risk signal still re-evaluates the live sessions it names (it only lowers trust)."""
+
+    def __init__(self, raw: dict[str, Any], event: AccessEvent) -> None:
+        super().__init__(raw, Rejection(reason="key is not the record's user_id", errors=(
+            "audit.logs records are keyed by their user_id",)))
+        self.event = event
+
+
 def check_events(ctx: StreamContext, events: Sequence[EventT]) -> tuple[Accepted, Rejected]:
     """Decode and validate a batch; hostile or malformed records are rejected."""
     def parse(event: EventT) -> AccessEvent:
         raw = ctx.wire.decode(AUDIT_LOGS.value_subject, event.message.value)
         parsed = parse_access_record(raw)
-        if isinstance(parsed, AccessEvent) and not _keyed_by(ctx, event.message.key,
-                                                              parsed.user_id):
-            parsed = Rejection(reason="key is not the record's user_id", errors=(
-                "audit.logs records are keyed by their user_id",))
         if isinstance(parsed, Rejection):
             raise InvalidAccessRecord(raw, parsed)
+        if not _keyed_by(ctx, event.message.key, parsed.user_id):
+            raise MisKeyedRecord(raw, parsed)
         return parsed
 
     return split_batch(events, parse)
@@ -66,6 +76,13 @@ def _keyed_by(ctx: StreamContext, key: bytes | None, user_id: str) -> bool:
     if key == ctx.wire.encode_key(AUDIT_LOGS.key_subject, user_id):
         return True
     return key is not None and _key_user(ctx, key) == user_id
+
+
+def stray_updates(rejected: Rejected) -> Accepted:
+    """The posture updates and risk signals among ``rejected`` that only their key broke:
+    dead-lettered all the same, they still reach the live sessions they name."""
+    return [(event, exc.event) for event, exc in rejected if isinstance(exc, MisKeyedRecord)
+            and exc.event.event_type != "access_request"]
 
 
 def refusals(ctx: StreamContext, engine: TrustEngine, rejected: Rejected) -> Refused:
@@ -124,8 +141,9 @@ def register(app: faust.App, ctx: StreamContext,
             accepted, rejected = check_events(pipeline.ctx, events)
             await send_dead_letters(pipeline.ctx, pipeline.dlq, rejected)
             refused = refusals(pipeline.ctx, pipeline.engine, rejected)
-            if accepted or refused:
-                await pipeline.process(accepted, refused)
+            stray = stray_updates(rejected)
+            if accepted or refused or stray:
+                await pipeline.process(accepted, refused, stray)
             await pipeline.ctx.emitter.flush()  # outputs acknowledged before the batch is
 
     return trust_decide

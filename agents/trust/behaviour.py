@@ -145,10 +145,13 @@ class ReportedPosture:
     patch_level: PatchName
 
     @classmethod
-    def of(cls, event: AccessEvent) -> ReportedPosture:
-        """What ``event`` (a posture update) reports."""
+    def of(cls, event: AccessEvent, at_ms: int | None = None) -> ReportedPosture:
+        """What ``event`` (a posture update) reports, dated at the update's time, or at the
+        deciding clock ``at_ms`` if it claims a later one (a report dated in the future
+        must not outrank the next real one)."""
         d = event.device
-        return cls(d.device_id, event.ts_ms, d.compliance_score, d.encrypted, d.firewall,
+        when = event.ts_ms if at_ms is None else min(event.ts_ms, at_ms)
+        return cls(d.device_id, when, d.compliance_score, d.encrypted, d.firewall,
                    d.antivirus, d.patch_level.value)
 
     def worse_of(self, claimed: DevicePosture, patch_bonus: dict[str, int]) -> DevicePosture:
@@ -331,8 +334,8 @@ class UserBehaviour:
         """After a posture update (its posture remembered) or a risk signal (its penalty; a
         compromised account marked from when the worker learnt it, ``at_ms``)."""
         if event.event_type == "posture_update":
-            return replace(self, postures=_report(self.postures, ReportedPosture.of(event), rules),
-                           last_seen=seen)
+            report = ReportedPosture.of(event, at_ms)
+            return replace(self, postures=_report(self.postures, report, rules), last_seen=seen)
         if event.event_type != "risk_signal":
             return replace(self, last_seen=seen)
         compromised = self.compromised_ms

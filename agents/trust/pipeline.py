@@ -33,7 +33,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -64,7 +64,7 @@ from dharma.agents.trust.session import (
     revalidate,
     worst_postures,
 )
-from dharma.agents.trust.state import Outcome, TrustState
+from dharma.agents.trust.state import UNTRUSTED, Outcome, TrustState
 from dharma.sinks.audit import AuditSink, audit_row
 from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.sessions import SessionStore
@@ -80,7 +80,8 @@ TRUST_BRANCH = "dharma.predictions.TrustDecision"
 INTERNAL_ERROR = "internal_error"
 AUDIT_CONFLICT = "audit_conflict"
 
-Accepted = list[tuple[EventT, AccessEvent]]
+Item = tuple[EventT, AccessEvent]
+Accepted = list[Item]
 #: DENY decisions of records that failed validation (dead-lettered too)
 Refused = list[tuple[EventT, Decision]]
 Message = tuple[str, bytes, bytes]
@@ -123,12 +124,15 @@ class TrustPipeline:
         self.sessions = SessionStore(settings.redis.url.get_secret_value(),
                                      ttl_s=config.allow_ttl_seconds, guard_s=config.replay_guard_s)
 
-    async def process(self, accepted: Accepted, refused: Refused) -> None:
-        """Run the batch's stages, then queue its outputs and dead letters."""
+    async def process(self, accepted: Accepted, refused: Refused,
+                      stray: Sequence[Item] = ()) -> None:
+        """Run the batch's stages, then queue its outputs and dead letters (``stray``:
+        updates dead-lettered for their key, which still reach live sessions)."""
         try:
-            result, messages = await self.run(accepted, refused, time.time_ns() // 1_000_000)
+            result, messages = await self.run(accepted, refused, time.time_ns() // 1_000_000,
+                                              stray)
         except Exception as exc:  # nothing may escape: Faust would ack it
-            first = (accepted or refused)[0][0].message
+            first = (accepted or refused or stray)[0][0].message
             logger.exception("trust batch failed first=%s[%s]@%s", first.topic, first.partition,
                              first.offset)
             result, messages = self.internal_error(accepted, refused, exc), None
@@ -136,11 +140,13 @@ class TrustPipeline:
             self.ctx.emitter.emit(topic, key, value)
         await send_dead_letters(self.ctx, self.dlq, result.dead)
 
-    async def run(self, accepted: Accepted, refused: Refused,
-                  now_ms: int) -> tuple[Result, list[Message] | None]:
+    async def run(self, accepted: Accepted, refused: Refused, now_ms: int,
+                  stray: Sequence[Item] = ()) -> tuple[Result, list[Message] | None]:
         """The stages (see the module docstring); the encoded outputs when no decision had
         to change after they were encoded."""
         out = self.state.fold(accepted, now_ms)
+        # against the least trusted history: their user's is on another partition
+        out.updates += [(event, update, UNTRUSTED) for event, update in stray]
         result = Result(alerts=out.alerts)
         for _, access, decision in out.decided:
             result.add(decision, access.record)

@@ -102,6 +102,16 @@ def test_a_reported_posture_bounds_what_the_device_claims(engine: TrustEngine,
     assert fixed.observe(_update(seed, "posture_update", device=BAD), "update") == fixed
 
 
+def test_a_report_dated_in_the_future_does_not_outrank_the_next_one(seed: Seed) -> None:
+    now = seed()["ts"]
+    ahead = _update(seed, "posture_update", ts=now + 365 * 24 * HOUR, device=BAD)
+    b = UserBehaviour().observe(ahead, "update", at_ms=now)
+    assert b.postures[0].at_ms == now  # dated at the deciding clock
+    fixed = b.observe(_update(seed, "posture_update", ts=now + MIN), "update", at_ms=now + MIN)
+    assert fixed.reported_posture("device_12345") == ReportedPosture(
+        "device_12345", now + MIN, 95.0, True, True, True, "latest")
+
+
 def test_the_worse_of_claimed_and_reported_is_taken_component_by_component(
         engine: TrustEngine, seed: Seed) -> None:
     report = _update(seed, "posture_update", device={"compliance_score": 99.0,
