@@ -72,10 +72,16 @@ def check_events(ctx: StreamContext, events: Sequence[EventT]) -> tuple[Accepted
 
 
 def _keyed_by(ctx: StreamContext, key: bytes | None, user_id: str) -> bool:
-    """Whether ``key`` is ``user_id`` (our encoding of it, or any other schema's)."""
-    if key == ctx.wire.encode_key(AUDIT_LOGS.key_subject, user_id):
-        return True
-    return key is not None and _key_user(ctx, key) == user_id
+    """Whether ``key`` is ``user_id``: our encoding of it (compared as bytes: the usual,
+    fast case), or any other writer schema's (decoded)."""
+    if key is None:
+        return False
+    try:
+        if key == ctx.wire.encode_key(AUDIT_LOGS.key_subject, user_id):
+            return True
+    except Exception:  # our key schema not registered yet (registry away): decode instead
+        logger.warning("audit.logs key not encoded for comparison", exc_info=True)
+    return _key_user(ctx, key) == user_id
 
 
 def stray_updates(rejected: Rejected) -> Accepted:

@@ -6,9 +6,9 @@ Order is what makes the decisions fail closed:
    user whose behaviour record cannot be read is DENY ``state_unavailable``,
    see :mod:`~dharma.agents.trust.state`);
 2. append every decision to the audit trail and wait for the commit (the
-   tables are written meanwhile): when PostgreSQL stays away, every request of
+   outputs are encoded meanwhile): when PostgreSQL stays away, every request of
    the batch is DENY ``audit_unavailable`` (emitted at once, so no enforcement
-   point waits), the tables are put back as they were and the batch is
+   point waits), the tables are left as they were and the batch is
    dead-lettered;
 3. only then open the sessions of the ALLOWs the trail holds as such (an
    ALLOW whose id the trail holds for another request is DENY
@@ -16,7 +16,8 @@ Order is what makes the decisions fail closed:
    before (a replay never reopens one, and its ALLOW becomes DENY
    ``session_revoked`` or ``session_expired``); when Redis stays away, those
    ALLOWs become DENY ``session_unavailable``.  The users of an ALLOW turned
-   DENY have their behaviour observed again with the DENY (it teaches nothing);
+   DENY have their behaviour observed again with the DENY (it teaches
+   nothing); only then are the tables written, once per changed user;
 4. re-evaluate the live sessions that posture and risk updates touch, and those
    a fresh request reports a worse posture for (REVOKE or CHALLENGE); when
    Redis stays away, a critical ``revalidation_failed`` alert per user and the
@@ -86,6 +87,8 @@ Accepted = list[Item]
 Refused = list[tuple[EventT, Decision]]
 Message = tuple[str, bytes, bytes]
 Pair = tuple[str, str]
+#: An ALLOW's session to open: the ALLOW's position in the batch, the session, its posture.
+Opening = tuple[int, Session, Posture]
 
 
 class Recheck(NamedTuple):
@@ -156,49 +159,46 @@ class TrustPipeline:
         async with settled(audit):  # while PostgreSQL works:
             await asyncio.sleep(0)  # let the audit write send its request
             messages = self.encode(result)
-            self.state.store(out)  # undone below if the audit fails
             opening = self.sessions_of(out)
         try:
             confirmed = await audit
-        except SinkUnavailable as exc:
-            self.state.restore(out)  # a dead-lettered batch is not counted
+        except SinkUnavailable as exc:  # the tables stay as they were: not counted
             await self.audit_unavailable(out, result, accepted, exc)
             return result, None
         flagged, intact = await self.open_sessions(out, result, confirmed, opening)
         if not intact:  # an ALLOW turned DENY teaches nothing
             self.state.relearn(out, result.decisions, now_ms)
+        self.state.store(out)  # what the batch taught, once its decisions stand
         if flagged is None:  # Redis is away: nothing to re-evaluate sessions with
             return result, None
         later = await self.recheck_sessions(out, result, flagged)
         result.decisions += later.decisions
         return result, (messages + self.encode(later)) if intact else None
 
-    def sessions_of(self, out: Outcome) -> tuple[list[tuple[Session, Posture]],
-                                                   dict[Pair, Posture]]:
-        """The session each ALLOW would open, with its device's posture; the worst posture
-        each (user, device) pair reported."""
+    def sessions_of(self, out: Outcome) -> tuple[list[Opening], dict[Pair, Posture]]:
+        """The session each ALLOW would open (with its position in ``out.decided`` and its
+        device's posture); the worst posture each (user, device) pair reported."""
         config = self.engine.config
-        opening = [(Session.open(decision, access, access.record),
+        opening = [(i, Session.open(decision, access, access.record),
                     posture_of(access.record["device"], config))
-                   for _, access, decision in out.decided
+                   for i, (_, access, decision) in enumerate(out.decided)
                    if decision.decision is Verdict.ALLOW and decision.session_id is not None]
         return opening, worst_postures(out.fresh, config)
 
     async def open_sessions(self, out: Outcome, result: Result, confirmed: set[int],
-                            sessions: tuple[list[tuple[Session, Posture]], dict[Pair, Posture]]
+                            sessions: tuple[list[Opening], dict[Pair, Posture]]
                             ) -> tuple[set[Pair] | None, bool]:
         """Open the sessions of the ALLOWs the trail holds; the (user, device) pairs reporting
         a worse posture (None: Redis is away), and whether every decision stands as encoded."""
-        opening, requested = sessions
+        candidates, requested = sessions
         conflicts = set()
         for i, (_, access, decision) in enumerate(out.decided):
             if decision.decision is Verdict.ALLOW and i not in confirmed:
-                conflicts.add(decision.session_id)  # its id holds another decision in the trail
+                conflicts.add(i)  # its id holds another decision or request in the trail
                 result.decisions[i] = fail_closed(
                     decision, AUDIT_CONFLICT, "the audit trail holds another decision under "
                     "this id", request_digest(access.record))
-        if conflicts:
-            opening = [(s, p) for s, p in opening if s.session_id not in conflicts]
+        opening = [(s, p) for i, s, p in candidates if i not in conflicts]
         try:
             opened = await self.sessions.open(opening, requested)
         except SinkUnavailable as exc:

@@ -83,7 +83,7 @@ class Outcome:
     #: users' new table values (None: unchanged), with their last event: see TrustState.store
     changed: list[tuple[str, UserBehaviour | None, AlertState | None, EventT]] = field(
         default_factory=list)
-    #: the changed users' values before the batch: see TrustState.restore
+    #: the changed users' values before the batch: see TrustState.relearn
     previous: list[tuple[str, UserBehaviour, AlertState]] = field(default_factory=list)
     #: each user's events, in log order
     events: dict[str, list[tuple[EventT, AccessEvent]]] = field(default_factory=dict)
@@ -147,21 +147,14 @@ class TrustState:
 
     def store(self, out: Outcome) -> None:
         """Write the users' new behaviour and alert state (changelog records go out with
-        the batch's other outputs); before anything reads the tables again."""
+        the batch's other outputs), once the batch's decisions stand (a batch the audit
+        trail could not take is dead-lettered and never stored: it is not counted);
+        before anything reads the tables again."""
         for user, behaviour, alerts, last in out.changed:
             if behaviour is not None:
                 self.behaviour.set(user, behaviour, last)
             if alerts is not None:
                 self.alert_state.set(user, alerts, last)
-
-    def restore(self, out: Outcome) -> None:
-        """Undo :meth:`store`: the batch is not to be counted (it is dead-lettered)."""
-        for (user, behaviour, alerts, last), (_, before, alerts_before) in zip(
-                out.changed, out.previous, strict=True):
-            if behaviour is not None:
-                self.behaviour.set(user, before, last)
-            if alerts is not None:
-                self.alert_state.set(user, alerts_before, last)
 
     def _deny_user(self, events: list[Item], alerts: AlertState, exc: BrokenCheckpoint,
                    out: Outcome, now_ms: int | None) -> AlertState:
@@ -215,10 +208,11 @@ class TrustState:
         return behaviour, alerts
 
     def relearn(self, out: Outcome, final: Sequence[Decision], now_ms: int | None) -> None:
-        """Rewrite the behaviour of the users some of whose decisions the pipeline changed
-        after :meth:`store` (an ALLOW turned DENY: the trail or the session store refused
-        it), observing each of their events again with the decision that stands
-        (``final[i]`` for ``out.decided[i]``): a refused ALLOW teaches nothing."""
+        """Redo, in ``out.changed``, the behaviour of the users some of whose decisions the
+        pipeline changed after the fold (an ALLOW turned DENY: the trail or the session
+        store refused it), observing each of their events again with the decision that
+        stands (``final[i]`` for ``out.decided[i]``): a refused ALLOW teaches nothing.
+        Before :meth:`store`, so no record of what it taught is ever written."""
         changed = {out.decided[i][1].user_id for i, d in enumerate(final[:len(out.decided)])
                    if d is not out.decided[i][2]}
         if not changed:
@@ -226,7 +220,8 @@ class TrustState:
         stands = {id(access): final[i] for i, (_, access, _) in enumerate(out.decided)}
         fresh = {id(access) for access in out.fresh}
         rules = self.engine.rules
-        for (user, after, _, last), (_, before, _) in zip(out.changed, out.previous, strict=True):
+        for n, ((user, after, alerts, last), (_, before, _)) in enumerate(
+                zip(out.changed, out.previous, strict=True)):
             if user not in changed or after is None:
                 continue  # unchanged, or never written (an unreadable record)
             behaviour = before
@@ -240,7 +235,7 @@ class TrustState:
                 elif id(access) in fresh:
                     behaviour = behaviour.observe(access, stands[id(access)], rules,
                                                   position=position, at_ms=now_ms)
-            self.behaviour.set(user, behaviour, last)
+            out.changed[n] = (user, behaviour, alerts, last)
 
 
 def audit_partition(key: bytes, partitions: int = AUDIT_LOGS.partitions) -> int:

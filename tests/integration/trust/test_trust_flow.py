@@ -213,3 +213,30 @@ def test_a_replayed_allow_of_a_revoked_session_is_denied(settings, producer, out
     rows = poll(lambda: len(audit_rows(settings, original["event_id"])) == 2
                 and audit_rows(settings, original["event_id"]), "both audited")
     assert sorted(r["decision"] for r in rows) == ["ALLOW", "DENY"]
+
+
+def test_two_requests_under_one_event_id_one_allow_with_its_session_and_row(
+        settings, producer, outputs, redis_client, start_worker, poll):
+    """The event id is the requester's: two different requests sent under one id (here in
+    one batch) get one ALLOW, whose session opens and whose audit row describes it, and
+    one DENY ``audit_conflict`` with a row of its own."""
+    start_worker("trust")
+    tag = uuid.uuid4().hex[:8]
+    user, event_id = f"twin_{tag}", f"evt-twin-{tag}"
+    read = seed_event(event_id, recent(20), user_id=user, device={"device_id": f"tw_{tag}"})
+    write = dict(read, action="write", ts=read["ts"] + 1000)
+    for event in (read, write):
+        producer.produce("audit.logs", user, event)
+    producer.flush()
+    both = poll(lambda: (found := outputs.decisions(event_id=event_id))[1:] and found,
+                "both decided")
+    by_verdict = {d["decision"]: d for d, _ in both}
+    assert sorted(by_verdict) == ["ALLOW", "DENY"]
+    allow, deny = by_verdict["ALLOW"], by_verdict["DENY"]
+    assert deny["reasons"][0] == "audit_conflict"
+    assert redis_client.exists(f"session:{allow['session_id']}")
+    rows = poll(lambda: len(audit_rows(settings, event_id)) == 2 and audit_rows(
+        settings, event_id), "both audited")
+    stored = {r["decision_id"]: r for r in rows}
+    assert stored[allow["decision_id"]]["action"] == allow["action"]
+    assert stored[deny["decision_id"]]["decision"] == "DENY"

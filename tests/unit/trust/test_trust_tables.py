@@ -192,8 +192,9 @@ def test_an_unreadable_alert_state_starts_afresh(engine: TrustEngine, seed: Seed
 def test_an_allow_turned_deny_after_the_fold_teaches_nothing(engine: TrustEngine,
                                                              seed: Seed) -> None:
     """The pipeline may refuse an ALLOW after the fold (audit conflict, session revoked or
-    unavailable): the user's behaviour is observed again with the DENY, so the refused
-    request's device is not learnt; the user's other events (a risk signal) still count."""
+    unavailable): the user's behaviour is observed again with the DENY before anything is
+    written, so the refused request's device is never learnt, not even for a moment; the
+    user's other events (a risk signal) still count."""
     from dharma.agents.trust.engine import fail_closed
 
     state, emitter = state_of(PipelineMetrics(CollectorRegistry()), engine)
@@ -204,17 +205,19 @@ def test_an_allow_turned_deny_after_the_fold_teaches_nothing(engine: TrustEngine
                  risk_reason="odd_login")
     new = batch(seed, ["u"], start=2, device={"device_id": "laptop_b"})
     out = state.fold([*risk, *new], NOW)
-    state.store(out)
-    assert "laptop_b" in state.behaviour_of("u").known_devices
+    (_, taught, _, _), = out.changed
+    assert taught is not None and "laptop_b" in taught.known_devices  # the fold's view
     (_, _, allow), = out.decided
-    final = [fail_closed(allow, "audit_conflict", "another decision holds its id")]
-    state.relearn(out, final, NOW)
+    sent = len(emitter.sent)
+    state.relearn(out, [allow], NOW)  # nothing turned: nothing redone
+    assert out.changed[0][1] is taught
+    state.relearn(out, [fail_closed(allow, "audit_conflict", "another decision holds its id")],
+                  NOW)
+    state.store(out)
     after = state.behaviour_of("u")
     assert after.known_devices == ("laptop_a",)
     assert (after.events, after.last_seen, len(after.denials)) == (2, (0, 2), 1)
     assert after.score == 50.5 - 20 - 10  # the risk signal and the new device still count
-    topic, _, value, _ = emitter.sent[-1]
-    assert topic.endswith(f"{BEHAVIOUR_TABLE}-changelog")
-    assert value is not None and orjson.loads(value) == after.to_dict()
-    state.relearn(out, [allow], NOW)  # nothing turned: nothing written
-    assert emitter.sent[-1][2] == value
+    (record,) = [v for topic, _, v, _ in emitter.sent[sent:]
+                 if topic.endswith(f"{BEHAVIOUR_TABLE}-changelog")]
+    assert record is not None and orjson.loads(record) == after.to_dict()  # written once
