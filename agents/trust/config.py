@@ -57,8 +57,8 @@ class TrustConfig(BaseModel):
         How long the session store remembers that a session was opened or
         revoked, so that a replayed ALLOW cannot open it again; at least
         :attr:`min_replay_guard_seconds` (the default: session lifetime +
-        skew).  An ALLOW for a request older than a session lifetime opens no
-        session (``expires_in`` 0).
+        skew).  A request older than a session lifetime is never ALLOWed
+        (DENY ``session_expired``), so no session opens for it.
     compromise_hold_seconds
         How long after a risk signal saying the account is compromised
         (``BehaviourRules.compromising_risks``) the user's requests are DENY
@@ -136,10 +136,10 @@ class TrustConfig(BaseModel):
 
     @property
     def min_replay_guard_seconds(self) -> int:
-        """Session lifetime + skew: a session opens only for a request dated at most a
-        session lifetime before the deciding clock (and at most the skew after it), so
-        after this no replay of a request can open its session.  Independent of the
-        request freshness window, however long an operator makes it."""
+        """Session lifetime + skew: a request is ALLOWed (and its session opened) only if
+        dated at most a session lifetime before the deciding clock (and at most the skew
+        after it), so after this no replay of a request can open its session.
+        Independent of the request freshness window, however long an operator makes it."""
         return self.allow_ttl_seconds + self.clock_skew_seconds
 
     @property

@@ -24,6 +24,10 @@ judged at the deciding clock; without one (replays of past records: policy
 tests, shadow runs, re-evaluating a session at an update's time), at the
 request's own time.
 
+A permit's ALLOW for a request dated more than a session lifetime before the
+deciding clock (possible only with a freshness window longer than a session)
+is DENY ``session_expired``: its session would be over already.
+
 Before any policy, too: a user whose account a risk signal reported compromised
 (:attr:`UserBehaviour.compromised_ms`) is DENY ``account_compromised`` for
 ``compromise_hold_seconds``; and a device is scored on the worse of the
@@ -325,15 +329,17 @@ class TrustEngine:
 
     def _allow(self, event: AccessEvent, scores: TrustScores, cp: CompiledPolicy,
                reasons: list[str], now_ms: int | None) -> Decision:
-        """ALLOW, opening a session unless the request is older than a session lifetime
-        (then its session would be over already: ``expires_in`` 0, no session), so no
-        session ever opens for a request a replay guard of that lifetime does not cover."""
+        """ALLOW with a session; DENY ``session_expired`` (the permit's reasons kept after
+        it) for a request older than a session lifetime, whose session would be over
+        already: no session opens for a request a replay guard of that lifetime does not
+        cover, and a replay after its session ended never passes as an ALLOW."""
+        allow = self._make(event, Verdict.ALLOW, scores, cp, reasons)
         ttl = self.config.allow_ttl_seconds
         if now_ms is None or now_ms - event.ts_ms <= ttl * 1000:
-            return self._make(event, Verdict.ALLOW, scores, cp, reasons)
-        return self._make(event, Verdict.ALLOW, scores, cp, [
-            *reasons, f"no session: the request is older than a session lifetime ({ttl} s)"],
-            session=False)
+            return allow
+        denied = fail_closed(allow, SESSION_EXPIRED, "the request is older than a session "
+                             f"lifetime ({ttl} s): its session would be over")
+        return denied._replace(reasons=(*denied.reasons, *reasons))
 
     def _make(
         self,
@@ -342,9 +348,8 @@ class TrustEngine:
         scores: TrustScores | None,
         cp: CompiledPolicy | None,
         reasons: list[str],
-        session: bool = True,
     ) -> Decision:
-        allow = verdict is Verdict.ALLOW and session
+        allow = verdict is Verdict.ALLOW
         return Decision(
             decision=verdict,
             event_id=event.event_id,

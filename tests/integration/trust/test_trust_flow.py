@@ -154,18 +154,18 @@ def test_restart_replays_records_without_counting_them_twice(
 
 def test_replayed_allow_never_reopens_an_expired_session(settings, producer, outputs,
                                                          redis_client, start_worker, poll):
-    """Sessions live 2 s here; the ALLOW re-sent after expiry, while still fresh, opens
+    """Sessions live 10 s here; the ALLOW re-sent after expiry, while still fresh, opens
     nothing and is emitted as DENY ``session_expired`` (audited beside the ALLOW), not as
     an ALLOW whose session never opens."""
-    start_worker("trust", DHARMA_TRUST_SESSION_TTL_S="2")
+    start_worker("trust", DHARMA_TRUST_SESSION_TTL_S="10")
     tag = uuid.uuid4().hex[:8]
-    event = seed_event(f"evt-expire-{tag}", recent(30), user_id=f"expire_{tag}",
+    event = seed_event(f"evt-expire-{tag}", recent(0), user_id=f"expire_{tag}",
                        device={"device_id": f"expire_dev_{tag}"})
     producer.produce("audit.logs", event["user_id"], event)
     producer.flush()
     (allow, _), *_ = poll(lambda: outputs.decisions(event_id=event["event_id"]), "ALLOW")
     key = f"session:{allow['session_id']}"
-    assert allow["decision"] == "ALLOW" and allow["expires_in"] == 2
+    assert allow["decision"] == "ALLOW" and allow["expires_in"] == 10
     poll(lambda: not redis_client.exists(key), "the session expired", timeout=30)
 
     producer.produce("audit.logs", event["user_id"], event)

@@ -176,10 +176,11 @@ def test_the_unusual_hour_is_the_deciding_clocks(seed: Seed) -> None:
     assert counted.hours[(day + 10 * HOUR) // HOUR % 24] == 1
 
 
-def test_an_allow_older_than_a_session_lifetime_opens_no_session(engine: TrustEngine,
+def test_a_request_older_than_a_session_lifetime_is_not_allowed(engine: TrustEngine,
                                                                   seed: Seed) -> None:
     """Only with a freshness window longer than a session (a replay of history): its
-    session would be over already, so none opens and no replay guard has to cover it."""
+    session would be over already, so it is DENY ``session_expired`` (the permit named in
+    the reasons) and no replay guard has to cover it, however long the window."""
     long_window = TrustEngine(engine.policies, TrustConfig(max_request_age_seconds=86_400))
     raw = seed()
     b = UserBehaviour(score=85, known_devices=("device_12345",))
@@ -187,5 +188,8 @@ def test_an_allow_older_than_a_session_lifetime_opens_no_session(engine: TrustEn
     old = long_window.decide(raw, b, now_ms=raw["ts"] + 900_001)
     assert (fresh.decision, fresh.expires_in, fresh.session_id is not None) == (
         Verdict.ALLOW, 900, True)
-    assert (old.decision, old.expires_in, old.session_id) == (Verdict.ALLOW, 0, None)
-    assert old.reasons[-1].startswith("no session")
+    assert (old.decision, old.expires_in, old.session_id, old.policy_id) == (
+        Verdict.DENY, 0, None, None)
+    assert old.reasons[0] == "session_expired" and old.reasons[2].startswith("permitted by")
+    assert old.decision_id != fresh.decision_id
+    assert long_window.config.replay_guard_s == 930
