@@ -1,4 +1,5 @@
-"""Cost of the per-series anomaly detector: time per point and memory per series.
+"""Cost of the per-series anomaly detector: time per point, memory per series, and the
+detector store's bookkeeping per batch as the number of live series grows.
 
 ``dharma bench anomaly`` calls :func:`measure_cost`. Nothing here runs at import.
 """
@@ -11,10 +12,15 @@ import random
 import time
 import tracemalloc
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
+
+import faust
 
 from dharma.agents.anomaly.codec import CheckpointCodec, SeriesState
 from dharma.agents.anomaly.logic import make_detector
+from dharma.streams.changelog import TableWriter
+from dharma.streams.checkpoint import CheckpointedTable, checkpoint_table
 
 __all__ = ["measure_cost"]
 
@@ -98,6 +104,32 @@ def _memory(n_series: int) -> dict[str, float]:
             "tracemalloc_bytes_per_series": (live - base) / max(1, n_series)}
 
 
+def _store_batch_us(n_keys: int, batch: int = 1000) -> float:
+    """Microseconds of a detector store's bookkeeping for one batch of ``batch`` samples
+    while ``n_keys`` series are live: a ``get`` per sample and the batch's ``checkpoint``
+    call (all keys changed, none due).  The values are trivial, so this is the table's
+    cost alone, the part that must not grow with the number of series."""
+    app = faust.App("bench-store", broker="kafka://127.0.0.1:1", store="memory://",
+                    web_enabled=False)
+    # no emitter: nothing is due, so nothing is written
+    writer = TableWriter(checkpoint_table(app, "bench", partitions=1, help="bench"), None)
+    store = CheckpointedTable[int](writer, lambda _: b"", lambda _: 0, lambda: 0,
+                                   every_s=3600.0, max_keys=n_keys)
+    event: Any = SimpleNamespace(message=SimpleNamespace(partition=0))
+    keys = [f"host-{i:06d}|cpu" for i in range(n_keys)]
+    for key in keys:
+        store.get(key, event)
+    rounds = iter(range(10**9))
+
+    def one_batch() -> None:
+        start = next(rounds) * batch
+        for j in range(start, start + batch):
+            store.get(keys[j % n_keys], event)
+        store.checkpoint(limit=50)
+
+    return _best_us(one_batch)
+
+
 def measure_cost(n_points: int = 20000, n_series: int = 10000) -> dict[str, float]:
     """Scoring cost per point (one series) and memory per tracked series.
 
@@ -114,8 +146,9 @@ def measure_cost(n_points: int = 20000, n_series: int = 10000) -> dict[str, floa
     -------
     ``us_per_point`` (score + learn), ``checkpoint_bytes_per_series``,
     ``checkpoint_encode_us`` / ``checkpoint_decode_us`` (per series) and
-    ``tracemalloc_bytes_per_series`` (live detector and alert state), plus the
-    sizes used.
+    ``tracemalloc_bytes_per_series`` (live detector and alert state), the store's
+    bookkeeping per batch of 1,000 samples with 1,000 and 100,000 series live
+    (``store_batch_us_1k`` / ``_100k``), plus the sizes used.
 
     Examples
     --------
@@ -124,7 +157,9 @@ def measure_cost(n_points: int = 20000, n_series: int = 10000) -> dict[str, floa
     (True, True)
     """
     us = _time_per_point(n_points)
-    return {"us_per_point": us, **_memory(n_series), "n_points": float(n_points),
+    store = {"store_batch_us_1k": _store_batch_us(1_000),
+             "store_batch_us_100k": _store_batch_us(100_000)}
+    return {"us_per_point": us, **_memory(n_series), **store, "n_points": float(n_points),
             "n_series": float(n_series), "warm_points": float(WARM_POINTS)}
 
 

@@ -6,7 +6,9 @@ one of ``dharma stack up`` or the tests'):
 1. commits the current end of ``audit.logs`` as the offsets of two fresh
    consumer groups, so both workers read exactly this run's events;
 2. produces ``n_events`` seeded access requests (Avro, wire format; a mix of
-   ALLOW, DENY, CHALLENGE and forbidden requests over 500 users);
+   ALLOW, DENY, CHALLENGE and forbidden requests over 500 users), dated just
+   before they are produced (fresh, so their sessions open) and decided in
+   business hours whatever the time of day (see :func:`_env`);
 3. starts a ``dharma worker --topology trust`` subprocess and times the first
    to the last of this run's decisions on ``ml.predictions`` (message
    timestamps), then stops it;
@@ -42,16 +44,22 @@ from dharma.streams.topics import AUDIT_LOGS, PREDICTIONS
 
 __all__ = ["access_events", "measure_trust_throughput"]
 
-#: Monday 2025-12-08 14:30:15 UTC: business hours in the default configuration.
-BASE_MS = 1_765_204_215_000
+#: Events of a round are dated this far apart, ending a few seconds before they are
+#: produced: fresh for the worker's clock, and their sessions open.
+SPACING_MS = 1
 
 
-def access_events(n: int, tag: str, seed: int = 11) -> list[dict[str, Any]]:
-    """``n`` seeded access requests: ~70 % ALLOW, DENY, CHALLENGE and forbidden writes."""
+def access_events(n: int, tag: str, seed: int = 11,
+                  start_ms: int | None = None) -> list[dict[str, Any]]:
+    """``n`` seeded access requests: ~70 % ALLOW, DENY, CHALLENGE and forbidden writes,
+    dated from ``start_ms`` (default: so that the last is 5 s old), each authenticated
+    a minute before it (recent when decided)."""
     rng = random.Random(seed)
+    if start_ms is None:
+        start_ms = time.time_ns() // 1_000_000 - n * SPACING_MS - 5_000
     out = []
     for i in range(n):
-        user, ts = f"bench_user_{i % 500}", BASE_MS + i * 20
+        user, ts = f"bench_user_{i % 500}", start_ms + i * SPACING_MS
         roll = rng.random()
         out.append({
             "event_id": f"bench-{tag}-{i}", "ts": ts, "event_type": "access_request",
@@ -61,7 +69,7 @@ def access_events(n: int, tag: str, seed: int = 11) -> list[dict[str, Any]]:
             "device": {"device_id": f"dev_{i % 500}", "os": "Ubuntu 22.04", "encrypted": True,
                        "firewall": True, "antivirus": True, "compliance_score": 95.0,
                        "patch_level": "latest"},
-            "mfa_enabled": not 0.85 <= roll < 0.95, "last_auth_ts": ts - 180_000,
+            "mfa_enabled": not 0.85 <= roll < 0.95, "last_auth_ts": ts - 60_000,
             "source_ip": "203.0.113.7" if roll >= 0.95 else f"10.0.{i % 200}.{i % 250}",
             "location": {"name": "Office", "country": None, "lat": None, "lon": None},
             "risk_reason": None,
@@ -106,11 +114,13 @@ def _produce(settings: Settings, events: list[dict[str, Any]]) -> float:
 
 
 def _env(settings: Settings, group: str) -> dict[str, str]:
-    # The events are dated at BASE_MS (business hours): the worker is told they are
-    # fresh, so every run decides the same mix whatever the day it runs on.
-    age_s = (time.time_ns() // 1_000_000 - BASE_MS) // 1000 + 86_400
+    # Business hours are judged at the worker's clock: a fixed-offset zone where it is
+    # about noon now, every day a business day, so every run decides the same mix
+    # whatever the time and day it runs at.
+    offset = 12 - time.gmtime().tm_hour
     return {**os.environ, "DHARMA_WORKER_APP_ID": group, "DHARMA_WORKER_METRICS_PORT": "0",
-            "DHARMA_TRUST_MAX_REQUEST_AGE_S": str(age_s),
+            "DHARMA_TRUST_TIMEZONE": "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}",
+            "DHARMA_TRUST_BUSINESS_DAYS": "1,2,3,4,5,6,7",
             "DHARMA_KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
             "DHARMA_REGISTRY_URL": settings.registry.url,
             "DHARMA_POSTGRES_DSN": settings.postgres.dsn.get_secret_value(),

@@ -6,7 +6,10 @@ REVOKE of a live session) is one row keyed by its deterministic
 (``ON CONFLICT DO NOTHING``).  Rows are never updated or deleted: a trigger
 rejects ``UPDATE`` and ``DELETE``; a revocation is a new row.
 :meth:`AuditSink.append` answers which ALLOWs are committed, so the agent
-opens sessions for those only.
+opens sessions for those only.  An ALLOW whose id the trail held already
+counts as committed only when the stored row describes it (an earlier
+delivery of the same decision: same request, user, device, resource, action,
+time, policy, session and inputs), never when another request took the id.
 
 Masking of ``inputs`` (the request as decided, kept for investigations):
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -56,14 +60,16 @@ WITH ins AS (
 SELECT decision_id FROM ins WHERE decision = 'ALLOW'
 """
 
-#: Of ALLOWs whose rows were there already, those stored as these very decisions (an
-#: earlier delivery), not as another decision under the same id.
+#: Of ALLOWs whose rows were there already (or shared their id with another row of the
+#: batch), the positions ``i`` of those stored as these very decisions (an earlier
+#: delivery), not as another decision under the same id.
 _CONFIRM = """
-SELECT a.decision_id FROM {table} a
-JOIN jsonb_to_recordset(%s::jsonb) AS r(decision_id text, event_id text, session_id text)
-    ON a.decision_id = r.decision_id
-WHERE a.decision = 'ALLOW' AND a.event_id = r.event_id
-    AND a.session_id IS NOT DISTINCT FROM r.session_id
+SELECT r.i FROM jsonb_to_recordset(%s::jsonb) AS r(i int, {columns})
+JOIN {table} a ON a.decision_id = r.decision_id
+WHERE a.decision = 'ALLOW' AND a.event_id = r.event_id AND a.ts = to_timestamp(r.ts / 1000.0)
+    AND a.user_id = r.user_id AND a.device_id = r.device_id AND a.resource = r.resource
+    AND a.action = r.action AND a.policy_id IS NOT DISTINCT FROM r.policy_id
+    AND a.session_id IS NOT DISTINCT FROM r.session_id AND a.inputs = r.inputs
 """
 
 _DDL = """
@@ -153,7 +159,8 @@ class AuditSink(BatchSink[dict[str, Any]]):
         self._conn: psycopg.AsyncConnection | None = None
         self._query = sql.SQL(_APPEND).format(table=sql.Identifier(table),
                                               columns=sql.SQL(_COLUMNS))
-        self._confirm = sql.SQL(_CONFIRM).format(table=sql.Identifier(table))
+        self._confirm = sql.SQL(_CONFIRM).format(table=sql.Identifier(table),
+                                                  columns=sql.SQL(_COLUMNS))
 
     async def setup(self) -> None:
         await self.close()
@@ -164,23 +171,32 @@ class AuditSink(BatchSink[dict[str, Any]]):
         await self._append(batch)
         return len(batch)
 
-    async def append(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+    async def append(self, rows: Sequence[dict[str, Any]]) -> set[int]:
         """Append ``rows`` (retried; :class:`SinkUnavailable` when PostgreSQL stays away);
-        the ids of the ALLOWs among them that the trail holds once this returns."""
+        the positions in ``rows`` of the ALLOWs the trail holds as such once this returns."""
         if not rows:
             return set()
         return await self.call(lambda: self._append(rows))
 
-    async def _append(self, rows: Sequence[dict[str, Any]]) -> set[str]:
+    async def _append(self, rows: Sequence[dict[str, Any]]) -> set[int]:
         assert self._conn is not None
         cur = await self._conn.execute(self._query, (orjson.dumps(list(rows)).decode(),))
         inserted = {row[0] for row in await cur.fetchall()}
-        stored = [{k: r[k] for k in ("decision_id", "event_id", "session_id")} for r in rows
-                  if r["decision"] == "ALLOW" and r["decision_id"] not in inserted]
-        if not stored:
-            return inserted  # the usual case: every ALLOW is new
-        cur = await self._conn.execute(self._confirm, (orjson.dumps(stored).decode(),))
-        return inserted | {row[0] for row in await cur.fetchall()}
+        ids = [r["decision_id"] for r in rows]
+        shared = {i for i, n in Counter(ids).items() if n > 1} if len(set(ids)) < len(ids) \
+            else set()
+        confirmed, stored = set(), []
+        for i, row in enumerate(rows):
+            if row["decision"] != "ALLOW":
+                continue
+            if row["decision_id"] in inserted and row["decision_id"] not in shared:
+                confirmed.add(i)  # the usual case: a new ALLOW, inserted now
+            else:
+                stored.append(dict(row, i=i))
+        if stored:
+            cur = await self._conn.execute(self._confirm, (orjson.dumps(stored).decode(),))
+            confirmed.update(row[0] for row in await cur.fetchall())
+        return confirmed
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -5,10 +5,10 @@ Delivery: at-least-once, idempotent, and a session opens at most once.  Keys:
 * ``session:{id}``: JSON ``{"status": "active"|"challenged", "session": Session}``,
   TTL ``ttl_s`` (the ALLOW's ``expires_in``, 900 s by default), never extended;
 * ``session:{id}:opened`` and ``session:{id}:revoked``: markers kept for
-  ``guard_s`` (at least session lifetime + request freshness + clock skew), so
-  that a replayed ALLOW, redelivered or re-sent by anyone, cannot open its
-  session again once it was revoked or has expired: by the time the markers
-  go, the replay is stale and the engine denies it;
+  ``guard_s`` (at least session lifetime + clock skew), so that a replayed
+  ALLOW, redelivered or re-sent by anyone, cannot open its session again once
+  it was revoked or has expired: by the time the markers go, the request is
+  older than a session lifetime and the engine opens no session for it;
 * ``sessions:by-user:{user_id}`` and ``sessions:by-device:{device_id}``: sorted
   sets of session ids scored by their expiry (Redis clock, ms), so a posture or
   risk event finds the sessions it touches; each open drops the expired ids of
@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import redis.asyncio as redis
@@ -37,12 +37,14 @@ import redis.asyncio as redis
 from dharma.agents.trust.session import Posture, Session
 from dharma.sinks.base import BatchSink
 
-__all__ = ["SessionStore"]
+__all__ = ["Opened", "SessionStore"]
 
 
 #: Open sessions in one round trip, each at most once (never again once revoked or
 #: expired: see the module docstring), keep each (user, device) pair's best posture,
-#: and name the pairs a request of this batch reports a worse posture for.
+#: name the pairs a request of this batch reports a worse posture for, and the sessions
+#: refused as ``revoked`` or ``expired`` (one opened before and still live is neither:
+#: a redelivery of its ALLOW).
 #: ARGV: the TTL, the guard, a JSON list of [session id, user id, device id, value,
 #: posture key, posture], a JSON list of [posture key, worst posture of the batch];
 #: postures are ``|``-joined numbers (:func:`_text`), parsed only when they differ.
@@ -51,7 +53,7 @@ _OPEN = """
 local ttl, guard = tonumber(ARGV[1]), tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local opened, best, indexes, stored = 0, {}, {}, {}
+local opened, best, indexes, stored, refused = 0, {}, {}, {}, {}
 local function parse(p)
   local t = {}
   for x in string.gmatch(p, '[^|]+') do t[#t + 1] = tonumber(x) end
@@ -70,8 +72,11 @@ local function merge(a, b)
 end
 for _, s in ipairs(cjson.decode(ARGV[3])) do
   local key = 'session:' .. s[1]
-  if redis.call('EXISTS', key .. ':revoked') == 0
-      and redis.call('SET', key .. ':opened', '1', 'NX', 'EX', guard) then
+  if redis.call('EXISTS', key .. ':revoked') == 1 then
+    table.insert(refused, {s[1], 'revoked'})
+  elseif not redis.call('SET', key .. ':opened', '1', 'NX', 'EX', guard) then
+    if redis.call('EXISTS', key) == 0 then table.insert(refused, {s[1], 'expired'}) end
+  else
     redis.call('SET', key, s[4], 'EX', ttl)
     for _, index in ipairs({'sessions:by-user:' .. s[2], 'sessions:by-device:' .. s[3]}) do
       redis.call('ZADD', index, now + ttl * 1000, s[1])
@@ -96,10 +101,24 @@ for _, r in ipairs(cjson.decode(ARGV[4])) do
     end
   end
 end
-return {opened, worse}
+return {opened, worse, refused}
 """
 
 Pair = tuple[str, str]
+
+
+class Opened(NamedTuple):
+    """What :meth:`SessionStore.open` did."""
+
+    opened: int
+    #: (user, device) pairs a request of the batch reported a worse posture for
+    worse: set[Pair]
+    #: session id -> ``revoked`` or ``expired``: sessions that will not open again
+    refused: dict[str, str]
+
+
+def _str(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _key(session_id: str) -> str:
@@ -130,7 +149,7 @@ class SessionStore(BatchSink[Session]):
         How long opened and revoked sessions are remembered (against replays).
     """
 
-    def __init__(self, url: str, ttl_s: int = 900, guard_s: int = 1830, **kwargs: Any) -> None:
+    def __init__(self, url: str, ttl_s: int = 900, guard_s: int = 930, **kwargs: Any) -> None:
         super().__init__(name="redis.sessions", **kwargs)
         self._url = url
         self.ttl_s, self.guard_s = ttl_s, guard_s
@@ -148,29 +167,31 @@ class SessionStore(BatchSink[Session]):
             self._client = None
 
     async def write(self, batch: Sequence[Session]) -> int:
-        opened, _ = await self._open_batch([(s, ()) for s in batch], {})
-        return opened
+        opened = await self._open_batch([(s, ()) for s in batch], {})
+        return opened.opened
 
     async def open(self, sessions: Sequence[tuple[Session, Posture]],
-                   requested: Mapping[Pair, Posture]) -> tuple[int, set[Pair]]:
+                   requested: Mapping[Pair, Posture]) -> Opened:
         """Open ``sessions`` (each with its device's posture) and compare ``requested`` (the
         worst posture a (user, device) pair reported in the batch) with the best one that
-        pair's live sessions recorded: how many opened, and the pairs reporting worse."""
+        pair's live sessions recorded: how many opened, the pairs reporting worse, and
+        the sessions refused as revoked or expired."""
         if not sessions and not requested:
-            return 0, set()
+            return Opened(0, set(), {})
         return await self.call(lambda: self._open_batch(sessions, requested))
 
     async def _open_batch(self, sessions: Sequence[tuple[Session, Posture]],
-                          requested: Mapping[Pair, Posture]) -> tuple[int, set[Pair]]:
+                          requested: Mapping[Pair, Posture]) -> Opened:
         pairs = {_posture_key(pair): pair for pair in requested}
         args = [(s.session_id, s.user_id, s.device_id,
                  orjson.dumps({"status": "active", "session": s.to_dict()}).decode(),
                  _posture_key((s.user_id, s.device_id)), _text(posture))
                 for s, posture in sessions]
-        opened, worse = await self._open(args=[
+        opened, worse, refused = await self._open(args=[
             self.ttl_s, self.guard_s, orjson.dumps(args),
             orjson.dumps([(key, _text(requested[pair])) for key, pair in pairs.items()])])
-        return int(opened), {pairs[k.decode() if isinstance(k, bytes) else k] for k in worse}
+        return Opened(int(opened), {pairs[_str(k)] for k in worse},
+                      {_str(sid): _str(status) for sid, status in refused})
 
     async def touching(self, user_id: str, device_id: str) -> list[tuple[Session, str]]:
         """Live sessions of ``user_id`` or on ``device_id``, with their status."""

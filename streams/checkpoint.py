@@ -21,13 +21,19 @@ reader's decision.  Two readers:
   from its last checkpoint and the replayed events re-apply: state that
   ignores events not newer than what it has seen (as the rolling statistics
   and detectors do) neither loses nor double counts anything.  A refused
-  checkpoint starts its key afresh.
+  checkpoint starts its key afresh.  Memory is bounded: at most ``max_keys``
+  keys are held, and a key idle for ``idle_ttl_s`` is forgotten; a forgotten
+  key's checkpoint is deleted too, and
+  ``dharma_table_keys_evicted_total{table,reason}`` counts it (``idle``,
+  ``dormant``, ``capacity``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -193,17 +199,24 @@ class TypedTable(Generic[V]):
         self.writer.set(table_key(key), value, event, orjson.dumps(self.encode(value)))
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry(Generic[V]):
     value: V
-    event: EventT
+    event: EventT  # the latest event of the key: its checkpoint goes to that partition
     last_seen: float
-    saved_at: float
-    dirty: bool = False
 
 
 class CheckpointedTable(Generic[V]):
-    """Live values over ``table``, restored on first use, checkpointed on a cadence.
+    """Live values over ``table``, restored on first use, checkpointed on a cadence, at
+    most ``max_keys`` of them in memory.
+
+    Keys are held least recently used first, in two tiers: newcomers, and keys whose
+    value is ``established`` (for a detector: warmed up).  Beyond ``max_keys`` the least
+    recently used newcomer is forgotten, or, when there is none, the least recently
+    used established key: a flood of keys that are seen once churns among the newcomers
+    and never pushes out established ones.  Every cost is per key touched or forgotten:
+    the keys due for a checkpoint wait in a queue ordered by when they changed, and
+    idle keys are found at the front of the tiers, so no batch scans every key.
 
     Parameters
     ----------
@@ -218,31 +231,90 @@ class CheckpointedTable(Generic[V]):
         Longest time a changed value stays unsaved.
     idle_ttl_s:
         Keys untouched this long are forgotten (memory and table).
+    max_keys:
+        Keys held in memory at most; beyond it the least recently used is forgotten
+        (memory and table), newcomers first.
+    established:
+        Whether a value has proved itself (it then leaves the newcomers).
+    on_evict:
+        Runs with ``(key, value)`` before a forgotten key's checkpoint is deleted
+        (e.g. to close what its value holds open).
     metrics:
-        Where refused checkpoints are counted.
+        Where refused checkpoints and forgotten keys are counted.
     """
 
     def __init__(self, writer: TableWriter, encode: Callable[[V], bytes],
                  decode: Callable[[bytes], V], factory: Callable[[], V],
                  every_s: float = 5.0, idle_ttl_s: float = 6 * 3600,
+                 max_keys: int = 50_000, established: Callable[[V], bool] = lambda _: True,
+                 on_evict: Callable[[str, V], None] | None = None,
                  metrics: PipelineMetrics | None = None) -> None:
         self.writer, self.table = writer, writer.table
+        if (self.table.key_serializer, self.table.value_serializer) != ("raw", "raw"):
+            raise ValueError(f"table {self.table.name} must be a checkpoint_table (raw bytes)")
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be at least 1, not {max_keys}")
         self.encode, self.decode, self.factory = encode, decode, factory
-        self.every_s, self.idle_ttl_s = every_s, idle_ttl_s
-        self.live: dict[str, _Entry[V]] = {}
+        self.every_s, self.idle_ttl_s, self.max_keys = every_s, idle_ttl_s, max_keys
+        self.established, self.on_evict = established, on_evict
+        self.live: OrderedDict[str, _Entry[V]] = OrderedDict()  # established keys, LRU first
+        self.newcomers: OrderedDict[str, _Entry[V]] = OrderedDict()  # the others, LRU first
+        self._dirty: OrderedDict[str, float] = OrderedDict()  # changed keys: since when
         self._dormant: dict[bytes, float] = {}  # recovered keys no event touched: since when
+        self._warned_full_at = -math.inf
         self.restored = 0
         self.refusals = Refusals(self.table.name, metrics)
+        self._evicted = None if metrics is None else metrics.table_keys_evicted
+
+    def __len__(self) -> int:
+        """Keys held in memory."""
+        return len(self.live) + len(self.newcomers)
 
     def get(self, key: str, event: EventT) -> V:
         """The value of ``key`` (live, restored from its checkpoint, or new); marks it changed."""
-        entry = self.live.get(key)
         now = time.monotonic()
-        if entry is None:
-            value = self._restore(key)
-            entry = self.live[key] = _Entry(value, event, now, saved_at=now)
-        entry.event, entry.last_seen, entry.dirty = event, now, True
+        entry = self.live.get(key)
+        if entry is not None:
+            self.live.move_to_end(key)
+        else:
+            entry = self.newcomers.pop(key, None)
+            if entry is None:
+                entry = _Entry(self._restore(key), event, now)
+            tier = self.live if self.established(entry.value) else self.newcomers
+            tier[key] = entry
+            self._make_room(key, now)
+        entry.event, entry.last_seen = event, now
+        if key not in self._dirty:
+            self._dirty[key] = now
         return entry.value
+
+    def _held(self, key: str) -> _Entry[V]:
+        entry = self.live.get(key)
+        return entry if entry is not None else self.newcomers[key]
+
+    def _make_room(self, keep: str, now: float) -> None:
+        """Forget least recently used keys, newcomers first and never ``keep``, down to
+        ``max_keys``."""
+        while len(self) > self.max_keys:
+            tier = next(t for t in (self.newcomers, self.live) if next(iter(t), keep) != keep)
+            key = next(iter(tier))
+            self._forget(key, tier.pop(key), "capacity")
+            if now - self._warned_full_at >= 60.0:
+                self._warned_full_at = now
+                logger.warning("table=%s holds max_keys=%d: forgetting the least recently "
+                               "used keys", self.table.name, self.max_keys)
+
+    def _forget(self, key: str, entry: _Entry[V], reason: str) -> None:
+        """Close what ``entry`` holds open, delete its checkpoint, count it."""
+        self._dirty.pop(key, None)
+        if self.on_evict is not None:
+            self.on_evict(key, entry.value)
+        self.writer.delete(table_key(key), entry.event.message.partition)
+        self._count_evicted(reason)
+
+    def _count_evicted(self, reason: str) -> None:
+        if self._evicted is not None:
+            self._evicted.labels(self.table.name, reason).inc()
 
     def _restore(self, key: str) -> V:
         stored = self.table.get(table_key(key))
@@ -255,77 +327,68 @@ class CheckpointedTable(Generic[V]):
         self.restored += 1
         return value
 
-    def reset(self, key: str, event: EventT) -> V:
-        """Replace the value of ``key`` with a fresh one."""
-        self.get(key, event)
-        value = self.live[key].value = self.factory()
-        return value
-
-    def put(self, key: str, value: V, event: EventT) -> None:
-        """Replace the value of ``key`` (for immutable values)."""
-        self.get(key, event)
-        self.live[key].value = value
-
     def checkpoint(self, force: set[str] | frozenset[str] = frozenset(),
                    limit: int | None = None) -> int:
         """Write forced keys, and changed keys whose checkpoint is due (at most ``limit``
-        of those per call, oldest first, so checkpoints spread over batches instead of
-        stalling one); how many were written."""
-        now, written = time.monotonic(), 0
+        of those per call, longest changed first, so checkpoints spread over batches
+        instead of stalling one); how many were written."""
+        written = 0
         for key in force:
-            entry = self.live.get(key)
-            if entry is not None and entry.dirty:
-                self._save(key, entry, now)
+            if key in self._dirty:
+                self._save(key, self._held(key))
                 written += 1
-        due = [k for k, e in self.live.items() if e.dirty and now - e.saved_at >= self.every_s]
-        if limit is not None and len(due) > limit:
-            due = sorted(due, key=lambda k: self.live[k].saved_at)[:limit]
-        for key in due:
-            self._save(key, self.live[key], now)
-        return written + len(due)
+        cutoff, due = time.monotonic() - self.every_s, 0
+        while self._dirty and (limit is None or due < limit):
+            key, since = next(iter(self._dirty.items()))  # changed longest ago
+            if since > cutoff:
+                break
+            self._save(key, self._held(key))
+            due += 1
+        return written + due
 
     def checkpoint_all(self) -> int:
         """Write every changed key now (a graceful stop: nothing learned is left unsaved);
         how many were written."""
-        return self.checkpoint(force=set(self.live), limit=0)
+        return self.checkpoint(force=set(self._dirty), limit=0)
 
-    def _save(self, key: str, entry: _Entry[V], now: float) -> None:
+    def _save(self, key: str, entry: _Entry[V]) -> None:
         self.writer.set(table_key(key), self.encode(entry.value), entry.event)
-        entry.saved_at, entry.dirty = now, False
+        self._dirty.pop(key, None)
 
-    def evict_idle(self, on_evict: Callable[[str, V], None] | None = None) -> int:
-        """Forget keys idle for ``idle_ttl_s``; how many.  ``on_evict(key, value)`` runs
-        before a key's checkpoint is deleted (e.g. to close what its value holds open).
+    def evict_idle(self) -> int:
+        """Forget keys idle for ``idle_ttl_s``; how many (``on_evict`` runs for each).
 
         Keys recovered from the changelog that no event has touched since (series that
         went quiet before a restart) are dormant: they are forgotten ``idle_ttl_s`` after
         they were first seen dormant, their checkpoint decoded for ``on_evict`` first.
         """
         now = time.monotonic()
-        cutoff = now - self.idle_ttl_s
-        idle = [k for k, e in self.live.items() if e.last_seen < cutoff]
-        for key in idle:
-            entry = self.live.pop(key)
-            if on_evict is not None:
-                on_evict(key, entry.value)
-            self.writer.delete(table_key(key), entry.event.message.partition)
-        return len(idle) + self._evict_dormant(now, on_evict)
+        cutoff, idle = now - self.idle_ttl_s, 0
+        for tier in (self.newcomers, self.live):
+            while tier:
+                key = next(iter(tier))
+                if tier[key].last_seen >= cutoff:
+                    break
+                self._forget(key, tier.pop(key), "idle")
+                idle += 1
+        return idle + self._evict_dormant(now)
 
-    def _evict_dormant(self, now: float, on_evict: Callable[[str, V], None] | None) -> int:
-        live = {table_key(k) for k in self.live}
-        stored = [k for k in self.table.data if k not in live]
+    def _evict_dormant(self, now: float) -> int:
+        held = {table_key(k) for tier in (self.live, self.newcomers) for k in tier}
+        stored = [k for k in self.table.data if k not in held]
         self._dormant = {k: self._dormant.get(k, now) for k in stored}
         due = [k for k, since in self._dormant.items() if now - since >= self.idle_ttl_s]
         for raw in due:
             del self._dormant[raw]
             partition = self.writer.recovered_partition(raw)
             key, value = self._dormant_value(raw)
-            if on_evict is not None and key is not None and value is not None:
-                on_evict(key, value)
+            if self.on_evict is not None and key is not None and value is not None:
+                self.on_evict(key, value)
             if partition is not None:
                 self.writer.delete(raw, partition)
             else:  # not from the changelog: nothing was logged, forget it here only
                 self.table.data.pop(raw, None)
+            self._count_evicted("dormant")
         return len(due)
 
     def _dormant_value(self, raw: bytes) -> tuple[str | None, V | None]:
@@ -345,7 +408,8 @@ class CheckpointedTable(Generic[V]):
     def release_partitions(self, partitions: set[int]) -> None:
         """Checkpoint, then forget, the keys of revoked partitions (their new owner
         restores them from the changelog)."""
-        keys = {k for k, e in self.live.items() if e.event.message.partition in partitions}
-        self.checkpoint(force=keys, limit=0)
-        for key in keys:
-            del self.live[key]
+        for tier in (self.live, self.newcomers):
+            keys = {k for k, e in tier.items() if e.event.message.partition in partitions}
+            self.checkpoint(force=keys, limit=0)
+            for key in keys:
+                del tier[key]

@@ -41,6 +41,10 @@ class PipelineMetrics:
             "Records read back from a table that its reader refused (the key started "
             "afresh, or decisions about it fail closed).",
             ["table", "reason"], registry=registry)
+        self.table_keys_evicted = Counter(
+            "dharma_table_keys_evicted",
+            "Keys a checkpointed table forgot, with their checkpoints (idle, dormant after a "
+            "restart, or beyond its capacity).", ["table", "reason"], registry=registry)
         self.latency = Histogram(
             "dharma_processing_latency_seconds",
             "From an event entering an agent's stream to its acknowledgement.",

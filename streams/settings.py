@@ -13,6 +13,7 @@ never appear in logs or ``repr``.
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -167,6 +168,11 @@ class WorkerSettings(BaseSettings):
     series_idle_ttl_s: float = Field(
         6 * 3600.0, description="DHARMA_WORKER_SERIES_IDLE_TTL_S: forget a series' detector "
         "after this long without samples (bounds memory).")
+    max_series: int = Field(
+        50_000, ge=1, description="DHARMA_WORKER_MAX_SERIES: anomaly detectors a worker keeps "
+        "in memory at most (about 10 KB each, and a 3 KB checkpoint); beyond it the least "
+        "recently used series still warming up is forgotten first, then the least recently "
+        "used warm one (its open alert resolved), counted in dharma_table_keys_evicted_total.")
     replication_factor: int = Field(
         1, ge=1, description="DHARMA_WORKER_REPLICATION_FACTOR: of the topics a worker "
         "creates (table changelogs); 3 on a production cluster.")
@@ -207,8 +213,13 @@ class TrustSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DHARMA_TRUST_")
 
     timezone: str = Field(
-        "UTC", description="DHARMA_TRUST_TIMEZONE: IANA zone of business hours "
-        "(09:00-18:00, Monday to Friday).")
+        "UTC", description="DHARMA_TRUST_TIMEZONE: IANA zone of business hours.")
+    business_hours: Annotated[tuple[time, time], NoDecode] = Field(
+        (time(9, 0), time(18, 0)), description="DHARMA_TRUST_BUSINESS_HOURS: local "
+        "'HH:MM-HH:MM', start included, end excluded.")
+    business_days: Annotated[frozenset[Annotated[int, Field(ge=1, le=7)]], NoDecode] = Field(
+        frozenset({1, 2, 3, 4, 5}), description="DHARMA_TRUST_BUSINESS_DAYS: comma-separated "
+        "ISO weekdays with business hours (1 = Monday ... 7 = Sunday).")
     internal_networks: Annotated[tuple[str, ...], NoDecode] = Field(
         ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fd00::/8"),
         description="DHARMA_TRUST_INTERNAL_NETWORKS: comma-separated CIDRs that earn the "
@@ -226,8 +237,24 @@ class TrustSettings(BaseSettings):
         None, ge=1, description="DHARMA_TRUST_REPLAY_GUARD_S: how long opened and revoked "
         "sessions are remembered against replays (default and minimum: session TTL + "
         "request age + skew).")
+    compromise_hold_s: int = Field(
+        86_400, ge=0, description="DHARMA_TRUST_COMPROMISE_HOLD_S: after a risk signal "
+        "saying the account is compromised, the user's requests are denied this long "
+        "(account_compromised).")
 
-    @field_validator("internal_networks", mode="before")
+    @field_validator("business_hours", mode="before")
+    @classmethod
+    def _hours(cls, value: object) -> object:
+        if isinstance(value, str):
+            start, sep, end = value.partition("-")
+            if not sep:
+                raise ValueError("business hours are 'HH:MM-HH:MM'")
+            value = (time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+        if isinstance(value, tuple | list) and len(value) == 2 and not value[0] < value[1]:
+            raise ValueError("business hours must end after they start")
+        return value
+
+    @field_validator("internal_networks", "business_days", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):

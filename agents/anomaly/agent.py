@@ -66,27 +66,33 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     """Add the anomaly agent, its detector table and its timers to ``app``."""
     worker = ctx.settings.worker
     source, emit = raw_topic(app, METRICS_RAW), ctx.emitter.emit
-    store = DetectorStore(TableWriter(detector_table(app), ctx.emitter), DetectorConfig().build,
-                          checkpoint_every_s=worker.checkpoint_every_s,
-                          idle_ttl_s=worker.series_idle_ttl_s, metrics=ctx.metrics)
     policy = AlertPolicy(repeat_interval_ms=round(worker.alert_repeat_interval_s * 1000),
                          resolve_after=worker.alert_resolve_after,
                          resolve_after_ms=round(worker.alert_resolve_after_s * 1000))
     silences = Silences(ctx.settings.postgres.dsn.get_secret_value())
 
+    def resolve_evicted(series: str, state: SeriesState) -> None:
+        """A series forgotten with an open episode: send its ``resolved`` alert first."""
+        alert = close_idle_episode(series, state.alert, policy)
+        if alert is None and state.alert.firing_since is not None:
+            logger.warning("open episode of evicted series=%s names another series: "
+                           "not resolved", series)
+        if alert and not is_silenced(silences.active, alert["source"],
+                                     alert["labels"]["metric"], KIND, now_ms()):
+            emit(ALERTS.name, ctx.wire.encode(ALERTS.key_subject, alert["fingerprint"]),
+                 ctx.wire.encode(ALERTS.value_subject, alert))
+            logger.info("resolved the open episode of evicted series=%s", series)
+
+    store = DetectorStore(TableWriter(detector_table(app), ctx.emitter), DetectorConfig().build,
+                          checkpoint_every_s=worker.checkpoint_every_s,
+                          idle_ttl_s=worker.series_idle_ttl_s, max_series=worker.max_series,
+                          on_evict=resolve_evicted, metrics=ctx.metrics)
+
     def score(samples: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
         predictions, alerts, changed = [], [], set()
         for event, sample in samples:
-            state = store.get(sample.series, event)
-            x = {"value": sample.value, "timestamp": sample.ts}
-            try:
-                detail = state.detector.score_detail(x)
-                state.detector.learn_one(x)
-            except Exception:  # a broken model must not stop the stream: start it afresh
-                logger.exception("detector failed series=%s: resetting it", sample.series)
-                state = store.reset(sample.series, event)
-                detail = state.detector.score_detail(x)
-                state.detector.learn_one(x)
+            state, detail = store.observe(sample.series, event,
+                                          {"value": sample.value, "timestamp": sample.ts})
             branch, record = prediction(sample, detail)
             predictions.append((sample.series, (branch, record)))
             state.alert, alert = follow_episode(state.alert, policy, sample.source,
@@ -129,21 +135,9 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     async def refresh_silences() -> None:
         await silences.refresh()
 
-    def resolve_evicted(series: str, state: SeriesState) -> None:
-        """A series forgotten with an open episode: send its ``resolved`` alert first."""
-        alert = close_idle_episode(series, state.alert, policy)
-        if alert is None and state.alert.firing_since is not None:
-            logger.warning("open episode of evicted series=%s names another series: "
-                           "not resolved", series)
-        if alert and not is_silenced(silences.active, alert["source"],
-                                     alert["labels"]["metric"], KIND, now_ms()):
-            emit(ALERTS.name, ctx.wire.encode(ALERTS.key_subject, alert["fingerprint"]),
-                 ctx.wire.encode(ALERTS.value_subject, alert))
-            logger.info("resolved the open episode of evicted series=%s", series)
-
     @app.timer(min(60.0, max(1.0, worker.series_idle_ttl_s / 4)))
     async def evict_idle_series() -> None:
-        if evicted := store.evict_idle(on_evict=resolve_evicted):
+        if evicted := store.evict_idle():
             logger.info("evicted idle series count=%d", evicted)
             await ctx.emitter.flush()
 

@@ -51,7 +51,7 @@ class AlertState:
     normal_since: int | None = None
     normal_count: int = 0
     peak: float = 0.0
-    last_ts: int | None = None  # time of the episode's latest sample
+    last_ts: int | None = None  # latest time of the episode's samples
     source: str = ""  # the series of the open episode (to resolve it when the series goes idle)
     metric: str = ""
 
@@ -88,13 +88,15 @@ def step(state: AlertState, policy: AlertPolicy, source: str, metric: str, ts: i
         new = AlertState(firing_since=ts, last_sent=ts, peak=score, last_ts=ts,
                          source=source, metric=metric)
         return new, _alert(new, policy, source, metric, ts, "firing")
+    # an out-of-order sample does not take the episode back in time
+    last_ts = ts if state.last_ts is None else max(state.last_ts, ts)
     if anomalous:
         new = replace(state, normal_since=None, normal_count=0, peak=max(state.peak, score),
-                      last_ts=ts)
+                      last_ts=last_ts)
     else:
         normal_since = state.normal_since if state.normal_since is not None else ts
         new = replace(state, normal_since=normal_since, normal_count=state.normal_count + 1,
-                      last_ts=ts)
+                      last_ts=last_ts)
         if (new.normal_count >= policy.resolve_after
                 and ts - normal_since >= policy.resolve_after_ms):
             return AlertState(), _alert(new, policy, source, metric, ts, "resolved")

@@ -55,7 +55,7 @@ from dharma.streams.errors import BrokenCheckpoint
 __all__ = ["CHECKPOINT_VERSION", "CheckpointCodec", "SeriesState"]
 
 #: Layout of the envelope and of every part's state; see "Adding a field" above.
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3
 #: Largest checkpoint read (on the topic, compressed); one is about 5 KB.
 MAX_CHECKPOINT_BYTES = 64 * 1024
 #: Largest checkpoint once decompressed (bounds what a small hostile record can expand to).

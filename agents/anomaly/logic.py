@@ -74,6 +74,7 @@ class DetectorConfig:
     seed: int = 0
     hist_bins: int = 32
     spatial_tail: float = 1e-5
+    range_rank: int = 3
 
     def build(self) -> SeriesDetector:
         """A fresh detector with this configuration."""

@@ -13,18 +13,23 @@ series warm up afresh (counted in ``dharma_checkpoints_rejected_total``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Hashable
+from typing import Any
 
 import faust
+from faust.types import EventT
 
 from dharma.agents.anomaly.codec import CheckpointCodec, SeriesState
-from dharma.agents.anomaly.logic import SeriesDetector
+from dharma.agents.anomaly.logic import ScoreDetail, SeriesDetector
 from dharma.streams.changelog import TableWriter
 from dharma.streams.checkpoint import CheckpointedTable, checkpoint_table
 from dharma.streams.metrics import PipelineMetrics
 from dharma.streams.topics import METRICS_RAW
 
 __all__ = ["DetectorStore", "SeriesState", "detector_table"]
+
+logger = logging.getLogger(__name__)
 
 
 def detector_table(app: faust.App) -> faust.Table:
@@ -34,12 +39,47 @@ def detector_table(app: faust.App) -> faust.Table:
         help="Anomaly detector and alert state per series (checkpoints).")
 
 
+def _warm(state: SeriesState) -> bool:
+    return not state.detector.warming_up
+
+
 class DetectorStore(CheckpointedTable[SeriesState]):
-    """Live detectors per series, checkpointed to ``table`` every ``checkpoint_every_s``."""
+    """Live detectors per series, checkpointed to ``table`` every ``checkpoint_every_s``.
+
+    At most ``max_series`` are held: beyond it the least recently used series still
+    warming up is forgotten first (it has least to lose, and a flood of one-sample
+    series only churns among those), then the least recently used warm one.  A series
+    forgotten, idle or over the cap, goes through ``on_evict`` first (the agent sends
+    the ``resolved`` alert of its open episode).
+    """
 
     def __init__(self, writer: TableWriter, factory: Callable[[], SeriesDetector],
                  checkpoint_every_s: float = 10.0, idle_ttl_s: float = 6 * 3600,
+                 max_series: int = 50_000,
+                 on_evict: Callable[[str, SeriesState], None] | None = None,
                  metrics: PipelineMetrics | None = None) -> None:
         codec = CheckpointCodec(factory)
         super().__init__(writer, codec.encode, codec.decode, lambda: SeriesState(factory()),
-                         every_s=checkpoint_every_s, idle_ttl_s=idle_ttl_s, metrics=metrics)
+                         every_s=checkpoint_every_s, idle_ttl_s=idle_ttl_s,
+                         max_keys=max_series, established=_warm, on_evict=on_evict,
+                         metrics=metrics)
+        self.new_detector = factory
+
+    def observe(self, series: str, event: EventT,
+                x: dict[Hashable, Any]) -> tuple[SeriesState, ScoreDetail]:
+        """Score, then learn, sample ``x`` of ``series``; its state and the score.
+
+        A detector that fails (a bug: it must not stop the stream) is replaced by a
+        fresh one, which warms up; the series' alert episode is kept, so an open
+        alert still resolves when the series is back to normal.
+        """
+        state = self.get(series, event)
+        try:
+            detail = state.detector.score_detail(x)
+            state.detector.learn_one(x)
+        except Exception:
+            logger.exception("detector failed series=%s: starting it afresh", series)
+            state.detector = self.new_detector()
+            detail = state.detector.score_detail(x)
+            state.detector.learn_one(x)
+        return state, detail

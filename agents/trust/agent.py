@@ -1,9 +1,10 @@
 """Zero-trust agent on ``audit.logs`` (Faust wiring only).
 
-Per batch: decode and validate; a record that fails goes to ``audit.logs.dlq``
-and, when its user or event id can be read, is also decided DENY (reasons: the
-error kind and the validation errors) and audited, so an enforcement point
-waiting for it gets an answer.  The valid records go through
+Per batch: decode and validate; a record that fails (including one whose key
+is not its ``user_id``: the tables are keyed, and partitioned, by user) goes to
+``audit.logs.dlq`` and, when its user or event id can be read, is also decided
+DENY (reasons: the error kind and the validation errors) and audited, so an
+enforcement point waiting for it gets an answer.  The valid records go through
 :class:`~dharma.agents.trust.pipeline.TrustPipeline`: decide against the
 worker's clock, audit (committed before any session opens), open sessions,
 re-evaluate live sessions, emit.  Outputs are awaited before the batch is
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import faust
@@ -28,7 +30,8 @@ from dharma.streams.app import StreamContext, raw_topic, send_dead_letters, spli
 from dharma.streams.errors import ContractViolation, RejectedEvent
 from dharma.streams.topics import AUDIT_LOGS
 
-__all__ = ["InvalidAccessRecord", "TrustPipeline", "check_events", "refusals", "register"]
+__all__ = ["InvalidAccessRecord", "MisKeyedRecord", "TrustPipeline", "check_events", "refusals",
+           "register", "stray_updates"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,17 @@ class InvalidAccessRecord(ContractViolation):
         self.raw, self.rejection = raw, rejection
 
 
+class MisKeyedRecord(InvalidAccessRecord):
+    """A valid event whose key is not its ``user_id``: on another user's partition, it is
+    decided against no history and must not write one; kept, since a posture update or
+    risk signal still re-evaluates the live sessions it names (it only lowers trust)."""
+
+    def __init__(self, raw: dict[str, Any], event: AccessEvent) -> None:
+        super().__init__(raw, Rejection(reason="key is not the record's user_id", errors=(
+            "audit.logs records are keyed by their user_id",)))
+        self.event = event
+
+
 def check_events(ctx: StreamContext, events: Sequence[EventT]) -> tuple[Accepted, Rejected]:
     """Decode and validate a batch; hostile or malformed records are rejected."""
     def parse(event: EventT) -> AccessEvent:
@@ -50,9 +64,31 @@ def check_events(ctx: StreamContext, events: Sequence[EventT]) -> tuple[Accepted
         parsed = parse_access_record(raw)
         if isinstance(parsed, Rejection):
             raise InvalidAccessRecord(raw, parsed)
+        if not _keyed_by(ctx, event.message.key, parsed.user_id):
+            raise MisKeyedRecord(raw, parsed)
         return parsed
 
     return split_batch(events, parse)
+
+
+def _keyed_by(ctx: StreamContext, key: bytes | None, user_id: str) -> bool:
+    """Whether ``key`` is ``user_id``: our encoding of it (compared as bytes: the usual,
+    fast case), or any other writer schema's (decoded)."""
+    if key is None:
+        return False
+    try:
+        if key == ctx.wire.encode_key(AUDIT_LOGS.key_subject, user_id):
+            return True
+    except Exception:  # our key schema not registered yet (registry away): decode instead
+        logger.warning("audit.logs key not encoded for comparison", exc_info=True)
+    return _key_user(ctx, key) == user_id
+
+
+def stray_updates(rejected: Rejected) -> Accepted:
+    """The posture updates and risk signals among ``rejected`` that only their key broke:
+    dead-lettered all the same, they still reach the live sessions they name."""
+    return [(event, exc.event) for event, exc in rejected if isinstance(exc, MisKeyedRecord)
+            and exc.event.event_type != "access_request"]
 
 
 def refusals(ctx: StreamContext, engine: TrustEngine, rejected: Rejected) -> Refused:
@@ -106,12 +142,14 @@ def register(app: faust.App, ctx: StreamContext,
         batches = stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
             worker.batch_size, within=worker.batch_within_s)
         async for events in batches:
-            await pipeline.ctx.resolve_schemas(events)
+            await pipeline.ctx.wire.resolve(  # keys are decoded when not in our encoding
+                chain((e.message.value for e in events), (e.message.key for e in events)))
             accepted, rejected = check_events(pipeline.ctx, events)
             await send_dead_letters(pipeline.ctx, pipeline.dlq, rejected)
             refused = refusals(pipeline.ctx, pipeline.engine, rejected)
-            if accepted or refused:
-                await pipeline.process(accepted, refused)
+            stray = stray_updates(rejected)
+            if accepted or refused or stray:
+                await pipeline.process(accepted, refused, stray)
             await pipeline.ctx.emitter.flush()  # outputs acknowledged before the batch is
 
     return trust_decide

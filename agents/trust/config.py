@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from functools import cached_property, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -56,7 +56,13 @@ class TrustConfig(BaseModel):
     replay_guard_seconds
         How long the session store remembers that a session was opened or
         revoked, so that a replayed ALLOW cannot open it again; at least
-        :attr:`min_replay_guard_seconds` (the default).
+        :attr:`min_replay_guard_seconds` (the default: session lifetime +
+        skew).  A request older than a session lifetime is never ALLOWed
+        (DENY ``session_expired``), so no session opens for it.
+    compromise_hold_seconds
+        How long after a risk signal saying the account is compromised
+        (``BehaviourRules.compromising_risks``) the user's requests are DENY
+        (``account_compromised``).
     patch_bonus
         Device bonus per patch level.
     critical_risks
@@ -84,6 +90,7 @@ class TrustConfig(BaseModel):
     max_request_age_seconds: int = Field(default=900, ge=1)
     allow_ttl_seconds: int = Field(default=900, ge=0)
     replay_guard_seconds: int | None = Field(default=None, ge=1)
+    compromise_hold_seconds: int = Field(default=86_400, ge=0)
     patch_bonus: dict[str, int] = Field(
         default_factory=lambda: {"latest": 10, "recent": 5, "outdated": 0, "unknown": 0}
     )
@@ -110,11 +117,14 @@ class TrustConfig(BaseModel):
     @classmethod
     def from_settings(cls, trust: TrustSettings) -> TrustConfig:
         """The configuration the worker reads from ``DHARMA_TRUST_*``."""
+        start, end = trust.business_hours
         return cls(timezone=trust.timezone, internal_networks=trust.internal_networks,
+                   business_start=start, business_end=end, business_days=trust.business_days,
                    clock_skew_seconds=trust.clock_skew_s,
                    max_request_age_seconds=trust.max_request_age_s,
                    allow_ttl_seconds=trust.session_ttl_s,
-                   replay_guard_seconds=trust.replay_guard_s)
+                   replay_guard_seconds=trust.replay_guard_s,
+                   compromise_hold_seconds=trust.compromise_hold_s)
 
     @model_validator(mode="after")
     def _guard_covers_replays(self) -> TrustConfig:
@@ -126,8 +136,11 @@ class TrustConfig(BaseModel):
 
     @property
     def min_replay_guard_seconds(self) -> int:
-        """Session lifetime + request freshness + skew: after this, any replay is stale."""
-        return self.allow_ttl_seconds + self.max_request_age_seconds + self.clock_skew_seconds
+        """Session lifetime + skew: a request is ALLOWed (and its session opened) only if
+        dated at most a session lifetime before the deciding clock (and at most the skew
+        after it), so after this no replay of a request can open its session.
+        Independent of the request freshness window, however long an operator makes it."""
+        return self.allow_ttl_seconds + self.clock_skew_seconds
 
     @property
     def replay_guard_s(self) -> int:
@@ -155,12 +168,12 @@ class TrustConfig(BaseModel):
             return False
         return self.business_start <= local.time().replace(tzinfo=None) < self.business_end
 
-    def business_hours_at(self, ts_ms: int, when: datetime) -> bool:
-        """:meth:`is_business_hours` of ``when`` (= epoch ms ``ts_ms``), memoised per
-        minute when business hours start and end on whole minutes (then every instant
-        of a minute gives the same answer: zone offsets are whole minutes since 1972)."""
+    def business_hours_at(self, ts_ms: int) -> bool:
+        """:meth:`is_business_hours` at epoch ms ``ts_ms``, memoised per minute when
+        business hours start and end on whole minutes (then every instant of a minute
+        gives the same answer: zone offsets are whole minutes since 1972)."""
         if not self._whole_minutes:
-            return self.is_business_hours(when)
+            return self.is_business_hours(_EPOCH + timedelta(milliseconds=ts_ms))
         return self._business_minute(ts_ms // 60_000)
 
     def is_production(self, resource: str) -> bool:
@@ -184,6 +197,7 @@ class TrustConfig(BaseModel):
         return lru_cache(maxsize=_CACHE_SIZE)(lambda r: not segments.isdisjoint(r.split("/")))
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Entries of each per-config memo.
 _CACHE_SIZE = 65_536
 

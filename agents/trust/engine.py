@@ -16,9 +16,23 @@ Any exception while deciding is DENY with the exception named: never ALLOW.
 Given the deciding clock (``now_ms``, the worker's), an access request dated
 more than ``clock_skew_seconds`` ahead of it is DENY ``clock_skew`` and one
 older than ``max_request_age_seconds`` is DENY ``stale_request``, before any
-policy is read: the request's own time decides business hours, recency and
-travel, so it must be close to the truth.  Posture and risk events are not
-checked (they only ever lower trust).
+policy is read: the request's own time still decides travel and denial
+windows, so it must be close to the truth.  Posture and risk events are not
+checked (they only ever lower trust).  The facts of *when* a request is made
+(business hours, the recency of its authentication, its hour of the day) are
+judged at the deciding clock; without one (replays of past records: policy
+tests, shadow runs, re-evaluating a session at an update's time), at the
+request's own time.
+
+A permit's ALLOW for a request dated more than a session lifetime before the
+deciding clock (possible only with a freshness window longer than a session)
+is DENY ``session_expired``: its session would be over already.
+
+Before any policy, too: a user whose account a risk signal reported compromised
+(:attr:`UserBehaviour.compromised_ms`) is DENY ``account_compromised`` for
+``compromise_hold_seconds``; and a device is scored on the worse of the
+posture the request claims and the one last reported for it
+(:meth:`UserBehaviour.reported_posture`).
 """
 
 from __future__ import annotations
@@ -35,6 +49,7 @@ from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.index import PolicySet
 from dharma.agents.trust.models import (
     AccessEvent,
+    DevicePosture,
     Rejection,
     epoch_ms_or_none,
     parse_access_event,
@@ -47,14 +62,18 @@ from dharma.agents.trust.policy import (
 )
 from dharma.agents.trust.scoring import TrustScores, score_event
 
-__all__ = ["AUDIT_UNAVAILABLE", "CLOCK_SKEW", "SESSION_UNAVAILABLE", "STALE_REQUEST",
-           "Decision", "TrustEngine", "Verdict", "deterministic_id", "fail_closed"]
+__all__ = ["ACCOUNT_COMPROMISED", "AUDIT_UNAVAILABLE", "CLOCK_SKEW", "SESSION_EXPIRED",
+           "SESSION_REVOKED", "SESSION_UNAVAILABLE", "STALE_REQUEST", "Decision", "TrustEngine",
+           "Verdict", "deterministic_id", "fail_closed"]
 
 #: First reason of a DENY taken without weighing the request (a stable code for PEPs).
 CLOCK_SKEW = "clock_skew"
 STALE_REQUEST = "stale_request"
+ACCOUNT_COMPROMISED = "account_compromised"
 AUDIT_UNAVAILABLE = "audit_unavailable"
 SESSION_UNAVAILABLE = "session_unavailable"
+SESSION_REVOKED = "session_revoked"
+SESSION_EXPIRED = "session_expired"
 
 log = logging.getLogger(__name__)
 _NAMESPACE = uuid.UUID("5b0c6e3e-4d0a-4c59-9a57-6a1f3c0de7a1")
@@ -190,7 +209,7 @@ class TrustEngine:
             if late is not None:
                 return late
         try:
-            return self._decide(parsed, behaviour or UserBehaviour(), signals)
+            return self._decide(parsed, behaviour or UserBehaviour(), signals, now_ms)
         except Exception as exc:
             log.exception("trust decision failed event_id=%s", parsed.event_id)
             raw = {"event_id": parsed.event_id, "user_id": parsed.user_id, "ts": parsed.ts_ms}
@@ -241,14 +260,18 @@ class TrustEngine:
         )
 
     def _decide(self, event: AccessEvent, behaviour: UserBehaviour,
-                signals: list[str] | None) -> Decision:
+                signals: list[str] | None, now_ms: int | None) -> Decision:
         if event.event_type != "access_request":
             return self._make(event, Verdict.DENY, None, None, ["not an access request"])
+        held = self._compromised(event, behaviour, now_ms)
+        if held is not None:
+            return held
         if signals is None:
-            signals = behaviour.signals(event, self.rules)
+            signals = behaviour.signals(event, self.rules, now_ms)
         history = behaviour.effective_score(signals, self.rules)
         notes = [f"behaviour: {s}" for s in signals] if signals else []
-        scores = score_event(event, history, self.config)
+        device = self._device(event, behaviour, notes)
+        scores = score_event(event, history, self.config, at_ms=now_ms, device=device)
         forbids, permits = self.policies.match_split(event.resource, event.action)
         for cp in forbids:
             if forbid_applies(cp, event, scores):
@@ -259,18 +282,42 @@ class TrustEngine:
         for cp in permits:
             if permit_ok(cp, event, scores):
                 reason = f"permitted by {cp.id}: {cp.policy.name}"
-                return self._make(event, Verdict.ALLOW, scores, cp, [reason, *notes])
-        return self._step_up(event, history, scores, permits, notes)
+                return self._allow(event, scores, cp, [reason, *notes], now_ms)
+        stepped = score_event(event, history, self.config, step_up=True, at_ms=now_ms,
+                              device=device)
+        return self._step_up(event, scores, stepped, permits, notes)
+
+    def _compromised(self, event: AccessEvent, behaviour: UserBehaviour,
+                     now_ms: int | None) -> Decision | None:
+        """DENY ``account_compromised`` while the user's account counts as compromised."""
+        until = behaviour.compromised_until(self.config.compromise_hold_seconds)
+        if until is None or (event.ts_ms if now_ms is None else now_ms) >= until:
+            return None
+        return self.refuse(event, ACCOUNT_COMPROMISED, "a risk signal reported the account "
+                           f"compromised; requests are denied until {until} (epoch ms)")
+
+    def _device(self, event: AccessEvent, behaviour: UserBehaviour,
+                notes: list[str]) -> DevicePosture:
+        """The posture to decide on: the worse of the claimed and the reported one."""
+        claimed = event.device
+        reported = behaviour.reported_posture(claimed.device_id) if behaviour.postures else None
+        if reported is None:
+            return claimed
+        device = reported.worse_of(claimed, self.config.patch_bonus)
+        if device is not claimed:
+            notes.append(f"posture: as reported at {reported.at_ms}, worse than claimed")
+        return device
 
     def _step_up(
         self,
         event: AccessEvent,
-        history: float,
         scores: TrustScores,
+        stepped: TrustScores,
         permits: tuple[CompiledPolicy, ...],
         notes: list[str],
     ) -> Decision:
-        stepped = score_event(event, history, self.config, step_up=True)
+        """CHALLENGE naming a permit that ``stepped`` (the scores after a fresh MFA
+        authentication) would satisfy, else DENY naming the most specific permit."""
         for cp in permits:
             if permit_ok(cp, event, stepped):
                 why = [f"step-up authentication would satisfy {cp.id}"]
@@ -279,6 +326,20 @@ class TrustEngine:
         best = permits[0]
         why = [f"denied by {best.id}: {best.policy.name}", *permit_failures(best, event, scores)]
         return self._make(event, Verdict.DENY, scores, best, [*why, *notes])
+
+    def _allow(self, event: AccessEvent, scores: TrustScores, cp: CompiledPolicy,
+               reasons: list[str], now_ms: int | None) -> Decision:
+        """ALLOW with a session; DENY ``session_expired`` (the permit's reasons kept after
+        it) for a request older than a session lifetime, whose session would be over
+        already: no session opens for a request a replay guard of that lifetime does not
+        cover, and a replay after its session ended never passes as an ALLOW."""
+        allow = self._make(event, Verdict.ALLOW, scores, cp, reasons)
+        ttl = self.config.allow_ttl_seconds
+        if now_ms is None or now_ms - event.ts_ms <= ttl * 1000:
+            return allow
+        denied = fail_closed(allow, SESSION_EXPIRED, "the request is older than a session "
+                             f"lifetime ({ttl} s): its session would be over")
+        return denied._replace(reasons=(*denied.reasons, *reasons))
 
     def _make(
         self,
@@ -317,9 +378,11 @@ def with_session(decision: Decision, session_id: str, verdict: Verdict, event_id
     )
 
 
-def fail_closed(decision: Decision, code: str, detail: str) -> Decision:
+def fail_closed(decision: Decision, code: str, detail: str, *distinct: str) -> Decision:
     """``decision`` turned into a DENY ``(code, detail)`` because what it needed (the audit
-    trail, the session store) is unavailable; its own decision id, no policy, no session."""
+    trail, the session store) is unavailable or refused it; its own decision id (of the
+    event id, the code and ``distinct``), no policy, no session."""
     return decision._replace(
         decision=Verdict.DENY, policy_id=None, reasons=(code, detail), expires_in=0,
-        session_id=None, decision_id=deterministic_id("decision", decision.event_id, code))
+        session_id=None,
+        decision_id=deterministic_id("decision", decision.event_id, code, *distinct))

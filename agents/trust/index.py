@@ -139,22 +139,30 @@ class PolicySet:
         return tuple(cp for _, cp in sorted(unique.items()) if cp.allows_action(action))
 
     @classmethod
-    def from_documents(cls, docs: Sequence[Any], version: str | None = None) -> PolicySet:
-        """Build a set from parsed YAML documents (``{version, policies}`` or lists)."""
+    def from_documents(cls, docs: Sequence[Any], version: str | None = None,
+                       names: Sequence[str] | None = None) -> PolicySet:
+        """Build a set from parsed YAML documents (``{version, policies}`` mappings or
+        lists of policies); ``names`` label the documents in errors (file names).
+
+        A document that holds no policy (empty, ``policies`` missing, empty or not a
+        list, a top-level key other than ``version`` and ``policies``) is an error: a
+        misspelt key or a truncated file must not drop its policies silently.
+        """
         policies, declared, errors = [], set(), []
         for n, doc in enumerate(docs):
-            items = doc.get("policies", []) if isinstance(doc, dict) else doc
+            label = names[n] if names is not None else f"document {n}"
+            items, problem = _policy_list(doc)
+            if problem:
+                errors.append(f"{label}: {problem}")
+                continue
             if isinstance(doc, dict) and doc.get("version") is not None:
                 declared.add(str(doc["version"]))
-            if not isinstance(items, list):
-                errors.append(f"document {n}: 'policies' must be a list")
-                continue
             for k, item in enumerate(items):
                 try:
                     policies.append(Policy.model_validate(item))
                 except ValidationError as exc:
                     pid = item.get("id", f"#{k}") if isinstance(item, dict) else f"#{k}"
-                    errors.extend(f"document {n} policy {pid}: {e['msg']}" for e in exc.errors())
+                    errors.extend(f"{label} policy {pid}: {e['msg']}" for e in exc.errors())
         if errors:
             raise PolicyError(errors)
         digest = hashlib.sha256(repr(sorted(p.model_dump_json() for p in policies)).encode())
@@ -162,7 +170,36 @@ class PolicySet:
         return cls(policies, version or ("+".join(sorted(declared)) + f"@{auto}").lstrip("+"))
 
 
-def _read_docs(path: Path) -> list[Any]:
+#: Top-level keys of a policy document.
+_DOCUMENT_KEYS = frozenset({"version", "policies"})
+
+
+def _policy_list(doc: Any) -> tuple[list[Any], str]:
+    """The policies of a document, or why it holds none.
+
+    >>> _policy_list({"polices": [{"id": "p"}]})[1]
+    "unknown top-level key(s) ['polices'] (only 'policies' and 'version')"
+    >>> _policy_list(None)[1]
+    'empty: no policies'
+    """
+    if doc is None:
+        return [], "empty: no policies"
+    if isinstance(doc, dict):
+        unknown = sorted(map(str, doc.keys() - _DOCUMENT_KEYS))
+        if unknown:
+            return [], f"unknown top-level key(s) {unknown} (only 'policies' and 'version')"
+        if "policies" not in doc:
+            return [], "no 'policies' list"
+        doc = doc["policies"]
+    if not isinstance(doc, list):
+        return [], "'policies' must be a list"
+    if not doc:
+        return [], "no policies (delete the file if none is meant)"
+    return doc, ""
+
+
+def _read_docs(path: Path) -> tuple[list[Any], list[str]]:
+    """The parsed documents of a policy file or directory, and the files' names."""
     if path.is_file():
         files = [path]
     else:
@@ -172,15 +209,16 @@ def _read_docs(path: Path) -> list[Any]:
     docs = []
     for file in files:
         try:
-            docs.append(yaml.safe_load(file.read_text(encoding="utf-8")) or [])
+            docs.append(yaml.safe_load(file.read_text(encoding="utf-8")))
         except yaml.YAMLError as exc:
             raise PolicyError([f"{file.name}: {exc}"]) from exc
-    return docs
+    return docs, [file.name for file in files]
 
 
 def load_policy_set(path: str | Path) -> PolicySet:
     """Load every ``*.yaml``/``*.yml`` file of a directory (or one file)."""
-    return PolicySet.from_documents(_read_docs(Path(path)))
+    docs, names = _read_docs(Path(path))
+    return PolicySet.from_documents(docs, names=names)
 
 
 def validate_policies(path: str | Path) -> list[str]:

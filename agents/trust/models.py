@@ -203,6 +203,11 @@ class AccessEvent(_Strict):
         return to_epoch_ms(self.ts)
 
     @cached_property
+    def last_auth_ms(self) -> int:
+        """Time of the last authentication in epoch milliseconds."""
+        return to_epoch_ms(self.last_auth_ts)
+
+    @cached_property
     def record(self) -> dict[str, Any]:
         """:meth:`to_record`, built once and shared: read it, never modify it."""
         return self.to_record()
@@ -308,6 +313,8 @@ def parse_access_record(raw: dict[str, Any]) -> AccessEvent | Rejection:
     cached = parsed.__dict__  # what the cached properties would compute, known already
     if type(raw["ts"]) is int:
         cached["ts_ms"] = raw["ts"]
+    if type(raw["last_auth_ts"]) is int:
+        cached["last_auth_ms"] = raw["last_auth_ts"]
     if _complete(raw) and raw["source_ip"] == _ip_text(parsed.source_ip):
         cached["record"] = raw
     return parsed

@@ -6,14 +6,18 @@ Order is what makes the decisions fail closed:
    user whose behaviour record cannot be read is DENY ``state_unavailable``,
    see :mod:`~dharma.agents.trust.state`);
 2. append every decision to the audit trail and wait for the commit (the
-   tables are written meanwhile): when PostgreSQL stays away, every request of
+   outputs are encoded meanwhile): when PostgreSQL stays away, every request of
    the batch is DENY ``audit_unavailable`` (emitted at once, so no enforcement
-   point waits), the tables are put back as they were and the batch is
+   point waits), the tables are left as they were and the batch is
    dead-lettered;
-3. only then open the sessions of the ALLOWs the trail holds (the open is
-   refused for a session opened or revoked before: a replay never reopens
-   one); when Redis stays away, those ALLOWs become DENY
-   ``session_unavailable``;
+3. only then open the sessions of the ALLOWs the trail holds as such (an
+   ALLOW whose id the trail holds for another request is DENY
+   ``audit_conflict``); the open is refused for a session revoked or expired
+   before (a replay never reopens one, and its ALLOW becomes DENY
+   ``session_revoked`` or ``session_expired``); when Redis stays away, those
+   ALLOWs become DENY ``session_unavailable``.  The users of an ALLOW turned
+   DENY have their behaviour observed again with the DENY (it teaches
+   nothing); only then are the tables written, once per changed user;
 4. re-evaluate the live sessions that posture and risk updates touch, and those
    a fresh request reports a worse posture for (REVOKE or CHALLENGE); when
    Redis stays away, a critical ``revalidation_failed`` alert per user and the
@@ -27,21 +31,24 @@ Any other exception: every request DENY ``internal_error``, batch dead-lettered.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import faust
+import orjson
 from faust.types import EventT
 
 from dharma.agents.trust.alerts import revalidation_alert
 from dharma.agents.trust.behaviour import UserBehaviour
-from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.engine import (
     AUDIT_UNAVAILABLE,
+    SESSION_EXPIRED,
+    SESSION_REVOKED,
     SESSION_UNAVAILABLE,
     Decision,
     TrustEngine,
@@ -56,8 +63,9 @@ from dharma.agents.trust.session import (
     is_worse,
     posture_of,
     revalidate,
+    worst_postures,
 )
-from dharma.agents.trust.state import Outcome, TrustState
+from dharma.agents.trust.state import UNTRUSTED, Outcome, TrustState
 from dharma.sinks.audit import AuditSink, audit_row
 from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.sessions import SessionStore
@@ -73,11 +81,14 @@ TRUST_BRANCH = "dharma.predictions.TrustDecision"
 INTERNAL_ERROR = "internal_error"
 AUDIT_CONFLICT = "audit_conflict"
 
-Accepted = list[tuple[EventT, AccessEvent]]
+Item = tuple[EventT, AccessEvent]
+Accepted = list[Item]
 #: DENY decisions of records that failed validation (dead-lettered too)
 Refused = list[tuple[EventT, Decision]]
 Message = tuple[str, bytes, bytes]
 Pair = tuple[str, str]
+#: An ALLOW's session to open: the ALLOW's position in the batch, the session, its posture.
+Opening = tuple[int, Session, Posture]
 
 
 class Recheck(NamedTuple):
@@ -116,12 +127,15 @@ class TrustPipeline:
         self.sessions = SessionStore(settings.redis.url.get_secret_value(),
                                      ttl_s=config.allow_ttl_seconds, guard_s=config.replay_guard_s)
 
-    async def process(self, accepted: Accepted, refused: Refused) -> None:
-        """Run the batch's stages, then queue its outputs and dead letters."""
+    async def process(self, accepted: Accepted, refused: Refused,
+                      stray: Sequence[Item] = ()) -> None:
+        """Run the batch's stages, then queue its outputs and dead letters (``stray``:
+        updates dead-lettered for their key, which still reach live sessions)."""
         try:
-            result, messages = await self.run(accepted, refused, time.time_ns() // 1_000_000)
+            result, messages = await self.run(accepted, refused, time.time_ns() // 1_000_000,
+                                              stray)
         except Exception as exc:  # nothing may escape: Faust would ack it
-            first = (accepted or refused)[0][0].message
+            first = (accepted or refused or stray)[0][0].message
             logger.exception("trust batch failed first=%s[%s]@%s", first.topic, first.partition,
                              first.offset)
             result, messages = self.internal_error(accepted, refused, exc), None
@@ -129,11 +143,13 @@ class TrustPipeline:
             self.ctx.emitter.emit(topic, key, value)
         await send_dead_letters(self.ctx, self.dlq, result.dead)
 
-    async def run(self, accepted: Accepted, refused: Refused,
-                  now_ms: int) -> tuple[Result, list[Message] | None]:
+    async def run(self, accepted: Accepted, refused: Refused, now_ms: int,
+                  stray: Sequence[Item] = ()) -> tuple[Result, list[Message] | None]:
         """The stages (see the module docstring); the encoded outputs when no decision had
         to change after they were encoded."""
         out = self.state.fold(accepted, now_ms)
+        # against the least trusted history: their user's is on another partition
+        out.updates += [(event, update, UNTRUSTED) for event, update in stray]
         result = Result(alerts=out.alerts)
         for _, access, decision in out.decided:
             result.add(decision, access.record)
@@ -143,47 +159,48 @@ class TrustPipeline:
         async with settled(audit):  # while PostgreSQL works:
             await asyncio.sleep(0)  # let the audit write send its request
             messages = self.encode(result)
-            self.state.store(out)  # undone below if the audit fails
             opening = self.sessions_of(out)
         try:
             confirmed = await audit
-        except SinkUnavailable as exc:
-            self.state.restore(out)  # a dead-lettered batch is not counted
+        except SinkUnavailable as exc:  # the tables stay as they were: not counted
             await self.audit_unavailable(out, result, accepted, exc)
             return result, None
         flagged, intact = await self.open_sessions(out, result, confirmed, opening)
+        if not intact:  # an ALLOW turned DENY teaches nothing
+            self.state.relearn(out, result.decisions, now_ms)
+        self.state.store(out)  # what the batch taught, once its decisions stand
         if flagged is None:  # Redis is away: nothing to re-evaluate sessions with
             return result, None
         later = await self.recheck_sessions(out, result, flagged)
         result.decisions += later.decisions
         return result, (messages + self.encode(later)) if intact else None
 
-    def sessions_of(self, out: Outcome) -> tuple[list[tuple[Session, Posture]],
-                                                   dict[Pair, Posture]]:
-        """The session each ALLOW would open, with its device's posture; the worst posture
-        each (user, device) pair reported."""
+    def sessions_of(self, out: Outcome) -> tuple[list[Opening], dict[Pair, Posture]]:
+        """The session each ALLOW would open (with its position in ``out.decided`` and its
+        device's posture); the worst posture each (user, device) pair reported."""
         config = self.engine.config
-        opening = [(Session.open(decision, access, access.record),
+        opening = [(i, Session.open(decision, access, access.record),
                     posture_of(access.record["device"], config))
-                   for _, access, decision in out.decided if decision.decision is Verdict.ALLOW]
+                   for i, (_, access, decision) in enumerate(out.decided)
+                   if decision.decision is Verdict.ALLOW and decision.session_id is not None]
         return opening, worst_postures(out.fresh, config)
 
-    async def open_sessions(self, out: Outcome, result: Result, confirmed: set[str],
-                            sessions: tuple[list[tuple[Session, Posture]], dict[Pair, Posture]]
+    async def open_sessions(self, out: Outcome, result: Result, confirmed: set[int],
+                            sessions: tuple[list[Opening], dict[Pair, Posture]]
                             ) -> tuple[set[Pair] | None, bool]:
         """Open the sessions of the ALLOWs the trail holds; the (user, device) pairs reporting
         a worse posture (None: Redis is away), and whether every decision stands as encoded."""
-        opening, requested = sessions
+        candidates, requested = sessions
         conflicts = set()
-        for i, (_, _, decision) in enumerate(out.decided):
-            if decision.decision is Verdict.ALLOW and decision.decision_id not in confirmed:
-                conflicts.add(decision.session_id)  # its id holds another decision in the trail
-                result.decisions[i] = fail_closed(decision, AUDIT_CONFLICT, "the audit trail "
-                                                  "holds another decision under this id")
-        if conflicts:
-            opening = [(s, p) for s, p in opening if s.session_id not in conflicts]
+        for i, (_, access, decision) in enumerate(out.decided):
+            if decision.decision is Verdict.ALLOW and i not in confirmed:
+                conflicts.add(i)  # its id holds another decision or request in the trail
+                result.decisions[i] = fail_closed(
+                    decision, AUDIT_CONFLICT, "the audit trail holds another decision under "
+                    "this id", request_digest(access.record))
+        opening = [(s, p) for i, s, p in candidates if i not in conflicts]
         try:
-            _, flagged = await self.sessions.open(opening, requested)
+            opened = await self.sessions.open(opening, requested)
         except SinkUnavailable as exc:
             unopened = {s.session_id for s, _ in opening}
             result.decisions = [fail_closed(d, SESSION_UNAVAILABLE, f"session store: {exc}")
@@ -191,9 +208,12 @@ class TrustPipeline:
             self.recheck_failed(self.rechecks(out, set()), result, str(exc))
             await self.audit_quietly(result)
             return None, False
-        if conflicts:
+        if opened.refused:
+            result.decisions = [refused(d, opened.refused.get(d.session_id))
+                                if d.session_id else d for d in result.decisions]
+        if conflicts or opened.refused:
             await self.audit_quietly(result)
-        return flagged, not conflicts
+        return opened.worse, not (conflicts or opened.refused)
 
     async def recheck_sessions(self, out: Outcome, result: Result, flagged: set[Pair]) -> Result:
         """Re-evaluate the sessions the batch's updates touch; audit what it decides."""
@@ -313,8 +333,8 @@ class TrustPipeline:
         return result
 
     async def append_audit(self, decisions: list[Decision],
-                           requests: list[dict[str, Any]]) -> set[str]:
-        """Append decisions to the audit trail; the ids of the ALLOWs it holds."""
+                           requests: list[dict[str, Any]]) -> set[int]:
+        """Append decisions to the audit trail; the positions of the ALLOWs it holds as such."""
         if not decisions:
             return set()
         rows = [audit_row(d.to_record(), r) for d, r in zip(decisions, requests, strict=True)]
@@ -348,18 +368,19 @@ class TrustPipeline:
         return messages
 
 
-def worst_postures(requests: list[AccessEvent], config: TrustConfig) -> dict[Pair, Posture]:
-    """The worst posture (component by component) each (user, device) pair reported."""
-    worst: dict[Pair, Posture] = {}
-    for access in requests:
-        pair = (access.user_id, access.device.device_id)
-        posture = posture_of(access.record["device"], config)
-        seen = worst.get(pair)
-        if seen is None:
-            worst[pair] = posture
-        elif seen != posture:
-            worst[pair] = tuple(map(min, seen, posture))
-    return worst
+def refused(decision: Decision, status: str | None) -> Decision:
+    """An ALLOW whose session the store refused to open (``status``: ``revoked`` or
+    ``expired``, None: opened) as the DENY it becomes: a replay never passes as an ALLOW."""
+    if status is None or decision.decision is not Verdict.ALLOW:
+        return decision
+    code = SESSION_REVOKED if status == "revoked" else SESSION_EXPIRED
+    return fail_closed(decision, code, f"session {decision.session_id} was {status}: "
+                       "it never opens again")
+
+
+def request_digest(record: dict[str, Any]) -> str:
+    """A digest of a request's content (its own decision ids when its id is taken)."""
+    return hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
 @asynccontextmanager

@@ -17,8 +17,9 @@ the roles it grants to (``roles_any``, never empty) and a band above NONE:
 nothing is granted to an identity without a role or at the lowest trust.
 ``effect: forbid`` policies deny, overriding any permit, when all of their
 ``when`` predicates hold.  Every forbid predicate describes *low* trust (trust below a band, no
-MFA, outside business hours or networks, lacking an exempting role), so
-lowering an input can only make a forbid apply, never lift it.
+MFA, outside business hours or networks, lacking an exempting role) or the
+request's target (a production resource, an action not exempted), so lowering
+an input can only make a forbid apply, never lift it.
 """
 
 from __future__ import annotations
@@ -67,20 +68,33 @@ class Conditions(_Spec):
     recent_auth_required: bool = False
     min_device_compliance: Annotated[float, Field(ge=0, le=100)] | None = None
     business_hours_only: bool = False
+    #: the source address lies in the configured internal networks
+    #: (``TrustConfig.internal_networks``)
+    internal_network_required: bool = False
     allowed_networks: tuple[str, ...] = ()
 
     _cidrs = field_validator("allowed_networks")(_check_cidrs)
 
 
 class ForbidWhen(_Spec):
-    """Predicates of a forbid policy; it applies when all given ones hold."""
+    """Predicates of a forbid policy; it applies when all given ones hold.
+
+    ``production`` and ``outside_internal_networks`` follow the engine's
+    configuration (``TrustConfig.production_segments`` and ``internal_networks``),
+    so a guard rail means what the scores mean.
+    """
 
     trust_below: _Level | None = None
     device_compliance_below: Annotated[float, Field(ge=0, le=100)] | None = None
     mfa_missing: bool = False
     outside_business_hours: bool = False
+    outside_internal_networks: bool = False
     outside_networks: tuple[str, ...] = ()
+    #: only on a production resource (a path segment ``production`` or ``prod``)
+    production: bool = False
     unless_roles_any: tuple[_Name, ...] = ()
+    #: actions the forbid leaves alone (``[read]``: every mutating action is forbidden)
+    unless_actions_any: tuple[_Name, ...] = ()
 
     _cidrs = field_validator("outside_networks")(_check_cidrs)
 
@@ -148,6 +162,7 @@ class CompiledPolicy:
     networks: tuple[_Network, ...]
     forbid_level: TrustLevel | None
     exempt_roles: frozenset[str]
+    exempt_actions: frozenset[str]
 
     def allows_action(self, action: str) -> bool:
         """True when the policy covers ``action``."""
@@ -168,6 +183,7 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         networks=tuple(ipaddress.ip_network(c, strict=False) for c in cidrs),
         forbid_level=TrustLevel[forbid_level] if forbid_level else None,
         exempt_roles=frozenset(policy.when.unless_roles_any),
+        exempt_actions=frozenset(policy.when.unless_actions_any),
     )
 
 
@@ -186,9 +202,11 @@ def permit_ok(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores) -> bo
     ):
         return False
     limit = cond.min_device_compliance
-    if limit is not None and event.device.compliance_score < limit:
+    if limit is not None and scores.compliance < limit:
         return False
-    if cond.business_hours_only and not scores.business_hours:
+    if (cond.business_hours_only and not scores.business_hours) or (
+        cond.internal_network_required and not scores.internal
+    ):
         return False
     return not cp.networks or _in_networks(cp, event)
 
@@ -207,13 +225,15 @@ def permit_failures(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores)
         fails.append("condition: MFA required")
     if cond.recent_auth_required and not scores.recent_auth:
         fails.append("condition: recent authentication required")
-    compliance = event.device.compliance_score
+    compliance = scores.compliance
     if cond.min_device_compliance is not None and compliance < cond.min_device_compliance:
         fails.append(
             f"condition: device compliance {compliance:g} < {cond.min_device_compliance:g}"
         )
     if cond.business_hours_only and not scores.business_hours:
         fails.append("condition: outside business hours")
+    if cond.internal_network_required and not scores.internal:
+        fails.append("condition: source IP not in the internal networks")
     if cp.networks and not _in_networks(cp, event):
         fails.append("condition: source IP not in allowed networks")
     return fails
@@ -222,15 +242,18 @@ def permit_failures(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores)
 def forbid_applies(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores) -> bool:
     """True when every ``when`` predicate of a forbid policy holds."""
     when = cp.policy.when
+    if (when.production and not scores.production) or event.action in cp.exempt_actions:
+        return False
     if cp.exempt_roles and not cp.exempt_roles.isdisjoint(event.roles):
         return False
     if cp.forbid_level is not None and not scores.level < cp.forbid_level:
         return False
     limit = when.device_compliance_below
-    if limit is not None and not event.device.compliance_score < limit:
+    if limit is not None and not scores.compliance < limit:
         return False
-    if when.mfa_missing and scores.mfa:
+    if (when.mfa_missing and scores.mfa) or (when.outside_business_hours and
+                                             scores.business_hours):
         return False
-    if when.outside_business_hours and scores.business_hours:
+    if when.outside_internal_networks and scores.internal:
         return False
     return not (cp.networks and _in_networks(cp, event))

@@ -132,6 +132,8 @@ class TrustScores:
     business_hours: bool
     internal: bool
     production: bool
+    #: the device's compliance score the decision used (the worse of claimed and reported)
+    compliance: float
     #: overall, device, user and context as floats (what a decision record carries),
     #: derived once (scores are memoised)
     floats: tuple[float, float, float, float] = field(init=False)
@@ -141,14 +143,18 @@ class TrustScores:
                                             float(self.user), float(self.context)))
 
 
-def is_recent(event: AccessEvent, config: TrustConfig) -> bool:
-    """Authenticated less than ``recent_auth_seconds`` before the request."""
-    age = (event.ts - event.last_auth_ts).total_seconds()
-    return -config.clock_skew_seconds <= age < config.recent_auth_seconds
+def is_recent(event: AccessEvent, config: TrustConfig, at_ms: int | None = None) -> bool:
+    """Authenticated less than ``recent_auth_seconds`` before the request, judged at the
+    later of the request's time and ``at_ms`` (the deciding clock), so a backdated request
+    does not make an old authentication look recent."""
+    at = event.ts_ms if at_ms is None else max(at_ms, event.ts_ms)
+    age_s = (at - event.last_auth_ms) / 1000
+    return -config.clock_skew_seconds <= age_s < config.recent_auth_seconds
 
 
 def score_event(
-    event: AccessEvent, history: float, config: TrustConfig, *, step_up: bool = False
+    event: AccessEvent, history: float, config: TrustConfig, *, step_up: bool = False,
+    at_ms: int | None = None, device: DevicePosture | None = None,
 ) -> TrustScores:
     """Score a request; ``step_up`` scores it as if MFA and re-auth just happened.
 
@@ -162,14 +168,19 @@ def score_event(
         Networks, business hours and bonuses.
     step_up
         Assume a fresh MFA authentication (used to decide CHALLENGE).
+    at_ms
+        The deciding clock: business hours and the recency of authentication are
+        judged then (None: at the request's own time, for replays of past records).
+    device
+        The posture to score (default: the one the request claims).
     """
-    posture = event.device
+    posture = event.device if device is None else device
     return _combine(
         posture.compliance_score, posture.encrypted, posture.firewall, posture.antivirus,
         config.patch_bonus.get(posture.patch_level, 0),  # a StrEnum: its value's hash
         step_up or event.mfa_enabled,
-        step_up or is_recent(event, config),
-        config.business_hours_at(event.ts_ms, event.ts),
+        step_up or is_recent(event, config, at_ms),
+        config.business_hours_at(event.ts_ms if at_ms is None else at_ms),
         config.is_internal(event.source_ip),
         config.is_production(event.resource),
         history,
@@ -196,4 +207,5 @@ def _combine(compliance: float, encrypted: bool, firewall: bool, antivirus: bool
         business_hours=hours,
         internal=internal,
         production=production,
+        compliance=compliance,
     )

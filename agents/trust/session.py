@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from pydantic import ConfigDict, StrictInt, StrictStr, TypeAdapter
 
@@ -33,11 +33,14 @@ from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.engine import Decision, TrustEngine, Verdict, with_session
 from dharma.agents.trust.models import AccessEvent, parse_access_event
 
-__all__ = ["Posture", "Session", "as_posture_update", "is_worse", "posture_of", "revalidate"]
+__all__ = ["Posture", "Session", "as_posture_update", "is_worse", "posture_of", "revalidate",
+           "worst_postures"]
 
 #: A device posture, component by component, each larger = better: compliance,
 #: encrypted, firewall, antivirus, patch bonus.
 Posture = tuple[float, int, int, int, int]
+#: A (user id, device id) pair.
+Pair = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,20 @@ def is_worse(posture: Posture, than: Posture) -> bool:
     (False, True)
     """
     return any(new < old for new, old in zip(posture, than, strict=True))
+
+
+def worst_postures(requests: list[AccessEvent], config: TrustConfig) -> dict[Pair, Posture]:
+    """The worst posture (component by component) each (user, device) pair reported."""
+    worst: dict[Pair, Posture] = {}
+    for access in requests:
+        pair = (access.user_id, access.device.device_id)
+        posture = posture_of(access.record["device"], config)
+        seen = worst.get(pair)
+        if seen is None:
+            worst[pair] = posture
+        elif seen != posture:
+            worst[pair] = cast(Posture, tuple(map(min, seen, posture)))
+    return worst
 
 
 def as_posture_update(request: AccessEvent) -> dict[str, Any]:

@@ -83,8 +83,10 @@ class Outcome:
     #: users' new table values (None: unchanged), with their last event: see TrustState.store
     changed: list[tuple[str, UserBehaviour | None, AlertState | None, EventT]] = field(
         default_factory=list)
-    #: the changed users' values before the batch: see TrustState.restore
+    #: the changed users' values before the batch: see TrustState.relearn
     previous: list[tuple[str, UserBehaviour, AlertState]] = field(default_factory=list)
+    #: each user's events, in log order
+    events: dict[str, list[tuple[EventT, AccessEvent]]] = field(default_factory=dict)
 
 
 class TrustState:
@@ -124,7 +126,7 @@ class TrustState:
         signals; the tables are not written yet: :meth:`store` writes ``out.changed``
         (one write per user and batch)."""
         out = Outcome()
-        by_user: dict[str, list[Item]] = {}
+        by_user = out.events
         for item in items:
             by_user.setdefault(item[1].user_id, []).append(item)
         for user, events in by_user.items():
@@ -145,21 +147,14 @@ class TrustState:
 
     def store(self, out: Outcome) -> None:
         """Write the users' new behaviour and alert state (changelog records go out with
-        the batch's other outputs); before anything reads the tables again."""
+        the batch's other outputs), once the batch's decisions stand (a batch the audit
+        trail could not take is dead-lettered and never stored: it is not counted);
+        before anything reads the tables again."""
         for user, behaviour, alerts, last in out.changed:
             if behaviour is not None:
                 self.behaviour.set(user, behaviour, last)
             if alerts is not None:
                 self.alert_state.set(user, alerts, last)
-
-    def restore(self, out: Outcome) -> None:
-        """Undo :meth:`store`: the batch is not to be counted (it is dead-lettered)."""
-        for (user, behaviour, alerts, last), (_, before, alerts_before) in zip(
-                out.changed, out.previous, strict=True):
-            if behaviour is not None:
-                self.behaviour.set(user, before, last)
-            if alerts is not None:
-                self.alert_state.set(user, alerts_before, last)
 
     def _deny_user(self, events: list[Item], alerts: AlertState, exc: BrokenCheckpoint,
                    out: Outcome, now_ms: int | None) -> AlertState:
@@ -193,23 +188,54 @@ class TrustState:
             if access.event_type != "access_request":  # applied whatever its age
                 out.updates.append((event, access, behaviour))
                 if not replayed:
-                    behaviour = behaviour.observe(access, "risk", rules, position=position)
+                    behaviour = behaviour.observe(access, "update", rules, position=position,
+                                                  at_ms=now_ms)
                 continue
             late = None if now_ms is None else engine.untimely(access, now_ms)
             if late is not None:  # denied, and its clock is not believed: nothing learnt
                 out.decided.append((event, access, late))
                 continue
             out.fresh.append(access)
-            signals = behaviour.signals(access, rules)
-            decision = engine.decide(access, behaviour, signals)
+            signals = behaviour.signals(access, rules, now_ms)
+            decision = engine.decide(access, behaviour, signals, now_ms)
             after = behaviour if replayed else \
-                behaviour.observe(access, decision, rules, signals, position)
+                behaviour.observe(access, decision, rules, signals, position, now_ms)
             raised, alerts = security_alerts(access, decision, behaviour, after, alerts,
                                              self.forbid_ids, rules, signals=signals)
             out.decided.append((event, access, decision))
             out.alerts.extend(raised)
             behaviour = after
         return behaviour, alerts
+
+    def relearn(self, out: Outcome, final: Sequence[Decision], now_ms: int | None) -> None:
+        """Redo, in ``out.changed``, the behaviour of the users some of whose decisions the
+        pipeline changed after the fold (an ALLOW turned DENY: the trail or the session
+        store refused it), observing each of their events again with the decision that
+        stands (``final[i]`` for ``out.decided[i]``): a refused ALLOW teaches nothing.
+        Before :meth:`store`, so no record of what it taught is ever written."""
+        changed = {out.decided[i][1].user_id for i, d in enumerate(final[:len(out.decided)])
+                   if d is not out.decided[i][2]}
+        if not changed:
+            return
+        stands = {id(access): final[i] for i, (_, access, _) in enumerate(out.decided)}
+        fresh = {id(access) for access in out.fresh}
+        rules = self.engine.rules
+        for n, ((user, after, alerts, last), (_, before, _)) in enumerate(
+                zip(out.changed, out.previous, strict=True)):
+            if user not in changed or after is None:
+                continue  # unchanged, or never written (an unreadable record)
+            behaviour = before
+            for event, access in out.events[user]:
+                position = (event.message.partition, event.message.offset)
+                if behaviour.has_seen(position):
+                    continue
+                if access.event_type != "access_request":
+                    behaviour = behaviour.observe(access, "update", rules, position=position,
+                                                  at_ms=now_ms)
+                elif id(access) in fresh:
+                    behaviour = behaviour.observe(access, stands[id(access)], rules,
+                                                  position=position, at_ms=now_ms)
+            out.changed[n] = (user, behaviour, alerts, last)
 
 
 def audit_partition(key: bytes, partitions: int = AUDIT_LOGS.partitions) -> int:

@@ -40,8 +40,6 @@ def shift_delay(spikes: dict[int, float], shift_at: int, seed: int = 1) -> int |
     return None
 
 
-@pytest.mark.xfail(strict=True, reason="finding: two outliers blind a series for weeks "
-                   "(the recent range's breakdown point is 2 values)")
 @pytest.mark.parametrize("shift_at", [1000, 3000])
 def test_two_outliers_do_not_blind_a_series(shift_at: int) -> None:
     """Threat: a producer (or a glitching exporter: counter wrap-arounds and unit bugs come
@@ -94,8 +92,6 @@ def alerts_with_forged_future_samples(every: int | None, seed: int = 1) -> list[
     return sent
 
 
-@pytest.mark.xfail(strict=True, reason="finding: one future-dated sample per 4 genuine ones "
-                   "makes every genuine sample 'late': an incident never fires")
 def test_future_dated_samples_cannot_hide_an_incident() -> None:
     """Threat: a producer that can write ``metrics.raw`` for a series hides an incident
     (e.g. the CPU of a host it is mining on) with a trickle of samples.
@@ -121,8 +117,6 @@ def test_future_dated_samples_cannot_hide_an_incident() -> None:
     assert ("firing", 600) in alerts_with_forged_future_samples(4)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: future-dated samples resolve an alert while "
-                   "the incident goes on")
 def test_future_dated_samples_cannot_resolve_an_ongoing_incident() -> None:
     """Threat: as above, one forged sample after every 5th genuine one.
 
@@ -142,8 +136,6 @@ def _before(tag: Any, index: int) -> bool:
     return position < index
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a subnormal value on a flat series crashes "
-                   "the detector (ZeroDivisionError): the agent resets it and drops its alert")
 def test_subnormal_values_do_not_crash_a_flat_series() -> None:
     """Threat: most error counters, queue lengths and 5xx rates sit at exactly 0; a producer
     sends two samples of 5e-324 (the smallest float: finite, so a valid sample).
@@ -169,8 +161,6 @@ def test_subnormal_values_do_not_crash_a_flat_series() -> None:
         det.learn_one(x)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: no bound on live series: one record per "
-                   "new name costs a detector for the idle TTL (6 h)")
 def test_a_flood_of_new_series_does_not_grow_memory_without_bound() -> None:
     """Threat: a producer sends one sample each for a flood of distinct (source, metric)
     names (a label-less cardinality bomb: ``host-000001``, ``host-000002``, ...).

@@ -74,8 +74,6 @@ def frozen(process: ManagedProcess) -> Iterator[None]:
             proc.resume()
 
 
-@pytest.mark.xfail(strict=True, reason="finding: an ALLOW re-using a stored ALLOW's event id is "
-                   "emitted without an audit row of its own (any user, any resource)")
 def test_an_allow_under_a_reused_event_id_has_its_own_audit_row(settings, send, outputs,
                                                                 start_worker, poll):
     """Threat: ``event_id`` is the requester's choice; an insider (or a buggy PEP that
@@ -145,8 +143,6 @@ def test_a_stalled_postgres_still_yields_a_decision(tmp_path, pick_port, send, o
         assert (denied["decision"], denied["reasons"][0]) == ("DENY", "audit_unavailable")
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a critical risk signal revokes the sessions "
-                   "but the compromised account's next request is ALLOWed at once")
 def test_a_compromised_account_is_not_allowed_straight_back_in(send, outputs, start_worker,
                                                                poll):
     """Threat: the SOC raises ``risk_signal: account_compromise`` (or ``credential_leak``,
@@ -178,8 +174,6 @@ def test_a_compromised_account_is_not_allowed_straight_back_in(send, outputs, st
     assert decided(outputs, poll, f"evt-pwned-1-{tag}", "again")["decision"] != "ALLOW"
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a device the MDM reported non-compliant is "
-                   "ALLOWed on its own next claim of full compliance")
 def test_a_device_reported_non_compliant_cannot_claim_compliance_back(send, outputs,
                                                                       start_worker, poll):
     """Threat: the MDM reports a device unencrypted, no firewall or antivirus, patches
@@ -209,8 +203,6 @@ def test_a_device_reported_non_compliant_cannot_claim_compliance_back(send, outp
     assert decided(outputs, poll, f"evt-mdm-claim-{tag}", "the claim")["decision"] != "ALLOW"
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a replayed ALLOW of a revoked session is "
-                   "emitted again as ALLOW (expires_in 900) although the session stays closed")
 def test_a_replayed_allow_of_a_revoked_session_is_not_emitted_as_allow(send, outputs,
                                                                        start_worker, poll):
     """Threat: an attacker re-sends a captured ``audit.logs`` record within its freshness
@@ -244,8 +236,6 @@ def test_a_replayed_allow_of_a_revoked_session_is_not_emitted_as_allow(send, out
     assert replayed["decision"] != "ALLOW"
 
 
-@pytest.mark.xfail(strict=True, reason="finding: an ALLOW the pipeline turns into DENY "
-                   "(audit_conflict, session_unavailable) still teaches the behaviour table")
 def test_an_allow_turned_into_deny_teaches_nothing(settings, send, outputs, start_worker, poll,
                                                    read_changelog):
     """Threat: a request from a new device is refused by the pipeline after the engine
@@ -284,8 +274,6 @@ def test_an_allow_turned_into_deny_teaches_nothing(settings, send, outputs, star
     assert device_b not in behaviour["known_devices"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding: an audit.logs record keyed by another user is "
-                   "decided like any other (the key is never checked against user_id)")
 def test_a_record_keyed_by_another_user_is_refused(send, outputs, start_worker, poll):
     """Threat: a producer keys a request for user V with another key K, so it lands on
     K's partition, not V's.

@@ -44,8 +44,6 @@ def engine(config: TrustConfig | None = None, policies: Path | None = None) -> T
     return TrustEngine(load_policy_set(policies or default_policy_dir()), config)
 
 
-@pytest.mark.xfail(strict=True, reason="finding: a misspelled top-level 'policies' key, or a "
-                   "file truncated to nothing, drops a whole policy file (its forbids) silently")
 @pytest.mark.parametrize("damage", ["misspelled", "truncated"])
 def test_a_policy_file_without_a_policies_list_is_an_error(tmp_path: Path, damage: str) -> None:
     """Threat: a clumsy operator edits the forbid file and misspells its top-level key
@@ -72,8 +70,6 @@ def test_a_policy_file_without_a_policies_list_is_an_error(tmp_path: Path, damag
     assert validate_policies(policies) != []
 
 
-@pytest.mark.xfail(strict=True, reason="finding: pol_901 (no production writes from outside) "
-                   "misses k8s 'scale' and 'restart': pol_004 permits them from anywhere")
 @pytest.mark.parametrize("action", ["scale", "restart"])
 def test_shipped_policies_forbid_mutating_production_k8s_from_outside(action: str) -> None:
     """Threat: a stolen SRE session (or a forged record) on the internet scales the
@@ -94,8 +90,6 @@ def test_shipped_policies_forbid_mutating_production_k8s_from_outside(action: st
     assert decision.decision is Verdict.DENY
 
 
-@pytest.mark.xfail(strict=True, reason="finding: shipped policies hard-code RFC 1918 as "
-                   "'inside' and ignore DHARMA_TRUST_INTERNAL_NETWORKS")
 def test_shipped_policies_follow_the_configured_internal_networks() -> None:
     """Threat: the operator narrows the internal networks to the corporate range
     (``DHARMA_TRUST_INTERNAL_NETWORKS=10.20.0.0/16``), e.g. because 192.168.0.0/16 is
@@ -122,9 +116,6 @@ def test_shipped_policies_follow_the_configured_internal_networks() -> None:
     assert decision.decision is Verdict.DENY
 
 
-@pytest.mark.xfail(strict=True, reason="finding: business hours are judged at the request's "
-                   "own ts, which may lie up to 15 min in the past: after-hours access is "
-                   "bought by backdating")
 def test_business_hours_are_judged_at_the_deciding_clock() -> None:
     """Threat: a DBA wants a ``delete`` on a production database after hours; pol_002
     allows it only in business hours (and at FULL trust, which the business-hours bonus
@@ -152,8 +143,6 @@ def test_business_hours_are_judged_at_the_deciding_clock() -> None:
     assert decision.decision is Verdict.DENY
 
 
-@pytest.mark.xfail(strict=True, reason="finding: pol_900 (no low-trust production access) "
-                   "only sees 'production' as the second path segment, not 'prod' or deeper")
 @pytest.mark.parametrize("resource", ["metrics/prod/db", "dashboards/eu/production/payments"])
 def test_low_trust_production_reads_are_forbidden_wherever_production_appears(
         resource: str) -> None:

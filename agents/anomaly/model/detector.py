@@ -30,7 +30,14 @@ _SCALE_FLOOR = 1e-3
 _SIGMA_PER_MAD = math.sqrt(math.pi / 2.0)
 #: Event time the range of values remembers at least (two weeks, in seconds).
 RANGE_PERIOD = 14 * 86_400.0
-#: Consecutive late timestamps after which the series' clock is taken to have moved back.
+#: Largest magnitude a value is read at: any finite value is valid input, but sums and
+#: differences of values near the float64 limit overflow to inf and NaN, and the daily
+#: and weekly profiles hold deviations in float32 (at most 3.4e38).  A value beyond it
+#: saturates: still an extreme, learned as one like any other.
+VALUE_LIMIT = 1e30
+#: Consecutive timestamps older than the last few learned after which the series' clock is
+#: taken to have moved back for good (a redelivery of up to ``Cadence.seen`` learned samples,
+#: plus this many older ones, is never taken for one).
 _LATE_RESET = 5
 
 READY, WARMING_UP, SUPPRESSED, INVALID, LATE = (
@@ -41,7 +48,7 @@ class ScoreDetail(NamedTuple):
     """A score with the state it was produced in."""
 
     score: float  #: calibrated score in [0, 1], what ``score_one`` returns
-    state: str  #: ready, warming_up, suppressed, invalid (NaN/inf) or late (old timestamp)
+    state: str  #: ready, warming_up, suppressed, invalid (NaN/inf) or late (a replay)
     confidence: float  #: 0 (nothing learned) .. 1 (warm-up done)
     uncapped: float  #: the score before the warm-up / suppression cap
     expected: float  #: the baseline's prediction (NaN before the first value)
@@ -89,6 +96,9 @@ class SeriesDetector(base.AnomalyDetector):
     hist_bins
         Bins of the value-distribution channel (0 turns it off): the rarity of the
         deseasonalised value, with its own anomaly likelihood (``model/histogram.py``).
+    range_rank
+        Rank of the recent range's limits (``model/extremes.py``): fewer outliers than
+        this cannot stretch the range that the scale floor and spatial novelty use.
     seed
         Accepted for the house convention; the detector is deterministic.
 
@@ -125,6 +135,7 @@ class SeriesDetector(base.AnomalyDetector):
         seed: int = 0,
         hist_bins: int = 32,
         spatial_tail: float = 1e-5,
+        range_rank: int = 3,
     ) -> None:
         self.warmup = warmup
         self.fast_alpha = fast_alpha
@@ -149,7 +160,8 @@ class SeriesDetector(base.AnomalyDetector):
         self._lik2 = AnomalyLikelihood(short, window, min_std)
         self._clock = Cadence()
         self._n = 0
-        self._range = RecentRange(2 * window)  # robust to one outlier; see _range_memory
+        self.range_rank = range_rank
+        self._range = RecentRange(2 * window, rank=range_rank)  # memory: see _range_memory
         self._quiet = 0  # samples of suppression left
         self._episode = Episode()
         self._late = 0  # consecutive late timestamps seen
@@ -207,8 +219,10 @@ class SeriesDetector(base.AnomalyDetector):
     def learn_one(self, x: dict[Hashable, Any]) -> None:
         """Learn ``x``.
 
-        NaN/inf values are skipped; so are late (duplicate or out-of-order) timestamps,
-        unless ``_LATE_RESET`` arrive in a row, which restarts the series' clock.
+        NaN/inf values are skipped; so are replays: a timestamp among the last few learned
+        (a redelivery), or older than all of them, unless ``_LATE_RESET`` of those arrive
+        in a row, which restarts the series' clock.  A sample that is merely out of order
+        is learned.
         """
         ev = self._last
         value, t = _read(x)
@@ -218,6 +232,8 @@ class SeriesDetector(base.AnomalyDetector):
         if ev.detail.state == INVALID:
             return
         if ev.detail.state == LATE:
+            if t is not None and self._clock.learned(t):  # redelivered: never a clock change
+                return
             self._late += 1
             if self._late < _LATE_RESET:
                 return
@@ -282,7 +298,8 @@ class SeriesDetector(base.AnomalyDetector):
         if span > 0 and self._beyond_range(value, lo, hi, scale):
             score = 1.0
         state = READY
-        if t is not None and self._clock.last is not None and t <= self._clock.last:
+        last = self._clock.last
+        if t is not None and last is not None and t <= last and self._clock.replayed(t):
             state = LATE
         elif self._n < self.warmup:
             state = WARMING_UP
@@ -296,15 +313,18 @@ class SeriesDetector(base.AnomalyDetector):
 
 
     def _beyond_range(self, value: float, lo: float, hi: float, scale: float) -> bool:
-        """Spatial novelty: ``value`` lies beyond the recent range by more than
-        ``spatial_tolerance`` of it and by more than noise would go with probability
-        about ``spatial_tail`` (the range is the second extreme, so noise passes it by
-        the margin of the first about twice as often)."""
+        """Spatial novelty: ``value`` lies further from every recent value than
+        ``spatial_tolerance`` of the recent range and than noise would go beyond the
+        range's largest value with probability about ``spatial_tail``.  The few values
+        beyond the limits count as points: a spike that recurs is not new, a value in
+        the gap between the range and an old outlier is."""
         margin = self.spatial_tolerance * (hi - lo)
         if lo - margin <= value <= hi + margin:
             return False
         margin = max(margin, _noise_margin(self._range.count, scale, self.spatial_tail))
-        return not lo - margin <= value <= hi + margin
+        if lo - margin <= value <= hi + margin:
+            return False
+        return not self._range.near(value, margin)
 
 
 def _noise_margin(n: float, scale: float, tail: float) -> float:
@@ -326,10 +346,17 @@ def _noise_margin(n: float, scale: float, tail: float) -> float:
 
 
 def _read(x: dict[Hashable, Any]) -> tuple[float, float | None]:
-    """``(value, seconds)`` from an input dict; a missing/bad value reads as NaN."""
+    """``(value, seconds)`` from an input dict; a missing/bad value reads as NaN, a
+    finite one saturates at ``±VALUE_LIMIT``.
+
+    >>> _read({"value": -1e300})[0], _read({"value": "x"})[0], _read({"value": math.inf})[0]
+    (-1e+30, nan, inf)
+    """
     try:
         value = float(x.get("value", math.nan))
     except (TypeError, ValueError):
         value = math.nan
+    if abs(value) > VALUE_LIMIT and value != math.inf and value != -math.inf:
+        value = math.copysign(VALUE_LIMIT, value)
     return value, to_seconds(x.get("timestamp"))
 

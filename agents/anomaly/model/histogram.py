@@ -149,14 +149,14 @@ class ValueHistogram:
         uniformly over its width; what falls beyond the new span goes to the end bins."""
         old, n = self.counts, self.bins
         new = [0.0] * n
-        if not (self.hi > self.lo and hi > lo):  # a point mass before or after
+        width, new_width = (self.hi - self.lo) / n, (hi - lo) / n
+        if not (width > 0.0 and new_width > 0.0):  # a point mass (a span of subnormals too)
             at, self.lo, self.hi = self.lo, lo, hi
             new[self._index(at)] = sum(old)
             return new
         cum = [0.0]
         for c in old:
             cum.append(cum[-1] + c)
-        width, new_width = (self.hi - self.lo) / n, (hi - lo) / n
 
         def mass_below(x: float) -> float:
             f = (x - self.lo) / width

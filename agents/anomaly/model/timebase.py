@@ -9,6 +9,9 @@ weekly seasonality can be resolved). Both are computed here without numpy.
 
 from __future__ import annotations
 
+import math
+import sys
+from array import array
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,40 +53,53 @@ def to_seconds(ts: object) -> float | None:
 
 
 class Cadence:
-    """Running estimate of the sampling interval: median of the last positive gaps.
+    """Running estimate of the sampling interval: median of the last positive gaps; and
+    which timestamps are replays.
 
-    Duplicate and out-of-order timestamps are ignored (they neither move the clock
-    backwards nor enter the estimate), so a replayed or shuffled point cannot poison it.
+    Out-of-order timestamps neither move the clock backwards nor enter the estimate.
     The median of a short ring of gaps follows a series whose cadence changes within
-    ``size // 2 + 1`` samples, and is immune to a few missing samples.
+    ``size // 2 + 1`` samples, and is immune to a few missing samples.  The last
+    ``seen`` learned timestamps are kept to tell a replay (a timestamp already learned,
+    or older than all of them: too old to tell, taken as one) from a sample that merely
+    arrives out of order, which is new evidence: a single sample dated ahead cannot make
+    the series' next genuine samples count as replays.
 
     Parameters
     ----------
     size
         Number of recent gaps kept.
+    seen
+        Number of recently learned timestamps kept against replays.
 
     Examples
     --------
-    >>> c = Cadence()
+    >>> c = Cadence(seen=4)
     >>> [c.update(t) for t in (0, 60, 120, 120, 90, 180, 300)]
     [True, True, True, False, False, True, True]
     >>> c.interval, c.last
     (60, 300)
+    >>> c.replayed(180), c.replayed(240), c.replayed(60), c.replayed(360)  # 60: too old
+    (True, False, True, False)
+    >>> c.learned(180), c.learned(60)
+    (True, False)
     """
 
-    __slots__ = ("_gaps", "_pos", "_size", "interval", "last")
+    __slots__ = ("_gaps", "_pos", "_seen", "_seen_pos", "_size", "interval", "last")
 
-    def __init__(self, size: int = 15) -> None:
+    def __init__(self, size: int = 15, seen: int = 16) -> None:
         self._gaps: list[float] = []
         self._pos = 0
         self._size = size
+        self._seen = array("d", [-math.inf]) * seen  # ring of learned times (-inf: empty)
+        self._seen_pos = 0
         self.interval: float | None = None
         self.last: float | None = None
 
     def to_state(self) -> dict[str, Any]:
-        """What the cadence has learned, as plain data (``size`` is configuration)."""
+        """What the cadence has learned, as plain data (``size`` and ``seen`` are
+        configuration)."""
         return {"gaps": self._gaps, "pos": self._pos, "interval": self.interval,
-                "last": self.last}
+                "last": self.last, "seen": self._seen.tolist(), "seen_pos": self._seen_pos}
 
     def load_state(self, state: Fields) -> None:
         """Take the learned state of :meth:`to_state`'s output, validated."""
@@ -91,9 +107,27 @@ class Cadence:
         self._pos = state.integer("pos", hi=self._size - 1)
         self.interval = state.opt_number("interval", lo=0.0)
         self.last = state.opt_number("last")
+        n = len(self._seen)
+        self._seen = array("d", state.numbers("seen", n, min_len=n, hi=sys.float_info.max,
+                                              finite=False))
+        self._seen_pos = state.integer("seen_pos", hi=n - 1)
+
+    def replayed(self, t: float) -> bool:
+        """Whether time ``t`` is a replay: not after the clock, and already learned or
+        older than every timestamp kept."""
+        if self.last is None or t > self.last:
+            return False
+        return t in self._seen or t < min(self._seen)
+
+    def learned(self, t: float) -> bool:
+        """Whether time ``t`` is one of the last ``seen`` learned timestamps."""
+        return t in self._seen
 
     def update(self, t: float) -> bool:
-        """Record time ``t``; return ``False`` for a duplicate or out-of-order time."""
+        """Record the learned time ``t``; ``False`` when it is not after the clock (it
+        then neither moves the clock nor enters the estimate)."""
+        self._seen[self._seen_pos] = t
+        self._seen_pos = (self._seen_pos + 1) % len(self._seen)
         last = self.last
         if last is not None and t <= last:
             return False

@@ -1,4 +1,5 @@
-"""An evicted idle series resolves its open alert (issue #10, item 12).
+"""An evicted idle series resolves its open alert (issue #10, item 12); a flood of new
+series is capped (``DHARMA_WORKER_MAX_SERIES``).
 
 One series, one sample a minute, 260 samples ending now, shifted by +30 noise
 sigmas from sample 200 to the end: the incident fires and is still going on when
@@ -11,12 +12,15 @@ the same notification).
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
 import uuid
 from typing import Any
 
 import pytest
 from anomaly_helpers import MINUTE_MS, offline_alerts, series_samples, to_ms
+from prometheus_client.parser import text_string_to_metric_families
 
 from dharma.agents.anomaly.alerts import AlertPolicy, resolve_idle
 
@@ -78,3 +82,40 @@ def test_an_open_episode_recovered_after_a_restart_is_resolved_when_its_series_s
 
     (got,) = poll(resolved, "the dormant series' open episode resolved", timeout=120)
     assert got["alert_id"] == expected["alert_id"]
+
+
+def _capacity_evictions(worker: Any) -> float:
+    """``dharma_table_keys_evicted_total{table="detectors",reason="capacity"}`` of ``worker``
+    (its metrics port is in its log), 0 while not served."""
+    found = re.search(r"metrics\s+at\s+(http://127\.0\.0\.1:\d+/metrics)", worker.output())
+    if found is None:
+        return 0.0
+    with urllib.request.urlopen(found.group(1), timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (sample.name == "dharma_table_keys_evicted_total"
+                    and sample.labels == {"table": "detectors", "reason": "capacity"}):
+                return float(sample.value)
+    return 0.0
+
+
+def test_a_flood_of_new_series_is_capped_counted_and_still_scored(
+        producer: Any, workers: Any, reader: Any, poll: Any) -> None:
+    """One sample each for 200 new series through a worker that keeps at most 20
+    (``DHARMA_WORKER_MAX_SERIES``): every sample is scored, the detectors beyond the cap
+    are forgotten (least recently used first), and the worker counts them."""
+    prefix, n, cap = f"flood-{uuid.uuid4().hex[:6]}", 200, 20
+    mine = lambda v: str(v.get("source", "")).startswith(prefix)  # noqa: E731
+    predictions = reader("ml.predictions", mine)
+    worker = workers("anomaly", DHARMA_WORKER_MAX_SERIES=str(cap))
+    now = int(time.time() * 1000)
+    for i in range(n):
+        (sample,) = series_samples(f"{prefix}-{i:03d}", 1, now, seed=i)
+        producer.produce("metrics.raw", sample["source"], sample)
+    producer.flush()
+    poll(lambda: len({p["source"] for p in predictions.poll()}) >= n, "every sample scored",
+         timeout=90)
+    poll(lambda: _capacity_evictions(worker) >= n - cap,
+         "the detectors beyond the cap forgotten and counted", timeout=30,
+         describe=lambda: f"{_capacity_evictions(worker)} forgotten")

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from trust_helpers import recent, seed_event
+from trust_helpers import decided, recent, seed_event
 from trust_servers import own_postgres, own_redis
 
 from dharma.agents.trust import deterministic_id
@@ -126,9 +126,7 @@ def test_a_request_reporting_a_worse_posture_revokes_its_users_sessions(
     tag = uuid.uuid4().hex[:8]
     user, other, device = f"worse_{tag}", f"worse_other_{tag}", f"worse_dev_{tag}"
     good = seed_event(f"evt-good-{tag}", recent(60), user_id=user, device={"device_id": device})
-    producer.produce("audit.logs", user, good)
-    producer.flush()
-    (allow, _), *_ = poll(lambda: outputs.decisions(event_id=good["event_id"]), "ALLOW")
+    allow = decided(producer, outputs, poll, good)
     assert allow["decision"] == "ALLOW"
 
     bad_device = {"device_id": device, "encrypted": False, "firewall": False,
@@ -144,10 +142,10 @@ def test_a_request_reporting_a_worse_posture_revokes_its_users_sessions(
                        device=bad_device)
     producer.produce("audit.logs", user, worse)
     producer.flush()
-    decided = poll(lambda: outputs.decisions(event_id=worse["event_id"])
-                   if len(outputs.decisions(event_id=worse["event_id"])) >= 2 else None,
-                   "the request decided and the session re-evaluated")
-    by_session = {d["session_id"]: d["decision"] for d, _ in decided}
+    both = poll(lambda: outputs.decisions(event_id=worse["event_id"])
+                if len(outputs.decisions(event_id=worse["event_id"])) >= 2 else None,
+                "the request decided and the session re-evaluated")
+    by_session = {d["session_id"]: d["decision"] for d, _ in both}
     assert by_session[allow["session_id"]] == "REVOKE"
     assert not redis_client.exists(f"session:{allow['session_id']}")
 
@@ -161,17 +159,15 @@ def test_revalidation_that_cannot_reach_redis_raises_a_critical_alert(
         user, device = f"redisdown_{tag}", f"redisdown_dev_{tag}"
         good = seed_event(f"evt-rd-{tag}", recent(60), user_id=user,
                           device={"device_id": device})
-        producer.produce("audit.logs", user, good)
-        producer.flush()
-        (allow, _), *_ = poll(lambda: outputs.decisions(event_id=good["event_id"]), "ALLOW")
-        assert allow["decision"] == "ALLOW"
+        assert decided(producer, outputs, poll, good)["decision"] == "ALLOW"
 
         store.stop()
         posture = seed_event(f"evt-rdposture-{tag}", recent(30), user_id=user,
                              event_type="posture_update", resource="", action="",
                              device={"device_id": device, "compliance_score": 20.0})
+        # from another device: the posture reported for the first would deny it anyway
         request = seed_event(f"evt-rdrequest-{tag}", recent(20), user_id=user,
-                             device={"device_id": device})
+                             device={"device_id": f"{device}_2"})
         producer.produce("audit.logs", user, posture)
         producer.produce("audit.logs", user, request)
         producer.flush()

@@ -9,7 +9,14 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from trust_helpers import PAST_OK, audit_key, audit_rows, business_ts, recent, seed_event
+from trust_helpers import (
+    audit_key,
+    audit_rows,
+    business_hours_now,
+    decided,
+    recent,
+    seed_event,
+)
 
 from dharma.agents.trust import UserBehaviour
 from dharma.agents.trust.state import seed_behaviour
@@ -26,9 +33,10 @@ def test_seed_example_through_kafka(settings, producer, outputs, redis_client, s
         settings, group,
         {"admin_user_001": UserBehaviour(score=85, known_devices=("device_12345",))},
         key_of=audit_key(settings))
-    start_worker("trust", DHARMA_WORKER_APP_ID=group, **PAST_OK)  # 14:30 on a past weekday
+    # business hours are the deciding clock's: the worker's zone makes it about noon now
+    start_worker("trust", DHARMA_WORKER_APP_ID=group, **business_hours_now())
     event_id = f"evt-seed-{uuid.uuid4().hex[:8]}"
-    producer.produce("audit.logs", "admin_user_001", seed_event(event_id, business_ts()))
+    producer.produce("audit.logs", "admin_user_001", seed_event(event_id, recent(30)))
     producer.flush()
 
     (decision, _), *_ = poll(lambda: outputs.decisions(event_id=event_id), "decision emitted")
@@ -106,10 +114,10 @@ def test_replayed_event_is_audited_once(settings, producer, outputs, start_worke
     for _ in range(2):
         producer.produce("audit.logs", event["user_id"], event)
     producer.flush()
-    decided = poll(lambda: outputs.decisions(event_id=event["event_id"])
-                   if len(outputs.decisions(event_id=event["event_id"])) == 2 else None,
-                   "both copies decided")
-    assert {d["decision_id"] for d, _ in decided} == {decided[0][0]["decision_id"]}
+    copies = poll(lambda: outputs.decisions(event_id=event["event_id"])
+                  if len(outputs.decisions(event_id=event["event_id"])) == 2 else None,
+                  "both copies decided")
+    assert {d["decision_id"] for d, _ in copies} == {copies[0][0]["decision_id"]}
     assert len(audit_rows(settings, event["event_id"])) == 1
 
 
@@ -129,8 +137,8 @@ def test_restart_replays_records_without_counting_them_twice(
         producer.produce("audit.logs", event["user_id"], event)
     producer.flush()
     ids = {event["event_id"] for event in events}
-    decided = lambda: {d["event_id"] for d, _ in outputs.decisions()} & ids  # noqa: E731
-    poll(lambda: decided() == ids, "every record decided once")
+    seen = lambda: {d["event_id"] for d, _ in outputs.decisions()} & ids  # noqa: E731
+    poll(lambda: seen() == ids, "every record decided once")
     first.stop(signal.SIGKILL)
 
     start_worker("trust", **env)
@@ -146,24 +154,89 @@ def test_restart_replays_records_without_counting_them_twice(
 
 def test_replayed_allow_never_reopens_an_expired_session(settings, producer, outputs,
                                                          redis_client, start_worker, poll):
-    """Sessions live 2 s here; the ALLOW re-sent after expiry, while still fresh, is decided
-    again (same decision id) and opens nothing."""
-    start_worker("trust", DHARMA_TRUST_SESSION_TTL_S="2")
+    """Sessions live 10 s here; the ALLOW re-sent after expiry, while still fresh, opens
+    nothing and is emitted as DENY ``session_expired`` (audited beside the ALLOW), not as
+    an ALLOW whose session never opens."""
+    start_worker("trust", DHARMA_TRUST_SESSION_TTL_S="10")
     tag = uuid.uuid4().hex[:8]
-    event = seed_event(f"evt-expire-{tag}", recent(30), user_id=f"expire_{tag}",
+    event = seed_event(f"evt-expire-{tag}", recent(0), user_id=f"expire_{tag}",
                        device={"device_id": f"expire_dev_{tag}"})
     producer.produce("audit.logs", event["user_id"], event)
     producer.flush()
     (allow, _), *_ = poll(lambda: outputs.decisions(event_id=event["event_id"]), "ALLOW")
     key = f"session:{allow['session_id']}"
-    assert allow["decision"] == "ALLOW" and allow["expires_in"] == 2
+    assert allow["decision"] == "ALLOW" and allow["expires_in"] == 10
     poll(lambda: not redis_client.exists(key), "the session expired", timeout=30)
 
     producer.produce("audit.logs", event["user_id"], event)
     producer.flush()
-    decided = poll(lambda: outputs.decisions(event_id=event["event_id"])
-                   if len(outputs.decisions(event_id=event["event_id"])) == 2 else None,
-                   "the replay decided")
-    assert {d["decision_id"] for d, _ in decided} == {allow["decision_id"]}
+    both = poll(lambda: outputs.decisions(event_id=event["event_id"])
+                if len(outputs.decisions(event_id=event["event_id"])) == 2 else None,
+                "the replay decided")
+    replay = both[1][0]
+    assert (replay["decision"], replay["reasons"][0]) == ("DENY", "session_expired")
+    assert replay["decision_id"] != allow["decision_id"] and replay["session_id"] is None
     assert not redis_client.exists(key)
-    assert len(audit_rows(settings, event["event_id"])) == 1
+    rows = poll(lambda: len(audit_rows(settings, event["event_id"])) == 2
+                and audit_rows(settings, event["event_id"]), "the ALLOW and the DENY audited")
+    assert sorted(r["decision"] for r in rows) == ["ALLOW", "DENY"]
+
+
+def test_a_replayed_allow_of_a_revoked_session_is_denied(settings, producer, outputs,
+                                                         redis_client, start_worker, poll):
+    """Revoked by a request reporting a worse posture (nothing the engine remembers: the
+    replay, claiming the old posture, is ALLOWed on its merits), the session stays closed
+    and its replayed ALLOW goes out as DENY ``session_revoked``, audited."""
+    start_worker("trust")
+    tag = uuid.uuid4().hex[:8]
+    user, device = f"revoked_{tag}", f"revoked_dev_{tag}"
+    original = seed_event(f"evt-revoked-{tag}", recent(40), user_id=user,
+                          device={"device_id": device})
+    allow = decided(producer, outputs, poll, original)
+    assert allow["decision"] == "ALLOW"
+    worse = seed_event(f"evt-revoked-worse-{tag}", recent(30), user_id=user,
+                       resource="logs/app/web",
+                       device={"device_id": device, "compliance_score": 80.0})
+    producer.produce("audit.logs", user, worse)
+    producer.flush()
+    poll(lambda: [d for d, _ in outputs.decisions(session_id=allow["session_id"])
+                  if d["decision"] == "REVOKE"], "the session revoked")
+
+    producer.produce("audit.logs", user, original)
+    producer.flush()
+    (_, _), (replay, _) = poll(
+        lambda: (found := outputs.decisions(event_id=original["event_id"]))[1:] and found,
+        "the replay decided")
+    assert (replay["decision"], replay["reasons"][0]) == ("DENY", "session_revoked")
+    assert (replay["session_id"], replay["expires_in"]) == (None, 0)
+    assert not redis_client.exists(f"session:{allow['session_id']}")
+    rows = poll(lambda: len(audit_rows(settings, original["event_id"])) == 2
+                and audit_rows(settings, original["event_id"]), "both audited")
+    assert sorted(r["decision"] for r in rows) == ["ALLOW", "DENY"]
+
+
+def test_two_requests_under_one_event_id_one_allow_with_its_session_and_row(
+        settings, producer, outputs, redis_client, start_worker, poll):
+    """The event id is the requester's: two different requests sent under one id (here in
+    one batch) get one ALLOW, whose session opens and whose audit row describes it, and
+    one DENY ``audit_conflict`` with a row of its own."""
+    start_worker("trust")
+    tag = uuid.uuid4().hex[:8]
+    user, event_id = f"twin_{tag}", f"evt-twin-{tag}"
+    read = seed_event(event_id, recent(20), user_id=user, device={"device_id": f"tw_{tag}"})
+    write = dict(read, action="write", ts=read["ts"] + 1000)
+    for event in (read, write):
+        producer.produce("audit.logs", user, event)
+    producer.flush()
+    both = poll(lambda: (found := outputs.decisions(event_id=event_id))[1:] and found,
+                "both decided")
+    by_verdict = {d["decision"]: d for d, _ in both}
+    assert sorted(by_verdict) == ["ALLOW", "DENY"]
+    allow, deny = by_verdict["ALLOW"], by_verdict["DENY"]
+    assert deny["reasons"][0] == "audit_conflict"
+    assert redis_client.exists(f"session:{allow['session_id']}")
+    rows = poll(lambda: len(audit_rows(settings, event_id)) == 2 and audit_rows(
+        settings, event_id), "both audited")
+    stored = {r["decision_id"]: r for r in rows}
+    assert stored[allow["decision_id"]]["action"] == allow["action"]
+    assert stored[deny["decision_id"]]["decision"] == "DENY"

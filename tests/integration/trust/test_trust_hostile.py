@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from trust_helpers import audit_rows, recent, seed_event
+from trust_helpers import audit_rows, decided, recent, seed_event
 
 from dharma.streams.tailer import Tailer
 
@@ -94,3 +94,30 @@ def test_deny_burst_raises_exactly_one_alert(settings, producer, outputs, start_
     bursts = outputs.alerts(source=user, kind="access_denied_burst")
     assert len(bursts) == 1
     assert len({a["fingerprint"] for a in outputs.alerts(source=user)}) == 2
+
+
+def test_a_mis_keyed_risk_signal_is_dead_lettered_and_still_revokes(
+        settings, producer, outputs, redis_client, start_worker, poll):
+    """A record whose key is not its user_id is a contract violation (it would be decided,
+    and written, on another user's partition); a risk signal so keyed is dead-lettered but
+    still revokes the sessions it names: it only lowers trust."""
+    start_worker("trust")
+    tag = uuid.uuid4().hex[:8]
+    user, device = f"miskeyed_{tag}", {"device_id": f"miskeyed_dev_{tag}"}
+    allow = decided(producer, outputs, poll,
+                    seed_event(f"evt-mk-{tag}", recent(30), user_id=user, device=device))
+    assert allow["decision"] == "ALLOW"
+    risk = seed_event(f"evt-mk-risk-{tag}", recent(5), user_id=user, device=device,
+                      event_type="risk_signal", resource="", action="",
+                      risk_reason="session_hijack")
+    with Tailer(settings, ["audit.logs.dlq"], from_beginning=True) as dlq:
+        producer.produce("audit.logs", f"someone_else_{tag}", risk)
+        producer.flush()
+        (letter, *_) = poll(lambda: [v for _, v in dlq.poll(0.5)
+                                     if tag.encode() in (v["original_value"] or b"")],
+                            "the risk signal dead-lettered")
+    assert (letter["error_kind"], "key" in letter["reason"]) == ("contract_violation", True)
+    revoked = poll(lambda: [d for d, _ in outputs.decisions(session_id=allow["session_id"])
+                            if d["decision"] == "REVOKE"], "the session revoked")
+    assert revoked[0]["event_id"] == risk["event_id"]
+    assert not redis_client.exists(f"session:{allow['session_id']}")

@@ -28,7 +28,7 @@ def _session(tag: str, **overrides: Any) -> tuple[Session, AccessEvent]:
 
 def test_a_session_opens_once_never_after_expiry_or_revocation(settings, redis_client):
     """Sessions live 1 s here; opened and revoked ids are kept for the guard (its default,
-    1,830 s: session TTL + freshness + skew of the default configuration)."""
+    930 s: session TTL + skew of the default configuration)."""
     url = settings.redis.url.get_secret_value()
     expiring, _ = _session(uuid.uuid4().hex[:8])
     revoked, _ = _session(uuid.uuid4().hex[:8])
@@ -49,7 +49,7 @@ def test_a_session_opens_once_never_after_expiry_or_revocation(settings, redis_c
     assert asyncio.run(scenario()) == [2, 0, 0]
     assert not redis_client.exists(f"session:{expiring.session_id}")
     assert not redis_client.exists(f"session:{revoked.session_id}")
-    assert 1800 < redis_client.ttl(f"session:{revoked.session_id}:revoked") <= 1830
+    assert 900 < redis_client.ttl(f"session:{revoked.session_id}:revoked") <= 930
 
 
 def test_open_reports_pairs_whose_requests_report_a_worse_posture(settings):
@@ -65,9 +65,9 @@ def test_open_reports_pairs_whose_requests_report_a_worse_posture(settings):
         pair = (event.user_id, event.device.device_id)
         good = posture_of(event.record["device"], config)
         worse = (good[0], 0, *good[2:])  # no longer encrypted
-        _, first = await store.open([(session, good)], {pair: good})
-        _, same = await store.open([], {pair: good})
-        _, flagged = await store.open([], {pair: worse, ("nobody", "nothing"): worse})
+        first = (await store.open([(session, good)], {pair: good})).worse
+        same = (await store.open([], {pair: good})).worse
+        flagged = (await store.open([], {pair: worse, ("nobody", "nothing"): worse})).worse
         await store.close()
         return first, same, flagged
 
@@ -77,30 +77,76 @@ def test_open_reports_pairs_whose_requests_report_a_worse_posture(settings):
 
 
 def test_audit_confirms_only_allows_it_holds_as_such(settings):
+    """An ALLOW counts as committed only when the row under its id describes it: not when
+    another request (a DENY, or another user's ALLOW) took the id first, nor for the second
+    of two requests sharing an id in one batch."""
     dsn = settings.postgres.dsn.get_secret_value()
     engine = default_engine()
 
-    async def scenario() -> list[set[str]]:
+    async def scenario() -> list[set[int]]:
         sink = AuditSink(dsn)
         tag = uuid.uuid4().hex[:8]
         allow_record = seed_event(f"evt-audit-{tag}", recent(), user_id=f"audit_{tag}")
         allow = engine.decide(allow_record, UserBehaviour(score=85)).to_record()
         # another record under the same event id, decided first: it takes the decision id
         forged = engine.decide(dict(allow_record, roles=["intern"])).to_record()
-        other = engine.decide(dict(allow_record, event_id=f"evt-audit2-{tag}"),
-                              UserBehaviour(score=85)).to_record()
-        assert allow["decision"] == other["decision"] == "ALLOW" and forged["decision"] == "DENY"
+        other_record = dict(allow_record, event_id=f"evt-audit2-{tag}")
+        other = engine.decide(other_record, UserBehaviour(score=85)).to_record()
+        # another user's ALLOW under other's id: the same decision id, another request
+        intruder_record = dict(other_record, user_id=f"intruder_{tag}")
+        intruder = engine.decide(intruder_record, UserBehaviour(score=85)).to_record()
+        twin_record = seed_event(f"evt-audit3-{tag}", recent(), user_id=f"twin_{tag}")
+        twin = engine.decide(twin_record, UserBehaviour(score=85)).to_record()
+        twin_intruder_record = dict(twin_record, resource="database/production/other")
+        twin_intruder = engine.decide(twin_intruder_record, UserBehaviour(score=85)).to_record()
+        assert {allow["decision"], other["decision"], intruder["decision"], twin["decision"],
+                twin_intruder["decision"]} == {"ALLOW"} and forged["decision"] == "DENY"
+        assert intruder["decision_id"] == other["decision_id"]
         confirmed = [await sink.append([audit_row(forged, allow_record)]),
                      await sink.append([audit_row(allow, allow_record),
-                                        audit_row(other, allow_record)]),
-                     await sink.append([audit_row(other, allow_record)])]  # redelivered
+                                        audit_row(other, other_record)]),
+                     await sink.append([audit_row(other, other_record)]),  # redelivered
+                     await sink.append([audit_row(intruder, intruder_record)]),
+                     await sink.append([audit_row(twin, twin_record),
+                                        audit_row(twin_intruder, twin_intruder_record)])]
         await sink.close()
-        return [confirmed[0], confirmed[1], confirmed[2], {other["decision_id"]}]
+        return confirmed
 
-    first, second, again, other = asyncio.run(scenario())
+    first, second, again, intruder, twins = asyncio.run(scenario())
     assert first == set()
-    assert second == other  # the ALLOW whose id holds the forged DENY is not confirmed
-    assert again == other
+    assert second == {1}  # the ALLOW whose id holds the forged DENY is not confirmed
+    assert again == {0}
+    assert intruder == set()  # another user's ALLOW under a stored ALLOW's id
+    assert twins == {0}  # one row stored for the id: the first; the second is not it
+
+
+def test_a_refused_open_says_why(settings, redis_client):
+    """The store names the sessions it refuses to open: revoked, or expired (opened once,
+    gone since); a session opened before and still live is a redelivery, not refused."""
+    url = settings.redis.url.get_secret_value()
+    live, _ = _session(uuid.uuid4().hex[:8])
+    revoked, _ = _session(uuid.uuid4().hex[:8])
+    expiring, _ = _session(uuid.uuid4().hex[:8])
+    posture = (95.0, 1, 1, 1, 10)
+
+    async def scenario() -> list[Any]:
+        store, short = SessionStore(url), SessionStore(url, ttl_s=1)
+        first = await store.open([(live, posture), (revoked, posture)], {})
+        await short.open([(expiring, posture)], {})
+        await store.end([revoked], [])
+        deadline = time.monotonic() + 10
+        while redis_client.exists(f"session:{expiring.session_id}") and \
+                time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        again = await store.open([(live, posture), (revoked, posture), (expiring, posture)], {})
+        await store.close()
+        await short.close()
+        return [first, again]
+
+    first, again = asyncio.run(scenario())
+    assert (first.opened, first.refused) == (2, {})
+    assert again.opened == 0
+    assert again.refused == {revoked.session_id: "revoked", expiring.session_id: "expired"}
 
 
 def test_session_indexes_hold_live_sessions_only(settings, redis_client):

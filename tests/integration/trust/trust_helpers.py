@@ -29,9 +29,13 @@ def business_ts(config: TrustConfig | None = None, hour: int = 14, minute: int =
     return day
 
 
-#: Worker settings for tests that send requests dated at a past business hour (the
-#: seed's 14:30 on a weekday): requests up to eight days old are fresh enough.
-PAST_OK = {"DHARMA_TRUST_MAX_REQUEST_AGE_S": str(8 * 86_400)}
+def business_hours_now() -> dict[str, str]:
+    """Worker settings under which the worker's clock reads business hours for the next
+    few hours, whenever the test runs: a fixed-offset zone where it is now about noon,
+    every day a business day (business hours are judged at the deciding clock)."""
+    offset = 12 - datetime.now(UTC).hour  # -11 ... +12
+    zone = "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"  # POSIX signs: inverted
+    return {"DHARMA_TRUST_TIMEZONE": zone, "DHARMA_TRUST_BUSINESS_DAYS": "1,2,3,4,5,6,7"}
 
 
 def recent(seconds_ago: float = 60.0) -> datetime:
@@ -105,3 +109,10 @@ class Outputs:
                 and all(v.get(k) == want for k, want in match.items())]
 
 
+def decided(producer: Any, outputs: Outputs, poll: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """Produce ``event`` (keyed by its user) and return the first decision about it."""
+    producer.produce("audit.logs", event["user_id"], event)
+    producer.flush()
+    (decision, _), *_ = poll(lambda: outputs.decisions(event_id=event["event_id"]),
+                             f"{event['event_id']} decided")
+    return decision

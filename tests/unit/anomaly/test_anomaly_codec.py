@@ -28,10 +28,10 @@ from dharma.streams.errors import BrokenCheckpoint
 CODEC = CheckpointCodec(make_detector)
 T0_MS = 1_700_000_000_000
 
-#: Every field of a version-1 checkpoint. A change to any part's ``to_state`` changes
+#: Every field of a checkpoint of the current version. A change to any part's ``to_state`` changes
 #: this list: bump ``CHECKPOINT_VERSION`` (old checkpoints are then refused, not
 #: misread) and update the list (see ``agents/anomaly/codec.py``, "Adding a field").
-LAYOUT = {2: [
+LAYOUT = {3: [
     "alert.firing_since", "alert.last_sent", "alert.last_ts", "alert.metric",
     "alert.normal_count", "alert.normal_since", "alert.peak", "alert.source",
     "detector.baseline.day.bins", "detector.baseline.day.first", "detector.baseline.day.spread",
@@ -40,6 +40,7 @@ LAYOUT = {2: [
     "detector.baseline.slow", "detector.baseline.week.bins", "detector.baseline.week.first",
     "detector.baseline.week.spread", "detector.baseline.week.width",
     "detector.clock.gaps", "detector.clock.interval", "detector.clock.last", "detector.clock.pos",
+    "detector.clock.seen", "detector.clock.seen_pos",
     "detector.episode.age", "detector.episode.calm", "detector.episode.hi",
     "detector.episode.lo", "detector.episode.recent",
     "detector.hist.counts", "detector.hist.hi", "detector.hist.lo",

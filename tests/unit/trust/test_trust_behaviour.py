@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from dharma.agents.trust import AccessEvent, UserBehaviour, haversine_km, parse_access_event
-from dharma.agents.trust.behaviour import BEHAVIOUR_ADAPTER
+from dharma.agents.trust.behaviour import BEHAVIOUR_ADAPTER, ReportedPosture
 
 Seed = Callable[..., dict[str, Any]]
 MIN = 60_000
@@ -93,7 +93,9 @@ def test_risk_signal_and_posture_update(seed: Seed) -> None:
     assert UserBehaviour(score=70).observe(risk, "DENY").score == 50
     assert UserBehaviour(score=10).observe(risk, "DENY").score == 0
     posture = _ev(seed, event_type="posture_update", resource="", action="")
-    assert UserBehaviour(score=70).observe(posture, "DENY") == UserBehaviour(score=70)
+    after = UserBehaviour(score=70).observe(posture, "DENY")
+    assert after.score == 70 and after.events == 0  # a report, not a request
+    assert after.reported_posture("device_12345") == ReportedPosture.of(posture)
 
 
 def test_memory_is_bounded(seed: Seed) -> None:

@@ -63,3 +63,14 @@ def test_validate_bad(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["policy", "validate", str(tmp_path)])
     assert result.exit_code == 1
     assert "error" in result.output
+
+
+def test_validate_names_a_file_that_lost_its_policies(tmp_path: Path) -> None:
+    import shutil
+
+    policies = tmp_path / "policies"
+    shutil.copytree(POLICIES, policies)
+    (policies / "90-forbid.yaml").write_text("")  # a deploy that truncated the file
+    result = CliRunner().invoke(_app(), ["policy", "validate", str(policies)])
+    assert result.exit_code == 1
+    assert "90-forbid.yaml" in result.output and "empty" in result.output

@@ -236,9 +236,10 @@ def test_skew_and_freshness_are_configurable(seed: Seed) -> None:
         "clock_skew"
     assert strict.decide(raw, UserBehaviour(score=85), now_ms=raw["ts"] + 61_000).reasons[0] == \
         "stale_request"
-    assert TrustConfig().replay_guard_s == 900 + 900 + 30
+    assert TrustConfig().replay_guard_s == 900 + 30  # session lifetime + skew
+    assert TrustConfig(max_request_age_seconds=400 * 86_400).replay_guard_s == 930
     with pytest.raises(ValueError, match="replay_guard_seconds"):
-        TrustConfig(replay_guard_seconds=1000)
+        TrustConfig(replay_guard_seconds=900)
 
 
 def test_refused_record_with_absurd_time_is_storable(engine: TrustEngine, seed: Seed) -> None:

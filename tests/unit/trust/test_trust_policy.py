@@ -11,6 +11,8 @@ import pytest
 from dharma.agents.trust import (
     PolicyError,
     PolicySet,
+    TrustConfig,
+    TrustEngine,
     UserBehaviour,
     Verdict,
     default_engine,
@@ -161,3 +163,79 @@ def test_no_role_no_mfa_outside_on_a_bare_device_reads_nothing(
     decision = default_engine().decide(raw, UserBehaviour())
     assert decision.decision is Verdict.DENY
     assert any(r.startswith("role:") for r in decision.reasons)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("", "empty"),
+    ("# all commented out\n", "empty"),
+    ("version: '1'\npolicies:\n", "must be a list"),
+    ("version: '1'\npolicies: []\n", "no policies"),
+    ("version: '1'\npolices:\n  - {id: x, name: x, resource: a/*, actions: [read],"
+     " roles_any: [admin]}\n", "unknown top-level key"),
+    ("version: '1'\n", "no 'policies' list"),
+    ("[]\n", "no policies"),
+    ("just text\n", "must be a list"),
+])
+def test_a_policy_file_that_holds_no_policy_is_an_error(tmp_path: Path, text: str,
+                                                        problem: str) -> None:
+    """A misspelt key, a truncated or emptied file never drops its policies silently."""
+    (tmp_path / "10-ok.yaml").write_text(
+        "policies:\n  - {id: ok, name: ok, resource: a/*, actions: [read], roles_any: [x]}\n")
+    (tmp_path / "90-forbid.yaml").write_text(text)
+    errors = validate_policies(tmp_path)
+    assert len(errors) == 1 and errors[0].startswith("90-forbid.yaml: ") and problem in errors[0]
+    with pytest.raises(PolicyError):
+        load_policy_set(tmp_path)
+
+
+def _forbid(**when: Any) -> TrustEngine:
+    return TrustEngine(PolicySet.from_documents([{"policies": [
+        _p("permit", "**", ["*"], roles_any=["admin"], min_trust_level="LOW"),
+        _p("forbid", "**", ["*"], effect="forbid", when=when)]}]),
+        TrustConfig(internal_networks=("10.20.0.0/16",)))
+
+
+@pytest.mark.parametrize(("when", "changes", "forbidden"), [
+    ({"production": True}, {"resource": "metrics/eu/prod/db"}, True),
+    ({"production": True}, {"resource": "a/b/c/production"}, True),
+    ({"production": True}, {"resource": "metrics/eu/productions/db"}, False),
+    ({"outside_internal_networks": True}, {"source_ip": "192.168.1.5"}, True),
+    ({"outside_internal_networks": True}, {"source_ip": "10.20.3.4"}, False),
+    ({"unless_actions_any": ["read"]}, {"action": "read"}, False),
+    ({"unless_actions_any": ["read"]}, {"action": "restart"}, True),
+])
+def test_forbid_predicates_follow_the_engines_configuration(
+        seed: Callable[..., dict[str, Any]], when: dict[str, Any], changes: dict[str, Any],
+        forbidden: bool) -> None:
+    """``production`` is the engine's own notion (any segment production or prod) and
+    ``outside_internal_networks`` the configured networks: one definition for scores
+    and guard rails."""
+    decision = _forbid(**when).decide(seed(**changes), UserBehaviour(score=85))
+    assert (decision.policy_id == "forbid") is forbidden, decision.reasons
+    assert decision.decision is (Verdict.DENY if forbidden else Verdict.ALLOW)
+
+
+def test_a_permit_may_require_the_configured_internal_networks(
+        seed: Callable[..., dict[str, Any]]) -> None:
+    engine = TrustEngine(PolicySet.from_documents([{"policies": [
+        _p("p", "**", ["read"], min_trust_level="LOW",
+           conditions={"internal_network_required": True})]}]),
+        TrustConfig(internal_networks=("10.20.0.0/16",)))
+    inside = engine.decide(seed(source_ip="10.20.0.7"), UserBehaviour(score=85))
+    outside = engine.decide(seed(source_ip="10.0.1.50"), UserBehaviour(score=85))
+    assert inside.decision is Verdict.ALLOW
+    assert outside.decision is Verdict.DENY
+    assert "condition: source IP not in the internal networks" in outside.reasons
+
+
+@pytest.mark.parametrize("action", ["write", "delete", "admin", "deploy", "restart", "scale",
+                                    "exec"])
+@pytest.mark.parametrize("resource", ["database/production/customer_db",
+                                      "k8s/production/cluster-1", "secrets/production/key",
+                                      "infra/prod/host-1"])
+def test_shipped_policies_forbid_every_production_change_from_outside(
+        seed: Callable[..., dict[str, Any]], action: str, resource: str) -> None:
+    raw = seed(roles=["admin", "dba", "sre", "ops"], resource=resource, action=action,
+               source_ip="203.0.113.9")
+    decision = default_engine().decide(raw, UserBehaviour(score=100))
+    assert (decision.decision, decision.policy_id) == (Verdict.DENY, "pol_901")

@@ -90,6 +90,7 @@ conditions = st.fixed_dictionaries(
         "recent_auth_required": st.booleans(),
         "min_device_compliance": st.integers(0, 100),
         "business_hours_only": st.booleans(),
+        "internal_network_required": st.booleans(),
         # allow-lists contain the internal networks (see docs/trust.md, monotonicity)
         "allowed_networks": st.sampled_from([["10.0.0.0/8"], ["10.0.0.0/8", "203.0.113.0/24"]]),
     },
@@ -100,7 +101,10 @@ WHEN: dict[str, st.SearchStrategy[Any]] = {
     "mfa_missing": st.just(True),
     "outside_business_hours": st.just(True),
     "outside_networks": st.just(["10.0.0.0/8"]),
+    "outside_internal_networks": st.just(True),
+    "production": st.just(True),
     "unless_roles_any": st.lists(st.sampled_from(ROLES), min_size=1, max_size=2),
+    "unless_actions_any": st.lists(st.sampled_from(ACTIONS), min_size=1, max_size=2),
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 import pytest
 from pydantic import ValidationError
@@ -26,7 +26,7 @@ def test_timezone_networks_and_time_limits_from_the_environment(
     monday_1430_utc = datetime(2025, 12, 8, 14, 30, tzinfo=UTC)  # 23:30 in Tokyo
     assert not config.is_business_hours(monday_1430_utc)
     assert (config.clock_skew_seconds, config.max_request_age_seconds,
-            config.allow_ttl_seconds, config.replay_guard_s) == (5, 120, 600, 725)
+            config.allow_ttl_seconds, config.replay_guard_s) == (5, 120, 600, 605)
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -36,10 +36,27 @@ def test_defaults_are_the_documented_ones() -> None:
         "UTC", 30, 900)
 
 
+def test_business_hours_and_the_compromise_hold_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DHARMA_TRUST_BUSINESS_HOURS", "07:30-16:00")
+    monkeypatch.setenv("DHARMA_TRUST_BUSINESS_DAYS", "6,7")
+    monkeypatch.setenv("DHARMA_TRUST_COMPROMISE_HOLD_S", "3600")
+    config = TrustConfig.from_settings(Settings().trust)
+    assert (config.business_start, config.business_end) == (time(7, 30), time(16, 0))
+    assert config.business_days == frozenset({6, 7})
+    assert config.compromise_hold_seconds == 3600
+    assert config.is_business_hours(datetime(2025, 12, 7, 15, 59, tzinfo=UTC))  # a Sunday
+    assert not config.is_business_hours(datetime(2025, 12, 8, 10, 0, tzinfo=UTC))  # Monday
+
+
 @pytest.mark.parametrize(("name", "value"), [
     ("DHARMA_TRUST_TIMEZONE", "Mars/Olympus"),
     ("DHARMA_TRUST_INTERNAL_NETWORKS", "10.0.0.0/33"),
     ("DHARMA_TRUST_REPLAY_GUARD_S", "60"),
+    ("DHARMA_TRUST_BUSINESS_HOURS", "18:00-09:00"),
+    ("DHARMA_TRUST_BUSINESS_HOURS", "9-18"),
+    ("DHARMA_TRUST_BUSINESS_DAYS", "0,8"),
+    ("DHARMA_TRUST_COMPROMISE_HOLD_S", "-1"),
 ])
 def test_a_bad_setting_stops_the_worker_from_starting(monkeypatch: pytest.MonkeyPatch,
                                                        name: str, value: str) -> None:

@@ -50,6 +50,10 @@ ABSURD = {
     "location_half_set": {**GOOD, "last_located_ms": NOW},
     "denial_time_absurd": {**GOOD, "denials": [2**62]},
     "offset_negative": {**GOOD, "last_seen": [0, -5]},
+    "compromised_as_text": {**GOOD, "compromised_ms": "never"},
+    "posture_absurd": {**GOOD, "postures": [{
+        "device_id": "device_12345", "at_ms": NOW, "compliance_score": 1e9, "encrypted": True,
+        "firewall": True, "antivirus": True, "patch_level": "latest"}]},
 }
 
 
@@ -183,3 +187,37 @@ def test_an_unreadable_alert_state_starts_afresh(engine: TrustEngine, seed: Seed
     assert decisions(out)["admin_user_001"][0] == "ALLOW"
     assert state.alerts_of("admin_user_001") == AlertState()
     assert rejected(metrics, ALERT_TABLE) == 1.0
+
+
+def test_an_allow_turned_deny_after_the_fold_teaches_nothing(engine: TrustEngine,
+                                                             seed: Seed) -> None:
+    """The pipeline may refuse an ALLOW after the fold (audit conflict, session revoked or
+    unavailable): the user's behaviour is observed again with the DENY before anything is
+    written, so the refused request's device is never learnt, not even for a moment; the
+    user's other events (a risk signal) still count."""
+    from dharma.agents.trust.engine import fail_closed
+
+    state, emitter = state_of(PipelineMetrics(CollectorRegistry()), engine)
+    known = batch(seed, ["u"], device={"device_id": "laptop_a"})
+    out = state.fold(known, NOW)
+    state.store(out)
+    risk = batch(seed, ["u"], start=1, event_type="risk_signal", resource="", action="",
+                 risk_reason="odd_login")
+    new = batch(seed, ["u"], start=2, device={"device_id": "laptop_b"})
+    out = state.fold([*risk, *new], NOW)
+    (_, taught, _, _), = out.changed
+    assert taught is not None and "laptop_b" in taught.known_devices  # the fold's view
+    (_, _, allow), = out.decided
+    sent = len(emitter.sent)
+    state.relearn(out, [allow], NOW)  # nothing turned: nothing redone
+    assert out.changed[0][1] is taught
+    state.relearn(out, [fail_closed(allow, "audit_conflict", "another decision holds its id")],
+                  NOW)
+    state.store(out)
+    after = state.behaviour_of("u")
+    assert after.known_devices == ("laptop_a",)
+    assert (after.events, after.last_seen, len(after.denials)) == (2, (0, 2), 1)
+    assert after.score == 50.5 - 20 - 10  # the risk signal and the new device still count
+    (record,) = [v for topic, _, v, _ in emitter.sent[sent:]
+                 if topic.endswith(f"{BEHAVIOUR_TABLE}-changelog")]
+    assert record is not None and orjson.loads(record) == after.to_dict()  # written once
