@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -14,8 +15,8 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll,
-                                                           pick_port) -> None:
+def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll: Any,
+                                                           pick_port: Any) -> None:
     state = tmp_path / "state"
     env = {
         **os.environ,
