@@ -38,6 +38,11 @@ Each override, its upstream bug or limitation, and the test that covers it
 * **recovered key's partition** (:mod:`.store`): the memory store keeps it
   private, ``Store._key_partition`` (no upstream issue found).  Contract,
   ``integration/anomaly/test_anomaly_eviction.py``.
+* **table writes** (relied on by :class:`~dharma.streams.changelog.TableWriter`,
+  which writes ``table.data`` and emits each changelog record itself, through
+  librdkafka): writing the memory store sends no changelog record of its own
+  (Faust's ``table[key] = value`` costs tens of microseconds of Python per
+  write; not a bug, no upstream issue).  Contract.
 * **quiet worker** (:mod:`.worker`): Faust's spinner sets the root logger to
   DEBUG (no upstream issue found).  Contract.
 

@@ -329,3 +329,18 @@ def test_agents_and_the_sensor_find_the_faust_api_they_use() -> None:
              "on_send_initiated", "on_send_completed")
     assert all(hasattr(faust.Sensor, hook) for hook in hooks)
     assert "time_in" in Message.__slots__
+
+
+def test_writes_to_the_table_store_send_no_changelog_record(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """:class:`~dharma.streams.changelog.TableWriter` writes ``table.data`` and emits the
+    changelog record itself: the store must not send one of its own."""
+    app = faust.App("t-contract-data", broker="kafka://127.0.0.1:1", store="memory://",
+                    web_enabled=False)
+    table = app.Table("t", default=None, key_type=bytes, value_type=bytes)
+    sent: list[Any] = []
+    assert hasattr(table, "_send_changelog"), broken("TableWriter", "Table._send_changelog")
+    monkeypatch.setattr(table, "_send_changelog", lambda *args, **kw: sent.append(args))
+    table.data[b"k"] = b"v"
+    assert table.data.pop(b"k", None) == b"v"
+    assert not sent, broken("TableWriter", "writing table.data now sends changelog records")
