@@ -13,6 +13,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import inspect
+import os
 import re
 from functools import cache
 
@@ -46,7 +47,9 @@ def test_the_collection_finds_examples() -> None:
 
 
 @pytest.mark.parametrize("name", modules_with_examples())
-def test_module_doctests(name: str) -> None:
+def test_module_doctests(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in [v for v in os.environ if v.startswith("DHARMA_")]:
+        monkeypatch.delenv(variable)  # examples show the defaults, not the test stack's
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
     for test in examples_by_module()[name]:
         runner.run(test)

@@ -115,7 +115,7 @@ WITHOUT_EMBEDDED = textwrap.dedent("""
     from dharma.streams.settings import Settings
 
     settings = Settings()
-    stack = EmbeddedStack(settings)  # down/status need no wheel until a service is built
+    EmbeddedStack(settings)  # builds its services (imports a wheel) only on first use
     errors = {}
     for build in (services.postgres_service, services.kafka_service,
                   services.falkordb_service, services.all_services):
