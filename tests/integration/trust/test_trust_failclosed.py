@@ -29,13 +29,13 @@ def _letters(dlq: Tailer, into: list[dict[str, Any]], tag: str) -> list[dict[str
     return into
 
 
-def test_no_session_opens_while_postgres_is_down(
-        settings: Any, tmp_path: Path, pick_port: Any, producer: Any, outputs: Any,
-        redis_client: Any, start_worker: Any, read_changelog: Any, poll: Any) -> None:
+def test_no_session_opens_while_postgres_is_down(settings: Any, pick_port: Any, producer: Any,
+                                                 outputs: Any, redis_client: Any, start_worker: Any,
+                                                 read_changelog: Any, poll: Any) -> None:
     """A real PostgreSQL of the worker's own is stopped and started again."""
     group = f"pg{uuid.uuid4().hex[:8]}"
     changelog = f"{group}-trust-trust-user-behaviour-changelog"
-    with own_postgres(tmp_path / "pg", pick_port()) as pg, \
+    with own_postgres(pick_port()) as pg, \
             Tailer(settings, ["audit.logs.dlq"], from_beginning=True) as dlq:
         start_worker("trust", DHARMA_POSTGRES_DSN=pg.url, DHARMA_WORKER_APP_ID=group)
         tag = uuid.uuid4().hex[:8]
