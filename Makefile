@@ -20,12 +20,12 @@ run: install
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy streams agents sinks topologies infra bench
+	$(BIN)/mypy streams agents sinks topologies infra bench cli synthetic
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy streams agents sinks topologies infra bench
+	$(BIN)/mypy streams agents sinks topologies infra bench cli synthetic
 
 bench: install
 	$(BIN)/dharma bench ingest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dharma.streams.cli.common import console, load_settings, setup_logging
+from dharma.cli.common import console, load_settings, setup_logging
 
 
 def worker(
