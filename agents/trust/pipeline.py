@@ -124,7 +124,7 @@ class TrustPipeline:
         self.dlq = raw_topic(app, AUDIT_LOGS.dlq)
         settings, config = ctx.settings, engine.config
         self.audit = AuditSink(settings.postgres.dsn.get_secret_value())
-        self.sessions = SessionStore(settings.redis.url.get_secret_value(),
+        self.sessions = SessionStore(settings.redis.url.get_secret_value(), Session.from_dict,
                                      ttl_s=config.allow_ttl_seconds, guard_s=config.replay_guard_s)
 
     async def process(self, accepted: Accepted, refused: Refused,
