@@ -21,11 +21,13 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy streams agents sinks topologies infra bench cli synthetic
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy streams agents sinks topologies infra bench cli synthetic
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/dharma bench ingest
