@@ -56,7 +56,7 @@ class Capability:
 
     name: str
     consumes: tuple[TopicSpec, ...]
-    #: Topics it produces to (dead-letter topics included), as its agent declares them.
+    #: Topics it produces to, dead-letter topics included (its table changelogs aside).
     emits: tuple[TopicSpec, ...] = ()
     #: Consumed topics whose rejected input this capability sends to their dead-letter topic.
     dead_letters: tuple[TopicSpec, ...] = ()

@@ -53,7 +53,7 @@ def broken_contracts(tree: Path) -> set[str]:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree)}
     done = subprocess.run([LINT_IMPORTS, str(CONFIG), "--no-cache"], cwd=tree, env=env,
                           capture_output=True, text=True, timeout=120)
-    verdicts = dict(m.groups() for m in VERDICT.finditer(done.stdout))
+    verdicts = {m[1]: m[2] for m in VERDICT.finditer(done.stdout)}
     assert verdicts.keys() == CONTRACTS.keys(), done.stdout + done.stderr
     broken = {name for name, verdict in verdicts.items() if verdict == "BROKEN"}
     assert (done.returncode == 0) == (not broken), done.stdout
