@@ -1,18 +1,24 @@
-"""Topologies build side by side in one process, each counting into its own registry,
-and a topology whose agent consumes other topics than declared does not build."""
+"""Topologies build side by side in one process, each counting into its own registry;
+a topology whose agent consumes other topics than declared does not build, nor one
+giving the trust agent a session store that forgets sessions sooner than its engine."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import faust
 import pytest
 from prometheus_client import CollectorRegistry
 
+from dharma.agents.trust import agent as trust_agent
+from dharma.agents.trust.session import Session
+from dharma.sinks.sessions import SessionStore
 from dharma.streams.app import StreamContext, raw_topic
 from dharma.streams.metrics import PipelineMetrics
 from dharma.streams.topics import AUDIT_LOGS, METRICS_RAW
-from dharma.topologies import TOPOLOGIES, Capability, Topology, TopologyError
+from dharma.topologies import TOPOLOGIES, Capability, Topology, TopologyError, trust
 
 pytestmark = pytest.mark.integration
 
@@ -47,3 +53,17 @@ def test_an_agent_on_another_topic_than_declared_does_not_build(settings: Any) -
         register=register),), settings)
     with pytest.raises(TopologyError, match=r"consumes audit\.logs, not metrics\.raw"):
         value.build(PipelineMetrics(CollectorRegistry()))
+
+
+def test_a_session_store_shorter_lived_than_the_engine_says_does_not_build(
+        settings: Any) -> None:
+    value = trust(settings)
+    (decide,) = value.capabilities
+    audit, sessions = decide.sinks
+    short = SessionStore(settings.redis.url.get_secret_value(), Session.from_dict,
+                         ttl_s=1, guard_s=sessions.guard_s)
+    register = partial(trust_agent.register, audit=audit, sessions=short)
+    forgetful = replace(value, capabilities=(
+        replace(decide, sinks=(audit, short), register=register),))
+    with pytest.raises(ValueError, match="TTL and replay guard are not the engine's"):
+        forgetful.build(PipelineMetrics(CollectorRegistry()))
