@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 # above all: dharma.streams.faust_fork overrides their internals).
 CONSTRAINTS := constraints.txt
 PIP_INSTALL = python -m pip install --quiet --disable-pip-version-check
-TYPED := streams agents sinks topologies infra bench tests
+TYPED := streams agents sinks topologies infra bench cli synthetic tests
 
 .PHONY: install run test lint bench lock clean
 
@@ -26,11 +26,13 @@ run: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(TYPED)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(TYPED)
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/dharma bench ingest

@@ -31,7 +31,7 @@ def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll:
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dharma.streams.cli", "up", "--rate", "300",
+            [sys.executable, "-m", "dharma.cli", "up", "--rate", "300",
              "--topology", "ingest", "--topology", "anomaly", "--sample-every", "1"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     family: set[int] = set()

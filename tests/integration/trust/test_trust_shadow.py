@@ -12,7 +12,7 @@ from trust_helpers import business_ts, seed_event
 from typer.testing import CliRunner
 
 from dharma.agents.trust import default_policy_dir
-from dharma.streams.cli import app
+from dharma.cli import app
 
 pytestmark = pytest.mark.integration
 

@@ -35,7 +35,7 @@ def test_a_session_opens_once_never_after_expiry_or_revocation(
     revoked, _ = _session(uuid.uuid4().hex[:8])
 
     async def scenario() -> list[int]:
-        store = SessionStore(url, ttl_s=1)
+        store = SessionStore(url, Session.from_dict, ttl_s=1)
         opened = [await store.flush([expiring, revoked]), await store.flush([expiring])]
         await store.end([revoked], [])
         deadline = time.monotonic() + 10
@@ -60,7 +60,7 @@ def test_open_reports_pairs_whose_requests_report_a_worse_posture(settings: Any)
     config = default_engine().config
 
     async def scenario() -> tuple[set[Any], set[Any], set[Any]]:
-        store = SessionStore(url)
+        store = SessionStore(url, Session.from_dict)
         tag = uuid.uuid4().hex[:8]
         session, event = _session(tag)
         pair = (event.user_id, event.device.device_id)
@@ -131,7 +131,8 @@ def test_a_refused_open_says_why(settings: Any, redis_client: Any) -> None:
     posture = (95.0, 1, 1, 1, 10)
 
     async def scenario() -> list[Any]:
-        store, short = SessionStore(url), SessionStore(url, ttl_s=1)
+        store = SessionStore(url, Session.from_dict)
+        short = SessionStore(url, Session.from_dict, ttl_s=1)
         first = await store.open([(live, posture), (revoked, posture)], {})
         await short.open([(expiring, posture)], {})
         await store.end([revoked], [])
@@ -158,7 +159,7 @@ def test_session_indexes_hold_live_sessions_only(settings: Any, redis_client: An
     second, _ = _session(f"{tag}b", user_id=f"idx_{tag}")
 
     async def scenario() -> list[Session]:
-        store = SessionStore(url, ttl_s=1)
+        store = SessionStore(url, Session.from_dict, ttl_s=1)
         await store.flush([first])
         deadline = time.monotonic() + 10
         while redis_client.exists(f"session:{first.session_id}") and \

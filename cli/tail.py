@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from dharma.streams.cli.common import console, load_settings
+from dharma.cli.common import console, load_settings
 
 
 def _plain(value: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 
-from dharma.streams.synthetic.model import METRICS_TOPIC, Emission, derive_rng
+from dharma.synthetic.model import METRICS_TOPIC, Emission, derive_rng
 
 BAD_KINDS = ("nan", "inf", "neg_inf", "future_ts", "epoch_ts", "empty_source")
 #: 2100-01-01T00:00:00Z: far in the future whenever this runs

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dharma.streams.synthetic.metrics import Series, clip
-from dharma.streams.synthetic.model import Label
+from dharma.synthetic.metrics import Series, clip
+from dharma.synthetic.model import Label
 
 Effect = Callable[[str, float, float, float], float]  # (metric, value, progress, magnitude)
 

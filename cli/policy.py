@@ -175,7 +175,7 @@ def cmd_shadow(
     ] = None,
 ) -> None:
     """Replay recent audit.logs requests against a candidate policy set; report differences."""
-    from dharma.streams.cli.common import load_settings
+    from dharma.cli.common import load_settings
 
     console = Console()
     settings = load_settings()

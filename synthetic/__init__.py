@@ -7,14 +7,14 @@ returns the injected incidents as :class:`Label` records. See ``docs/synthetic.m
 
 from __future__ import annotations
 
-from dharma.streams.synthetic.access import AccessConfig, AccessTruth
-from dharma.streams.synthetic.bad import BAD_KINDS, bad_events
-from dharma.streams.synthetic.clock import RunPlan, plan_run, plan_source
-from dharma.streams.synthetic.estate import EstateConfig, Resource, build_estate
-from dharma.streams.synthetic.incidents import CATALOGUE, CHAOS_FAULTS
-from dharma.streams.synthetic.labels import read_labels, write_labels
-from dharma.streams.synthetic.metrics import METRICS_BY_TYPE, UNITS
-from dharma.streams.synthetic.model import (
+from dharma.synthetic.access import AccessConfig, AccessTruth
+from dharma.synthetic.bad import BAD_KINDS, bad_events
+from dharma.synthetic.clock import RunPlan, plan_run, plan_source
+from dharma.synthetic.estate import EstateConfig, Resource, build_estate
+from dharma.synthetic.incidents import CATALOGUE, CHAOS_FAULTS
+from dharma.synthetic.labels import read_labels, write_labels
+from dharma.synthetic.metrics import METRICS_BY_TYPE, UNITS
+from dharma.synthetic.model import (
     AUDIT_TOPIC,
     DAY_MS,
     INFRA_TOPIC,
@@ -22,8 +22,8 @@ from dharma.streams.synthetic.model import (
     Emission,
     Label,
 )
-from dharma.streams.synthetic.schedule import IncidentConfig, ScriptedIncident
-from dharma.streams.synthetic.source import SyntheticSource
+from dharma.synthetic.schedule import IncidentConfig, ScriptedIncident
+from dharma.synthetic.source import SyntheticSource
 
 __all__ = [
     "AUDIT_TOPIC",

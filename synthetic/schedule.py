@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dharma.streams.synthetic.estate import Resource, infra_event
-from dharma.streams.synthetic.incidents import CATALOGUE, CHAOS_FAULTS, ActiveIncident
-from dharma.streams.synthetic.metrics import Series
-from dharma.streams.synthetic.model import Emission, Label, derive_rng, new_id
+from dharma.synthetic.estate import Resource, infra_event
+from dharma.synthetic.incidents import CATALOGUE, CHAOS_FAULTS, ActiveIncident
+from dharma.synthetic.metrics import Series
+from dharma.synthetic.model import Emission, Label, derive_rng, new_id
 
 
 @dataclass(frozen=True)

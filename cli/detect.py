@@ -10,7 +10,7 @@ matches what the stream would have produced.
   line; each row's score is printed and flushed before the next row is read.
 
 Until the lead wires it into the ``dharma`` script, run it as
-``python -m dharma.streams.cli.detect ...``.
+``python -m dharma.cli.detect ...``.
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def register(app: typer.Typer) -> None:
 
 
 def main() -> None:
-    """Stand-alone entry point: ``python -m dharma.streams.cli.detect``."""
+    """Stand-alone entry point: ``python -m dharma.cli.detect``."""
     app = typer.Typer(add_completion=False)
     register(app)  # a single command: `python -m ... --lockstep` runs `detect` directly
     app(prog_name="dharma detect")

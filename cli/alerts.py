@@ -16,7 +16,7 @@ import re
 import typer
 from rich.table import Table
 
-from dharma.streams.cli.common import console, load_settings
+from dharma.cli.common import console, load_settings
 
 __all__ = ["parse_duration", "register"]
 

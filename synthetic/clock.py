@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from dharma.streams.synthetic.model import DAY_MS
-from dharma.streams.synthetic.source import SyntheticSource
+from dharma.synthetic.model import DAY_MS
+from dharma.synthetic.source import SyntheticSource
 
 
 @dataclass(frozen=True)

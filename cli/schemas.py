@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from dharma.streams.cli.common import console, load_settings
+from dharma.cli.common import console, load_settings
 
 schemas_app = typer.Typer(help="Avro contracts and the schema registry.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics of the design.", no_args_is_help=True)

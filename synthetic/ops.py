@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from dharma.streams.synthetic.estate import Resource, infra_event
-from dharma.streams.synthetic.incidents import ActiveIncident
-from dharma.streams.synthetic.model import Emission, new_id
+from dharma.synthetic.estate import Resource, infra_event
+from dharma.synthetic.incidents import ActiveIncident
+from dharma.synthetic.model import Emission, new_id
 
 CHECKS: dict[str, str] = {
     "web": "http_get_/health",

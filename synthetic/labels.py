@@ -7,8 +7,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from dharma.streams.synthetic.access import AccessTruth
-from dharma.streams.synthetic.model import Label
+from dharma.synthetic.access import AccessTruth
+from dharma.synthetic.model import Label
 
 LABEL_FIELDS = (
     "incident_id",

@@ -6,7 +6,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from dharma.streams.synthetic.model import INFRA_TOPIC, Emission, new_id
+from dharma.synthetic.model import INFRA_TOPIC, Emission, new_id
 
 #: asset_type -> (instance type, hourly list price in USD)
 INSTANCE_TYPES: dict[str, tuple[str, float]] = {

@@ -14,8 +14,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dharma.streams.synthetic.estate import Resource
-from dharma.streams.synthetic.model import DAY_MS, poisson
+from dharma.synthetic.estate import Resource
+from dharma.synthetic.model import DAY_MS, poisson
 
 UNITS: dict[str, str | None] = {
     "cpu_utilization": "percent",

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 
-from dharma.streams.synthetic.access import AccessConfig, AccessSimulator, AccessTruth
-from dharma.streams.synthetic.bad import bad_sample
-from dharma.streams.synthetic.estate import EstateConfig, build_estate, estate_events
-from dharma.streams.synthetic.metrics import UNITS, BaselineModel
-from dharma.streams.synthetic.model import DAY_MS, METRICS_TOPIC, Emission, Label, derive_rng
-from dharma.streams.synthetic.ops import Deployments, deployment_events, health_check
-from dharma.streams.synthetic.schedule import IncidentConfig, IncidentScheduler
+from dharma.synthetic.access import AccessConfig, AccessSimulator, AccessTruth
+from dharma.synthetic.bad import bad_sample
+from dharma.synthetic.estate import EstateConfig, build_estate, estate_events
+from dharma.synthetic.metrics import UNITS, BaselineModel
+from dharma.synthetic.model import DAY_MS, METRICS_TOPIC, Emission, Label, derive_rng
+from dharma.synthetic.ops import Deployments, deployment_events, health_check
+from dharma.synthetic.schedule import IncidentConfig, IncidentScheduler
 
 
 class SyntheticSource:

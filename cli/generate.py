@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from dharma.streams.cli.common import console, load_settings
+from dharma.cli.common import console, load_settings
 
 
 def generate(
@@ -25,7 +25,7 @@ def generate(
     """Produce realistic telemetry, infrastructure events and access requests."""
     from dharma.streams.admin import registry_client
     from dharma.streams.producer import AvroProducer, batching_producer
-    from dharma.streams.synthetic import plan_source, write_labels
+    from dharma.synthetic import plan_source, write_labels
 
     settings = load_settings()
     end_ms = int(time.time() * 1000)

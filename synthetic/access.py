@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dharma.streams.synthetic.model import (
+from dharma.synthetic.model import (
     AUDIT_TOPIC,
     HOUR_MS,
     Emission,
@@ -20,7 +20,7 @@ from dharma.streams.synthetic.model import (
     new_id,
     poisson,
 )
-from dharma.streams.synthetic.users import (
+from dharma.synthetic.users import (
     FAR_CITIES,
     FORBIDDEN,
     User,

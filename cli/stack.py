@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from dharma.streams.cli.common import console, err_console, load_settings
+from dharma.cli.common import console, err_console, load_settings
 
 stack_app = typer.Typer(help="Start, stop and inspect the embedded stack on loopback.",
                         no_args_is_help=True)

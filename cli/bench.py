@@ -7,7 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from dharma.streams.cli.common import console
+from dharma.cli.common import console
 
 bench_app = typer.Typer(help="Benchmarks, each against a private embedded stack.",
                         no_args_is_help=True)

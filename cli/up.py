@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import typer
 
-from dharma.streams.cli.common import console, err_console, load_settings
+from dharma.cli.common import console, err_console, load_settings
 
 DEFAULT_TOPOLOGIES = ("ingest", "anomaly", "trust")
 METRICS_BASE_PORT = 9464
@@ -30,7 +30,7 @@ DEMO_TRUST = {"DHARMA_TRUST_MAX_REQUEST_AGE_S": os.environ.get(
 def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "dharma.streams.cli", *args],
+        return subprocess.Popen([sys.executable, "-m", "dharma.cli", *args],
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **env}, start_new_session=True)
 

@@ -11,7 +11,7 @@ app = typer.Typer(
     help="Dharma Streams: stream processing for infrastructure operations.",
 )
 
-#: Modules under ``dharma.streams.cli`` that add commands through ``register(app)``.
+#: Modules under ``dharma.cli`` that add commands through ``register(app)``.
 COMMAND_MODULES = (
     "stack", "schemas", "worker", "tail", "generate", "up", "bench", "detect", "policy", "alerts",
 )
@@ -19,13 +19,7 @@ COMMAND_MODULES = (
 
 def _register_all() -> None:
     for name in COMMAND_MODULES:
-        try:
-            module = import_module(f"dharma.streams.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"dharma.streams.cli.{name}":
-                raise
-            continue  # a command group still being written
-        module.register(app)
+        import_module(f"dharma.cli.{name}").register(app)
 
 
 _register_all()
