@@ -45,4 +45,4 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/metrics' % os.environ.get('DHARMA_WORKER_METRICS_PORT', '9464'), timeout=4)"]
 
 ENTRYPOINT ["dharma"]
-CMD ["worker", "--topology", "all"]
+CMD ["worker", "--topology", "ingest"]

@@ -98,6 +98,10 @@ def up(
     from dharma.streams.admin import create_topics, register_schemas
     from dharma.topologies import TOPOLOGIES
 
+    if unknown := [name for name in topology if name not in TOPOLOGIES]:
+        err_console.print(f"[red]error:[/] unknown topology {', '.join(map(repr, unknown))}; "
+                          f"choose from {', '.join(TOPOLOGIES)}")
+        raise typer.Exit(2)
     _stop_on_signals()
     settings = load_settings()
     stack = EmbeddedStack(settings)
@@ -111,7 +115,7 @@ def up(
         console.print(f"stack ready: Kafka {settings.kafka.bootstrap_servers}, registry "
                       f"{settings.registry.url}, state in {stack.state_dir}")
         logs = stack.state_dir / "logs"
-        for i, name in enumerate(t for t in topology if t in TOPOLOGIES):
+        for i, name in enumerate(topology):
             port = METRICS_BASE_PORT + i
             children.append(_spawn(["worker", "--topology", name, "--no-setup"],
                                    logs / f"worker-{name}.log",

@@ -395,7 +395,11 @@ def test_dockerfile() -> None:
     assert users and users[-1].split(":")[0] not in ("root", "0"), "runs as root"
     (entrypoint,) = _instruction(stage, "ENTRYPOINT")
     assert Path(json.loads(entrypoint)[0]).name == "dharma"
-    assert json.loads(_instruction(stage, "CMD")[-1]) == ["worker", "--topology", "all"]
+    from dharma.topologies import TOPOLOGIES
+
+    command, option, topology = json.loads(_instruction(stage, "CMD")[-1])
+    assert (command, option) == ("worker", "--topology")
+    assert topology in TOPOLOGIES, f"the image's default topology {topology!r} does not exist"
     (health,) = _instruction(stage, "HEALTHCHECK")
     assert "/metrics" in health
     assert str(WorkerSettings.model_fields["metrics_port"].default) in health

@@ -95,3 +95,9 @@ def test_the_architecture_doc_shows_each_topology_as_its_value_describes_it() ->
         assert sections[name] == factory(Settings()).markdown(), (
             f"docs/architecture.md is stale for {name}: paste the output of "
             f"`dharma worker --topology {name} --describe --markdown`")
+
+
+def test_up_refuses_an_unknown_topology_before_starting_anything() -> None:
+    result = CliRunner().invoke(cli, ["up", "--topology", "ingest", "--topology", "injest"])
+    assert result.exit_code == 2
+    assert "unknown topology 'injest'" in result.output
