@@ -52,10 +52,12 @@ def _assigned(settings: Any, topic: str) -> Consumer:
 
 class TopicReader:
     """Decoded values of one Avro topic, read with ``assign`` from the beginning
-    (no group join), kept when ``keep(value)`` holds."""
+    (no group join), kept when ``keep(value)`` holds; with ``key_has``, only messages
+    whose key holds those bytes are decoded (a topic a whole suite wrote to is long)."""
 
-    def __init__(self, settings: Any, topic: str, keep: Callable[[dict[str, Any]], bool]) -> None:
-        self.topic, self.keep = topic, keep
+    def __init__(self, settings: Any, topic: str, keep: Callable[[dict[str, Any]], bool],
+                 key_has: bytes | None = None) -> None:
+        self.topic, self.keep, self.key_has = topic, keep, key_has
         self._decode = AvroDeserializer(registry_client(settings))
         self._ctx = SerializationContext(topic, MessageField.VALUE)
         self._consumer = _assigned(settings, topic)
@@ -64,7 +66,8 @@ class TopicReader:
     def poll(self, timeout: float = 0.3) -> list[dict[str, Any]]:
         """Read what arrived; everything kept so far."""
         for msg in self._consumer.consume(2000, timeout):
-            if msg.error():
+            if msg.error() or (self.key_has is not None
+                               and self.key_has not in (msg.key() or b"")):
                 continue
             value = self._decode(msg.value(), self._ctx)
             if self.keep(value):

@@ -45,8 +45,9 @@ def reader(settings: Any) -> Iterator[Callable[..., TopicReader]]:
     """Factory: a :class:`TopicReader` of a topic from its beginning; closed afterwards."""
     opened: list[TopicReader] = []
 
-    def open_reader(topic: str, keep: Callable[[dict[str, Any]], bool]) -> TopicReader:
-        opened.append(TopicReader(settings, topic, keep))
+    def open_reader(topic: str, keep: Callable[[dict[str, Any]], bool],
+                    key_has: bytes | None = None) -> TopicReader:
+        opened.append(TopicReader(settings, topic, keep, key_has))
         return opened[-1]
 
     yield open_reader

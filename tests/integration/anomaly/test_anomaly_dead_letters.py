@@ -28,8 +28,9 @@ def test_the_anomaly_topology_alone_dead_letters_what_it_rejects(
     now = int(time.time() * 1000)
     sample = {"source": source, "metric": "cpu_utilization", "unit": "percent",
               "labels": {}, "value": 12.0}
-    predictions = reader("ml.predictions", lambda v: v["source"] == source)
-    dlq = reader("metrics.raw.dlq", lambda v: source.encode() in (v["original_key"] or b""))
+    predictions = reader("ml.predictions", lambda v: v["source"] == source, source.encode())
+    dlq = reader("metrics.raw.dlq", lambda v: source.encode() in (v["original_key"] or b""),
+                 source.encode())
     worker = workers("anomaly")
 
     producer.produce("metrics.raw", source, {**sample, "ts": now - 2000})
@@ -41,7 +42,7 @@ def test_the_anomaly_topology_alone_dead_letters_what_it_rejects(
     raw.flush(10)
 
     poll(lambda: len(dlq.poll()) >= 2, "the NaN sample and the undecodable bytes dead-lettered")
-    poll(lambda: len(predictions.poll()) >= 2, "the good samples scored")
+    poll(lambda: len(predictions.poll()) >= 2, "the good samples scored", timeout=120)
     assert worker.proc.poll() is None, "the worker died"
     assert sorted(d["error_kind"] for d in dlq.values) == ["contract_violation", "undecodable"]
     series = f"{source}|cpu_utilization"
