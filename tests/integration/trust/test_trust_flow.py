@@ -19,7 +19,7 @@ from trust_helpers import (
 )
 
 from dharma.agents.trust import UserBehaviour
-from dharma.agents.trust.state import seed_behaviour
+from dharma.streams.cli.seed import seed_behaviour
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import faust
 import pytest
 from prometheus_client import CollectorRegistry
 
-from dharma.agents.anomaly.alerts import AlertPolicy, AlertState
 from dharma.agents.anomaly.logic import close_idle_episode, make_detector
 from dharma.agents.anomaly.state import DetectorStore, SeriesState, detector_table
+from dharma.streams.alerting import AlertPolicy, Episode
 from dharma.streams.changelog import TableWriter
 from dharma.streams.checkpoint import table_key
 from dharma.streams.metrics import PipelineMetrics
@@ -83,9 +83,9 @@ def test_a_warm_series_forgotten_over_the_cap_resolves_its_open_episode() -> Non
     store, metrics, _ = store_of(max_series=2, on_evict=lambda k, s: forgotten.append((k, s)))
     for series in ("web-01|cpu", "web-02|cpu"):
         feed(store, series, 200)
-    store.live["web-01|cpu"].value.alert = AlertState(
+    store.live["web-01|cpu"].value.alert = Episode(
         firing_since=T0, last_sent=T0, peak=0.9, last_ts=T0 + 60_000, source="web-01",
-        metric="cpu")
+        subject="cpu")
     feed(store, "web-03|cpu", 1)  # no newcomer to forget: the least recently used warm one
     assert [k for k, _ in forgotten] == ["web-01|cpu"]
     alert = close_idle_episode("web-01|cpu", forgotten[0][1].alert, AlertPolicy())
@@ -126,8 +126,8 @@ def test_idle_series_are_forgotten_and_resolved() -> None:
 def test_a_detector_that_fails_is_replaced_and_its_alert_episode_kept() -> None:
     store, _, _ = store_of()
     state = feed(store, "web-01|cpu", 200)
-    state.alert = open_episode = AlertState(firing_since=T0, last_sent=T0, peak=0.9,
-                                            source="web-01", metric="cpu")
+    state.alert = open_episode = Episode(firing_since=T0, last_sent=T0, peak=0.9,
+                                            source="web-01", subject="cpu")
 
     class Broken:
         def score_detail(self, x: Any) -> Any:
