@@ -11,20 +11,10 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from dharma.agents.anomaly.logic import (
-    KIND,
-    BatchStep,
-    DetectorConfig,
-    Observation,
-    Scored,
-    SeriesState,
-    close_idle_episode,
-)
-from dharma.agents.anomaly.state import DetectorStore, detector_table
+from dharma.agents.anomaly.logic import BatchStep, Observation, Scored, SeriesState, alert_policy
+from dharma.agents.anomaly.state import detector_store
 from dharma.sinks.silences import SilenceReader
-from dharma.streams.alerting import AlertPolicy, is_silenced
 from dharma.streams.app import StreamContext, raw_topic
-from dharma.streams.changelog import TableWriter
 from dharma.streams.intake import check_metrics
 from dharma.streams.records import now_ms
 from dharma.streams.topics import ALERTS, METRICS_RAW, PREDICTIONS
@@ -40,26 +30,13 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
     """Add the anomaly agent, its detector table and its timers to ``app``."""
     worker = ctx.settings.worker
     silences = SilenceReader(ctx.settings.postgres.dsn.get_secret_value())
-    policy = AlertPolicy(repeat_interval_ms=round(worker.alert_repeat_interval_s * 1000),
-                         resolve_after=worker.alert_resolve_after,
-                         resolve_after_ms=round(worker.alert_resolve_after_s * 1000))
 
     def resolve_evicted(series: str, state: SeriesState) -> None:
-        """A series forgotten with an open episode: send its ``resolved`` alert first."""
-        alert = close_idle_episode(series, state.alert, policy)
-        if alert is None and state.alert.firing_since is not None:
-            logger.warning("open episode of evicted series=%s names another series: "
-                           "not resolved", series)
-        if alert and not is_silenced(silences.active, alert["source"],
-                                     alert["labels"]["subject"], KIND, now_ms()):
+        if alert := score.evicted(series, state, silences.active, now_ms()):
             _emit(ctx, Scored(alerts=[alert]))
-            logger.info("resolved the open episode of evicted series=%s", series)
 
-    store = DetectorStore(TableWriter(detector_table(app), ctx.emitter), DetectorConfig().build,
-                          checkpoint_every_s=worker.checkpoint_every_s,
-                          idle_ttl_s=worker.series_idle_ttl_s, max_series=worker.max_series,
-                          on_evict=resolve_evicted, metrics=ctx.metrics)
-    score = BatchStep(store, store.new_detector, policy)
+    store = detector_store(app, ctx, on_evict=resolve_evicted)
+    score = BatchStep(store, store.new_detector, alert_policy(worker))
 
     @app.agent(raw_topic(app, METRICS_RAW), name="detect-anomalies")
     async def detect_anomalies(stream: faust.StreamT) -> None:

@@ -42,6 +42,7 @@ from dharma.streams.alerting import (
     is_silenced,
     step,
 )
+from dharma.streams.settings import WorkerSettings
 
 __all__ = [
     "ANOMALY_THRESHOLD",
@@ -55,6 +56,7 @@ __all__ = [
     "Scored",
     "SeriesDetector",
     "SeriesState",
+    "alert_policy",
     "anomaly_alert",
     "close_idle_episode",
     "follow_episode",
@@ -324,3 +326,25 @@ class BatchStep(Generic[Ref]):
                 if not is_silenced(silences, obs.source, obs.metric, KIND, now_ms):
                     out.alerts.append(alert)
         return out
+
+    def evicted(self, series: str, state: SeriesState, silences: Sequence[Silence] = (),
+                now_ms: int = 0) -> dict[str, Any] | None:
+        """The ``resolved`` alert to send as ``series`` is forgotten with an open episode
+        (None: none open, silenced, or an episode naming another series: logged)."""
+        alert = close_idle_episode(series, state.alert, self.policy)
+        if alert is None:
+            if state.alert.firing_since is not None:
+                logger.warning("open episode of evicted series=%s names another series: "
+                               "not resolved", series)
+            return None
+        if is_silenced(silences, alert["source"], alert["labels"]["subject"], KIND, now_ms):
+            return None
+        logger.info("resolved the open episode of evicted series=%s", series)
+        return alert
+
+
+def alert_policy(worker: WorkerSettings) -> AlertPolicy:
+    """The alert policy of ``DHARMA_WORKER_ALERT_*``."""
+    return AlertPolicy(repeat_interval_ms=round(worker.alert_repeat_interval_s * 1000),
+                       resolve_after=worker.alert_resolve_after,
+                       resolve_after_ms=round(worker.alert_resolve_after_s * 1000))

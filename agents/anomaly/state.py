@@ -20,13 +20,20 @@ import faust
 from faust.types import EventT
 
 from dharma.agents.anomaly.codec import CheckpointCodec
-from dharma.agents.anomaly.logic import ScoreDetail, SeriesDetector, SeriesState, observe
+from dharma.agents.anomaly.logic import (
+    DetectorConfig,
+    ScoreDetail,
+    SeriesDetector,
+    SeriesState,
+    observe,
+)
+from dharma.streams.app import StreamContext
 from dharma.streams.changelog import TableWriter
 from dharma.streams.checkpoint import CheckpointedTable, checkpoint_table
 from dharma.streams.metrics import PipelineMetrics
 from dharma.streams.topics import METRICS_RAW
 
-__all__ = ["DetectorStore", "SeriesState", "detector_table"]
+__all__ = ["DetectorStore", "SeriesState", "detector_store", "detector_table"]
 
 
 def detector_table(app: faust.App) -> faust.Table:
@@ -68,3 +75,14 @@ class DetectorStore(CheckpointedTable[SeriesState]):
         state and the score."""
         state = self.get(series, event)
         return state, observe(state, x, self.new_detector, series)
+
+
+def detector_store(app: faust.App, ctx: StreamContext,
+                   on_evict: Callable[[str, SeriesState], None]) -> DetectorStore:
+    """The worker's detector store (``DHARMA_WORKER_*``: checkpoint period, idle TTL,
+    series cap), its changelog records queued on ``ctx.emitter``."""
+    worker = ctx.settings.worker
+    return DetectorStore(TableWriter(detector_table(app), ctx.emitter), DetectorConfig().build,
+                         checkpoint_every_s=worker.checkpoint_every_s,
+                         idle_ttl_s=worker.series_idle_ttl_s, max_series=worker.max_series,
+                         on_evict=on_evict, metrics=ctx.metrics)

@@ -4,11 +4,11 @@ without losing the alert episode."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
+from harness import RecordingEmitter, event_at
 from prometheus_client import CollectorRegistry
 
 from dharma.agents.anomaly.logic import close_idle_episode, make_detector
@@ -19,24 +19,14 @@ from dharma.streams.checkpoint import table_key
 from dharma.streams.metrics import PipelineMetrics
 
 T0 = 1_700_000_000_000
-EVENT: Any = SimpleNamespace(message=SimpleNamespace(partition=0))
-
-
-class Queued:
-    """What the store hands the emitter (the producer's queue, without a broker)."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes | None, bytes | None]] = []
-
-    def emit(self, topic: str, key: bytes | None, value: bytes | None, partition: int) -> None:
-        self.records.append((key, value))
+EVENT: Any = event_at(0, 0)
 
 
 def store_of(max_series: int = 50_000, **kw: Any) -> tuple[DetectorStore, PipelineMetrics,
-                                                            Queued]:
+                                                            RecordingEmitter]:
     app = faust.App(f"t-store-{id(kw)}", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
-    metrics, queued = PipelineMetrics(CollectorRegistry()), Queued()
+    metrics, queued = PipelineMetrics(CollectorRegistry()), RecordingEmitter()
     store = DetectorStore(TableWriter(detector_table(app), queued),  # type: ignore[arg-type]
                           make_detector, max_series=max_series, metrics=metrics, **kw)
     return store, metrics, queued
@@ -99,7 +89,7 @@ def test_a_forgotten_series_takes_its_checkpoint_with_it() -> None:
     assert store.checkpoint() == 1 and table_key("web-01|cpu") in store.table.data
     feed(store, "web-02|cpu", 1)
     assert table_key("web-01|cpu") not in store.table.data
-    assert queued.records[-1] == (table_key("web-01|cpu"), None)  # its tombstone
+    assert queued.to("detectors-changelog")[-1] == (table_key("web-01|cpu"), None)  # its tombstone
 
 
 def test_due_checkpoints_are_written_longest_changed_first_and_at_most_limit() -> None:

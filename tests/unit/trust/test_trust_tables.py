@@ -10,13 +10,13 @@ starts afresh.
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import faust
 import orjson
 import pytest
-from hostile import UNDECODABLE_KEYS, ChangelogRecorder, exec_pickle, hostile_json_values, recover
+from harness import RecordingEmitter, event_at
+from hostile import UNDECODABLE_KEYS, exec_pickle, hostile_json_values, recover
 from prometheus_client import CollectorRegistry
 
 from dharma.agents.trust import AccessEvent, TrustEngine, UserBehaviour, parse_access_event
@@ -56,10 +56,10 @@ def poisoned_values() -> dict[str, bytes]:
     return {**values, **hostile_json_values(GOOD), "exec_pickle": exec_pickle("/nonexistent")}
 
 
-def state_of(metrics: PipelineMetrics, engine: TrustEngine) -> tuple[TrustStep, ChangelogRecorder]:
+def state_of(metrics: PipelineMetrics, engine: TrustEngine) -> tuple[TrustStep, RecordingEmitter]:
     app = faust.App("t-trust-tables", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
-    emitter = ChangelogRecorder()
+    emitter = RecordingEmitter()
     tables = TrustTables(app, emitter, metrics)
     return TrustStep(engine, tables), emitter
 
@@ -70,7 +70,7 @@ def batch(seed: Seed, users: list[str], start: int = 0, **kw: Any) -> list[tuple
     for i, user in enumerate(users):
         event = parse_access_event(seed(event_id=f"evt-{start + i}-{user}", user_id=user, **kw))
         assert isinstance(event, AccessEvent)
-        out.append((SimpleNamespace(message=SimpleNamespace(partition=0, offset=start + i)),
+        out.append((event_at(0, start + i),
                     event))
     return out
 
@@ -122,7 +122,8 @@ def test_the_poisoned_user_stays_denied_alerted_once_and_its_record_untouched(
         engine: TrustEngine, seed: Seed) -> None:
     metrics = PipelineMetrics(CollectorRegistry())
     state, emitter = state_of(metrics, engine)
-    recover(state.tables.behaviour_table.writer.table, [(table_key("poisoned"), b'{"score": 1e400}')])
+    recover(state.tables.behaviour_table.writer.table,
+            [(table_key("poisoned"), b'{"score": 1e400}')])
     alerts = []
     for n in range(3):
         out = state.fold(batch(seed, ["poisoned"], start=n), NOW)
@@ -177,7 +178,8 @@ def test_an_unreadable_alert_state_starts_afresh(engine: TrustEngine, seed: Seed
                                                  kind: str) -> None:
     metrics = PipelineMetrics(CollectorRegistry())
     state, _ = state_of(metrics, engine)
-    recover(state.tables.alert_table.writer.table, [(table_key("admin_user_001"), ALERT_VALUES[kind])])
+    recover(state.tables.alert_table.writer.table,
+            [(table_key("admin_user_001"), ALERT_VALUES[kind])])
     out = state.fold(batch(seed, ["admin_user_001"]), NOW)
     assert decisions(out)["admin_user_001"][0] == "ALLOW"
     assert state.alerts_of("admin_user_001") == AlertMemory()
