@@ -71,7 +71,7 @@ class AnomalyHarness:
         self.metrics = PipelineMetrics(CollectorRegistry())
         factory = DetectorConfig().build
         self.store = DetectorStore(TableWriter(detector_table(memory_app("anomaly")),
-                                               self.emitter),  # type: ignore[arg-type]
+                                               self.emitter),
                                    factory, metrics=self.metrics, **store)
         self.step = BatchStep(self.store, factory, policy or AlertPolicy())
         self._offsets = itertools.count()
@@ -92,7 +92,7 @@ class TrustHarness:
     def __init__(self, engine: TrustEngine) -> None:
         self.emitter = RecordingEmitter()
         self.metrics = PipelineMetrics(CollectorRegistry())
-        self.tables = TrustTables(memory_app("trust"), self.emitter,  # type: ignore[arg-type]
+        self.tables = TrustTables(memory_app("trust"), self.emitter,
                                   self.metrics)
         self.step = TrustStep(engine, self.tables)
         self._offsets = itertools.count()

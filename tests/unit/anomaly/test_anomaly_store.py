@@ -27,7 +27,7 @@ def store_of(max_series: int = 50_000, **kw: Any) -> tuple[DetectorStore, Pipeli
     app = faust.App(f"t-store-{id(kw)}", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
     metrics, queued = PipelineMetrics(CollectorRegistry()), RecordingEmitter()
-    store = DetectorStore(TableWriter(detector_table(app), queued),  # type: ignore[arg-type]
+    store = DetectorStore(TableWriter(detector_table(app), queued),
                           make_detector, max_series=max_series, metrics=metrics, **kw)
     return store, metrics, queued
 
