@@ -42,6 +42,7 @@ from dharma.streams.alerting import (
     is_silenced,
     step,
 )
+from dharma.streams.records import MetricSample
 from dharma.streams.settings import WorkerSettings
 
 __all__ = [
@@ -245,8 +246,8 @@ class Observation(NamedTuple):
     x: dict[Hashable, Any]
 
     @classmethod
-    def of(cls, sample: Any) -> Observation:
-        """The observation of a validated :class:`~dharma.streams.records.MetricSample`."""
+    def of(cls, sample: MetricSample) -> Observation:
+        """The observation of a validated ``metrics.raw`` sample."""
         return cls(sample.series, sample.source, sample.metric, sample.ts, sample.value,
                    {"value": sample.value, "timestamp": sample.ts})
 
