@@ -17,6 +17,7 @@ from dharma.streams.alerting import Silence
 __all__ = ["SilenceReader", "create_silence", "list_silences", "load_active"]
 
 logger = logging.getLogger(__name__)
+
 _DDL = """
 CREATE TABLE IF NOT EXISTS alert_silences (
     silence_id text PRIMARY KEY,
@@ -31,7 +32,8 @@ CREATE TABLE IF NOT EXISTS alert_silences (
 
 
 class SilenceReader:
-    """Active silences, re-read from PostgreSQL by a timer; kept as they were on errors."""
+    """Active silences, re-read from PostgreSQL by a timer; kept as they were on errors
+    (a store that blinks neither mutes nor unmutes anything)."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn, self.active = dsn, list[Silence]()
