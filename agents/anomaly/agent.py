@@ -14,7 +14,7 @@ from faust.types import TP
 from dharma.agents.anomaly.logic import BatchStep, Observation, Scored, SeriesState, alert_policy
 from dharma.agents.anomaly.state import detector_store
 from dharma.sinks.silences import SilenceReader
-from dharma.streams.app import StreamContext, raw_topic
+from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
 from dharma.streams.intake import check_metrics
 from dharma.streams.records import now_ms
 from dharma.streams.topics import ALERTS, METRICS_RAW, PREDICTIONS
@@ -26,10 +26,13 @@ CHECKPOINTS_PER_BATCH = 50
 CHECKPOINT_FLUSH_TIMEOUT_S = 5.0
 
 
-def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
-    """Add the anomaly agent, its detector table and its timers to ``app``."""
+def register(app: faust.App, ctx: StreamContext, dead_letters: bool) -> faust.types.AgentT:
+    """Add the anomaly agent, its detector table and its timers to ``app``; with
+    ``dead_letters``, it sends rejected input to ``metrics.raw.dlq`` (else another
+    capability of its topology does)."""
     worker = ctx.settings.worker
     silences = SilenceReader(ctx.settings.postgres.dsn.get_secret_value())
+    dlq = raw_topic(app, METRICS_RAW.dlq) if dead_letters else None
 
     def resolve_evicted(series: str, state: SeriesState) -> None:
         if alert := score.evicted(series, state, silences.active, now_ms()):
@@ -44,7 +47,9 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
         async for events in stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
                 worker.batch_size, within=worker.batch_within_s):
             await ctx.resolve_schemas(events)
-            accepted, _rejected = check_metrics(ctx, events)  # the ingest topology dead-letters
+            accepted, rejected = check_metrics(ctx, events)
+            if dlq is not None:
+                await send_dead_letters(ctx, dlq, rejected)
             scored = score(((e, Observation.of(s)) for e, s in accepted),
                            silences.active, now_ms())
             store.checkpoint(force=scored.changed, limit=CHECKPOINTS_PER_BATCH)

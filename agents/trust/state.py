@@ -28,7 +28,7 @@ topic ``<app id>-trust-user-behaviour-changelog`` (``<app id>`` is
 ``<DHARMA_WORKER_APP_ID>-trust``).  To import a user's historical score (say
 85, from an earlier system), write the JSON record ``"user" -> {...}`` to that
 topic on the partition of the user's ``audit.logs`` records *before* the
-worker starts; ``dharma.streams.cli.seed.seed_behaviour`` does exactly that.  A running worker owns
+worker starts; ``dharma.cli.seed.seed_behaviour`` does exactly that.  A running worker owns
 the changelog: seed only while no worker of that group runs.
 """
 

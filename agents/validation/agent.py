@@ -15,12 +15,12 @@ from dharma.streams.records import MetricSample
 from dharma.streams.topics import METRICS_RAW
 
 
-def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
-    """Add the validation agent, its stats table and its sink to ``app``."""
+def register(app: faust.App, ctx: StreamContext,
+             sink: PostgresMetricsSink) -> faust.types.AgentT:
+    """Add the validation agent and its stats table to ``app``; samples go to ``sink``."""
     worker = ctx.settings.worker
     source, dlq = raw_topic(app, METRICS_RAW), raw_topic(app, METRICS_RAW.dlq)
     stats = series_stats(app, ctx)
-    sink = PostgresMetricsSink(ctx.settings.postgres.dsn.get_secret_value())
 
     async def store(accepted: list[tuple[EventT, MetricSample]]) -> None:
         batch = [sample for _, sample in accepted]

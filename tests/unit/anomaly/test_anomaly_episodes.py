@@ -28,7 +28,7 @@ from dharma.agents.anomaly.model import episode
 from dharma.streams import alerting
 from dharma.streams.alerting import AlertPolicy, Episode, fingerprint, step
 from dharma.streams.records import MetricSample
-from dharma.streams.synthetic import (
+from dharma.synthetic import (
     METRICS_TOPIC,
     IncidentConfig,
     ScriptedIncident,

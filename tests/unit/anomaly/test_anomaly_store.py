@@ -123,7 +123,7 @@ def test_a_detector_that_fails_is_replaced_and_its_alert_episode_kept() -> None:
         def score_detail(self, x: Any) -> Any:
             raise ZeroDivisionError("a model bug")
 
-    state.detector = Broken()  # type: ignore[assignment]
+    state.detector = Broken()
     state, detail = store.observe("web-01|cpu", EVENT, {"value": 1.0, "timestamp": T0})
     assert detail.state == "warming_up" and state.alert == open_episode
 
