@@ -44,13 +44,17 @@ MIN_BACKOFF_S = 0.5
 
 
 class PartitionControl(Protocol):
-    """What holding needs of a consumer (Faust's ``ConsumerT`` has it)."""
+    """What holding needs of a consumer (Faust's ``Consumer`` has it)."""
 
     def assignment(self) -> set[TP]: ...
 
     def pause_partitions(self, tps: Iterable[TP]) -> None: ...
 
     def resume_partitions(self, tps: Iterable[TP]) -> None: ...
+
+    def on_buffer_full(self, tp: TP) -> None: ...
+
+    def on_buffer_drop(self, tp: TP) -> None: ...
 
 
 class Backpressure:
@@ -69,16 +73,20 @@ class Backpressure:
         Longest hold; then the last error is raised (0: no hold at all).
     max_backoff_s:
         Longest wait between two writes.
+    min_backoff_s:
+        First wait between two writes (doubling up to ``max_backoff_s``).
     retry_on:
         The errors that mean "the store is away" (others are raised at once).
     """
 
     def __init__(self, consumer: Callable[[], PartitionControl], topics: Iterable[str],
                  metrics: PipelineMetrics, *, limit_s: float, max_backoff_s: float,
+                 min_backoff_s: float = MIN_BACKOFF_S,
                  retry_on: type[BaseException] | tuple[type[BaseException], ...] = DharmaError
                  ) -> None:
         self._consumer, self.topics = consumer, frozenset(topics)
-        self.metrics, self.limit_s, self.max_backoff_s = metrics, limit_s, max_backoff_s
+        self.metrics, self.limit_s = metrics, limit_s
+        self.min_backoff_s, self.max_backoff_s = min(min_backoff_s, max_backoff_s), max_backoff_s
         self.retry_on = retry_on
         self._outage_since: float | None = None  # loop time of the first failed write
 
@@ -111,7 +119,7 @@ class Backpressure:
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(self.retry_on), reraise=True, before_sleep=pause,
             stop=stop_before_delay(budget),
-            wait=wait_exponential(multiplier=MIN_BACKOFF_S, min=MIN_BACKOFF_S,
+            wait=wait_exponential(multiplier=self.min_backoff_s, min=self.min_backoff_s,
                                   max=self.max_backoff_s))
         outcome = "given_up"
         try:
@@ -134,8 +142,19 @@ class Backpressure:
                                loop.time() - started)
 
     def _pause(self, paused: set[TP]) -> None:
+        """Pause ``paused`` and the agent's partitions not paused yet.
+
+        Faust's ``Consumer.getmany`` drops the records of a partition paused while they
+        are being delivered (fetched, not yet handed to the stream), and later counts
+        their offsets as consumed (a gap): lost input.  A partition whose stream buffer
+        filled up is spared that (``on_buffer_full``: deliver what was fetched, fetch no
+        more), so a held partition is marked so too; ``pause_partitions`` keeps it out
+        of the fetch set across rebalances and recoveries.
+        """
         consumer = self._consumer()
         mine = {tp for tp in consumer.assignment() if tp.topic in self.topics} - paused
+        for tp in mine:
+            consumer.on_buffer_full(tp)
         if mine:
             consumer.pause_partitions(mine)
             paused.update(mine)
@@ -143,4 +162,7 @@ class Backpressure:
     def _resume(self, paused: set[TP]) -> None:
         consumer = self._consumer()
         # a partition revoked during the hold is not ours to resume any more
-        consumer.resume_partitions(paused & consumer.assignment())
+        mine = paused & consumer.assignment()
+        consumer.resume_partitions(mine)
+        for tp in mine:
+            consumer.on_buffer_drop(tp)

@@ -34,12 +34,13 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from dharma.schemas import DLQ_SUFFIX
+from dharma.streams.admin import registry_client
 from dharma.streams.cli.alerts import parse_duration
 from dharma.streams.cli.common import console, err_console, load_settings
 from dharma.streams.errors import ErrorKind
 from dharma.streams.settings import Settings
 
-__all__ = ["parse_since", "redrive", "register"]
+__all__ = ["parse_since", "read_letters", "redrive", "register"]
 
 dlq_app = typer.Typer(help="Inspect and redrive dead letters.", no_args_is_help=True)
 
@@ -63,29 +64,53 @@ def parse_since(text: str, now_ms: int) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _read_to_end(settings: Settings, topic: str) -> Iterator[Message]:
-    """Every message of ``topic`` up to its end now (read with ``assign``: no group)."""
+def _read_to_end(settings: Settings, topic: str, idle_limit_s: float = 30.0
+                 ) -> Iterator[Message]:
+    """Every message of ``topic`` written before now (read with ``assign``: no group).
+
+    A partition is read up to its first message written since (new dead letters, the
+    redriven poison among them, wait for the next run), or, when none came, up to
+    where a poll finds nothing more once its position has passed its listed end (an
+    embedded broker lists the start of a partition's last record batch: what
+    follows it is read all the same).
+    """
+    now_ms = int(time.time() * 1000)
     consumer = Consumer({**settings.kafka.confluent_config(), "group.id": "dharma-dlq-redrive",
                          "enable.auto.commit": False, "log_level": 3})
     try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        ends = {}
-        for p in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        while ends:
-            for msg in consumer.consume(500, 1.0):
-                if msg.error():
-                    continue
-                partition, offset = msg.partition() or 0, msg.offset() or 0
-                if partition in ends and offset < ends[partition]:
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        tps = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts]
+        marks = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10) for tp in tps}
+        # an empty partition is at its end already
+        ends = {p: high if high > low else -1 for p, (low, high) in marks.items()}
+        consumer.assign(tps)
+        done: set[int] = set()
+        idle_since = time.monotonic()
+        while len(done) < len(tps):
+            batch = [msg for msg in consumer.consume(500, 1.0) if not msg.error()]
+            for msg in batch:
+                partition = msg.partition() or 0
+                if msg.timestamp()[1] >= now_ms:
+                    done.add(partition)
+                elif partition not in done:
                     yield msg
-                if partition in ends and offset + 1 >= ends[partition]:
-                    del ends[partition]
+            if batch:
+                idle_since = time.monotonic()
+                continue
+            done.update(tp.partition for tp in consumer.position(tps)
+                        if ends[tp.partition] < 0 or tp.offset >= ends[tp.partition])
+            if len(done) < len(tps) and time.monotonic() - idle_since > idle_limit_s:
+                raise TimeoutError(f"{topic}: its end not reached in {idle_limit_s:.0f}s")
     finally:
         consumer.close()
+
+
+def read_letters(settings: Settings, dlq: str) -> Iterator[tuple[Message, dict[str, Any]]]:
+    """Every dead letter of ``dlq`` up to its end now, decoded."""
+    decode = AvroDeserializer(registry_client(settings))
+    context = SerializationContext(dlq, MessageField.VALUE)
+    for msg in _read_to_end(settings, dlq):
+        yield msg, decode(msg.value(), context)
 
 
 def _marker(partition: int, offset: int) -> bytes:
@@ -101,15 +126,13 @@ def redrive(settings: Settings, topic: str, kind: str | None = None,
     """Re-produce the dead letters of ``topic`` (or of its ``.dlq`` twin) that match
     ``kind`` and ``since_ms``; counts by outcome (``redriven``, ``already``, ``filtered``,
     ``truncated``)."""
-    from dharma.streams.admin import create_topics, registry_client
+    from dharma.streams.admin import create_topics
     from dharma.streams.topics import by_name
 
     dlq = by_name(topic if topic.endswith(DLQ_SUFFIX) else f"{topic}{DLQ_SUFFIX}")
     markers = dlq.redriven
     create_topics(settings, (markers,))
     done = {msg.key() for msg in _read_to_end(settings, markers.name)}
-    decode = AvroDeserializer(registry_client(settings))
-    context = SerializationContext(dlq.name, MessageField.VALUE)
     producer = Producer({**settings.kafka.confluent_config(), "acks": "all",
                          "enable.idempotence": True})
     counts: Counter[str] = Counter()
@@ -120,9 +143,8 @@ def redrive(settings: Settings, topic: str, kind: str | None = None,
         if err is not None:
             failed.append(err)
 
-    for msg in _read_to_end(settings, dlq.name):
+    for msg, letter in read_letters(settings, dlq.name):
         key = _marker(msg.partition() or 0, msg.offset() or 0)
-        letter = decode(msg.value(), context)
         if key in done:
             counts["already"] += 1
         elif (kind and letter["error_kind"] != kind) or (
