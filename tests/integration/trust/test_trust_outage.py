@@ -1,0 +1,71 @@
+"""Redis away under the trust topology: decided at once, no ALLOW without a session, nothing lost.
+
+Redis is stopped after a session opened (and saved, so the restarted server
+has it); a posture update that revokes the session and a fresh request arrive
+while it is away.  The critical alert says at once that sessions could not be
+re-evaluated; the request is answered without an ALLOW unless its session is
+recorded; the batch is held, not dead-lettered, and once Redis is back the
+update is applied (the session is revoked) and every decision is audited.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis
+from trust_helpers import audit_rows, decided, recent, seed_event
+from trust_servers import own_redis
+
+from dharma.streams.cli.dlq import read_letters
+from dharma.streams.topics import AUDIT_LOGS
+
+pytestmark = pytest.mark.integration
+
+
+def test_redis_away_holds_the_batch_and_loses_nothing(settings, tmp_path, pick_port, producer,
+                                                      outputs, start_worker, poll):
+    tag = uuid.uuid4().hex[:8]
+    user, device = f"redisout_{tag}", f"redisout_dev_{tag}"
+    with own_redis(tmp_path / "redis", pick_port()) as store:
+        start_worker("trust", DHARMA_REDIS_URL=store.url)
+        allow = decided(producer, outputs, poll, seed_event(
+            f"evt-ro-{tag}", recent(60), user_id=user, device={"device_id": device}))
+        assert allow["decision"] == "ALLOW"
+        session = f"session:{allow['session_id']}"
+        with redis.Redis.from_url(store.url) as client:
+            assert client.exists(session)
+            client.save()  # the restarted server loads it: the session outlives the outage
+
+        store.stop()
+        posture = seed_event(f"evt-ro-posture-{tag}", recent(30), user_id=user,
+                             event_type="posture_update", resource="", action="",
+                             device={"device_id": device, "compliance_score": 20.0})
+        request = seed_event(f"evt-ro-request-{tag}", recent(20), user_id=user,
+                             device={"device_id": f"{device}_2"})
+        for event in (posture, request):
+            producer.produce("audit.logs", user, event)
+        producer.flush()
+        (alert, *_) = poll(lambda: outputs.alerts(source=user, kind="revalidation_failed"),
+                           "a critical alert while Redis is away", timeout=90)
+        assert (alert["severity"], alert["status"]) == ("critical", "firing")
+
+        store.start()
+        (revoke, _), *_ = poll(lambda: outputs.decisions(event_id=posture["event_id"]),
+                               "the update applied once Redis is back", timeout=90)
+        assert (revoke["decision"], revoke["session_id"]) == ("REVOKE", allow["session_id"])
+        answers = poll(lambda: outputs.decisions(event_id=request["event_id"]),
+                       "the request decided")
+        with redis.Redis.from_url(store.url) as client:
+            assert not client.exists(session)
+            for answer, _ in answers:  # no ALLOW whose session Redis does not hold
+                assert answer["decision"] != "ALLOW" or client.exists(
+                    f"session:{answer['session_id']}")
+            assert answers[0][0]["decision"] != "ALLOW" or len(answers) == 1
+
+        audited = {r["decision_id"]: r["decision"] for e in (posture, request)
+                   for r in audit_rows(settings, e["event_id"])}
+        for answer, _ in (*answers, (revoke, 0.0)):
+            assert audited.get(answer["decision_id"]) == answer["decision"]
+        assert [letter for _, letter in read_letters(settings, AUDIT_LOGS.dlq.name)
+                if tag.encode() in (letter["original_value"] or b"")] == []
