@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from conftest import METRIC, Feed, letters_of, stored_rows
+from sink_helpers import METRIC, Feed, letters_of, stored_rows
 from trust_servers import own_postgres
 
 from dharma.streams.cli.dlq import redrive

@@ -13,9 +13,9 @@ import uuid
 from typing import Any
 
 import pytest
-from conftest import METRIC, Feed, lag, letters_of, stored_rows
 from hostile import worker_metrics
 from prometheus_client.parser import text_string_to_metric_families
+from sink_helpers import METRIC, Feed, lag, letters_of, stored_rows
 from trust_servers import own_postgres
 
 from dharma.streams.topics import METRICS_RAW
