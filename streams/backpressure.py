@@ -89,6 +89,7 @@ class Backpressure:
         self.min_backoff_s, self.max_backoff_s = min(min_backoff_s, max_backoff_s), max_backoff_s
         self.retry_on = retry_on
         self._outage_since: float | None = None  # loop time of the first failed write
+        self._spent = False  # a hold of this outage gave up: no more holds until a write works
 
     @classmethod
     def for_worker(cls, consumer: Callable[[], PartitionControl], topics: Iterable[str],
@@ -106,7 +107,7 @@ class Backpressure:
         loop = asyncio.get_running_loop()
         started = loop.time()
         since = self._outage_since if self._outage_since is not None else started
-        budget = max(0.0, self.limit_s - (started - since))
+        budget = 0.0 if self._spent else max(0.0, self.limit_s - (started - since))
 
         def pause(state: RetryCallState) -> None:
             if self._outage_since is None:
@@ -126,11 +127,12 @@ class Backpressure:
             async for attempt in retrying:
                 with attempt:
                     result = await write()
-                    outcome, self._outage_since = "written", None
+                    outcome, self._outage_since, self._spent = "written", None, False
                     return result
             raise AssertionError("unreachable")  # pragma: no cover
         except self.retry_on:
-            if self._outage_since is None:  # failed without a hold: the budget is spent
+            self._spent = True
+            if self._outage_since is None:
                 self._outage_since = since
             raise
         finally:

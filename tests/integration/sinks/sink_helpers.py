@@ -75,16 +75,24 @@ def letters_of(settings: Any, topic: str, tag: str) -> list[dict[str, Any]]:
 
 
 def lag(settings: Any, group: str, topic: str) -> int:
-    """Messages of ``topic`` the consumer group ``group`` has not committed yet."""
-    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": group,
-                         "enable.auto.commit": False})
+    """Messages of ``topic`` past the offsets the consumer group ``group`` committed
+    (read, since an embedded broker lists a partition's end short of its last batch)."""
+    probe = Consumer({**settings.kafka.confluent_config(), "group.id": group,
+                      "enable.auto.commit": False})
     try:
-        parts = consumer.list_topics(topic, timeout=5).topics[topic].partitions
-        committed = consumer.committed([TopicPartition(topic, p) for p in parts], timeout=10)
-        behind = 0
-        for tp in committed:
-            _, high = consumer.get_watermark_offsets(tp, timeout=10)
-            behind += high - max(tp.offset, 0)
+        parts = probe.list_topics(topic, timeout=5).topics[topic].partitions
+        committed = probe.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+    finally:
+        probe.close()
+    reader = Consumer({**settings.kafka.confluent_config(), "group.id": f"{group}-lag",
+                       "enable.auto.commit": False})
+    try:
+        reader.assign([TopicPartition(topic, tp.partition, max(tp.offset, 0))
+                       for tp in committed])
+        behind, idle = 0, 0
+        while idle < 2:  # the end: two empty polls in a row
+            batch = [m for m in reader.consume(500, 1.0) if not m.error()]
+            behind, idle = behind + len(batch), 0 if batch else idle + 1
         return behind
     finally:
-        consumer.close()
+        reader.close()
