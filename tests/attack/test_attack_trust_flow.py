@@ -110,7 +110,7 @@ def test_an_allow_under_a_reused_event_id_has_its_own_audit_row(settings, send, 
         (r["user_id"], r["action"], r["decision"]) == (admin, "write", "ALLOW") for r in rows), rows
 
 
-def test_a_stalled_postgres_still_yields_a_decision(tmp_path, pick_port, send, outputs,
+def test_a_stalled_postgres_still_yields_a_decision(pick_port, send, outputs,
                                                     start_worker, poll):
     """Threat: PostgreSQL stops answering without closing connections (a frozen VM, a
     failover in progress, a network partition that drops packets, a lock an operator
@@ -131,7 +131,7 @@ def test_a_stalled_postgres_still_yields_a_decision(tmp_path, pick_port, send, o
     """
     tag = uuid.uuid4().hex[:8]
     user, device = f"pgstall_{tag}", {"device_id": f"pgstall_dev_{tag}"}
-    with own_postgres(tmp_path / "pg", pick_port()) as pg:
+    with own_postgres(pick_port()) as pg:
         start_worker("trust", DHARMA_POSTGRES_DSN=pg.url)
         send(seed_event(f"evt-pgstall-0-{tag}", recent(30), user_id=user, device=device))
         assert decided(outputs, poll, f"evt-pgstall-0-{tag}", "before")["decision"] == "ALLOW"

@@ -28,13 +28,13 @@ def _letters(dlq: Tailer, into: list[dict[str, Any]], tag: str) -> list[dict[str
     return into
 
 
-def test_no_session_opens_while_postgres_is_down(settings, tmp_path, pick_port, producer,
+def test_no_session_opens_while_postgres_is_down(settings, pick_port, producer,
                                                  outputs, redis_client, start_worker,
                                                  read_changelog, poll):
     """A real PostgreSQL of the worker's own is stopped and started again."""
     group = f"pg{uuid.uuid4().hex[:8]}"
     changelog = f"{group}-trust-trust-user-behaviour-changelog"
-    with own_postgres(tmp_path / "pg", pick_port()) as pg, \
+    with own_postgres(pick_port()) as pg, \
             Tailer(settings, ["audit.logs.dlq"], from_beginning=True) as dlq:
         # an outage outlasting its limit (test_trust_outage.py: one that does not)
         start_worker("trust", DHARMA_POSTGRES_DSN=pg.url, DHARMA_WORKER_APP_ID=group,

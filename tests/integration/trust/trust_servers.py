@@ -6,7 +6,9 @@ ports under the test's temporary directory.
 
 from __future__ import annotations
 
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,16 +46,24 @@ class OwnServer:
 
 
 @contextmanager
-def own_postgres(root: Path, port: int) -> Iterator[OwnServer]:
-    """A PostgreSQL 18 with a ``dharma`` database; its DSN is ``.url``."""
+def own_postgres(port: int) -> Iterator[OwnServer]:
+    """A PostgreSQL 18 with a ``dharma`` database; its DSN is ``.url``.
+
+    Its directory is a ``mkdtemp`` of its own, not under pytest's ``tmp_path``: pytest
+    makes its root directory private again whenever a session starts, and the server
+    (run as an unprivileged user when the tests run as root) must reach its directory
+    each time it starts.
+    """
+    root = Path(tempfile.mkdtemp(prefix="dharma-own-pg-"))
     settings = Settings(stack=StackSettings(state_dir=root, postgres_port=port))
     server = OwnServer(postgres_service(settings),
                        f"postgresql://postgres@127.0.0.1:{port}/dharma")
-    server.start()
     try:
+        server.start()
         yield server
     finally:
         server.service.process.stop(signal.SIGINT)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @contextmanager
