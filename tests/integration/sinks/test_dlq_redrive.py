@@ -32,7 +32,7 @@ def kinds(letters: list[dict[str, Any]]) -> list[str]:
 
 
 def test_redrive_stores_each_dead_lettered_sample_once(
-        settings: Any, stack_env: dict[str, str], tmp_path: Any, pick_port: Any,
+        settings: Any, stack_env: dict[str, str], pick_port: Any,
         start_worker: Any, read_changelog: Any, poll: Any, tag: str) -> None:
     group, source = f"redrive{tag}", f"redrive-{tag}"
     dlq = METRICS_RAW.dlq.name
@@ -41,7 +41,7 @@ def test_redrive_stores_each_dead_lettered_sample_once(
     def stats_count() -> Any:
         return (read_changelog(settings, changelog, f"{source}|{METRIC}") or {}).get("count")
 
-    with own_postgres(tmp_path / "pg", pick_port()) as pg:
+    with own_postgres(pick_port()) as pg:
         start_worker("ingest", DHARMA_POSTGRES_DSN=pg.url, DHARMA_WORKER_APP_ID=group,
                      DHARMA_WORKER_SINK_OUTAGE_LIMIT_S="1")
         feed = Feed(settings, [source], per_second=1)
@@ -66,7 +66,8 @@ def test_redrive_stores_each_dead_lettered_sample_once(
         assert first["redriven"] == DEAD
         assert second["redriven"] == 0 and second["already"] >= DEAD
         poll(lambda: stored_rows(pg.url, [source]) == (DEAD + 1, DEAD + 1),
-             "each sample stored once", describe=lambda: str(stored_rows(pg.url, [source])))
+             "each sample stored once", describe=lambda: f"{stored_rows(pg.url, [source])}, "
+             f"letters {kinds(letters_of(settings, dlq, tag))}")
         poll(lambda: stats_count() == DEAD + 1, "the stats count the redriven samples once")
 
         out = subprocess.run(  # the command itself, as an operator runs it

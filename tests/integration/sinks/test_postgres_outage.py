@@ -33,11 +33,11 @@ def outages(metrics_text: str, outcome: str) -> float:
 
 
 def test_a_minute_without_postgres_loses_and_duplicates_nothing(
-        settings: Any, tmp_path: Any, pick_port: Any, start_worker: Any, read_changelog: Any,
+        settings: Any, pick_port: Any, start_worker: Any, read_changelog: Any,
         poll: Any) -> None:
     group, tag = f"pgout{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
     sources = [f"outage-{tag}-{i}" for i in range(4)]
-    with own_postgres(tmp_path / "pg", pick_port()) as pg:
+    with own_postgres(pick_port()) as pg:
         worker = start_worker("ingest", DHARMA_POSTGRES_DSN=pg.url, DHARMA_WORKER_APP_ID=group)
         with Feed(settings, sources, per_second=10) as feed:
             poll(lambda: stored_rows(pg.url, sources)[0] > 0, "samples stored before")
