@@ -1,4 +1,4 @@
-"""Redis away under the trust topology: decided at once, no ALLOW without a session, nothing lost.
+"""A store away under the trust topology: decided at once, fail closed, nothing lost.
 
 Redis is stopped after a session opened (and saved, so the restarted server
 has it); a posture update that revokes the session and a fresh request arrive
@@ -6,16 +6,21 @@ while it is away.  The critical alert says at once that sessions could not be
 re-evaluated; the request is answered without an ALLOW unless its session is
 recorded; the batch is held, not dead-lettered, and once Redis is back the
 update is applied (the session is revoked) and every decision is audited.
+
+PostgreSQL stopped: the request is answered DENY ``audit_unavailable`` at once,
+and its row is in the audit trail once PostgreSQL is back (the batch held, not
+dead-lettered).
 """
 
 from __future__ import annotations
 
 import uuid
 
+import psycopg
 import pytest
 import redis
 from trust_helpers import audit_rows, decided, recent, seed_event
-from trust_servers import own_redis
+from trust_servers import own_postgres, own_redis
 
 from dharma.streams.cli.dlq import read_letters
 from dharma.streams.topics import AUDIT_LOGS
@@ -69,3 +74,35 @@ def test_redis_away_holds_the_batch_and_loses_nothing(settings, tmp_path, pick_p
             assert audited.get(answer["decision_id"]) == answer["decision"]
         assert [letter for _, letter in read_letters(settings, AUDIT_LOGS.dlq.name)
                 if tag.encode() in (letter["original_value"] or b"")] == []
+
+
+def test_postgres_away_answers_at_once_and_audits_the_denials_once_back(
+        settings, pick_port, producer, outputs, start_worker, poll):
+    tag = uuid.uuid4().hex[:8]
+    user, device = f"pgout_{tag}", {"device_id": f"pgout_dev_{tag}"}
+    with own_postgres(pick_port()) as pg:
+        start_worker("trust", DHARMA_POSTGRES_DSN=pg.url)
+        before = decided(producer, outputs, poll, seed_event(
+            f"evt-po-0-{tag}", recent(40), user_id=user, device=device))
+        assert before["decision"] == "ALLOW"
+
+        pg.stop()
+        during = seed_event(f"evt-po-1-{tag}", recent(30), user_id=user, device=device)
+        denied = decided(producer, outputs, poll, during)  # answered while PostgreSQL is away
+        assert (denied["decision"], denied["reasons"][0]) == ("DENY", "audit_unavailable")
+
+        pg.start()
+        rows = poll(lambda: _rows(pg.url, during["event_id"]), "the denial audited once back",
+                    timeout=90)
+        assert rows == [(denied["decision_id"], "DENY")]
+        assert [d["decision"] for d, _ in outputs.decisions(event_id=during["event_id"])] == [
+            "DENY"]  # never an ALLOW for it
+        assert [letter for _, letter in read_letters(settings, AUDIT_LOGS.dlq.name)
+                if tag.encode() in (letter["original_value"] or b"")] == []
+
+
+def _rows(dsn: str, event_id: str) -> list[tuple[str, str]]:
+    with psycopg.connect(dsn) as conn:
+        return [(r[0], r[1]) for r in conn.execute(
+            "SELECT decision_id, decision FROM access_audit WHERE event_id = %s",
+            (event_id,)).fetchall()]
