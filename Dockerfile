@@ -3,6 +3,8 @@
 # container (`docker run IMAGE worker --topology ingest`).
 
 # --- build: install the package and its dependencies into a virtualenv ------
+# Exact versions from constraints.txt (the lock CI tests); without the
+# `embedded` extra: production talks to real Kafka, PostgreSQL and Redis.
 FROM python:3.11-slim AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -14,7 +16,7 @@ ENV PATH=/opt/dharma/bin:$PATH
 
 WORKDIR /src
 COPY . .
-RUN pip install .
+RUN pip install -c constraints.txt .
 
 # --- runtime: the virtualenv only, run as an unprivileged user ---------------
 FROM python:3.11-slim

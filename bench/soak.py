@@ -224,7 +224,7 @@ def run_pipeline(rate: float = 200.0, seconds: float = 600.0, interval_s: float 
     with bench_stack() as (settings, env), _workers(env, logdir, PIPELINE, app_id) as pids, \
             (logdir / "generate.log").open("wb") as log:
         generator = subprocess.Popen(
-            [sys.executable, "-m", "dharma.streams.cli", "generate", "--rate", str(rate),
+            [sys.executable, "-m", "dharma.cli", "generate", "--rate", str(rate),
              "--duration", str(seconds), "--days", str(days_per_hour * 24), "--quiet",
              "--labels-dir", str(logdir / "labels")],
             env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,

@@ -153,7 +153,7 @@ def _run_trust(settings: Settings, group: str, tag: str, n: int, timeout_s: floa
                log: Any) -> dict[str, Any]:
     start = _end_offsets(settings, PREDICTIONS.name)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dharma.streams.cli", "worker", "--topology", "trust",
+        [sys.executable, "-m", "dharma.cli", "worker", "--topology", "trust",
          "--no-setup", "--log-level", "warning"],
         env=_env(settings, group), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -27,17 +27,36 @@ is bounded by the rate of ALLOWs times ``guard_s``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import orjson
 import redis.asyncio as redis
 
-from dharma.agents.trust.session import Posture, Session
 from dharma.sinks.base import BatchSink
 
-__all__ = ["Opened", "SessionStore"]
+__all__ = ["Opened", "Posture", "SessionRow", "SessionStore"]
+
+#: A device posture: numbers compared component by component, each larger = better.
+Posture = tuple[float, ...]
+
+
+class SessionRow(Protocol):
+    """What the store needs of a session: its ids and a JSON-ready form (the
+    capability's session type; the store decodes what it reads back with the
+    ``decode`` it is given)."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def device_id(self) -> str: ...
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+S = TypeVar("S", bound=SessionRow)
 
 
 #: Open sessions in one round trip, each at most once (never again once revoked or
@@ -126,7 +145,7 @@ def _key(session_id: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _text(posture: Posture | tuple[()]) -> str:
+def _text(posture: Posture) -> str:
     """A posture as the script stores it: its numbers as Lua prints them (``%.14g``), so
     equal postures are equal strings (``95|1|1|0|10``)."""
     return "|".join(format(x, ".14g") for x in posture)
@@ -136,22 +155,26 @@ def _posture_key(pair: Pair) -> str:
     return f"sessions:posture:{pair[0]}/{pair[1]}"  # ids never hold '/'
 
 
-class SessionStore(BatchSink[Session]):
+class SessionStore(BatchSink[S]):
     """Live sessions in Redis; :meth:`open` opens a batch's sessions.
 
     Parameters
     ----------
     url
         Redis URL (may hold a password).
+    decode
+        Builds a session back from its stored ``to_dict()`` form, validating it
+        (it comes back from Redis); a failure fails the read like an outage.
     ttl_s
         Lifetime of a session and of its index entries.
     guard_s
         How long opened and revoked sessions are remembered (against replays).
     """
 
-    def __init__(self, url: str, ttl_s: int = 900, guard_s: int = 930, **kwargs: Any) -> None:
+    def __init__(self, url: str, decode: Callable[[dict[str, Any]], S], ttl_s: int = 900,
+                 guard_s: int = 930, **kwargs: Any) -> None:
         super().__init__(name="redis.sessions", **kwargs)
-        self._url = url
+        self._url, self._decode = url, decode
         self.ttl_s, self.guard_s = ttl_s, guard_s
         self._client: redis.Redis | None = None
 
@@ -166,11 +189,11 @@ class SessionStore(BatchSink[Session]):
             await self._client.aclose()
             self._client = None
 
-    async def write(self, batch: Sequence[Session]) -> int:
+    async def write(self, batch: Sequence[S]) -> int:
         opened = await self._open_batch([(s, ()) for s in batch], {})
         return opened.opened
 
-    async def open(self, sessions: Sequence[tuple[Session, Posture]],
+    async def open(self, sessions: Sequence[tuple[S, Posture]],
                    requested: Mapping[Pair, Posture]) -> Opened:
         """Open ``sessions`` (each with its device's posture) and compare ``requested`` (the
         worst posture a (user, device) pair reported in the batch) with the best one that
@@ -180,7 +203,7 @@ class SessionStore(BatchSink[Session]):
             return Opened(0, set(), {})
         return await self.call(lambda: self._open_batch(sessions, requested))
 
-    async def _open_batch(self, sessions: Sequence[tuple[Session, Posture]],
+    async def _open_batch(self, sessions: Sequence[tuple[S, Posture]],
                           requested: Mapping[Pair, Posture]) -> Opened:
         pairs = {_posture_key(pair): pair for pair in requested}
         args = [(s.session_id, s.user_id, s.device_id,
@@ -193,9 +216,9 @@ class SessionStore(BatchSink[Session]):
         return Opened(int(opened), {pairs[_str(k)] for k in worse},
                       {_str(sid): _str(status) for sid, status in refused})
 
-    async def touching(self, user_id: str, device_id: str) -> list[tuple[Session, str]]:
+    async def touching(self, user_id: str, device_id: str) -> list[tuple[S, str]]:
         """Live sessions of ``user_id`` or on ``device_id``, with their status."""
-        async def op() -> list[tuple[Session, str]]:
+        async def op() -> list[tuple[S, str]]:
             assert self._client is not None
             client = self._client
             async with client.pipeline(transaction=False) as pipe:
@@ -209,12 +232,12 @@ class SessionStore(BatchSink[Session]):
             for raw in values:
                 if raw is not None:
                     doc = json.loads(raw)
-                    out.append((Session.from_dict(doc["session"]), doc["status"]))
+                    out.append((self._decode(doc["session"]), doc["status"]))
             return out
 
         return await self.call(op)
 
-    async def end(self, revoked: Sequence[Session], challenged: Sequence[Session]) -> None:
+    async def end(self, revoked: Sequence[S], challenged: Sequence[S]) -> None:
         """Delete revoked sessions (leaving a tombstone for ``guard_s``); mark challenged ones."""
         async def op() -> None:
             assert self._client is not None

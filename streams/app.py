@@ -23,11 +23,11 @@ from dharma.streams.admin import registry_client
 from dharma.streams.codec import AvroWire
 from dharma.streams.emitter import Emitter
 from dharma.streams.errors import RejectedEvent
+from dharma.streams.faust_fork.transport import set_fetch_wait
 from dharma.streams.metrics import PipelineMetrics, PrometheusSensor
 from dharma.streams.records import dead_letter
 from dharma.streams.settings import Settings
 from dharma.streams.topics import TopicSpec
-from dharma.streams.transport import set_fetch_wait
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def make_app(settings: Settings, name: str,
         web_enabled=False,
         producer_linger_ms=5,
         stream_buffer_maxsize=16384,
-        TableManager="dharma.streams.recovery:TableManager",
+        TableManager="dharma.streams.faust_fork.recovery:TableManager",
     )
     set_fetch_wait(app, worker.fetch_max_wait_ms, worker.recovery_fetch_max_wait_ms)
     metrics = metrics or PipelineMetrics()
@@ -153,12 +153,8 @@ async def send_dead_letters(
 
 
 def run_worker(app: faust.App, log_level: str = "warning", **kwargs: Any) -> None:
-    """Run ``app`` in a Faust worker until stopped, without Faust's terminal spinner.
-
-    The spinner sets the root logger to DEBUG so that it can spin on every
-    record: every ``log.debug`` of aiokafka and Faust (one per message sent)
-    would then build a record the handlers throw away, a few per cent of a
-    worker's time.
+    """Run ``app`` in a Faust worker until stopped, without Faust's terminal spinner
+    (:mod:`dharma.streams.faust_fork.worker`).
 
     Garbage collection is tuned for stream work (in every worker, the bench
     baselines too): the young generation is collected every 50,000 allocations
@@ -166,7 +162,7 @@ def run_worker(app: faust.App, log_level: str = "warning", **kwargs: Any) -> Non
     detectors hold many small long-lived objects; what exists at start
     (modules, the app) is frozen out of full collections.
     """
-    from faust.worker import Worker
+    from dharma.streams.faust_fork.worker import Worker
 
     gc.set_threshold(50_000, 20, 20)
     gc.collect()
@@ -174,5 +170,4 @@ def run_worker(app: faust.App, log_level: str = "warning", **kwargs: Any) -> Non
 
     worker = Worker(app, loglevel=getattr(logging, log_level.upper()), quiet=True,
                     redirect_stdouts=False, **kwargs)
-    worker.spinner = None
     worker.execute_from_commandline()

@@ -27,6 +27,7 @@ import faust
 from faust.types import EventT
 
 from dharma.streams.emitter import Emitter
+from dharma.streams.faust_fork.store import recovered_partition
 
 __all__ = ["TableWriter"]
 
@@ -63,12 +64,6 @@ class TableWriter:
             self.emitter.emit(self.topic, key, None, partition=partition)
 
     def recovered_partition(self, key: bytes) -> int | None:
-        """The changelog partition ``key`` was recovered from, if it was.
-
-        Faust's memory store keeps it in ``_key_partition`` (private; pinned by
-        ``tests/unit/test_faust_contract.py``) to drop the keys of partitions it no
-        longer owns.
-        """
-        partitions = getattr(self.table.data, "_key_partition", {})
-        found: int | None = partitions.get(key)
-        return found
+        """The changelog partition ``key`` was recovered from, if it was (Faust keeps
+        it private: :mod:`dharma.streams.faust_fork.store`)."""
+        return recovered_partition(self.table, key)

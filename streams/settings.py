@@ -81,7 +81,7 @@ class KafkaSettings(BaseSettings):
 
     def faust_broker_url(self) -> str:
         """Broker URL list for Faust: ``dharma://host:port;...`` (our aiokafka transport,
-        :mod:`dharma.streams.transport`)."""
+        :mod:`dharma.streams.faust_fork.transport`)."""
         hosts = [h.strip() for h in self.bootstrap_servers.split(",") if h.strip()]
         return ";".join(f"dharma://{h}" for h in hosts)
 

@@ -120,7 +120,7 @@ class WorkerProcess:
     def start(self) -> WorkerProcess:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dharma.streams.cli", "worker", "--topology",
+                [sys.executable, "-m", "dharma.cli", "worker", "--topology",
                  self.topology, "--no-setup", "--log-level", "info"],
                 env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         return self

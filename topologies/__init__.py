@@ -1,38 +1,56 @@
-"""Topologies: which agents, tables and topics run in a worker.
+"""Topologies: which capabilities run in a worker, as values built from settings.
 
-A topology is a factory ``build(settings, metrics) -> faust.App`` with no side
-effects at import; scaling out is running more workers of a topology on more
-partitions.
+Each named topology is a :class:`~dharma.topologies.topology.Topology`: its
+capabilities, the sinks they get, the topics they consume and emit, and who
+dead-letters each consumed topic (``dharma worker --topology NAME --describe``
+prints it).  Building one has no side effects; scaling out is running more
+workers of a topology on more partitions.
+
+Each topology answers for its own input: the ingest and anomaly topologies both
+read ``metrics.raw`` in their own consumer groups, so a record both reject is
+dead-lettered by each (the two dead letters name the same topic, partition and
+offset).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib import import_module
 
-import faust
-
-from dharma.streams.metrics import PipelineMetrics
 from dharma.streams.settings import Settings
+from dharma.topologies import capabilities
+from dharma.topologies.topology import Capability, Topology, TopologyError
 
-Builder = Callable[[Settings, PipelineMetrics | None], faust.App]
+__all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "ingest",
+           "topology", "trust"]
 
-#: Topology name → module under ``dharma.topologies`` holding its ``build``.
-TOPOLOGIES: dict[str, str] = {
-    "ingest": "ingest",
-    "trust": "trust",
-    "anomaly": "anomaly",
+
+def ingest(settings: Settings) -> Topology:
+    """Validation, rolling statistics and the PostgreSQL metrics sink."""
+    return Topology("ingest", (capabilities.validation(settings),), settings)
+
+
+def anomaly(settings: Settings) -> Topology:
+    """Per-series online detection, predictions and alerts; the only capability of its
+    topology on ``metrics.raw``, it dead-letters the input it rejects."""
+    return Topology("anomaly", (capabilities.anomaly(settings, dead_letters=True),), settings)
+
+
+def trust(settings: Settings) -> Topology:
+    """Zero-trust decisions on ``audit.logs``, the audit trail and live sessions."""
+    return Topology("trust", (capabilities.trust(settings),), settings)
+
+
+#: Topology name → its factory.
+TOPOLOGIES: dict[str, Callable[[Settings], Topology]] = {
+    "ingest": ingest, "anomaly": anomaly, "trust": trust,
 }
 
 
-def get_topology(name: str) -> Builder:
-    """The ``build`` function of topology ``name``."""
+def topology(name: str, settings: Settings) -> Topology:
+    """Topology ``name`` built from ``settings``."""
     try:
-        module = TOPOLOGIES[name]
+        factory = TOPOLOGIES[name]
     except KeyError:
-        raise KeyError(f"unknown topology {name!r}; choose from {', '.join(TOPOLOGIES)}") from None
-    builder: Builder = import_module(f"dharma.topologies.{module}").build
-    return builder
-
-
-__all__ = ["TOPOLOGIES", "get_topology"]
+        raise TopologyError(
+            f"unknown topology {name!r}; choose from {', '.join(TOPOLOGIES)}") from None
+    return factory(settings)

@@ -21,7 +21,7 @@ from dharma.agents.anomaly.logic import (
 from dharma.agents.anomaly.silences import Silence, is_silenced, load_active
 from dharma.agents.anomaly.state import DetectorStore, SeriesState, detector_table
 from dharma.agents.validation.agent import check_events
-from dharma.streams.app import StreamContext, raw_topic
+from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
 from dharma.streams.changelog import TableWriter
 from dharma.streams.records import MetricSample, now_ms
 from dharma.streams.topics import ALERTS, METRICS_RAW, PREDICTIONS
@@ -62,10 +62,13 @@ class Silences:
             logger.warning("silences not refreshed: %r", exc)
 
 
-def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
-    """Add the anomaly agent, its detector table and its timers to ``app``."""
+def register(app: faust.App, ctx: StreamContext, dead_letters: bool) -> faust.types.AgentT:
+    """Add the anomaly agent, its detector table and its timers to ``app``; with
+    ``dead_letters``, it sends rejected input to ``metrics.raw.dlq`` (else another
+    capability of its topology does)."""
     worker = ctx.settings.worker
     source, emit = raw_topic(app, METRICS_RAW), ctx.emitter.emit
+    dlq = raw_topic(app, METRICS_RAW.dlq) if dead_letters else None
     policy = AlertPolicy(repeat_interval_ms=round(worker.alert_repeat_interval_s * 1000),
                          resolve_after=worker.alert_resolve_after,
                          resolve_after_ms=round(worker.alert_resolve_after_s * 1000))
@@ -119,7 +122,9 @@ def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
         async for events in stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
                 worker.batch_size, within=worker.batch_within_s):
             await ctx.resolve_schemas(events)
-            accepted, _rejected = check_events(ctx, events)  # the ingest topology dead-letters
+            accepted, rejected = check_events(ctx, events)
+            if dlq is not None:
+                await send_dead_letters(ctx, dlq, rejected)
             predictions, alerts = score(accepted)
             if alerts:  # the episode's checkpoint should reach the broker before its alert
                 await flush_checkpoints()

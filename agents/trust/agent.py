@@ -26,6 +26,9 @@ from dharma.agents.trust.engine import TrustEngine, deterministic_id
 from dharma.agents.trust.index import default_policy_dir, load_policy_set
 from dharma.agents.trust.models import AccessEvent, Rejection, parse_access_record
 from dharma.agents.trust.pipeline import Accepted, Refused, TrustPipeline
+from dharma.agents.trust.session import Session
+from dharma.sinks.audit import AuditSink
+from dharma.sinks.sessions import SessionStore
 from dharma.streams.app import StreamContext, raw_topic, send_dead_letters, split_batch
 from dharma.streams.errors import ContractViolation, RejectedEvent
 from dharma.streams.topics import AUDIT_LOGS
@@ -125,11 +128,12 @@ def engine_from_settings(ctx: StreamContext) -> TrustEngine:
     return TrustEngine(load_policy_set(policy_dir), TrustConfig.from_settings(settings.trust))
 
 
-def register(app: faust.App, ctx: StreamContext,
+def register(app: faust.App, ctx: StreamContext, audit: AuditSink,
+             sessions: SessionStore[Session],
              engine: TrustEngine | None = None) -> faust.types.AgentT:
-    """Add the trust agent, its tables and its sinks to ``app``."""
+    """Add the trust agent and its tables to ``app``, writing to ``audit`` and ``sessions``."""
     worker = ctx.settings.worker
-    pipeline = TrustPipeline(app, ctx, engine or engine_from_settings(ctx))
+    pipeline = TrustPipeline(app, ctx, engine or engine_from_settings(ctx), audit, sessions)
     source = raw_topic(app, AUDIT_LOGS)
     config = pipeline.engine.config
     logger.info("trust policies version=%s count=%d timezone=%s internal_networks=%s",

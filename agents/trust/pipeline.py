@@ -134,16 +134,17 @@ class Result:
 class TrustPipeline:
     """Tables, sinks and topics of the trust agent; one method per stage of a batch."""
 
-    def __init__(self, app: faust.App, ctx: StreamContext, engine: TrustEngine) -> None:
+    def __init__(self, app: faust.App, ctx: StreamContext, engine: TrustEngine,
+                 audit: AuditSink, sessions: SessionStore[Session]) -> None:
         self.ctx, self.engine = ctx, engine
         self.state = TrustState(app, engine, ctx.emitter, ctx.metrics)
         self.dlq = raw_topic(app, AUDIT_LOGS.dlq)
-        settings, config = ctx.settings, engine.config
-        self.audit = AuditSink(settings.postgres.dsn.get_secret_value())
-        self.sessions = SessionStore(settings.redis.url.get_secret_value(),
-                                     ttl_s=config.allow_ttl_seconds, guard_s=config.replay_guard_s)
+        self.audit, self.sessions = audit, sessions
+        config = engine.config  # a session must live, and be remembered, as the engine says
+        if (sessions.ttl_s, sessions.guard_s) != (config.allow_ttl_seconds, config.replay_guard_s):
+            raise ValueError("the session store's TTL and replay guard are not the engine's")
         self.backpressure = Backpressure.for_worker(
-            lambda: app.consumer, [AUDIT_LOGS.name], ctx.metrics, settings.worker,
+            lambda: app.consumer, [AUDIT_LOGS.name], ctx.metrics, ctx.settings.worker,
             retry_on=SinkUnavailable)
 
     async def process(self, accepted: Accepted, refused: Refused,

@@ -39,12 +39,12 @@ def check_events(ctx: StreamContext, events: Sequence[EventT]) -> Checked:
     return split_batch(events, parse)
 
 
-def register(app: faust.App, ctx: StreamContext) -> faust.types.AgentT:
-    """Add the validation agent, its stats table and its sink to ``app``."""
+def register(app: faust.App, ctx: StreamContext,
+             sink: PostgresMetricsSink) -> faust.types.AgentT:
+    """Add the validation agent and its stats table to ``app``; samples go to ``sink``."""
     worker = ctx.settings.worker
     source, dlq = raw_topic(app, METRICS_RAW), raw_topic(app, METRICS_RAW.dlq)
     stats = series_stats(app, ctx)
-    sink = PostgresMetricsSink(ctx.settings.postgres.dsn.get_secret_value())
     backpressure = Backpressure.for_worker(lambda: app.consumer, [source.get_topic_name()],
                                            ctx.metrics, worker, retry_on=SinkUnavailable)
 

@@ -30,7 +30,7 @@ from aiokafka.protocol.commit import OffsetFetchRequest
 from aiokafka.protocol.offset import OffsetRequest
 from aiokafka.structs import TopicPartition
 
-from dharma.streams.offsets import high_watermarks
+from dharma.streams.faust_fork.offsets import high_watermarks
 
 #: Warn when the broker uses this share of one core over the sample.
 CPU_WARN_PERCENT = 50.0

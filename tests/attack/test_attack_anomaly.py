@@ -180,7 +180,7 @@ def test_a_flood_of_new_series_does_not_grow_memory_without_bound() -> None:
     """
     app = faust.App("t-attack-series", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
-    store = DetectorStore(TableWriter(detector_table(app), emitter=None),  # type: ignore[arg-type]
+    store = DetectorStore(TableWriter(detector_table(app), emitter=None),
                           make_detector)
     flood = 6_000
     for i in range(flood):

@@ -74,8 +74,8 @@ def frozen(process: ManagedProcess) -> Iterator[None]:
             proc.resume()
 
 
-def test_an_allow_under_a_reused_event_id_has_its_own_audit_row(settings, send, outputs,
-                                                                start_worker, poll):
+def test_an_allow_under_a_reused_event_id_has_its_own_audit_row(
+        settings: Any, send: Any, outputs: Any, start_worker: Any, poll: Any) -> None:
     """Threat: ``event_id`` is the requester's choice; an insider (or a buggy PEP that
     reuses ids) sends a request under the id of an earlier, harmless ALLOW.
 
@@ -110,8 +110,8 @@ def test_an_allow_under_a_reused_event_id_has_its_own_audit_row(settings, send, 
         (r["user_id"], r["action"], r["decision"]) == (admin, "write", "ALLOW") for r in rows), rows
 
 
-def test_a_stalled_postgres_still_yields_a_decision(pick_port, send, outputs,
-                                                    start_worker, poll):
+def test_a_stalled_postgres_still_yields_a_decision(pick_port: Any, send: Any, outputs: Any,
+                                                    start_worker: Any, poll: Any) -> None:
     """Threat: PostgreSQL stops answering without closing connections (a frozen VM, a
     failover in progress, a network partition that drops packets, a lock an operator
     holds on ``access_audit``).
@@ -143,8 +143,8 @@ def test_a_stalled_postgres_still_yields_a_decision(pick_port, send, outputs,
         assert (denied["decision"], denied["reasons"][0]) == ("DENY", "audit_unavailable")
 
 
-def test_a_compromised_account_is_not_allowed_straight_back_in(send, outputs, start_worker,
-                                                               poll):
+def test_a_compromised_account_is_not_allowed_straight_back_in(
+        send: Any, outputs: Any, start_worker: Any, poll: Any) -> None:
     """Threat: the SOC raises ``risk_signal: account_compromise`` (or ``credential_leak``,
     ``session_hijack``) for a user; the attacker holding the credentials simply asks again.
 
@@ -174,8 +174,8 @@ def test_a_compromised_account_is_not_allowed_straight_back_in(send, outputs, st
     assert decided(outputs, poll, f"evt-pwned-1-{tag}", "again")["decision"] != "ALLOW"
 
 
-def test_a_device_reported_non_compliant_cannot_claim_compliance_back(send, outputs,
-                                                                      start_worker, poll):
+def test_a_device_reported_non_compliant_cannot_claim_compliance_back(
+        send: Any, outputs: Any, start_worker: Any, poll: Any) -> None:
     """Threat: the MDM reports a device unencrypted, no firewall or antivirus, patches
     outdated, compliance 10; the device's next request reports the posture it likes (the
     request's ``device`` is the requester's claim).
@@ -203,8 +203,8 @@ def test_a_device_reported_non_compliant_cannot_claim_compliance_back(send, outp
     assert decided(outputs, poll, f"evt-mdm-claim-{tag}", "the claim")["decision"] != "ALLOW"
 
 
-def test_a_replayed_allow_of_a_revoked_session_is_not_emitted_as_allow(send, outputs,
-                                                                       start_worker, poll):
+def test_a_replayed_allow_of_a_revoked_session_is_not_emitted_as_allow(
+        send: Any, outputs: Any, start_worker: Any, poll: Any) -> None:
     """Threat: an attacker re-sends a captured ``audit.logs`` record within its freshness
     window, after the session it opened was revoked.
 
@@ -236,8 +236,9 @@ def test_a_replayed_allow_of_a_revoked_session_is_not_emitted_as_allow(send, out
     assert replayed["decision"] != "ALLOW"
 
 
-def test_an_allow_turned_into_deny_teaches_nothing(settings, send, outputs, start_worker, poll,
-                                                   read_changelog):
+def test_an_allow_turned_into_deny_teaches_nothing(
+        settings: Any, send: Any, outputs: Any, start_worker: Any, poll: Any,
+        read_changelog: Any) -> None:
     """Threat: a request from a new device is refused by the pipeline after the engine
     allowed it; the behaviour table should not learn that device (issue #10 item 6: a
     DENY must not teach the behaviour table that an unknown device is now known).
@@ -274,7 +275,8 @@ def test_an_allow_turned_into_deny_teaches_nothing(settings, send, outputs, star
     assert device_b not in behaviour["known_devices"]
 
 
-def test_a_record_keyed_by_another_user_is_refused(send, outputs, start_worker, poll):
+def test_a_record_keyed_by_another_user_is_refused(
+        send: Any, outputs: Any, start_worker: Any, poll: Any) -> None:
     """Threat: a producer keys a request for user V with another key K, so it lands on
     K's partition, not V's.
 

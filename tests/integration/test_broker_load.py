@@ -37,7 +37,7 @@ async def _produce_batches(bootstrap: str, topic: str, batches: int, per_batch: 
 
 def _status(stack_env: dict[str, str], **extra: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "dharma.streams.cli", "stack", "status", "--json"],
+        [sys.executable, "-m", "dharma.cli", "stack", "status", "--json"],
         env={**os.environ, **stack_env, **extra}, capture_output=True, text=True, timeout=120,
         check=False)
     assert done.returncode == 0, done.stderr
@@ -76,7 +76,7 @@ def test_status_warns_when_lookups_near_the_workers_fetch_wait(
 def test_status_prints_the_broker_line_and_its_warnings(stack_env: dict[str, str],
                                                         big_topic: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "dharma.streams.cli", "stack", "status"],
+        [sys.executable, "-m", "dharma.cli", "stack", "status"],
         env={**os.environ, **stack_env, "DHARMA_WORKER_FETCH_MAX_WAIT_MS": "2",
              "COLUMNS": "200"}, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr

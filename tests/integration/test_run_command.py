@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -14,8 +15,8 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll,
-                                                           pick_port) -> None:
+def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll: Any,
+                                                           pick_port: Any) -> None:
     state = tmp_path / "state"
     env = {
         **os.environ,
@@ -30,7 +31,7 @@ def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll,
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dharma.streams.cli", "up", "--rate", "300",
+            [sys.executable, "-m", "dharma.cli", "up", "--rate", "300",
              "--topology", "ingest", "--topology", "anomaly", "--sample-every", "1"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     family: set[int] = set()

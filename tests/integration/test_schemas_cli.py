@@ -19,9 +19,9 @@ import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from typer.testing import CliRunner
 
+from dharma.cli import app
 from dharma.schemas import load_schema
 from dharma.streams.admin import all_subjects, check_schemas, register_schemas, registry_client
-from dharma.streams.cli import app
 from dharma.streams.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -51,7 +51,7 @@ def test_status_reports_every_service_healthy(settings: Settings) -> None:
 @pytest.fixture(scope="module")
 def status_json(stack_env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "dharma.streams.cli", "stack", "status", "--json"],
+        [sys.executable, "-m", "dharma.cli", "stack", "status", "--json"],
         env={**os.environ, **stack_env}, capture_output=True, text=True, timeout=60, check=False,
     )
     assert done.returncode == 0, done.stderr

@@ -390,7 +390,7 @@ def _instruction(lines: list[str], name: str) -> list[str]:
 def test_dockerfile() -> None:
     stage = _final_stage()
     assert stage[0].split()[1].startswith("python:3.11-slim")
-    assert "pip install ." in DOCKERFILE.read_text()
+    assert "pip install -c constraints.txt ." in DOCKERFILE.read_text()  # pinned, no extras
     users = _instruction(stage, "USER")
     assert users and users[-1].split(":")[0] not in ("root", "0"), "runs as root"
     (entrypoint,) = _instruction(stage, "ENTRYPOINT")

@@ -31,7 +31,7 @@ def table_of(metrics: PipelineMetrics, check: Any = None) -> TypedTable[Level]:
     app = faust.App("t-tables", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
     writer = TableWriter(checkpoint_table(app, "levels", 1, help="test"),
-                         ChangelogRecorder())  # type: ignore[arg-type]
+                         ChangelogRecorder())
     return TypedTable(writer, Level, lambda v: {"value": v.value}, Level, metrics, check)
 
 
@@ -54,7 +54,7 @@ def test_a_refused_record_is_counted_once_and_refused_until_written() -> None:
     assert refused(metrics, "invalid") == 1.0
     levels.set("a", Level(3), EVENT)
     assert levels.get("a") == Level(3)
-    ((_, key, value, _),) = levels.writer.emitter.sent  # type: ignore[attr-defined]
+    ((_, key, value, _),) = levels.writer.emitter.sent
     assert (key, orjson.loads(value)) == (b'"a"', {"value": 3})
 
 
@@ -86,4 +86,4 @@ def test_only_raw_bytes_tables_are_written() -> None:
     app = faust.App("t-tables", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
     with pytest.raises(ValueError, match="checkpoint_table"):
-        TableWriter(app.Table("json", default=None, key_type=str), None)  # type: ignore[arg-type]
+        TableWriter(app.Table("json", default=None, key_type=str), None)

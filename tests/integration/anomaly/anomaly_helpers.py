@@ -93,10 +93,11 @@ def checkpoints(settings: Any, app_id: str,
             for msg in consumer.consume(1000, 0.3):
                 if msg.error():
                     continue
-                if msg.offset() + 1 >= high[msg.partition()]:
+                # a consumed message has an offset, a partition and (a checkpoint) a key
+                if msg.offset() + 1 >= high[msg.partition()]:  # type: ignore[operator,index]
                     pending.discard(msg.partition())
                 if msg.value() is not None:
-                    key = msg.key().decode().strip('"')
+                    key = msg.key().decode().strip('"')  # type: ignore[union-attr]
                     found.setdefault(key, []).append(codec.decode(msg.value()))
     finally:
         consumer.close()

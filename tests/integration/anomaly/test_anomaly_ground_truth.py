@@ -27,7 +27,7 @@ import pytest
 from anomaly_helpers import TopicReader, to_ms
 
 from dharma.bench.harness import start_worker, stop
-from dharma.streams.synthetic import (
+from dharma.synthetic import (
     METRICS_TOPIC,
     IncidentConfig,
     Label,

@@ -9,8 +9,8 @@ from typing import Any
 import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from dharma.cli.dlq import read_letters
 from dharma.streams.admin import registry_client
-from dharma.streams.cli.dlq import read_letters
 from dharma.streams.producer import AvroProducer
 from dharma.streams.topics import METRICS_RAW
 

@@ -19,7 +19,7 @@ from confluent_kafka import Producer
 from sink_helpers import METRIC, Feed, letters_of, stored_rows
 from trust_servers import own_postgres
 
-from dharma.streams.cli.dlq import redrive
+from dharma.cli.dlq import redrive
 from dharma.streams.topics import METRICS_RAW
 
 pytestmark = pytest.mark.integration
@@ -71,7 +71,7 @@ def test_redrive_stores_each_dead_lettered_sample_once(
         poll(lambda: stats_count() == DEAD + 1, "the stats count the redriven samples once")
 
         out = subprocess.run(  # the command itself, as an operator runs it
-            [sys.executable, "-m", "dharma.streams.cli", "dlq", "redrive", dlq,
+            [sys.executable, "-m", "dharma.cli", "dlq", "redrive", dlq,
              "--kind", "undecodable", "--since", since],
             env={**os.environ, **stack_env}, capture_output=True, text=True, timeout=120,
             check=True).stdout

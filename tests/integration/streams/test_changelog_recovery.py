@@ -2,7 +2,7 @@
 
 The embedded broker answers ``ListOffsets`` with the base offset of a
 partition's last record batch (+1); Faust's recovery reads up to that answer,
-so without the guard in the worker transport (:mod:`dharma.streams.offsets`) the
+so without the guard in the worker transport (:mod:`dharma.streams.faust_fork.offsets`) the
 records of the last batch after its first are never applied to the table.
 """
 

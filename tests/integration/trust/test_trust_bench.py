@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,7 @@ from dharma.bench.trust_throughput import measure_trust_throughput
 pytestmark = pytest.mark.integration
 
 
-def test_trust_throughput_bench_runs(settings, tmp_path):
+def test_trust_throughput_bench_runs(settings: Any, tmp_path: Path) -> None:
     n = int(os.environ.get("DHARMA_BENCH_EVENTS", "2000"))
     result = measure_trust_throughput(settings, n, rounds=1, log_path=str(tmp_path / "worker.log"))
     print(json.dumps(result, indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -28,9 +29,9 @@ def _letters(dlq: Tailer, into: list[dict[str, Any]], tag: str) -> list[dict[str
     return into
 
 
-def test_no_session_opens_while_postgres_is_down(settings, pick_port, producer,
-                                                 outputs, redis_client, start_worker,
-                                                 read_changelog, poll):
+def test_no_session_opens_while_postgres_is_down(settings: Any, pick_port: Any, producer: Any,
+                                                 outputs: Any, redis_client: Any, start_worker: Any,
+                                                 read_changelog: Any, poll: Any) -> None:
     """A real PostgreSQL of the worker's own is stopped and started again."""
     group = f"pg{uuid.uuid4().hex[:8]}"
     changelog = f"{group}-trust-trust-user-behaviour-changelog"
@@ -85,8 +86,8 @@ def test_no_session_opens_while_postgres_is_down(settings, pick_port, producer,
 
 
 
-def test_request_time_is_the_workers_to_judge(producer, outputs, redis_client, start_worker,
-                                              poll):
+def test_request_time_is_the_workers_to_judge(
+        producer: Any, outputs: Any, redis_client: Any, start_worker: Any, poll: Any) -> None:
     start_worker("trust")
     tag = uuid.uuid4().hex[:8]
     user, device = f"clock_{tag}", f"clock_dev_{tag}"
@@ -123,7 +124,7 @@ def test_request_time_is_the_workers_to_judge(producer, outputs, redis_client, s
 
 
 def test_a_request_reporting_a_worse_posture_revokes_its_users_sessions(
-        producer, outputs, redis_client, start_worker, poll):
+        producer: Any, outputs: Any, redis_client: Any, start_worker: Any, poll: Any) -> None:
     start_worker("trust")
     tag = uuid.uuid4().hex[:8]
     user, other, device = f"worse_{tag}", f"worse_other_{tag}", f"worse_dev_{tag}"
@@ -153,7 +154,8 @@ def test_a_request_reporting_a_worse_posture_revokes_its_users_sessions(
 
 
 def test_revalidation_that_cannot_reach_redis_raises_a_critical_alert(
-        settings, tmp_path, pick_port, producer, outputs, start_worker, poll):
+        settings: Any, tmp_path: Path, pick_port: Any, producer: Any, outputs: Any,
+        start_worker: Any, poll: Any) -> None:
     with own_redis(tmp_path / "redis", pick_port()) as store, \
             Tailer(settings, ["audit.logs.dlq"], from_beginning=True) as dlq:
         # an outage outlasting its limit (test_trust_outage.py: one that does not)
@@ -185,7 +187,7 @@ def test_revalidation_that_cannot_reach_redis_raises_a_critical_alert(
 
 
 def test_business_hours_zone_and_internal_networks_come_from_the_environment(
-        producer, outputs, start_worker, poll):
+        producer: Any, outputs: Any, start_worker: Any, poll: Any) -> None:
     from dharma.agents.trust import TrustConfig
 
     now = recent(5)

@@ -7,6 +7,7 @@ import signal
 import time
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from trust_helpers import (
@@ -24,8 +25,9 @@ from dharma.agents.trust.state import seed_behaviour
 pytestmark = pytest.mark.integration
 
 
-def test_seed_example_through_kafka(settings, producer, outputs, redis_client, start_worker,
-                                    read_changelog, poll):
+def test_seed_example_through_kafka(
+        settings: Any, producer: Any, outputs: Any, redis_client: Any, start_worker: Any,
+        read_changelog: Any, poll: Any) -> None:
     # The seed's historical score (85) is imported into the behaviour table's
     # changelog before the worker starts (the documented seeding mechanism).
     group = f"seed{uuid.uuid4().hex[:8]}"
@@ -64,8 +66,9 @@ def test_seed_example_through_kafka(settings, producer, outputs, redis_client, s
     assert behaviour["score"] == 85.5
 
 
-def test_posture_update_revokes_session_within_5s(settings, producer, outputs, redis_client,
-                                                  start_worker, poll):
+def test_posture_update_revokes_session_within_5s(
+        settings: Any, producer: Any, outputs: Any, redis_client: Any, start_worker: Any,
+        poll: Any) -> None:
     start_worker("trust")
     tag = uuid.uuid4().hex[:8]
     user, device = f"rev_user_{tag}", f"rev_device_{tag}"
@@ -107,7 +110,8 @@ def test_posture_update_revokes_session_within_5s(settings, producer, outputs, r
     assert not redis_client.exists(session_key)
 
 
-def test_replayed_event_is_audited_once(settings, producer, outputs, start_worker, poll):
+def test_replayed_event_is_audited_once(
+        settings: Any, producer: Any, outputs: Any, start_worker: Any, poll: Any) -> None:
     start_worker("trust")
     tag = uuid.uuid4().hex[:8]
     event = seed_event(f"evt-replay-{tag}", recent(), user_id=f"replay_{tag}")
@@ -122,7 +126,8 @@ def test_replayed_event_is_audited_once(settings, producer, outputs, start_worke
 
 
 def test_restart_replays_records_without_counting_them_twice(
-        settings, producer, outputs, start_worker, read_changelog, poll):
+        settings: Any, producer: Any, outputs: Any, start_worker: Any, read_changelog: Any,
+        poll: Any) -> None:
     """SIGKILL before any offset is committed: after the restart every record is
     decided again (same decision ids), and the behaviour table counts each once."""
     group = f"rp{uuid.uuid4().hex[:8]}"
@@ -152,8 +157,9 @@ def test_restart_replays_records_without_counting_them_twice(
         assert sum(behaviour["hours"]) == 20
 
 
-def test_replayed_allow_never_reopens_an_expired_session(settings, producer, outputs,
-                                                         redis_client, start_worker, poll):
+def test_replayed_allow_never_reopens_an_expired_session(
+        settings: Any, producer: Any, outputs: Any, redis_client: Any, start_worker: Any,
+        poll: Any) -> None:
     """Sessions live 10 s here; the ALLOW re-sent after expiry, while still fresh, opens
     nothing and is emitted as DENY ``session_expired`` (audited beside the ALLOW), not as
     an ALLOW whose session never opens."""
@@ -182,8 +188,9 @@ def test_replayed_allow_never_reopens_an_expired_session(settings, producer, out
     assert sorted(r["decision"] for r in rows) == ["ALLOW", "DENY"]
 
 
-def test_a_replayed_allow_of_a_revoked_session_is_denied(settings, producer, outputs,
-                                                         redis_client, start_worker, poll):
+def test_a_replayed_allow_of_a_revoked_session_is_denied(
+        settings: Any, producer: Any, outputs: Any, redis_client: Any, start_worker: Any,
+        poll: Any) -> None:
     """Revoked by a request reporting a worse posture (nothing the engine remembers: the
     replay, claiming the old posture, is ALLOWed on its merits), the session stays closed
     and its replayed ALLOW goes out as DENY ``session_revoked``, audited."""
@@ -216,7 +223,8 @@ def test_a_replayed_allow_of_a_revoked_session_is_denied(settings, producer, out
 
 
 def test_two_requests_under_one_event_id_one_allow_with_its_session_and_row(
-        settings, producer, outputs, redis_client, start_worker, poll):
+        settings: Any, producer: Any, outputs: Any, redis_client: Any, start_worker: Any,
+        poll: Any) -> None:
     """The event id is the requester's: two different requests sent under one id (here in
     one batch) get one ALLOW, whose session opens and whose audit row describes it, and
     one DENY ``audit_conflict`` with a row of its own."""

@@ -16,8 +16,8 @@ from dharma.streams.tailer import Tailer
 pytestmark = pytest.mark.integration
 
 
-def test_malformed_and_hostile_events_are_denied_and_dead_lettered(settings, producer, outputs,
-                                                                   start_worker, poll):
+def test_malformed_and_hostile_events_are_denied_and_dead_lettered(
+        settings: Any, producer: Any, outputs: Any, start_worker: Any, poll: Any) -> None:
     """Each bad record goes to the DLQ and, when an id can be read from it, is also decided
     DENY (with the validation errors) and audited: nobody waits for an answer."""
     start_worker("trust")
@@ -68,7 +68,8 @@ def test_malformed_and_hostile_events_are_denied_and_dead_lettered(settings, pro
     assert not any("\x00" in d["action"] for d, _ in outputs.decisions(user_id=user))
 
 
-def test_deny_burst_raises_exactly_one_alert(settings, producer, outputs, start_worker, poll):
+def test_deny_burst_raises_exactly_one_alert(
+        settings: Any, producer: Any, outputs: Any, start_worker: Any, poll: Any) -> None:
     start_worker("trust")
     tag = uuid.uuid4().hex[:8]
     user, when = f"burst_{tag}", recent(300)
@@ -97,7 +98,8 @@ def test_deny_burst_raises_exactly_one_alert(settings, producer, outputs, start_
 
 
 def test_a_mis_keyed_risk_signal_is_dead_lettered_and_still_revokes(
-        settings, producer, outputs, redis_client, start_worker, poll):
+        settings: Any, producer: Any, outputs: Any, redis_client: Any, start_worker: Any,
+        poll: Any) -> None:
     """A record whose key is not its user_id is a contract violation (it would be decided,
     and written, on another user's partition); a risk signal so keyed is dead-lettered but
     still revokes the sessions it names: it only lowers trust."""

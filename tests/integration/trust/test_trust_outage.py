@@ -15,21 +15,24 @@ dead-lettered).
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 import redis
-from trust_helpers import audit_rows, decided, recent, seed_event
+from trust_helpers import Outputs, audit_rows, decided, recent, seed_event
 from trust_servers import own_postgres, own_redis
 
-from dharma.streams.cli.dlq import read_letters
+from dharma.cli.dlq import read_letters
 from dharma.streams.topics import AUDIT_LOGS
 
 pytestmark = pytest.mark.integration
 
 
-def test_redis_away_holds_the_batch_and_loses_nothing(settings, tmp_path, pick_port, producer,
-                                                      outputs, start_worker, poll):
+def test_redis_away_holds_the_batch_and_loses_nothing(
+        settings: Any, tmp_path: Path, pick_port: Any, producer: Any, outputs: Outputs,
+        start_worker: Any, poll: Any) -> None:
     tag = uuid.uuid4().hex[:8]
     user, device = f"redisout_{tag}", f"redisout_dev_{tag}"
     with own_redis(tmp_path / "redis", pick_port()) as store:
@@ -77,7 +80,8 @@ def test_redis_away_holds_the_batch_and_loses_nothing(settings, tmp_path, pick_p
 
 
 def test_postgres_away_answers_at_once_and_audits_the_denials_once_back(
-        settings, pick_port, producer, outputs, start_worker, poll):
+        settings: Any, pick_port: Any, producer: Any, outputs: Outputs, start_worker: Any,
+        poll: Any) -> None:
     tag = uuid.uuid4().hex[:8]
     user, device = f"pgout_{tag}", {"device_id": f"pgout_dev_{tag}"}
     with own_postgres(pick_port()) as pg:

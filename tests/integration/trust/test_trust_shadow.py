@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 from trust_helpers import business_ts, seed_event
 from typer.testing import CliRunner
 
 from dharma.agents.trust import default_policy_dir
-from dharma.streams.cli import app
+from dharma.cli import app
 
 pytestmark = pytest.mark.integration
 
 
-def test_shadow_reports_tightened_decisions(settings, producer, tmp_path):
+def test_shadow_reports_tightened_decisions(settings: Any, producer: Any, tmp_path: Path) -> None:
     candidate = tmp_path / "candidate"
     candidate.mkdir()
     shutil.copy(default_policy_dir() / "90-forbid.yaml", candidate)  # no permits at all

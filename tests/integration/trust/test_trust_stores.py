@@ -26,7 +26,8 @@ def _session(tag: str, **overrides: Any) -> tuple[Session, AccessEvent]:
     return Session.open(access, event), event
 
 
-def test_a_session_opens_once_never_after_expiry_or_revocation(settings, redis_client):
+def test_a_session_opens_once_never_after_expiry_or_revocation(
+        settings: Any, redis_client: Any) -> None:
     """Sessions live 1 s here; opened and revoked ids are kept for the guard (its default,
     930 s: session TTL + skew of the default configuration)."""
     url = settings.redis.url.get_secret_value()
@@ -34,7 +35,7 @@ def test_a_session_opens_once_never_after_expiry_or_revocation(settings, redis_c
     revoked, _ = _session(uuid.uuid4().hex[:8])
 
     async def scenario() -> list[int]:
-        store = SessionStore(url, ttl_s=1)
+        store = SessionStore(url, Session.from_dict, ttl_s=1)
         opened = [await store.flush([expiring, revoked]), await store.flush([expiring])]
         await store.end([revoked], [])
         deadline = time.monotonic() + 10
@@ -52,14 +53,14 @@ def test_a_session_opens_once_never_after_expiry_or_revocation(settings, redis_c
     assert 900 < redis_client.ttl(f"session:{revoked.session_id}:revoked") <= 930
 
 
-def test_open_reports_pairs_whose_requests_report_a_worse_posture(settings):
+def test_open_reports_pairs_whose_requests_report_a_worse_posture(settings: Any) -> None:
     from dharma.agents.trust.session import posture_of
 
     url = settings.redis.url.get_secret_value()
     config = default_engine().config
 
     async def scenario() -> tuple[set[Any], set[Any], set[Any]]:
-        store = SessionStore(url)
+        store = SessionStore(url, Session.from_dict)
         tag = uuid.uuid4().hex[:8]
         session, event = _session(tag)
         pair = (event.user_id, event.device.device_id)
@@ -76,7 +77,7 @@ def test_open_reports_pairs_whose_requests_report_a_worse_posture(settings):
     assert len(flagged) == 1
 
 
-def test_audit_confirms_only_allows_it_holds_as_such(settings):
+def test_audit_confirms_only_allows_it_holds_as_such(settings: Any) -> None:
     """An ALLOW counts as committed only when the row under its id describes it: not when
     another request (a DENY, or another user's ALLOW) took the id first, nor for the second
     of two requests sharing an id in one batch."""
@@ -120,7 +121,7 @@ def test_audit_confirms_only_allows_it_holds_as_such(settings):
     assert twins == {0}  # one row stored for the id: the first; the second is not it
 
 
-def test_a_refused_open_says_why(settings, redis_client):
+def test_a_refused_open_says_why(settings: Any, redis_client: Any) -> None:
     """The store names the sessions it refuses to open: revoked, or expired (opened once,
     gone since); a session opened before and still live is a redelivery, not refused."""
     url = settings.redis.url.get_secret_value()
@@ -130,7 +131,8 @@ def test_a_refused_open_says_why(settings, redis_client):
     posture = (95.0, 1, 1, 1, 10)
 
     async def scenario() -> list[Any]:
-        store, short = SessionStore(url), SessionStore(url, ttl_s=1)
+        store = SessionStore(url, Session.from_dict)
+        short = SessionStore(url, Session.from_dict, ttl_s=1)
         first = await store.open([(live, posture), (revoked, posture)], {})
         await short.open([(expiring, posture)], {})
         await store.end([revoked], [])
@@ -149,7 +151,7 @@ def test_a_refused_open_says_why(settings, redis_client):
     assert again.refused == {revoked.session_id: "revoked", expiring.session_id: "expired"}
 
 
-def test_session_indexes_hold_live_sessions_only(settings, redis_client):
+def test_session_indexes_hold_live_sessions_only(settings: Any, redis_client: Any) -> None:
     """An active user's index does not grow with every session it ever had."""
     url = settings.redis.url.get_secret_value()
     tag = uuid.uuid4().hex[:8]
@@ -157,7 +159,7 @@ def test_session_indexes_hold_live_sessions_only(settings, redis_client):
     second, _ = _session(f"{tag}b", user_id=f"idx_{tag}")
 
     async def scenario() -> list[Session]:
-        store = SessionStore(url, ttl_s=1)
+        store = SessionStore(url, Session.from_dict, ttl_s=1)
         await store.flush([first])
         deadline = time.monotonic() + 10
         while redis_client.exists(f"session:{first.session_id}") and \

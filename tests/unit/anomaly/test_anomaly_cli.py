@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from dharma.agents.anomaly import make_detector
 from dharma.bench.anomaly_cost import measure_cost
-from dharma.streams.cli import detect as detect_cli
+from dharma.cli import detect as detect_cli
 
 ROWS = [(f"2014-01-01 {h:02d}:{m:02d}:00", 10.0 + (m % 3))
         for h in range(6) for m in range(0, 60, 5)]
@@ -71,7 +71,7 @@ def test_run_lockstep_answers_each_row() -> None:
 
 
 def test_lockstep_process_answers_before_the_next_row() -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "dharma.streams.cli.detect", "--lockstep"],
+    proc = subprocess.Popen([sys.executable, "-m", "dharma.cli.detect", "--lockstep"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write("timestamp,value\n")
@@ -84,7 +84,7 @@ def test_lockstep_process_answers_before_the_next_row() -> None:
     assert proc.wait(timeout=30) == 0
 
 
-@pytest.mark.parametrize("module", ["dharma.streams.cli.detect", "dharma.bench.anomaly_cost"])
+@pytest.mark.parametrize("module", ["dharma.cli.detect", "dharma.bench.anomaly_cost"])
 def test_doctests(module: str) -> None:
     assert doctest.testmod(importlib.import_module(module)).failed == 0
 

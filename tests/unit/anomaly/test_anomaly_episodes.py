@@ -19,7 +19,7 @@ from dharma.agents.anomaly import alerts, logic
 from dharma.agents.anomaly.alerts import AlertPolicy, AlertState, resolve_idle, step
 from dharma.agents.anomaly.logic import close_idle_episode, follow_episode, make_detector
 from dharma.agents.anomaly.model import episode
-from dharma.streams.synthetic import (
+from dharma.synthetic import (
     METRICS_TOPIC,
     IncidentConfig,
     ScriptedIncident,

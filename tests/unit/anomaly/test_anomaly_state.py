@@ -33,7 +33,7 @@ def app() -> faust.App:
 
 
 def store_of(table: faust.Table, metrics: PipelineMetrics) -> DetectorStore:
-    return DetectorStore(TableWriter(table, emitter=None), make_detector,  # type: ignore[arg-type]
+    return DetectorStore(TableWriter(table, emitter=None), make_detector,
                          metrics=metrics)
 
 
@@ -92,7 +92,7 @@ def test_a_decoder_bug_is_counted_as_an_error_and_the_key_starts_afresh() -> Non
     def broken(_: bytes) -> int:
         raise RuntimeError("bug")
 
-    store = CheckpointedTable(TableWriter(table, emitter=None),  # type: ignore[arg-type]
+    store = CheckpointedTable(TableWriter(table, emitter=None),
                               lambda _: b"", broken, lambda: 0, metrics=metrics)
     assert store.get(SERIES, EVENT) == 0
     assert rejected(metrics, "error") == 1.0
@@ -101,4 +101,5 @@ def test_a_decoder_bug_is_counted_as_an_error_and_the_key_starts_afresh() -> Non
 def test_only_a_raw_bytes_table_holds_checkpoints() -> None:
     json_table = app().Table("detectors", default=None, key_type=str, value_type=bytes)
     with pytest.raises(ValueError, match="checkpoint_table"):
-        store_of(json_table, PipelineMetrics(CollectorRegistry()))
+        # the wrong kind of table, on purpose
+        store_of(json_table, PipelineMetrics(CollectorRegistry()))  # type: ignore[arg-type]

@@ -37,7 +37,7 @@ def store_of(max_series: int = 50_000, **kw: Any) -> tuple[DetectorStore, Pipeli
     app = faust.App(f"t-store-{id(kw)}", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
     metrics, queued = PipelineMetrics(CollectorRegistry()), Queued()
-    store = DetectorStore(TableWriter(detector_table(app), queued),  # type: ignore[arg-type]
+    store = DetectorStore(TableWriter(detector_table(app), queued),
                           make_detector, max_series=max_series, metrics=metrics, **kw)
     return store, metrics, queued
 
@@ -133,7 +133,7 @@ def test_a_detector_that_fails_is_replaced_and_its_alert_episode_kept() -> None:
         def score_detail(self, x: Any) -> Any:
             raise ZeroDivisionError("a model bug")
 
-    state.detector = Broken()  # type: ignore[assignment]
+    state.detector = Broken()
     state, detail = store.observe("web-01|cpu", EVENT, {"value": 1.0, "timestamp": T0})
     assert detail.state == "warming_up" and state.alert == open_episode
 

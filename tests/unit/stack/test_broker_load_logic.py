@@ -14,7 +14,7 @@ from dharma.infra.stack.broker_load import CPU_WARN_PERCENT, BrokerLoad
 
 
 @pytest.mark.parametrize("module", ["dharma.infra.stack.broker_load", "dharma.bench.soak",
-                                    "dharma.streams.offsets"])
+                                    "dharma.streams.faust_fork.offsets"])
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import fastavro
 
-from dharma.streams.synthetic import (
+from dharma.synthetic import (
     AUDIT_TOPIC,
     INFRA_TOPIC,
     METRICS_TOPIC,

@@ -7,7 +7,7 @@ from typing import Any
 
 from synthetic_support import DAY_TICKS, START_MS, make_source
 
-from dharma.streams.synthetic import AUDIT_TOPIC, AccessConfig
+from dharma.synthetic import AUDIT_TOPIC, AccessConfig
 
 TICKS = 3 * DAY_TICKS
 

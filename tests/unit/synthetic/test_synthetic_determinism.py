@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from synthetic_support import START_MS, make_source
 
-from dharma.streams.synthetic import SyntheticSource
+from dharma.synthetic import SyntheticSource
 
 
 def test_same_seed_same_stream() -> None:

@@ -6,7 +6,7 @@ import statistics
 
 from synthetic_support import DAY_TICKS, START_MS, make_source, metric_table
 
-from dharma.streams.synthetic import INFRA_TOPIC, METRICS_TOPIC, Label
+from dharma.synthetic import INFRA_TOPIC, METRICS_TOPIC, Label
 
 TICKS = 2 * DAY_TICKS
 
@@ -127,7 +127,7 @@ def test_incident_and_chaos_events_bracket_labels() -> None:
 
 
 def test_delayed_incident_events() -> None:
-    from dharma.streams.synthetic import IncidentConfig, ScriptedIncident, SyntheticSource
+    from dharma.synthetic import IncidentConfig, ScriptedIncident, SyntheticSource
 
     scripted = (ScriptedIncident("memory_leak", "app-server-01", 10, 40),)
     config = IncidentConfig(0, 0, delayed_fraction=1.0, delay_ticks=6, scripted=scripted)

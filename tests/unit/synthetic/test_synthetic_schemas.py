@@ -11,7 +11,7 @@ import fastavro
 from fastavro.validation import validate
 from synthetic_support import make_source
 
-from dharma.streams.synthetic import INFRA_TOPIC, METRICS_TOPIC, bad_events
+from dharma.synthetic import INFRA_TOPIC, METRICS_TOPIC, bad_events
 
 
 def _epoch_ms(value: Any) -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from synthetic_support import make_source
 
-from dharma.streams.synthetic import (
+from dharma.synthetic import (
     METRICS_TOPIC,
     SyntheticSource,
     plan_run,
@@ -56,13 +56,13 @@ def test_bad_fraction_injects_flagged_bad_samples() -> None:
 
 @pytest.mark.parametrize("module", ["bad", "clock", "source"])
 def test_doctests(module: str) -> None:
-    mod = importlib.import_module(f"dharma.streams.synthetic.{module}")
+    mod = importlib.import_module(f"dharma.synthetic.{module}")
     result = doctest.testmod(mod)
     assert result.attempted > 0 and result.failed == 0
 
 
 def test_plan_source_compressed_demo_shows_day_and_incidents() -> None:
-    from dharma.streams.synthetic import plan_source
+    from dharma.synthetic import plan_source
 
     now = 1_750_000_000_000
     src, plan = plan_source(7, rate=100, duration_s=60, end_ms=now)

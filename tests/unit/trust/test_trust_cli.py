@@ -9,7 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dharma.agents.trust import default_policy_dir
-from dharma.streams.cli.policy import register
+from dharma.cli.policy import register
 
 HERE = Path(__file__).parent
 CASES = HERE / "cases.yaml"

@@ -66,7 +66,7 @@ def state_of(metrics: PipelineMetrics, engine: TrustEngine) -> tuple[TrustState,
     app = faust.App("t-trust-tables", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
     emitter = ChangelogRecorder()
-    return TrustState(app, engine, emitter, metrics), emitter  # type: ignore[arg-type]
+    return TrustState(app, engine, emitter, metrics), emitter
 
 
 def batch(seed: Seed, users: list[str], start: int = 0, **kw: Any) -> list[tuple[Any, AccessEvent]]:

@@ -40,7 +40,7 @@ VALUES = {**{kind: orjson.dumps(v) for kind, v in ABSURD.items()},
 def stats_table(metrics: PipelineMetrics) -> TypedTable[SeriesStats]:
     app = faust.App("t-series-stats", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
-    ctx = StreamContext(Settings(), None, metrics, ChangelogRecorder())  # type: ignore[arg-type]
+    ctx = StreamContext(Settings(), None, metrics, ChangelogRecorder())
     return series_stats(app, ctx)
 
 
@@ -76,7 +76,7 @@ def test_an_unreadable_series_starts_afresh_and_the_others_go_on(kind: str) -> N
     reason = "format" if kind in ("not_json", "pickle", "exec_pickle", "list", "oversized") \
         else "invalid"
     assert rejected(metrics, reason) == 1.0
-    _, key, value, _ = stats.writer.emitter.sent[0]  # type: ignore[attr-defined]
+    _, key, value, _ = stats.writer.emitter.sent[0]
     assert (key, orjson.loads(value)["count"]) == (table_key("bad|cpu"), 5)  # replaced
 
 
@@ -85,6 +85,6 @@ def test_a_written_record_is_what_faust_wrote_for_a_str_keyed_json_table() -> No
     earlier table writer) recover unchanged."""
     stats = stats_table(PipelineMetrics(CollectorRegistry()))
     update_series_stats(stats, samples("web-01", 3))
-    ((_, key, value, _),) = stats.writer.emitter.sent  # type: ignore[attr-defined]
+    ((_, key, value, _),) = stats.writer.emitter.sent
     assert orjson.loads(key) == "web-01|cpu"
     assert SeriesStats.from_dict(orjson.loads(value)) == stats.get("web-01|cpu")

@@ -1,0 +1,100 @@
+"""``dharma bench ingest | anomaly | trust | broker | soak``: figures on this machine."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.table import Table
+
+from dharma.cli.common import console
+
+bench_app = typer.Typer(help="Benchmarks, each against a private embedded stack.",
+                        no_args_is_help=True)
+
+
+def _report(name: str, figures: dict[str, object]) -> None:
+    console.print(f"[bold]{name}[/]")
+    for key, value in figures.items():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            _print_rows(key, value)
+        else:
+            console.print(f"  {key:36} {value}")
+    typer.echo(json.dumps({name: figures}))
+
+
+def _print_rows(name: str, rows: list[dict[str, object]]) -> None:
+    """Rows of dicts (per case, per interval) as a table; nested dicts flattened."""
+    flat = [{f"{k}.{kk}" if isinstance(v, dict) else k: vv
+             for k, v in row.items() for kk, vv in (v.items() if isinstance(v, dict)
+                                                     else [(k, v)])} for row in rows]
+    table = Table(*flat[0], title=name)
+    for row in flat:
+        table.add_row(*(str(row.get(c, "")) for c in flat[0]))
+    console.print(table)
+
+
+@bench_app.command()
+def ingest(events: int = typer.Option(100_000), series: int = typer.Option(1_000)) -> None:
+    """Validation agent into PostgreSQL, against a bare Avro consumer."""
+    from dharma.bench.ingest import run
+
+    _report("ingest", run(events=events, series=series))
+
+
+@bench_app.command()
+def anomaly(events: int = typer.Option(60_000, help="Events per throughput run.")) -> None:
+    """Anomaly detector cost, topology events/s (1k, 10k series, 2 workers), latency."""
+    from dharma.bench.anomaly import run
+
+    _report("anomaly", run(events=events))
+
+
+@bench_app.command()
+def trust(events: int = typer.Option(30_000, help="Access events through Kafka per round."),
+          rounds: int = typer.Option(3, help="Trust and baseline runs, each on new events."),
+          policies: int = typer.Option(1_000, help="Policies loaded for the latency run.")) -> None:
+    """Decisions/s through Kafka against a Faust consume-and-decode agent; in-process
+    decision latency with many policies loaded."""
+    from dharma.bench.harness import bench_stack
+    from dharma.bench.trust_latency import measure_decision_latency
+    from dharma.bench.trust_throughput import measure_trust_throughput
+
+    latency = measure_decision_latency(n_policies=policies)
+    with bench_stack() as (settings, _env):
+        throughput = measure_trust_throughput(settings, n_events=events, rounds=rounds)
+    _report("trust", {"throughput": throughput, "latency": latency})
+
+
+@bench_app.command()
+def broker(repeats: int = typer.Option(15, help="Timed requests per figure (median).")) -> None:
+    """Request times of the embedded broker against what one partition holds (records,
+    record batches): what makes it slower as it retains data."""
+    from dharma.bench.broker_cost import run
+
+    _report("broker", run(repeats=repeats))
+
+
+@bench_app.command()
+def soak(load: str = typer.Option("anomaly", help="anomaly (outside producer into one anomaly "
+                                  "worker) or pipeline (what `dharma up` runs)."),
+         rate: float = typer.Option(2_000.0, help="Events per second offered."),
+         minutes: float = typer.Option(10.0, help="How long the load runs."),
+         series: int = typer.Option(1_000, help="anomaly: series the events spread over."),
+         linger_ms: int = typer.Option(5, help="anomaly: the outside producer's linger.ms."),
+         interval_s: float = typer.Option(60.0, help="Seconds between samples.")) -> None:
+    """Broker CPU and memory, worker lag (and, for anomaly, produce → prediction latency and
+    scored count) under a steady load, per interval, with slopes per 10 minutes."""
+    from dharma.bench.soak import run_anomaly, run_pipeline
+
+    if load == "anomaly":
+        figures = run_anomaly(int(rate), series, minutes * 60, linger_ms, interval_s)
+    elif load == "pipeline":
+        figures = run_pipeline(rate, minutes * 60, interval_s)
+    else:
+        raise typer.BadParameter("--load is anomaly or pipeline")
+    _report(f"soak {load}", figures)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench_app, name="bench")

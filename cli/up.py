@@ -1,0 +1,163 @@
+"""``dharma up``: the embedded stack, the workers and the generator, live in the terminal.
+
+Ctrl-C stops everything this command started (workers, generator, and the
+stack if it was not already running), and waits for it to be gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import psutil
+import typer
+
+from dharma.cli.common import console, err_console, load_settings
+
+DEFAULT_TOPOLOGIES = ("ingest", "anomaly", "trust")
+METRICS_BASE_PORT = 9464
+#: The generator replays compressed history (a day's run spans weeks of event time),
+#: so the demo's trust worker accepts requests that old instead of denying them stale.
+DEMO_TRUST = {"DHARMA_TRUST_MAX_REQUEST_AGE_S": os.environ.get(
+    "DHARMA_TRUST_MAX_REQUEST_AGE_S", str(400 * 86_400))}
+
+
+def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "dharma.cli", *args],
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, **env}, start_new_session=True)
+
+
+def _terminate(procs: list[subprocess.Popen[bytes]], timeout: float = 20.0) -> None:
+    """SIGTERM each child and its descendants; SIGKILL what outlives ``timeout``."""
+    family: list[psutil.Process] = []
+    for proc in procs:
+        try:
+            parent = psutil.Process(proc.pid)
+            family += [parent, *parent.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+    for p in family:
+        with suppress(psutil.NoSuchProcess):
+            p.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(family, timeout=timeout)
+    for p in alive:
+        with suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(alive, timeout=5)
+    for proc in procs:
+        proc.poll()
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop everything, even where a shell started this
+    command in the background with SIGINT ignored."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _is_ordinary(topic: str, value: dict[str, Any]) -> bool:
+    """A normal anomaly score: printed only as a sample."""
+    return topic == "ml.predictions" and value.get("kind") == "anomaly" and not value["is_anomaly"]
+
+
+def _show(topic: str, value: dict[str, Any]) -> None:
+    if topic.endswith(".dlq"):
+        console.print(f"[yellow]dead letter[/] {value['topic']}: {value['reason']}")
+    elif topic == "alerts.notifications":
+        colour = "red" if value["status"] == "firing" else "green"
+        console.print(f"[bold {colour}]ALERT {value['status']}[/] [{value['severity']}] "
+                      f"{value['summary']}")
+    elif value.get("kind") == "anomaly":
+        console.print(f"[magenta]prediction[/] {value['source']} {value['metric']} "
+                      f"value={value['value']:.2f} score={value['anomaly_score']:.2f}"
+                      f"{' [bold red]ANOMALY[/]' if value['is_anomaly'] else ''}")
+    elif value.get("kind") == "trust_decision":
+        console.print(f"[cyan]access[/] {value['user_id']} {value['action']} {value['resource']}"
+                      f" → {value['decision']} (trust {value['trust_score']:.2f})")
+
+
+def up(
+    rate: float = typer.Option(200.0, help="Generator events per second."),
+    topology: list[str] = typer.Option(list(DEFAULT_TOPOLOGIES), help="Topologies to run."),
+    sample_every: int = typer.Option(50, help="Print one in N ordinary predictions."),
+    days: float = typer.Option(0.05, help="Simulated days per generator hour (compression)."),
+) -> None:
+    """Run the whole pipeline on the embedded stack and show it working, until Ctrl-C."""
+    from dharma.infra.stack import EmbeddedStack, StackError
+    from dharma.streams.admin import create_topics, register_schemas
+    from dharma.topologies import TOPOLOGIES
+
+    _stop_on_signals()
+    settings = load_settings()
+    stack = EmbeddedStack(settings)
+    children: list[subprocess.Popen[bytes]] = []
+    started: list[str] = []
+    try:
+        with console.status("starting the embedded stack..."):
+            started = stack.up()
+            create_topics(settings)
+            register_schemas(settings)
+        console.print(f"stack ready: Kafka {settings.kafka.bootstrap_servers}, registry "
+                      f"{settings.registry.url}, state in {stack.state_dir}")
+        logs = stack.state_dir / "logs"
+        for i, name in enumerate(t for t in topology if t in TOPOLOGIES):
+            port = METRICS_BASE_PORT + i
+            children.append(_spawn(["worker", "--topology", name, "--no-setup"],
+                                   logs / f"worker-{name}.log",
+                                   {"DHARMA_WORKER_METRICS_PORT": str(port), **DEMO_TRUST}))
+            console.print(f"worker [bold]{name}[/]: metrics at http://127.0.0.1:{port}/metrics,"
+                          f" log {logs / f'worker-{name}.log'}")
+        children.append(_spawn(["generate", "--rate", str(rate), "--duration", "86400",
+                                "--days", str(days * 24), "--quiet"],
+                               logs / "generate.log", {}))
+        console.print("generator running; live output follows (Ctrl-C stops everything)")
+        _watch(settings, sample_every, children)
+    except StackError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        _terminate(children)
+        if started:
+            stack.down()
+        console.print("stopped: nothing left running" if started else "stopped workers and "
+                      "generator (the stack was already running and is left up)")
+
+
+def _watch(settings: Any, sample_every: int, children: list[subprocess.Popen[bytes]]) -> None:
+    """Print alerts, anomalies, decisions and dead letters as they arrive."""
+    from dharma.streams.tailer import Tailer
+    from dharma.streams.topics import ALERTS, DEAD_LETTER_TOPICS, PREDICTIONS
+
+    topics = [PREDICTIONS.name, ALERTS.name, *(t.name for t in DEAD_LETTER_TOPICS)]
+    seen = 0
+    with Tailer(settings, topics) as tailer:
+        while True:
+            for topic, value in tailer.poll(0.5):
+                ordinary = _is_ordinary(topic, value)
+                seen += ordinary
+                if not ordinary or seen % sample_every == 0:
+                    _show(topic, value)
+            dead = [c for c in children if c.poll() is not None]
+            if dead:
+                from dharma.infra.stack import StackError
+
+                command = " ".join(str(a) for a in list(dead[0].args)[3:])  # type: ignore[arg-type]  # Popen.args is a list here
+                raise StackError(f"{command} exited with code {dead[0].returncode}; "
+                                 "see the logs in the state directory")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(up)

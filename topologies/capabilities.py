@@ -1,0 +1,54 @@
+"""Each capability as a topology runs it, built from settings: its sinks (made here and
+passed in, never chosen by the agent), the topics it consumes and emits, and whether
+it dead-letters its input."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from dharma.agents.anomaly import agent as anomaly_agent
+from dharma.agents.trust import agent as trust_agent
+from dharma.agents.trust.config import TrustConfig
+from dharma.agents.trust.session import Session
+from dharma.agents.validation import agent as validation_agent
+from dharma.sinks.audit import AuditSink
+from dharma.sinks.postgres import PostgresMetricsSink
+from dharma.sinks.sessions import SessionStore
+from dharma.streams.settings import Settings
+from dharma.streams.topics import ALERTS, AUDIT_LOGS, METRICS_RAW, PREDICTIONS
+from dharma.topologies.topology import Capability
+
+__all__ = ["anomaly", "trust", "validation"]
+
+
+def validation(settings: Settings) -> Capability:
+    """Validation of ``metrics.raw`` (it dead-letters what it rejects), samples to
+    PostgreSQL."""
+    sink = PostgresMetricsSink(settings.postgres.dsn.get_secret_value())
+    return Capability(
+        "validation", consumes=(METRICS_RAW,), emits=(METRICS_RAW.dlq,),
+        dead_letters=(METRICS_RAW,), sinks=(sink,),
+        register=partial(validation_agent.register, sink=sink))
+
+
+def anomaly(settings: Settings, dead_letters: bool) -> Capability:
+    """Anomaly scoring of ``metrics.raw``; ``dead_letters``: whether it answers for the
+    input it rejects (when no other capability of its topology does)."""
+    dlq = (METRICS_RAW.dlq,) if dead_letters else ()
+    return Capability(
+        "anomaly", consumes=(METRICS_RAW,), emits=(PREDICTIONS, ALERTS, *dlq),
+        dead_letters=(METRICS_RAW,) if dead_letters else (),
+        register=partial(anomaly_agent.register, dead_letters=dead_letters))
+
+
+def trust(settings: Settings) -> Capability:
+    """Zero-trust decisions on ``audit.logs``: the audit trail in PostgreSQL, live
+    sessions in Redis (living and remembered as long as the trust settings say)."""
+    config = TrustConfig.from_settings(settings.trust)
+    audit = AuditSink(settings.postgres.dsn.get_secret_value())
+    sessions = SessionStore(settings.redis.url.get_secret_value(), Session.from_dict,
+                            ttl_s=config.allow_ttl_seconds, guard_s=config.replay_guard_s)
+    return Capability(
+        "trust", consumes=(AUDIT_LOGS,), emits=(PREDICTIONS, ALERTS, AUDIT_LOGS.dlq),
+        dead_letters=(AUDIT_LOGS,), sinks=(audit, sessions),
+        register=partial(trust_agent.register, audit=audit, sessions=sessions))
