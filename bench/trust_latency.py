@@ -90,9 +90,7 @@ def _request(rng: random.Random, i: int, base: datetime) -> AccessEvent:
         "last_auth_ts": ts - timedelta(seconds=rng.randint(0, 3600)),
         "source_ip": rng.choice(["10.0.1.50", "192.168.3.4", "203.0.113.9"]),
     }
-    event = parse_access_event(raw)
-    assert isinstance(event, AccessEvent)
-    return event
+    return parse_access_event(raw)
 
 
 def _pct(sorted_ns: list[int], q: float) -> float:

@@ -58,7 +58,7 @@ def silence(
     comment: str = typer.Option("", help="Why (shown in the list)."),
 ) -> None:
     """Mute matching notifications for a while (the episode is still tracked)."""
-    from dharma.agents.anomaly.silences import create_silence
+    from dharma.sinks.silences import create_silence
 
     seconds = parse_duration(duration)
     dsn = load_settings().postgres.dsn.get_secret_value()
@@ -72,7 +72,7 @@ def silence(
 @alerts_app.command()
 def silences() -> None:
     """List the active silences."""
-    from dharma.agents.anomaly.silences import list_silences
+    from dharma.sinks.silences import list_silences
 
     rows = list_silences(load_settings().postgres.dsn.get_secret_value())
     table = Table("id", "source", "metric", "kind", "ends at", "comment")

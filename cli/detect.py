@@ -1,8 +1,8 @@
 """``dharma detect``: replay the streaming anomaly detector over a CSV, offline.
 
-The same :class:`~dharma.agents.anomaly.logic.SeriesDetector` the anomaly
-agent runs, fed one row at a time (score, then learn), so a backtest here
-matches what the stream would have produced.
+The anomaly agent's batch step (:class:`~dharma.agents.anomaly.logic.BatchStep`)
+over an in-memory state, fed one row at a time (score, then learn), so a
+backtest here matches what the stream would have produced.
 
 * ``dharma detect --input FILE.csv --output OUT.csv``: ``timestamp,value`` in,
   ``timestamp,value,anomaly_score`` out, one row per input row.
@@ -19,7 +19,7 @@ import csv
 import math
 import sys
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,12 +27,22 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from dharma.agents.anomaly.logic import ANOMALY_THRESHOLD, SeriesDetector, make_detector
+from dharma.agents.anomaly.logic import (
+    ANOMALY_THRESHOLD,
+    BatchStep,
+    MemoryStates,
+    Observation,
+    SeriesDetector,
+    SeriesState,
+    make_detector,
+)
 
 __all__ = ["detect", "main", "parse_row", "register", "run_lockstep", "score_rows"]
 
 #: Files with more rows than this get a progress bar on stderr.
 PROGRESS_MIN_ROWS = 20_000
+#: The replayed file's one series.
+SERIES = "file|value"
 
 
 def parse_row(row: list[str], ts_col: int, value_col: int) -> dict[str, Any]:
@@ -61,6 +71,26 @@ def parse_row(row: list[str], ts_col: int, value_col: int) -> dict[str, Any]:
     return {"value": value, "timestamp": stamp}
 
 
+def observation(x: dict[str, Any]) -> Observation:
+    """The batch step's view of a parsed row (its time in epoch ms, 0 when unreadable).
+
+    >>> observation(parse_row(["1970-01-01 00:00:01", "2"], 0, 1))[3:5]
+    (1000, 2.0)
+    """
+    stamp = x["timestamp"]
+    if isinstance(stamp, datetime):
+        ts = round(stamp.replace(tzinfo=UTC).timestamp() * 1000)
+    else:
+        ts = int(stamp) if stamp is not None and math.isfinite(stamp) else 0
+    return Observation(SERIES, "file", "value", ts, x["value"], x)
+
+
+def replay_step(det: SeriesDetector | None = None) -> BatchStep[None]:
+    """The batch step over one series' in-memory state (``det``: its detector)."""
+    states = MemoryStates(make_detector, {SERIES: SeriesState(det or make_detector())})
+    return BatchStep(states, make_detector)
+
+
 def _columns(header: list[str]) -> tuple[int, int]:
     """Positions of ``timestamp`` and ``value`` (default: first and second)."""
     names = [h.strip().lower() for h in header]
@@ -78,12 +108,9 @@ def score_rows(
     >>> [round(s, 2) for _, s in score_rows(rows, 0, 1)]  # warming up: low, never an alert
     [0.0, 0.03]
     """
-    det = det if det is not None else make_detector()
+    step = replay_step(det)
     for row in rows:
-        x = parse_row(row, ts_col, value_col)
-        score = det.score_one(x)
-        det.learn_one(x)
-        yield row, score
+        yield row, step([(None, observation(parse_row(row, ts_col, value_col)))]).scores[0]
 
 
 def _fmt(score: float) -> str:
@@ -122,7 +149,7 @@ def run_lockstep(stdin: IO[str], stdout: IO[str]) -> int:
     """
     header = stdin.readline()
     ts_col, value_col = _columns(next(csv.reader([header]), []))
-    det, n = make_detector(), 0
+    step, n = replay_step(), 0
     while True:
         line = stdin.readline()
         if not line:
@@ -130,10 +157,9 @@ def run_lockstep(stdin: IO[str], stdout: IO[str]) -> int:
         if not line.strip():
             continue
         row = next(csv.reader([line]))
-        x = parse_row(row, ts_col, value_col)
-        stdout.write(_fmt(det.score_one(x)) + "\n")
+        score = step([(None, observation(parse_row(row, ts_col, value_col)))]).scores[0]
+        stdout.write(_fmt(score) + "\n")
         stdout.flush()
-        det.learn_one(x)
         n += 1
 
 

@@ -5,7 +5,8 @@ on any failure); ``dharma policy validate POLICY_DIR`` checks a policy set
 (exit 1 when invalid).  ``dharma policy shadow NEW_DIR`` reads recent
 ``audit.logs`` access requests from the broker and reports how the candidate
 policy set would have decided them compared with the current one
-(:func:`dharma.agents.trust.shadow_compare`).
+(:func:`dharma.agents.trust.shadow_compare`: each set replays them through the
+trust agent's batch step, :class:`~dharma.agents.trust.logic.TrustStep`).
 """
 
 from __future__ import annotations

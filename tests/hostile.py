@@ -79,17 +79,6 @@ def recover(table: Any, records: list[tuple[bytes, bytes | None]], partition: in
     asyncio.run(_recover(table, records, partition))
 
 
-class ChangelogRecorder:
-    """Stands in for the worker's emitter in unit tests: keeps what would be produced."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes | None, int | None]] = []
-
-    def emit(self, topic: str, key: bytes | None, value: bytes | None,
-             partition: int | None = None) -> None:
-        self.sent.append((topic, key, value, partition))
-
-
 def write_changelog(settings: Any, topic: str, partitions: int,
                     records: list[tuple[int, bytes, bytes | None]]) -> None:
     """Create the compacted ``topic`` and write ``(partition, key, value)`` records, one

@@ -4,10 +4,10 @@ A checkpoint is ``zlib(msgpack(envelope))`` with the envelope::
 
     {"v": CHECKPOINT_VERSION,
      "detector": SeriesDetector.to_state(),   # baseline, lik, hist, lik2, clock, counters
-     "alert": AlertState.to_state()}
+     "alert": episode_state(Episode)}     # the series' alert episode (streams.alerting)
 
 Every part writes its own learned state (``to_state``) and reads it back
-(``load_state`` / ``from_state``) with a validating
+(``load_state`` / :func:`episode_from_state`) with a validating
 :class:`~dharma.agents.anomaly.model.fields.Fields` reader: ints, floats,
 ``None``, lists of floats and float32 arrays as little-endian bytes; no class
 name, nothing callable, nothing imported by name. The configuration is not in
@@ -42,17 +42,17 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
 
-from dharma.agents.anomaly.alerts import AlertState
-from dharma.agents.anomaly.logic import SeriesDetector
-from dharma.agents.anomaly.model.fields import Fields
+from dharma.agents.anomaly.logic import SeriesDetector, SeriesState
+from dharma.agents.anomaly.model.fields import INT64_MIN, Fields
+from dharma.streams.alerting import Episode
 from dharma.streams.errors import BrokenCheckpoint
 
-__all__ = ["CHECKPOINT_VERSION", "CheckpointCodec", "SeriesState"]
+__all__ = ["CHECKPOINT_VERSION", "CheckpointCodec", "SeriesState", "episode_from_state",
+           "episode_state"]
 
 #: Layout of the envelope and of every part's state; see "Adding a field" above.
 CHECKPOINT_VERSION = 3
@@ -60,14 +60,28 @@ CHECKPOINT_VERSION = 3
 MAX_CHECKPOINT_BYTES = 64 * 1024
 #: Largest checkpoint once decompressed (bounds what a small hostile record can expand to).
 MAX_STATE_BYTES = 256 * 1024
+#: Longest source or metric name kept in an episode (``streams.records.MAX_NAME``).
+MAX_NAME = 256
 
 
-@dataclass
-class SeriesState:
-    """What the anomaly agent keeps per series."""
+def episode_state(episode: Episode) -> dict[str, Any]:
+    """An alert episode as plain data (``model/fields.py``); its subject is the series'
+    metric, under the key ``metric`` (the layout of version 3)."""
+    return {"firing_since": episode.firing_since, "last_sent": episode.last_sent,
+            "normal_since": episode.normal_since, "normal_count": episode.normal_count,
+            "peak": episode.peak, "last_ts": episode.last_ts, "source": episode.source,
+            "metric": episode.subject}
 
-    detector: SeriesDetector
-    alert: AlertState = field(default_factory=AlertState)
+
+def episode_from_state(state: Fields) -> Episode:
+    """Inverse of :func:`episode_state`, validated (event times are epoch ms)."""
+    return Episode(firing_since=state.opt_integer("firing_since", lo=INT64_MIN),
+                   last_sent=state.opt_integer("last_sent", lo=INT64_MIN),
+                   normal_since=state.opt_integer("normal_since", lo=INT64_MIN),
+                   normal_count=state.integer("normal_count"),
+                   peak=state.number("peak", lo=0.0, hi=1.0),
+                   last_ts=state.opt_integer("last_ts", lo=INT64_MIN),
+                   source=state.text("source", MAX_NAME), subject=state.text("metric", MAX_NAME))
 
 
 class CheckpointCodec:
@@ -86,7 +100,7 @@ class CheckpointCodec:
     def encode(self, state: SeriesState) -> bytes:
         """The checkpoint of ``state``."""
         envelope = {"v": CHECKPOINT_VERSION, "detector": state.detector.to_state(),
-                    "alert": state.alert.to_state()}
+                    "alert": episode_state(state.alert)}
         return zlib.compress(msgpack.packb(envelope, use_bin_type=True), 1)
 
     def decode(self, blob: object) -> SeriesState:
@@ -101,7 +115,7 @@ class CheckpointCodec:
         envelope.integer("v")
         detector = self.factory()
         detector.load_state(envelope.part("detector"))
-        alert = AlertState.from_state(envelope.part("alert"))
+        alert = episode_from_state(envelope.part("alert"))
         envelope.done()
         return SeriesState(detector, alert)
 

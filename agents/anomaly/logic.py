@@ -20,10 +20,11 @@ True
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+import logging
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from dharma.agents.anomaly.alerts import AlertPolicy, AlertState, resolve_idle, step
 from dharma.agents.anomaly.model.detector import (
     ANOMALY_THRESHOLD,
     LATE,
@@ -31,18 +32,46 @@ from dharma.agents.anomaly.model.detector import (
     ScoreDetail,
     SeriesDetector,
 )
+from dharma.streams.alerting import (
+    AlertPolicy,
+    Episode,
+    Notice,
+    Silence,
+    alert_record,
+    close,
+    is_silenced,
+    step,
+)
+from dharma.streams.records import MetricSample
+from dharma.streams.settings import WorkerSettings
 
 __all__ = [
     "ANOMALY_THRESHOLD",
+    "KIND",
     "QUIET_CAP",
+    "BatchStep",
     "DetectorConfig",
+    "MemoryStates",
+    "Observation",
     "ScoreDetail",
+    "Scored",
     "SeriesDetector",
+    "SeriesState",
+    "alert_policy",
+    "anomaly_alert",
     "close_idle_episode",
     "follow_episode",
     "is_anomaly",
     "make_detector",
+    "observe",
+    "prediction",
 ]
+
+logger = logging.getLogger(__name__)
+
+KIND = "anomaly"
+MODEL = "dharma-likelihood/1"
+PREDICTION_BRANCH = "dharma.predictions.AnomalyPrediction"
 
 
 @dataclass(frozen=True)
@@ -98,8 +127,51 @@ def is_anomaly(score: float) -> bool:
     return score >= ANOMALY_THRESHOLD
 
 
-def follow_episode(state: AlertState, policy: AlertPolicy, source: str, metric: str, ts: int,
-                   detail: ScoreDetail) -> tuple[AlertState, dict[str, Any] | None]:
+@dataclass
+class SeriesState:
+    """What the anomaly capability keeps per series: its detector and its alert episode."""
+
+    detector: SeriesDetector
+    alert: Episode = field(default_factory=Episode)
+
+
+def observe(state: SeriesState, x: dict[Hashable, Any],
+            new_detector: Callable[[], SeriesDetector], series: str = "") -> ScoreDetail:
+    """Score, then learn, ``x`` with the series' detector; the score.
+
+    A detector that fails (a bug: it must not stop the stream) is replaced by a
+    fresh one, which warms up; the series' alert episode is kept, so an open alert
+    still resolves when the series is back to normal.
+    """
+    try:
+        detail = state.detector.score_detail(x)
+        state.detector.learn_one(x)
+    except Exception:
+        logger.exception("detector failed series=%s: starting it afresh", series)
+        state.detector = new_detector()
+        detail = state.detector.score_detail(x)
+        state.detector.learn_one(x)
+    return detail
+
+
+def anomaly_alert(notice: Notice, policy: AlertPolicy, summary: str | None = None
+                  ) -> dict[str, Any]:
+    """The ``alerts.notifications`` record of an episode's notice."""
+    ep = notice.episode
+    source, metric = ep.source, ep.subject
+    if summary is None:
+        minutes = (notice.ts - notice.start) / 60_000
+        summary = (f"{metric} on {source} is anomalous (peak score {ep.peak:.2f})"
+                   if notice.status == "firing" else
+                   f"{metric} on {source} back to normal after {minutes:.1f} min")
+    return alert_record(kind=KIND, component=KIND, source=source, subject=metric,
+                        status=notice.status, severity=ep.severity(policy, notice.ts),
+                        summary=summary, ts=notice.ts, episode_start=notice.start,
+                        labels={"metric": metric})
+
+
+def follow_episode(state: Episode, policy: AlertPolicy, source: str, metric: str, ts: int,
+                   detail: ScoreDetail) -> tuple[Episode, dict[str, Any] | None]:
     """Advance a series' alert episode by one scored sample; the alert to send, if any.
 
     The episode follows the series' real state, ``detail.anomalous`` (the uncapped
@@ -108,7 +180,7 @@ def follow_episode(state: AlertState, policy: AlertPolicy, source: str, metric: 
     firing.  A late sample (a replay or an out-of-order point) neither keeps it
     firing nor counts toward the quiet period.
 
-    >>> det, s, sent = make_detector(), AlertState(), []
+    >>> det, s, sent = make_detector(), Episode(), []
     >>> for i in range(400):  # 300 quiet samples a minute apart, then a shift that lasts
     ...     x = {"value": (i % 3) * 0.1 + (5.0 if i >= 300 else 0.0), "timestamp": i * 60_000}
     ...     s, alert = follow_episode(s, AlertPolicy(), "web-01", "cpu", i * 60_000,
@@ -120,10 +192,11 @@ def follow_episode(state: AlertState, policy: AlertPolicy, source: str, metric: 
     """
     if detail.state == LATE:
         return state, None
-    return step(state, policy, source, metric, ts, detail.uncapped, detail.anomalous)
+    state, notice = step(state, policy, source, metric, ts, detail.uncapped, detail.anomalous)
+    return state, anomaly_alert(notice, policy) if notice else None
 
 
-def close_idle_episode(series: str, state: AlertState,
+def close_idle_episode(series: str, state: Episode,
                        policy: AlertPolicy) -> dict[str, Any] | None:
     """The ``resolved`` alert of the open episode of ``series`` (``source|metric``, the
     key of :attr:`~dharma.streams.records.MetricSample.series`) as it is forgotten, or
@@ -131,12 +204,148 @@ def close_idle_episode(series: str, state: AlertState,
     series': a checkpoint naming another series resolves nothing (fail closed).
 
     >>> policy = AlertPolicy()
-    >>> s, _ = step(AlertState(), policy, "web-01", "cpu", 60_000, 0.9, True)
+    >>> s, _ = step(Episode(), policy, "web-01", "cpu", 60_000, 0.9, True)
     >>> close_idle_episode("web-01|cpu", s, policy)["status"]
     'resolved'
     >>> close_idle_episode("db-01|cpu", s, policy) is None
     True
     """
-    if f"{state.source}|{state.metric}" != series:
+    if f"{state.source}|{state.subject}" != series:
         return None
-    return resolve_idle(state, policy)
+    notice = close(state)
+    if notice is None:
+        return None
+    minutes = (notice.ts - notice.start) / 60_000
+    return anomaly_alert(notice, policy, f"{state.subject} on {state.source} stopped "
+                         f"reporting {minutes:.1f} min into an anomalous episode; closed")
+
+
+def prediction(obs: Observation, detail: ScoreDetail) -> tuple[str, dict[str, Any]]:
+    """The ``ml.predictions`` record for one scored sample (union branch, value)."""
+    ready = detail.state == "ready"
+    return PREDICTION_BRANCH, {
+        "kind": KIND, "prediction_id": f"{obs.series}@{obs.ts}",
+        "source": obs.source, "metric": obs.metric, "ts": obs.ts,
+        "value": obs.value, "model": MODEL, "anomaly_score": float(detail.score),
+        "is_anomaly": ready and is_anomaly(detail.score),
+        "warming_up": detail.state == "warming_up", "confidence": float(detail.confidence),
+        "expected": detail.expected if detail.expected == detail.expected else None,  # NaN
+    }
+
+
+class Observation(NamedTuple):
+    """One sample of a series as the batch step reads it: its names, time (epoch ms) and
+    value, and ``x``, the detector's input (``{"value", "timestamp"}``; a replayed file
+    may carry a datetime, or an unreadable time as None)."""
+
+    series: str
+    source: str
+    metric: str
+    ts: int
+    value: float
+    x: dict[Hashable, Any]
+
+    @classmethod
+    def of(cls, sample: MetricSample) -> Observation:
+        """The observation of a validated ``metrics.raw`` sample."""
+        return cls(sample.series, sample.source, sample.metric, sample.ts, sample.value,
+                   {"value": sample.value, "timestamp": sample.ts})
+
+
+Ref = TypeVar("Ref")
+Ref_contra = TypeVar("Ref_contra", contravariant=True)
+
+
+class SeriesStates(Protocol[Ref_contra]):
+    """Where the batch step finds a series' state (``ref``: what the store needs to
+    place it, e.g. the event it came in; the agent's is a checkpointed table)."""
+
+    def get(self, series: str, ref: Ref_contra) -> SeriesState: ...
+
+
+class MemoryStates:
+    """Series states in a dict, each created on first use: the batch step's state for a
+    replay (``dharma detect``) and for tests."""
+
+    def __init__(self, new_detector: Callable[[], SeriesDetector] = DetectorConfig().build,
+                 states: dict[str, SeriesState] | None = None) -> None:
+        self.new_detector = new_detector
+        self.states = states if states is not None else {}
+
+    def get(self, series: str, ref: object = None) -> SeriesState:
+        state = self.states.get(series)
+        if state is None:
+            state = self.states[series] = SeriesState(self.new_detector())
+        return state
+
+
+@dataclass
+class Scored:
+    """What a batch produced: predictions (key, (branch, record)), the alerts to send (not
+    silenced), the series whose episode changed (to checkpoint at once), the scores."""
+
+    predictions: list[tuple[str, tuple[str, dict[str, Any]]]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+    scores: list[float] = field(default_factory=list)
+
+
+@dataclass
+class BatchStep(Generic[Ref]):
+    """The anomaly capability's batch step: scores, then learns, each sample in order
+    and follows its series' alert episode.  The agent, ``dharma detect`` and the tests
+    all run this one.
+
+    Parameters
+    ----------
+    states
+        Each series' state (detector and episode).
+    new_detector
+        A fresh detector of the worker's configuration (replaces one that fails).
+    policy
+        When episodes fire, repeat and resolve.
+    """
+
+    states: SeriesStates[Ref]
+    new_detector: Callable[[], SeriesDetector]
+    policy: AlertPolicy = field(default_factory=AlertPolicy)
+
+    def __call__(self, samples: Iterable[tuple[Ref, Observation]],
+                 silences: Sequence[Silence] = (), now_ms: int = 0) -> Scored:
+        """Score a batch; alerts matching an active silence (at ``now_ms``) still move
+        their episode but are not sent."""
+        out, policy = Scored(), self.policy
+        for ref, obs in samples:
+            state = self.states.get(obs.series, ref)
+            detail = observe(state, obs.x, self.new_detector, obs.series)
+            out.predictions.append((obs.series, prediction(obs, detail)))
+            out.scores.append(detail.score)
+            state.alert, alert = follow_episode(state.alert, policy, obs.source, obs.metric,
+                                                obs.ts, detail)
+            if alert:
+                out.changed.add(obs.series)
+                if not is_silenced(silences, obs.source, obs.metric, KIND, now_ms):
+                    out.alerts.append(alert)
+        return out
+
+    def evicted(self, series: str, state: SeriesState, silences: Sequence[Silence] = (),
+                now_ms: int = 0) -> dict[str, Any] | None:
+        """The ``resolved`` alert to send as ``series`` is forgotten with an open episode
+        (None: none open, silenced, or an episode naming another series: logged)."""
+        alert = close_idle_episode(series, state.alert, self.policy)
+        if alert is None:
+            if state.alert.firing_since is not None:
+                logger.warning("open episode of evicted series=%s names another series: "
+                               "not resolved", series)
+            return None
+        if is_silenced(silences, alert["source"], alert["labels"]["subject"], KIND, now_ms):
+            return None
+        logger.info("resolved the open episode of evicted series=%s", series)
+        return alert
+
+
+def alert_policy(worker: WorkerSettings) -> AlertPolicy:
+    """The alert policy of ``DHARMA_WORKER_ALERT_*``."""
+    return AlertPolicy(repeat_interval_ms=round(worker.alert_repeat_interval_s * 1000),
+                       resolve_after=worker.alert_resolve_after,
+                       resolve_after_ms=round(worker.alert_resolve_after_s * 1000))

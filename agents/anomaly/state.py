@@ -13,23 +13,27 @@ series warm up afresh (counted in ``dharma_checkpoints_rejected_total``).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import faust
 from faust.types import EventT
 
-from dharma.agents.anomaly.codec import CheckpointCodec, SeriesState
-from dharma.agents.anomaly.logic import ScoreDetail, SeriesDetector
+from dharma.agents.anomaly.codec import CheckpointCodec
+from dharma.agents.anomaly.logic import (
+    DetectorConfig,
+    ScoreDetail,
+    SeriesDetector,
+    SeriesState,
+    observe,
+)
+from dharma.streams.app import StreamContext
 from dharma.streams.changelog import TableWriter
 from dharma.streams.checkpoint import CheckpointedTable, checkpoint_table
 from dharma.streams.metrics import PipelineMetrics
 from dharma.streams.topics import METRICS_RAW
 
-__all__ = ["DetectorStore", "SeriesState", "detector_table"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["DetectorStore", "SeriesState", "detector_store", "detector_table"]
 
 
 def detector_table(app: faust.App) -> faust.Table:
@@ -67,19 +71,18 @@ class DetectorStore(CheckpointedTable[SeriesState]):
 
     def observe(self, series: str, event: EventT,
                 x: dict[Hashable, Any]) -> tuple[SeriesState, ScoreDetail]:
-        """Score, then learn, sample ``x`` of ``series``; its state and the score.
-
-        A detector that fails (a bug: it must not stop the stream) is replaced by a
-        fresh one, which warms up; the series' alert episode is kept, so an open
-        alert still resolves when the series is back to normal.
-        """
+        """Score, then learn, sample ``x`` of ``series`` (:func:`~.logic.observe`); its
+        state and the score."""
         state = self.get(series, event)
-        try:
-            detail = state.detector.score_detail(x)
-            state.detector.learn_one(x)
-        except Exception:
-            logger.exception("detector failed series=%s: starting it afresh", series)
-            state.detector = self.new_detector()
-            detail = state.detector.score_detail(x)
-            state.detector.learn_one(x)
-        return state, detail
+        return state, observe(state, x, self.new_detector, series)
+
+
+def detector_store(app: faust.App, ctx: StreamContext,
+                   on_evict: Callable[[str, SeriesState], None]) -> DetectorStore:
+    """The worker's detector store (``DHARMA_WORKER_*``: checkpoint period, idle TTL,
+    series cap), its changelog records queued on ``ctx.emitter``."""
+    worker = ctx.settings.worker
+    return DetectorStore(TableWriter(detector_table(app), ctx.emitter), DetectorConfig().build,
+                         checkpoint_every_s=worker.checkpoint_every_s,
+                         idle_ttl_s=worker.series_idle_ttl_s, max_series=worker.max_series,
+                         on_evict=on_evict, metrics=ctx.metrics)

@@ -1,7 +1,9 @@
 """Security alerts raised by trust decisions (pure: no faust, no I/O).
 
-Three patterns raise an ``alerts.notifications`` record (Alertmanager-like:
-``fingerprint`` is a stable SHA-256 of ``(user, kind)``, ``status`` firing):
+Three patterns raise an ``alerts.notifications`` record (built by
+:func:`dharma.streams.alerting.alert_record`, like every capability's: the
+fingerprint of ``(user, "", kind)``, ``status`` firing, the alert id from the
+fingerprint, the event's time and id):
 
 * ``access_denied_burst`` (warning): ``BehaviourRules.denial_burst`` or more
   DENYs for one user within ``denial_window_s``.  One alert per *episode*: it
@@ -11,8 +13,9 @@ Three patterns raise an ``alerts.notifications`` record (Alertmanager-like:
 * ``forbidden_probe`` (critical): a forbid policy decided DENY.
 
 The last two fire at most once per user and kind per ``cooldown_s`` (event
-time).  :class:`AlertState` is the small per-user memory that makes this
-deduplication survive restarts (the agent keeps it in a table).
+time, :func:`~dharma.streams.alerting.cooled_down`).  :class:`AlertMemory` is
+the small per-user memory that makes this deduplication survive restarts (the
+agent keeps it in a table).
 
 A fourth, ``revalidation_failed`` (critical, :func:`revalidation_alert`), is
 raised by the agent when an update could not be applied to live sessions
@@ -23,23 +26,26 @@ user whose behaviour record cannot be read (its requests are denied).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, TypeAdapter
 
 from dharma.agents.trust.behaviour import BehaviourRules, EpochMs, UserBehaviour
-from dharma.agents.trust.engine import Decision, Verdict, deterministic_id
+from dharma.agents.trust.engine import Decision, Verdict
 from dharma.agents.trust.models import AccessEvent
+from dharma.streams import alerting
+from dharma.streams.alerting import Severity, cooled_down
 
-__all__ = ["SEVERITY", "AlertKind", "AlertState", "alert_record", "fingerprint",
+__all__ = ["COMPONENT", "SEVERITY", "AlertKind", "AlertMemory", "alert_record",
            "revalidation_alert", "security_alerts", "state_unavailable_alert"]
+
+COMPONENT = "trust"
 
 AlertKind = Literal["access_denied_burst", "impossible_travel", "forbidden_probe",
                     "revalidation_failed", "state_unavailable"]
 
-SEVERITY: dict[AlertKind, str] = {
+SEVERITY: dict[AlertKind, Severity] = {
     "access_denied_burst": "warning",
     "impossible_travel": "critical",
     "forbidden_probe": "critical",
@@ -48,21 +54,10 @@ SEVERITY: dict[AlertKind, str] = {
 }
 
 
-def fingerprint(user_id: str, kind: str) -> str:
-    """Stable identity of a user's alert of one kind (hashlib, never ``hash()``).
-
-    >>> fingerprint("u1", "impossible_travel") == fingerprint("u1", "impossible_travel")
-    True
-    >>> len(fingerprint("u1", "forbidden_probe"))
-    32
-    """
-    return hashlib.sha256(f"trust\x1f{user_id}\x1f{kind}".encode()).hexdigest()[:32]
-
-
 @dataclass(frozen=True, slots=True)
-class AlertState:
-    """Per-user alert memory: whether a burst episode is open, when each kind last fired
-    (validated when read back: known kinds, times an access event may carry)."""
+class AlertMemory:
+    """Per-user alert deduplication: whether a burst episode is open, when each kind last
+    fired (validated when read back: known kinds, times an access event may carry)."""
 
     __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid")
 
@@ -75,24 +70,24 @@ class AlertState:
         return {"burst_active": self.burst_active, "last_fired": dict(self.last_fired)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> AlertState:
+    def from_dict(cls, data: dict[str, Any] | None) -> AlertMemory:
         """Inverse of :meth:`to_dict`, validated (``None``: a fresh state)."""
         return ALERT_STATE_ADAPTER.validate_python(data or {})
 
-    def fired(self, kind: AlertKind, at_ms: int) -> AlertState:
+    def fired(self, kind: AlertKind, at_ms: int) -> AlertMemory:
         """This state, with ``kind`` fired at ``at_ms``."""
-        return AlertState(self.burst_active, {**self.last_fired, kind: at_ms})
+        return AlertMemory(self.burst_active, {**self.last_fired, kind: at_ms})
 
-    def without(self, kind: AlertKind) -> AlertState:
+    def without(self, kind: AlertKind) -> AlertMemory:
         """This state with ``kind`` forgotten (the same object when it never fired)."""
         if kind not in self.last_fired:
             return self
-        return AlertState(self.burst_active,
+        return AlertMemory(self.burst_active,
                           {k: t for k, t in self.last_fired.items() if k != kind})
 
 
 #: Validates a stored alert state.
-ALERT_STATE_ADAPTER: TypeAdapter[AlertState] = TypeAdapter(AlertState)
+ALERT_STATE_ADAPTER: TypeAdapter[AlertMemory] = TypeAdapter(AlertMemory)
 
 
 def alert_record(kind: AlertKind, event: AccessEvent, decision: Decision,
@@ -121,19 +116,12 @@ def state_unavailable_alert(event: AccessEvent, detail: str) -> dict[str, Any]:
 
 def _firing(kind: AlertKind, event: AccessEvent, summary: str,
             labels: dict[str, str]) -> dict[str, Any]:
-    fp = fingerprint(event.user_id, kind)
-    return {
-        "alert_id": deterministic_id("alert", fp, event.event_id),
-        "fingerprint": fp,
-        "status": "firing",
-        "severity": SEVERITY[kind],
-        "kind": kind,
-        "source": event.user_id,
-        "summary": summary[:500],
-        "ts": event.ts_ms,
-        "labels": {"component": "trust", "user_id": event.user_id,
-                   "device_id": event.device.device_id, "event_id": event.event_id, **labels},
-    }
+    return alerting.alert_record(
+        kind=kind, component=COMPONENT, source=event.user_id, subject="", status="firing",
+        severity=SEVERITY[kind], summary=summary, ts=event.ts_ms, episode_start=event.ts_ms,
+        cause=event.event_id,
+        labels={"user_id": event.user_id, "device_id": event.device.device_id,
+                "event_id": event.event_id, **labels})
 
 
 def security_alerts(
@@ -141,12 +129,12 @@ def security_alerts(
     decision: Decision,
     before: UserBehaviour,
     after: UserBehaviour,
-    state: AlertState,
+    state: AlertMemory,
     forbid_ids: frozenset[str],
     rules: BehaviourRules | None = None,
     cooldown_s: int = 600,
     signals: list[str] | None = None,
-) -> tuple[list[dict[str, Any]], AlertState]:
+) -> tuple[list[dict[str, Any]], AlertMemory]:
     """Alerts raised by one decided access request, and the user's new alert state.
 
     ``before``/``after`` are the user's behaviour around the decision; ``signals``
@@ -180,10 +168,9 @@ def security_alerts(
                            f"{event.user_id} probed forbidden {event.action} on "
                            f"{event.resource} ({decision.policy_id})"))
     for kind, summary in candidates:
-        last = fired.get(kind)
-        if last is None or not 0 <= now - last < cooldown_s * 1000:
+        if cooled_down(fired.get(kind), now, cooldown_s * 1000):
             out.append(alert_record(kind, event, decision, summary))
             fired[kind] = now
     if active == state.burst_active and fired == state.last_fired:
         return out, state  # unchanged: the same object, so nothing is written
-    return out, AlertState(burst_active=active, last_fired=fired)
+    return out, AlertMemory(burst_active=active, last_fired=fired)

@@ -10,7 +10,6 @@ office in Tokyo.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from functools import cached_property, lru_cache
@@ -18,12 +17,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dharma.agents.trust.networks import (
+    IPAddress,
+    IPNetwork,
+    check_cidrs,
+    in_networks,
+    parse_networks,
+)
 from dharma.streams.settings import TrustSettings
 
 __all__ = ["TrustConfig"]
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class TrustConfig(BaseModel):
@@ -98,12 +102,7 @@ class TrustConfig(BaseModel):
         {"credential_leak", "malware_detected", "account_compromise", "session_hijack"}
     )
 
-    @field_validator("internal_networks")
-    @classmethod
-    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for cidr in value:
-            ipaddress.ip_network(cidr, strict=False)
-        return value
+    _cidrs = field_validator("internal_networks")(check_cidrs)
 
     @field_validator("timezone")
     @classmethod
@@ -150,7 +149,7 @@ class TrustConfig(BaseModel):
     @property
     def networks(self) -> tuple[IPNetwork, ...]:
         """The internal networks, parsed once."""
-        return _networks(self.internal_networks)
+        return parse_networks(self.internal_networks)
 
     @cached_property
     def zone(self) -> ZoneInfo:
@@ -204,9 +203,4 @@ _CACHE_SIZE = 65_536
 
 @lru_cache(maxsize=65_536)
 def _in_networks(cidrs: tuple[str, ...], ip: IPAddress) -> bool:
-    return any(ip in net for net in _networks(cidrs) if net.version == ip.version)
-
-
-@lru_cache(maxsize=64)
-def _networks(cidrs: tuple[str, ...]) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+    return in_networks(ip, parse_networks(cidrs))

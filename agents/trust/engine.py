@@ -50,7 +50,7 @@ from dharma.agents.trust.index import PolicySet
 from dharma.agents.trust.models import (
     AccessEvent,
     DevicePosture,
-    Rejection,
+    InvalidAccessEvent,
     epoch_ms_or_none,
     parse_access_event,
 )
@@ -201,9 +201,10 @@ class TrustEngine:
         a what-if replay of past records (policy tests, shadow runs, re-evaluating a
         live session at an update's time) does not.
         """
-        parsed = parse_access_event(event)
-        if isinstance(parsed, Rejection):
-            return self.deny_raw(event, parsed.reason, *parsed.errors)
+        try:
+            parsed = parse_access_event(event)
+        except InvalidAccessEvent as exc:
+            return self.deny_raw(event, exc.summary, *exc.errors)
         if now_ms is not None:
             late = self.untimely(parsed, now_ms)
             if late is not None:

@@ -3,8 +3,10 @@
 Everything the trust engine reads goes through :func:`parse_access_event`
 first.  The model is deliberately strict (no type coercion, bounded lengths,
 a closed charset for identifiers and resource paths) so that hostile input is
-rejected before any policy sees it: the caller dead-letters a
-:class:`Rejection` or turns it into a DENY, never an ALLOW.
+rejected before any policy sees it: :func:`parse_access_event` raises
+:class:`InvalidAccessEvent` (a :class:`~dharma.streams.errors.ContractViolation`,
+the one validation protocol of every capability), which the caller dead-letters
+or turns into a DENY, never an ALLOW.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from pydantic import (
     model_validator,
 )
 
+from dharma.streams.errors import ContractViolation
+
 __all__ = [
     "AccessEvent",
     "DevicePosture",
     "GeoLocation",
+    "InvalidAccessEvent",
     "PatchLevel",
-    "Rejection",
     "as_datetime",
     "epoch_ms_or_none",
     "parse_access_event",
@@ -251,13 +255,13 @@ def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     return ipaddress.ip_address(value)
 
 
-class Rejection(BaseModel):
-    """Why a raw record is not a valid :class:`AccessEvent` (dead-letter it)."""
+class InvalidAccessEvent(ContractViolation):
+    """A raw record that is not a valid :class:`AccessEvent` (dead-letter it): ``summary``
+    says what, ``errors`` which fields and why."""
 
-    model_config = ConfigDict(frozen=True)
-
-    reason: str
-    errors: tuple[str, ...] = ()
+    def __init__(self, summary: str, errors: tuple[str, ...] = ()) -> None:
+        super().__init__("; ".join((summary, *errors))[:2000])
+        self.summary, self.errors = summary, errors
 
 
 def _describe(exc: ValidationError) -> tuple[str, ...]:
@@ -268,7 +272,7 @@ def _describe(exc: ValidationError) -> tuple[str, ...]:
     return tuple(out)
 
 
-def parse_access_event(raw: Any) -> AccessEvent | Rejection:
+def parse_access_event(raw: Any) -> AccessEvent:
     """Validate a decoded ``audit.logs`` record.
 
     Parameters
@@ -279,27 +283,35 @@ def parse_access_event(raw: Any) -> AccessEvent | Rejection:
 
     Returns
     -------
-    AccessEvent | Rejection
-        The validated event, or the reason it was rejected.  Never raises.
+    AccessEvent
+        The validated event.
+
+    Raises
+    ------
+    InvalidAccessEvent
+        Why it is not one (and nothing else).
 
     Examples
     --------
-    >>> parse_access_event({"event_id": "e1"}).reason
-    'invalid access event'
+    >>> try:
+    ...     parse_access_event({"event_id": "e1"})
+    ... except InvalidAccessEvent as exc:
+    ...     print(exc.summary, exc.error_kind, exc.errors[0])
+    invalid access event contract_violation ts: Field required
     """
     if isinstance(raw, AccessEvent):
         return raw
     if not isinstance(raw, dict):
-        return Rejection(reason=f"not a record: {type(raw).__name__}")
+        raise InvalidAccessEvent(f"not a record: {type(raw).__name__}")
     try:
         return AccessEvent.model_validate(raw)
     except ValidationError as exc:
-        return Rejection(reason="invalid access event", errors=_describe(exc))
+        raise InvalidAccessEvent("invalid access event", _describe(exc)) from None
     except (ValueError, TypeError, OverflowError) as exc:  # pragma: no cover - defensive
-        return Rejection(reason=f"invalid access event: {type(exc).__name__}")
+        raise InvalidAccessEvent(f"invalid access event: {type(exc).__name__}") from None
 
 
-def parse_access_record(raw: dict[str, Any]) -> AccessEvent | Rejection:
+def parse_access_record(raw: dict[str, Any]) -> AccessEvent:
     """:func:`parse_access_event` for a record decoded with our Avro contract.
 
     Such a record has every field, in the shape :meth:`AccessEvent.to_record`
@@ -308,8 +320,6 @@ def parse_access_record(raw: dict[str, Any]) -> AccessEvent | Rejection:
     The caller must not modify ``raw`` afterwards.
     """
     parsed = parse_access_event(raw)
-    if not isinstance(parsed, AccessEvent):
-        return parsed
     cached = parsed.__dict__  # what the cached properties would compute, known already
     if type(raw["ts"]) is int:
         cached["ts_ms"] = raw["ts"]

@@ -4,7 +4,7 @@ Order is what makes the decisions fail closed:
 
 1. fold the batch through the tables (decide against the worker's clock; a
    user whose behaviour record cannot be read is DENY ``state_unavailable``,
-   see :mod:`~dharma.agents.trust.state`);
+   :class:`~dharma.agents.trust.logic.TrustStep`, the capability's batch step);
 2. append every decision to the audit trail and wait for the commit (the
    outputs are encoded meanwhile): when PostgreSQL stays away, every request of
    the batch is DENY ``audit_unavailable`` (emitted at once, so no enforcement
@@ -40,7 +40,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 import faust
 import orjson
@@ -58,6 +58,8 @@ from dharma.agents.trust.engine import (
     Verdict,
     fail_closed,
 )
+from dharma.agents.trust.logic import UNTRUSTED, TrustStep
+from dharma.agents.trust.logic import Outcome as Folded
 from dharma.agents.trust.models import AccessEvent, parse_access_event
 from dharma.agents.trust.session import (
     Posture,
@@ -68,7 +70,7 @@ from dharma.agents.trust.session import (
     revalidate,
     worst_postures,
 )
-from dharma.agents.trust.state import UNTRUSTED, Outcome, TrustState
+from dharma.agents.trust.state import TrustTables
 from dharma.sinks.audit import AuditSink, audit_row
 from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.sessions import SessionStore
@@ -86,6 +88,7 @@ INTERNAL_ERROR = "internal_error"
 AUDIT_CONFLICT = "audit_conflict"
 
 Item = tuple[EventT, AccessEvent]
+Outcome: TypeAlias = Folded[EventT]
 Accepted = list[Item]
 #: DENY decisions of records that failed validation (dead-lettered too)
 Refused = list[tuple[EventT, Decision]]
@@ -137,7 +140,7 @@ class TrustPipeline:
     def __init__(self, app: faust.App, ctx: StreamContext, engine: TrustEngine,
                  audit: AuditSink, sessions: SessionStore[Session]) -> None:
         self.ctx, self.engine = ctx, engine
-        self.state = TrustState(app, engine, ctx.emitter, ctx.metrics)
+        self.state = TrustStep(engine, TrustTables(app, ctx.emitter, ctx.metrics))
         self.dlq = raw_topic(app, AUDIT_LOGS.dlq)
         self.audit, self.sessions = audit, sessions
         config = engine.config  # a session must live, and be remembered, as the engine says
@@ -299,8 +302,7 @@ class TrustPipeline:
             for event, access, _ in out.decided:
                 pair = (access.user_id, access.device.device_id)
                 if pair in flagged and id(access) in fresh:
-                    update = parse_access_event(as_posture_update(access))
-                    assert isinstance(update, AccessEvent)  # a valid request's posture is valid
+                    update = parse_access_event(as_posture_update(access))  # valid: its request is
                     work.append(Recheck(event, update, self.state.behaviour_of(access.user_id),
                                         posture_of(access.record["device"], config)))
         work.sort(key=lambda r: (r.event.message.partition, r.event.message.offset))

@@ -24,7 +24,6 @@ an input can only make a forbid apply, never lift it.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -32,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dharma.agents.trust.models import AccessEvent
+from dharma.agents.trust.networks import IPNetwork, check_cidrs, in_networks, parse_networks
 from dharma.agents.trust.scoring import TrustLevel, TrustScores
 
 __all__ = [
@@ -48,13 +48,6 @@ __all__ = [
 _GLOB_SEGMENT = re.compile(r"^(\*\*|[A-Za-z0-9_.*\-]{1,128})$")
 _Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_][\w.:\-]*$")]
 _Level = Literal["NONE", "LOW", "MEDIUM", "HIGH", "FULL"]
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _check_cidrs(value: tuple[str, ...]) -> tuple[str, ...]:
-    for cidr in value:
-        ipaddress.ip_network(cidr, strict=False)
-    return value
 
 
 class _Spec(BaseModel):
@@ -73,7 +66,7 @@ class Conditions(_Spec):
     internal_network_required: bool = False
     allowed_networks: tuple[str, ...] = ()
 
-    _cidrs = field_validator("allowed_networks")(_check_cidrs)
+    _cidrs = field_validator("allowed_networks")(check_cidrs)
 
 
 class ForbidWhen(_Spec):
@@ -96,7 +89,7 @@ class ForbidWhen(_Spec):
     #: actions the forbid leaves alone (``[read]``: every mutating action is forbidden)
     unless_actions_any: tuple[_Name, ...] = ()
 
-    _cidrs = field_validator("outside_networks")(_check_cidrs)
+    _cidrs = field_validator("outside_networks")(check_cidrs)
 
 
 class Policy(_Spec):
@@ -159,7 +152,7 @@ class CompiledPolicy:
     actions: frozenset[str] | None
     roles: frozenset[str]
     min_level: TrustLevel
-    networks: tuple[_Network, ...]
+    networks: tuple[IPNetwork, ...]
     forbid_level: TrustLevel | None
     exempt_roles: frozenset[str]
     exempt_actions: frozenset[str]
@@ -180,16 +173,11 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
         actions=None if "*" in policy.actions else frozenset(policy.actions),
         roles=frozenset(policy.roles_any),
         min_level=TrustLevel[policy.min_trust_level],
-        networks=tuple(ipaddress.ip_network(c, strict=False) for c in cidrs),
+        networks=parse_networks(tuple(cidrs)),
         forbid_level=TrustLevel[forbid_level] if forbid_level else None,
         exempt_roles=frozenset(policy.when.unless_roles_any),
         exempt_actions=frozenset(policy.when.unless_actions_any),
     )
-
-
-def _in_networks(cp: CompiledPolicy, event: AccessEvent) -> bool:
-    ip = event.source_ip
-    return any(ip in net for net in cp.networks if net.version == ip.version)
 
 
 def permit_ok(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores) -> bool:
@@ -208,7 +196,7 @@ def permit_ok(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores) -> bo
         cond.internal_network_required and not scores.internal
     ):
         return False
-    return not cp.networks or _in_networks(cp, event)
+    return not cp.networks or in_networks(event.source_ip, cp.networks)
 
 
 def permit_failures(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores) -> list[str]:
@@ -234,7 +222,7 @@ def permit_failures(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores)
         fails.append("condition: outside business hours")
     if cond.internal_network_required and not scores.internal:
         fails.append("condition: source IP not in the internal networks")
-    if cp.networks and not _in_networks(cp, event):
+    if cp.networks and not in_networks(event.source_ip, cp.networks):
         fails.append("condition: source IP not in allowed networks")
     return fails
 
@@ -256,4 +244,4 @@ def forbid_applies(cp: CompiledPolicy, event: AccessEvent, scores: TrustScores) 
         return False
     if when.outside_internal_networks and scores.internal:
         return False
-    return not (cp.networks and _in_networks(cp, event))
+    return not (cp.networks and in_networks(event.source_ip, cp.networks))

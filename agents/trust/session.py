@@ -31,7 +31,7 @@ from pydantic import ConfigDict, StrictInt, StrictStr, TypeAdapter
 from dharma.agents.trust.behaviour import UserBehaviour
 from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.engine import Decision, TrustEngine, Verdict, with_session
-from dharma.agents.trust.models import AccessEvent, parse_access_event
+from dharma.agents.trust.models import AccessEvent, InvalidAccessEvent, parse_access_event
 
 __all__ = ["Posture", "Session", "as_posture_update", "is_worse", "posture_of", "revalidate",
            "worst_postures"]
@@ -156,9 +156,10 @@ def revalidate(
     ``at_ms``: when to re-decide it (default: the update's time).  Never raises; an
     invalid update or any error revokes the session.
     """
-    parsed = parse_access_event(update)
-    if not isinstance(parsed, AccessEvent):
-        denied = engine.deny_raw(session.request, parsed.reason, *parsed.errors)
+    try:
+        parsed = parse_access_event(update)
+    except InvalidAccessEvent as exc:
+        denied = engine.deny_raw(session.request, exc.summary, *exc.errors)
         return with_session(denied, session.session_id, Verdict.REVOKE, denied.event_id)
     behaviour = behaviour or UserBehaviour()
     related = parsed.user_id == session.user_id or parsed.device.device_id == session.device_id

@@ -1,7 +1,10 @@
 """Shadow comparison: how a candidate policy set would have decided past events.
 
-:func:`shadow_compare` is pure; ``dharma policy shadow`` feeds it events read
-from ``audit.logs`` and prints the report.
+:func:`shadow_compare` is pure: it replays the events through the agent's batch
+step (:class:`~dharma.agents.trust.logic.TrustStep`, over in-memory tables) once
+per policy set, so each set's decisions also shape the behaviour its later
+decisions see, as they would have live.  ``dharma policy shadow`` feeds it
+events read from ``audit.logs`` and prints the report.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from pydantic import BaseModel, ConfigDict
 
 from dharma.agents.trust.behaviour import UserBehaviour
 from dharma.agents.trust.engine import RANK, Decision, TrustEngine
-from dharma.agents.trust.models import AccessEvent
+from dharma.agents.trust.logic import Logged, MemoryTables, TrustStep
+from dharma.agents.trust.models import AccessEvent, InvalidAccessEvent, parse_access_event
 
 __all__ = ["ShadowDiff", "ShadowReport", "shadow_compare"]
 
@@ -81,12 +85,10 @@ def shadow_compare(
         permissive) and tightened counts and sample differences.
     """
     tally = _Tally(max_samples)
-    for event in events:
-        user = event.user_id if isinstance(event, AccessEvent) else str(event.get("user_id", ""))
-        behaviour = behaviour_of(user) if behaviour_of else UserBehaviour()
-        tally.add(
-            current_engine.decide(event, behaviour), candidate_engine.decide(event, behaviour)
-        )
+    events = list(events)
+    for cur, cand in zip(_replay(current_engine, events, behaviour_of),
+                         _replay(candidate_engine, events, behaviour_of), strict=True):
+        tally.add(cur, cand)
     return ShadowReport(
         current_version=current_engine.policies.version,
         candidate_version=candidate_engine.policies.version,
@@ -97,6 +99,43 @@ def shadow_compare(
         transitions=dict(tally.transitions),
         samples=tally.samples,
     )
+
+
+def _replay(engine: TrustEngine, events: list[AccessEvent | dict[str, Any]],
+            behaviour_of: Callable[[str], UserBehaviour] | None) -> list[Decision]:
+    """Each event's decision by ``engine``, in order: valid requests through the batch step
+    (no deciding clock: a what-if replay), anything else decided alone (an invalid record
+    is DENY)."""
+    valid: list[tuple[Logged, AccessEvent]] = []
+    for offset, event in enumerate(events):
+        try:
+            valid.append((Logged.at(0, offset), parse_access_event(event)))
+        except InvalidAccessEvent:
+            continue
+    tables = _SeededTables(behaviour_of)
+    step = TrustStep(engine, tables)
+    out = step.fold(valid)
+    step.store(out)
+    decided = {ref.message.offset: decision for ref, _, decision in out.decided}
+    return [decided.get(i) or engine.decide(event, tables.seed(event)) for i, event in
+            enumerate(events)]
+
+
+class _SeededTables(MemoryTables):
+    """In-memory tables whose users start from ``behaviour_of`` (default: fresh)."""
+
+    def __init__(self, behaviour_of: Callable[[str], UserBehaviour] | None) -> None:
+        super().__init__()
+        self.behaviour_of = behaviour_of
+
+    def behaviour(self, user_id: str) -> UserBehaviour:
+        if user_id not in self.behaviours and self.behaviour_of is not None:
+            return self.behaviour_of(user_id)
+        return super().behaviour(user_id)
+
+    def seed(self, event: AccessEvent | dict[str, Any]) -> UserBehaviour:
+        user = event.user_id if isinstance(event, AccessEvent) else str(event.get("user_id", ""))
+        return self.behaviour(user)
 
 
 class _Tally:

@@ -10,33 +10,20 @@ last one does not move them).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import faust
 from faust.types import EventT
 
 from dharma.agents.validation.state import series_stats, update_series_stats
 from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.postgres import PostgresMetricsSink
-from dharma.streams.app import StreamContext, raw_topic, send_dead_letters, split_batch
+from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
 from dharma.streams.backpressure import Backpressure
 from dharma.streams.errors import ContractViolation, RejectedEvent
-from dharma.streams.records import MetricSample, now_ms, validate_metric
+from dharma.streams.intake import check_metrics
+from dharma.streams.records import MetricSample
 from dharma.streams.topics import METRICS_RAW
 
 Stored = list[tuple[EventT, MetricSample]]
-Checked = tuple[Stored, list[tuple[EventT, RejectedEvent]]]
-
-
-def check_events(ctx: StreamContext, events: Sequence[EventT]) -> Checked:
-    """Decode and validate a batch; split it into accepted samples and rejections."""
-    now, skew = now_ms(), int(ctx.settings.worker.max_future_skew_s * 1000)
-
-    def parse(event: EventT) -> MetricSample:
-        raw = ctx.wire.decode(METRICS_RAW.value_subject, event.message.value)
-        return validate_metric(raw, now, skew)
-
-    return split_batch(events, parse)
 
 
 def register(app: faust.App, ctx: StreamContext,
@@ -87,7 +74,7 @@ def register(app: faust.App, ctx: StreamContext,
         async for events in stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
                 worker.batch_size, within=worker.batch_within_s):
             await ctx.resolve_schemas(events)
-            accepted, rejected = check_events(ctx, events)
+            accepted, rejected = check_metrics(ctx, events)
             await send_dead_letters(ctx, dlq, rejected)
             update_series_stats(stats, await store(accepted))
             await ctx.emitter.flush()

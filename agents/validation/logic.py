@@ -17,9 +17,9 @@ redelivery never double counts.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import ConfigDict, Field, TypeAdapter
 
@@ -83,3 +83,30 @@ def fold(stats: SeriesStats, samples: Iterable[tuple[float, int]],
     for value, ts in samples:
         stats = stats.update(value, ts, alpha)
     return stats
+
+
+R = TypeVar("R")
+
+
+def fold_batch(stats_of: Callable[[str], SeriesStats],
+               samples: Iterable[tuple[R, str, float, int]],
+               alpha: float = DEFAULT_ALPHA) -> list[tuple[str, SeriesStats, R]]:
+    """The validation capability's batch step: ``(ref, series, value, ts)`` samples in log
+    order folded into each series' statistics (``stats_of``); the series whose statistics
+    changed, each once, with its new statistics and its last sample's ``ref``.
+
+    >>> changed = fold_batch(lambda s: SeriesStats.empty(),
+    ...                      [("e1", "web|cpu", 1.0, 10), ("e2", "web|cpu", 3.0, 20)], 0.5)
+    >>> [(series, stats.count, stats.mean, ref) for series, stats, ref in changed]
+    [('web|cpu', 2, 2.0, 'e2')]
+    """
+    by_series: dict[str, list[tuple[R, float, int]]] = {}
+    for ref, series, value, ts in samples:
+        by_series.setdefault(series, []).append((ref, value, ts))
+    changed = []
+    for series, items in by_series.items():
+        before = stats_of(series)
+        after = fold(before, ((value, ts) for _, value, ts in items), alpha)
+        if after != before:
+            changed.append((series, after, items[-1][0]))
+    return changed

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import faust
 from faust.types import EventT
 
-from dharma.agents.validation.logic import DEFAULT_ALPHA, SeriesStats, fold
+from dharma.agents.validation.logic import DEFAULT_ALPHA, SeriesStats, fold_batch
 from dharma.streams.app import StreamContext
 from dharma.streams.changelog import TableWriter
 from dharma.streams.checkpoint import TypedTable, checkpoint_table
@@ -45,16 +45,15 @@ def update_series_stats(
     stats: TypedTable[SeriesStats], accepted: Sequence[tuple[EventT, MetricSample]],
     alpha: float = DEFAULT_ALPHA,
 ) -> None:
-    """Fold a batch into the stats table: one changelog write per series per batch.  A
-    series whose record is refused (logged and counted) starts afresh."""
-    by_series: dict[str, list[tuple[EventT, MetricSample]]] = {}
-    for event, sample in accepted:
-        by_series.setdefault(sample.series, []).append((event, sample))
-    for series, items in by_series.items():
+    """Fold a batch into the stats table (:func:`~.logic.fold_batch`): one changelog write
+    per series per batch.  A series whose record is refused (logged and counted) starts
+    afresh."""
+    def stats_of(series: str) -> SeriesStats:
         try:
-            before = stats.get(series)
+            return stats.get(series)
         except BrokenCheckpoint:
-            before = SeriesStats.empty()
-        after = fold(before, ((s.value, s.ts) for _, s in items), alpha)
-        if after != before:
-            stats.set(series, after, items[-1][0])
+            return SeriesStats.empty()
+
+    samples = ((event, s.series, s.value, s.ts) for event, s in accepted)
+    for series, after, last in fold_batch(stats_of, samples, alpha):
+        stats.set(series, after, last)

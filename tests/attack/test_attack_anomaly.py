@@ -17,9 +17,9 @@ from typing import Any
 import faust
 import pytest
 
-from dharma.agents.anomaly.alerts import AlertPolicy, AlertState
 from dharma.agents.anomaly.logic import ANOMALY_THRESHOLD, follow_episode, make_detector
 from dharma.agents.anomaly.state import DetectorStore, detector_table
+from dharma.streams.alerting import AlertPolicy, Episode
 from dharma.streams.changelog import TableWriter
 
 T0 = 1_700_000_000_000
@@ -70,7 +70,7 @@ def alerts_with_forged_future_samples(every: int | None, seed: int = 1) -> list[
     """A 10-second series at 50 +- 1 with a +8 sigma incident over samples 600-799; after
     every ``every``-th genuine sample a forged one at the normal level, dated 290 s ahead
     of it (inside the 300 s future skew).  The alerts sent: (status, sample)."""
-    rng, det, state, policy = random.Random(seed), make_detector(), AlertState(), AlertPolicy()
+    rng, det, state, policy = random.Random(seed), make_detector(), Episode(), AlertPolicy()
     sent: list[tuple[str, Any]] = []
     forged_ts = 0
 
@@ -145,7 +145,7 @@ def test_subnormal_values_do_not_crash_a_flat_series() -> None:
     Happens: ``ZeroDivisionError`` in ``ValueHistogram._spread`` (``model/histogram.py``:
     the old bins' width ``(hi - lo) / bins`` underflows to 0) at the first 1.0.  The agent
     catches it and ``store.reset``s the series (``agent.py``, ``score``): the detector
-    warms up again (150 samples capped at 0.25) and the series' ``AlertState`` is replaced
+    warms up again (150 samples capped at 0.25) and the series' ``Episode`` is replaced
     by a fresh one, so an open episode is dropped without ``resolved`` (the alert stays
     firing downstream for ever).  Repeating the pair every 150 samples keeps the series
     in warm-up for good.

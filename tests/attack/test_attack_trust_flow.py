@@ -248,7 +248,7 @@ def test_an_allow_turned_into_deny_teaches_nothing(
     DENY under its decision id, so the agent emits DENY ``audit_conflict``.
 
     Happens: device B is in the user's ``known_devices`` (its last location and hour
-    counted, a clean-request credit granted): ``TrustState.store`` writes the fold's
+    counted, a clean-request credit granted): ``TrustStep.store`` writes the fold's
     behaviour before the audit and only ``audit_unavailable`` puts it back
     (``pipeline.run``); ``audit_conflict`` and ``session_unavailable`` (Redis down) keep
     it.  The next request from B carries no ``new_device`` penalty.

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import doctest
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import faust
 import orjson
 import pytest
-from hostile import ChangelogRecorder, recover
+from harness import RecordingEmitter, event_at
+from hostile import recover
 from prometheus_client import CollectorRegistry
 
 import dharma.streams.checkpoint
@@ -19,7 +19,7 @@ from dharma.streams.checkpoint import TypedTable, checkpoint_table, table_key
 from dharma.streams.errors import BrokenCheckpoint
 from dharma.streams.metrics import PipelineMetrics
 
-EVENT: Any = SimpleNamespace(message=SimpleNamespace(partition=0, offset=0))
+EVENT: Any = event_at(0, 0)
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def table_of(metrics: PipelineMetrics, check: Any = None) -> TypedTable[Level]:
     app = faust.App("t-tables", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
     writer = TableWriter(checkpoint_table(app, "levels", 1, help="test"),
-                         ChangelogRecorder())
+                         RecordingEmitter())
     return TypedTable(writer, Level, lambda v: {"value": v.value}, Level, metrics, check)
 
 

@@ -115,21 +115,19 @@ def firing_per_episode(alerts: Iterable[dict[str, Any]]) -> dict[tuple[str, str]
 
 
 def offline_alerts(samples: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
-    """The alerts the pure detector and alert episode send on ``samples``, fed in order
-    to one fresh detector (what the agent does for one series), and the final
-    :class:`~dharma.agents.anomaly.alerts.AlertState`."""
-    from dharma.agents.anomaly.alerts import AlertPolicy, AlertState
-    from dharma.agents.anomaly.logic import DetectorConfig, follow_episode
+    """The alerts the anomaly batch step (what the agent runs) sends on ``samples``, fed
+    in order to a fresh in-memory state, and the last series' final alert episode."""
+    from dharma.agents.anomaly.logic import BatchStep, MemoryStates, Observation, make_detector
+    from dharma.streams.records import MetricSample
 
-    det, state, policy, sent = DetectorConfig().build(), AlertState(), AlertPolicy(), []
+    states = MemoryStates(make_detector)
+    sent, series = [], ""
+    score = BatchStep(states, make_detector)
     for s in samples:
-        x = {"value": s["value"], "timestamp": s["ts"]}
-        detail = det.score_detail(x)
-        det.learn_one(x)
-        state, alert = follow_episode(state, policy, s["source"], s["metric"], s["ts"], detail)
-        if alert:
-            sent.append(alert)
-    return sent, state
+        sample = MetricSample.model_validate(s)
+        sent += score([(None, Observation.of(sample))]).alerts
+        series = sample.series
+    return sent, states.get(series).alert if series else None
 
 
 def offline_firings(samples: Iterable[dict[str, Any]]) -> list[int]:

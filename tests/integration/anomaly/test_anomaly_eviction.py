@@ -22,7 +22,8 @@ import pytest
 from anomaly_helpers import MINUTE_MS, offline_alerts, series_samples, to_ms
 from prometheus_client.parser import text_string_to_metric_families
 
-from dharma.agents.anomaly.alerts import AlertPolicy, resolve_idle
+from dharma.agents.anomaly.logic import close_idle_episode
+from dharma.streams.alerting import AlertPolicy
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,7 @@ def test_an_idle_series_with_an_open_episode_is_resolved_when_it_is_forgotten(
                              shift=(ONSET, 30.0))
     sent, state = offline_alerts(samples)
     assert [a["status"] for a in sent][:1] == ["firing"] and state.firing_since is not None
-    expected = resolve_idle(state, AlertPolicy())
+    expected = close_idle_episode(f"{source}|cpu_utilization", state, AlertPolicy())
     assert expected is not None and to_ms(expected["ts"]) == samples[-1]["ts"]
 
     alerts = reader("alerts.notifications", lambda v: v.get("source") == source)
@@ -64,7 +65,7 @@ def test_an_open_episode_recovered_after_a_restart_is_resolved_when_its_series_s
     samples = series_samples(source, N, int(time.time() * 1000) - N * MINUTE_MS, seed=3,
                              shift=(ONSET, 30.0))
     _, state = offline_alerts(samples)
-    expected = resolve_idle(state, AlertPolicy())
+    expected = close_idle_episode(f"{source}|cpu_utilization", state, AlertPolicy())
     assert expected is not None
 
     alerts = reader("alerts.notifications", lambda v: v.get("source") == source)

@@ -34,7 +34,7 @@ from anomaly_helpers import (
     series_samples,
 )
 
-from dharma.agents.anomaly.alerts import fingerprint
+from dharma.streams.alerting import fingerprint
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +92,7 @@ def test_sigkill_restart_restores_detectors_scores_everything_and_fires_once(
     onset = step + 2 * CHUNK
     for sample in streams[0][onset:]:
         sample["value"] += SHIFT
-    incident_fp = fingerprint(sources[0], METRIC)
+    incident_fp = fingerprint(sources[0], METRIC, "anomaly")
     while not any(a["fingerprint"] == incident_fp for a in alerts.poll()):
         assert step < onset + 20, "the incident did not fire within 20 steps"
         feed(step, step + CHUNK)

@@ -20,7 +20,7 @@ from trust_helpers import (
 )
 
 from dharma.agents.trust import UserBehaviour
-from dharma.agents.trust.state import seed_behaviour
+from dharma.cli.seed import seed_behaviour
 
 pytestmark = pytest.mark.integration
 

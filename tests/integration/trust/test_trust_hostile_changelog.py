@@ -35,12 +35,8 @@ from hostile import (
 from trust_helpers import audit_key, audit_rows, recent, seed_event
 
 from dharma.agents.trust import UserBehaviour
-from dharma.agents.trust.state import (
-    ALERT_TABLE,
-    BEHAVIOUR_TABLE,
-    STATE_UNAVAILABLE,
-    audit_partition,
-)
+from dharma.agents.trust.logic import STATE_UNAVAILABLE
+from dharma.agents.trust.state import ALERT_TABLE, BEHAVIOUR_TABLE, audit_partition
 from dharma.streams.checkpoint import table_key
 from dharma.streams.topics import AUDIT_LOGS
 

@@ -19,10 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dharma.agents.anomaly import codec
-from dharma.agents.anomaly.alerts import AlertState
 from dharma.agents.anomaly.codec import CHECKPOINT_VERSION, CheckpointCodec, SeriesState
 from dharma.agents.anomaly.logic import make_detector
 from dharma.agents.anomaly.model import fields
+from dharma.streams.alerting import Episode
 from dharma.streams.errors import BrokenCheckpoint
 
 CODEC = CheckpointCodec(make_detector)
@@ -79,7 +79,7 @@ def warmed(n: int = 400, seed: int = 1, **config: Any) -> SeriesState:
     for x in series(n, seed):
         det.score_one(x)
         det.learn_one(x)
-    return SeriesState(det, AlertState(firing_since=T0_MS, last_sent=T0_MS, peak=0.9))
+    return SeriesState(det, Episode(firing_since=T0_MS, last_sent=T0_MS, peak=0.9))
 
 
 def scores(state: SeriesState, xs: list[dict[str, Any]]) -> list[str]:
@@ -138,12 +138,12 @@ def test_round_trip_is_exact_and_the_restored_detector_scores_identically(
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.builds(AlertState, st.none() | st.integers(0, 2**62), st.none() | st.integers(0, 2**62),
+@given(st.builds(Episode, st.none() | st.integers(0, 2**62), st.none() | st.integers(0, 2**62),
                  st.none() | st.integers(-2**62, 2**62), st.integers(0, 10**6),
                  st.floats(0.0, 1.0), st.none() | st.integers(0, 2**62),
                  st.text(st.characters(exclude_categories=["Cs"]), max_size=40),
                  st.text(st.characters(exclude_categories=["Cs"]), max_size=40)))
-def test_alert_state_round_trips(alert: AlertState) -> None:
+def test_alert_state_round_trips(alert: Episode) -> None:
     state = SeriesState(make_detector(), alert)
     assert CODEC.decode(CODEC.encode(state)).alert == alert
 

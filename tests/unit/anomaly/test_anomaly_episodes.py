@@ -15,10 +15,19 @@ from typing import Any
 
 import pytest
 
-from dharma.agents.anomaly import alerts, logic
-from dharma.agents.anomaly.alerts import AlertPolicy, AlertState, resolve_idle, step
-from dharma.agents.anomaly.logic import close_idle_episode, follow_episode, make_detector
+from dharma.agents.anomaly import logic
+from dharma.agents.anomaly.logic import (
+    BatchStep,
+    MemoryStates,
+    Observation,
+    close_idle_episode,
+    follow_episode,
+    make_detector,
+)
 from dharma.agents.anomaly.model import episode
+from dharma.streams import alerting
+from dharma.streams.alerting import AlertPolicy, Episode, fingerprint, step
+from dharma.streams.records import MetricSample
 from dharma.synthetic import (
     METRICS_TOPIC,
     IncidentConfig,
@@ -37,7 +46,7 @@ SCRIPTED = (
 DAY_MS = 86_400_000
 
 
-@pytest.mark.parametrize("module", [alerts, episode])
+@pytest.mark.parametrize("module", [alerting, episode])
 def test_doctests(module: object) -> None:
     assert doctest.testmod(module).failed == 0  # type: ignore[arg-type]
 
@@ -49,19 +58,14 @@ def _alerts_of_a_run(seed: int, hour: int) -> tuple[SyntheticSource, dict[Any, l
     incidents = IncidentConfig(incidents_per_day=0, chaos_per_day=0, scripted=SCRIPTED,
                                emit_incident_events=False)
     src = SyntheticSource(seed, start, INTERVAL_MS, incidents=incidents, deployments_per_day=0)
-    detectors: dict[Any, Any] = defaultdict(make_detector)
-    states: dict[Any, AlertState] = defaultdict(AlertState)
+    score = BatchStep(MemoryStates(make_detector), make_detector)  # what the agent runs
     sent: dict[Any, list[Any]] = defaultdict(list)
     for batch in src.ticks(TICKS):
-        for e in (e for e in batch if e.topic == METRICS_TOPIC):
-            key, x = (e.value["source"], e.value["metric"]), {"value": e.value["value"],
-                                                             "timestamp": e.value["ts"]}
-            detail = detectors[key].score_detail(x)
-            detectors[key].learn_one(x)
-            states[key], alert = follow_episode(states[key], AlertPolicy(), *key, e.value["ts"],
-                                                detail)
-            if alert:
-                sent[key].append((alert["status"], (e.value["ts"] - start) // INTERVAL_MS))
+        samples = [MetricSample.model_validate(e.value) for e in batch
+                   if e.topic == METRICS_TOPIC]
+        for alert in score((None, Observation.of(s)) for s in samples).alerts:
+            key = (alert["source"], alert["labels"]["subject"])
+            sent[key].append((alert["status"], (alert["ts"] - start) // INTERVAL_MS))
     return src, sent, start
 
 
@@ -84,7 +88,7 @@ def test_generator_incidents_fire_once_and_resolve_only_after_they_end(
 
 def _shift_alerts(policy: AlertPolicy) -> list[tuple[str, int]]:
     """The issue's case: 50 +- 1 a minute apart, +8 sigma from sample 600 to 899."""
-    rng, det, state, sent = random.Random(5), make_detector(), AlertState(), []
+    rng, det, state, sent = random.Random(5), make_detector(), Episode(), []
     for i in range(1100):
         x = {"value": 50.0 + rng.gauss(0.0, 1.0) + (8.0 if 600 <= i < 900 else 0.0),
              "timestamp": i * 60_000}
@@ -114,7 +118,7 @@ def test_the_quiet_period_is_configurable() -> None:
 
 
 def test_late_samples_neither_keep_an_episode_firing_nor_count_as_quiet() -> None:
-    rng, det, state = random.Random(2), make_detector(), AlertState()
+    rng, det, state = random.Random(2), make_detector(), Episode()
     for i in range(400):  # warm, then a shift from 300 on
         x = {"value": 50.0 + rng.gauss(0.0, 1.0) + (8.0 if i >= 300 else 0.0),
              "timestamp": i * 60_000}
@@ -133,22 +137,23 @@ def test_late_samples_neither_keep_an_episode_firing_nor_count_as_quiet() -> Non
 
 def test_a_firing_alert_is_resent_every_repeat_interval_even_on_calm_samples() -> None:
     policy = AlertPolicy(repeat_interval_ms=100, resolve_after=1_000, resolve_after_ms=0)
-    state, out = AlertState(), []
+    state, out = Episode(), []
     for ts, bad in [(0, True), (50, False), (100, False), (150, False), (200, False)]:
-        state, alert = step(state, policy, "web-01", "cpu", ts, 0.9, bad)
-        out += [(alert["status"], ts)] if alert else []
+        state, notice = step(state, policy, "web-01", "cpu", ts, 0.9, bad)
+        out += [(notice.status, ts)] if notice else []
     assert out == [("firing", 0), ("firing", 100), ("firing", 200)]
 
 
 def test_an_idle_series_resolves_its_open_episode_with_a_deterministic_id() -> None:
-    policy, state = AlertPolicy(), AlertState()
+    policy, state = AlertPolicy(), Episode()
     for ts in (1_000, 61_000, 121_000):
         state, _ = step(state, policy, "web-01", "cpu", ts, 0.9, True)
-    first, again = resolve_idle(state, policy), resolve_idle(state, policy)
+    first = close_idle_episode("web-01|cpu", state, policy)
+    again = close_idle_episode("web-01|cpu", state, policy)
     assert first is not None and first == again
     assert (first["status"], first["ts"], first["source"]) == ("resolved", 121_000, "web-01")
-    assert first["fingerprint"] == alerts.fingerprint("web-01", "cpu")
-    assert resolve_idle(AlertState(), policy) is None
+    assert first["fingerprint"] == fingerprint("web-01", "cpu", "anomaly")
+    assert close_idle_episode("web-01|cpu", Episode(), policy) is None
 
 
 def test_follow_episode_is_what_the_agent_runs() -> None:
@@ -157,14 +162,14 @@ def test_follow_episode_is_what_the_agent_runs() -> None:
 
 def test_an_evicted_episode_naming_another_series_resolves_nothing() -> None:
     """The names come from a checkpoint: a forged one must not resolve another alert."""
-    policy, state = AlertPolicy(), AlertState()
+    policy, state = AlertPolicy(), Episode()
     state, _ = step(state, policy, "web-01", "cpu", 1_000, 0.9, True)
     assert close_idle_episode("web-01|cpu", state, policy) is not None
     assert close_idle_episode("db-01|cpu", state, policy) is None
-    assert close_idle_episode("web-01|cpu", AlertState(), policy) is None
+    assert close_idle_episode("web-01|cpu", Episode(), policy) is None
 
 
-def _run(det: Any, state: AlertState, xs: list[tuple[int, float]]) -> tuple[AlertState, list[Any]]:
+def _run(det: Any, state: Episode, xs: list[tuple[int, float]]) -> tuple[Episode, list[Any]]:
     """Score, learn and follow ``(ts, value)`` samples; the alerts sent (status, ts)."""
     sent = []
     for ts, value in xs:
@@ -181,8 +186,8 @@ def test_a_sample_dated_ahead_does_not_make_the_next_ones_replays() -> None:
     after it arrive out of order, but their timestamps are new, so they are learned and
     followed; only a timestamp already learned is a replay."""
     rng, det = random.Random(5), make_detector()
-    _run(det, AlertState(), [(i * 10_000, 50.0 + rng.gauss(0.0, 1.0)) for i in range(300)])
-    _run(det, AlertState(), [(300 * 10_000 + 290_000, 50.0)])
+    _run(det, Episode(), [(i * 10_000, 50.0 + rng.gauss(0.0, 1.0)) for i in range(300)])
+    _run(det, Episode(), [(300 * 10_000 + 290_000, 50.0)])
     n = det._n
     x = {"value": 50.3, "timestamp": 300 * 10_000}
     assert det.score_detail(x).state == "ready"
@@ -201,7 +206,7 @@ def test_a_replay_after_a_restore_neither_learns_nor_alerts_twice() -> None:
     xs = [(i * 60_000, 50.0 + rng.gauss(0.0, 1.0) + (8.0 if 300 <= i < 420 else 0.0))
           for i in range(600)]
     codec = CheckpointCodec(make_detector)
-    det, state = make_detector(), AlertState()
+    det, state = make_detector(), Episode()
     state, before = _run(det, state, xs[:350])
     saved = codec.decode(codec.encode(SeriesState(det, state)))
     state, after = _run(det, state, xs[350:])
@@ -213,7 +218,7 @@ def test_a_replay_after_a_restore_neither_learns_nor_alerts_twice() -> None:
 
 
 def test_an_out_of_order_sample_does_not_take_an_episode_back_in_time() -> None:
-    policy, state = AlertPolicy(), AlertState()
+    policy, state = AlertPolicy(), Episode()
     state, _ = step(state, policy, "web-01", "cpu", 120_000, 0.9, True)
     state, _ = step(state, policy, "web-01", "cpu", 60_000, 0.9, True)
     assert state.last_ts == 120_000

@@ -4,39 +4,29 @@ without losing the alert episode."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
+from harness import RecordingEmitter, event_at
 from prometheus_client import CollectorRegistry
 
-from dharma.agents.anomaly.alerts import AlertPolicy, AlertState
 from dharma.agents.anomaly.logic import close_idle_episode, make_detector
 from dharma.agents.anomaly.state import DetectorStore, SeriesState, detector_table
+from dharma.streams.alerting import AlertPolicy, Episode
 from dharma.streams.changelog import TableWriter
 from dharma.streams.checkpoint import table_key
 from dharma.streams.metrics import PipelineMetrics
 
 T0 = 1_700_000_000_000
-EVENT: Any = SimpleNamespace(message=SimpleNamespace(partition=0))
-
-
-class Queued:
-    """What the store hands the emitter (the producer's queue, without a broker)."""
-
-    def __init__(self) -> None:
-        self.records: list[tuple[bytes | None, bytes | None]] = []
-
-    def emit(self, topic: str, key: bytes | None, value: bytes | None, partition: int) -> None:
-        self.records.append((key, value))
+EVENT: Any = event_at(0, 0)
 
 
 def store_of(max_series: int = 50_000, **kw: Any) -> tuple[DetectorStore, PipelineMetrics,
-                                                            Queued]:
+                                                            RecordingEmitter]:
     app = faust.App(f"t-store-{id(kw)}", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
-    metrics, queued = PipelineMetrics(CollectorRegistry()), Queued()
+    metrics, queued = PipelineMetrics(CollectorRegistry()), RecordingEmitter()
     store = DetectorStore(TableWriter(detector_table(app), queued),
                           make_detector, max_series=max_series, metrics=metrics, **kw)
     return store, metrics, queued
@@ -83,9 +73,9 @@ def test_a_warm_series_forgotten_over_the_cap_resolves_its_open_episode() -> Non
     store, metrics, _ = store_of(max_series=2, on_evict=lambda k, s: forgotten.append((k, s)))
     for series in ("web-01|cpu", "web-02|cpu"):
         feed(store, series, 200)
-    store.live["web-01|cpu"].value.alert = AlertState(
+    store.live["web-01|cpu"].value.alert = Episode(
         firing_since=T0, last_sent=T0, peak=0.9, last_ts=T0 + 60_000, source="web-01",
-        metric="cpu")
+        subject="cpu")
     feed(store, "web-03|cpu", 1)  # no newcomer to forget: the least recently used warm one
     assert [k for k, _ in forgotten] == ["web-01|cpu"]
     alert = close_idle_episode("web-01|cpu", forgotten[0][1].alert, AlertPolicy())
@@ -99,7 +89,7 @@ def test_a_forgotten_series_takes_its_checkpoint_with_it() -> None:
     assert store.checkpoint() == 1 and table_key("web-01|cpu") in store.table.data
     feed(store, "web-02|cpu", 1)
     assert table_key("web-01|cpu") not in store.table.data
-    assert queued.records[-1] == (table_key("web-01|cpu"), None)  # its tombstone
+    assert queued.to("detectors-changelog")[-1] == (table_key("web-01|cpu"), None)  # its tombstone
 
 
 def test_due_checkpoints_are_written_longest_changed_first_and_at_most_limit() -> None:
@@ -126,8 +116,8 @@ def test_idle_series_are_forgotten_and_resolved() -> None:
 def test_a_detector_that_fails_is_replaced_and_its_alert_episode_kept() -> None:
     store, _, _ = store_of()
     state = feed(store, "web-01|cpu", 200)
-    state.alert = open_episode = AlertState(firing_since=T0, last_sent=T0, peak=0.9,
-                                            source="web-01", metric="cpu")
+    state.alert = open_episode = Episode(firing_since=T0, last_sent=T0, peak=0.9,
+                                            source="web-01", subject="cpu")
 
     class Broken:
         def score_detail(self, x: Any) -> Any:

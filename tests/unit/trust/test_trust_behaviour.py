@@ -119,12 +119,12 @@ def test_observe_accepts_decision_objects(engine: Any, seed: Seed) -> None:
 
 
 def test_alert_state_dict_matches_pydantic_and_round_trips() -> None:
-    from dharma.agents.trust.alerts import ALERT_STATE_ADAPTER, AlertState
+    from dharma.agents.trust.alerts import ALERT_STATE_ADAPTER, AlertMemory
 
     fired = {"forbidden_probe": 1_765_204_215_000}
-    for state in (AlertState(), AlertState(burst_active=True, last_fired=fired)):
+    for state in (AlertMemory(), AlertMemory(burst_active=True, last_fired=fired)):
         assert state.to_dict() == ALERT_STATE_ADAPTER.dump_python(state, mode="json")
-        assert AlertState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+        assert AlertMemory.from_dict(json.loads(json.dumps(state.to_dict()))) == state
 
 
 def test_replayed_records_are_recognised_by_partition_and_offset(seed: Seed) -> None:
@@ -150,24 +150,24 @@ def test_stored_behaviour_validated(stored: dict[str, Any]) -> None:
 
 def test_changelog_json_is_the_dict(seed: Seed) -> None:
     """orjson writes the dataclasses as their ``to_dict`` (what their tables log)."""
-    from dharma.agents.trust.alerts import AlertState
+    from dharma.agents.trust.alerts import AlertMemory
 
     b = UserBehaviour().observe(_ev(seed, location={"name": "Paris", "lat": 48.85, "lon": 2.35}),
                                 "DENY", position=(2, 9))
     fired = {"forbidden_probe": 1_765_204_215_000}
-    for value in (b, UserBehaviour(), AlertState(), AlertState(True, fired)):
+    for value in (b, UserBehaviour(), AlertMemory(), AlertMemory(True, fired)):
         assert orjson.loads(orjson.dumps(value)) == value.to_dict()
 
 
 def test_quiet_denial_keeps_the_alert_state_object(engine: Any, seed: Seed) -> None:
     """A DENY that raises nothing returns the same state: the agent writes no table record."""
-    from dharma.agents.trust.alerts import AlertState, security_alerts
+    from dharma.agents.trust.alerts import AlertMemory, security_alerts
 
     event = _ev(seed, mfa_enabled=False, roles=["intern"])
     before = UserBehaviour()
     decision = engine.decide(event, before)
     assert decision.decision.value == "DENY"
-    state = AlertState()
+    state = AlertMemory()
     raised, after = security_alerts(event, decision, before, before.observe(event, decision),
                                     state, frozenset())
     assert raised == [] and after is state

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["models", "scoring", "behaviour", "session"]
+MODULES = ["models", "scoring", "behaviour", "session", "logic", "networks"]
 
 
 @pytest.mark.parametrize("name", MODULES)

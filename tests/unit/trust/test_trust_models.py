@@ -1,4 +1,4 @@
-"""Strict validation of access events: hostile input becomes a Rejection."""
+"""Strict validation of access events: hostile input raises InvalidAccessEvent."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, cast
 import fastavro
 import pytest
 
-from dharma.agents.trust import AccessEvent, Rejection, parse_access_event
+from dharma.agents.trust import AccessEvent, InvalidAccessEvent, parse_access_event
 from dharma.agents.trust.models import parse_access_record, to_epoch_ms
 from dharma.schemas import load_schema
 from dharma.streams.codec import _parse
@@ -88,7 +88,8 @@ def test_incomplete_record_rebuilt(seed: Seed) -> None:
     ],
 )
 def test_hostile_resources_rejected(seed: Seed, resource: str) -> None:
-    assert isinstance(parse_access_event(seed(resource=resource)), Rejection)
+    with pytest.raises(InvalidAccessEvent):
+        parse_access_event(seed(resource=resource))
 
 
 @pytest.mark.parametrize(
@@ -123,22 +124,23 @@ def test_hostile_resources_rejected(seed: Seed, resource: str) -> None:
     ],
 )
 def test_malformed_rejected(seed: Seed, overrides: dict[str, Any]) -> None:
-    assert isinstance(parse_access_event(seed(**overrides)), Rejection)
+    with pytest.raises(InvalidAccessEvent):
+        parse_access_event(seed(**overrides))
 
 
 @pytest.mark.parametrize("raw", [None, [], "event", 42, {"event_id": "e"}])
 def test_non_records_rejected(raw: Any) -> None:
-    rejection = parse_access_event(raw)
-    assert isinstance(rejection, Rejection)
-    assert rejection.reason
+    with pytest.raises(InvalidAccessEvent) as rejected:
+        parse_access_event(raw)
+    assert rejected.value.summary and rejected.value.error_kind == "contract_violation"
 
 
 def test_missing_fields_named(seed: Seed) -> None:
     raw = seed()
     del raw["device"]["compliance_score"]
-    rejection = parse_access_event(raw)
-    assert isinstance(rejection, Rejection)
-    assert any("compliance_score" in e for e in rejection.errors)
+    with pytest.raises(InvalidAccessEvent) as rejected:
+        parse_access_event(raw)
+    assert any("compliance_score" in e for e in rejected.value.errors)
 
 
 def test_posture_update_needs_no_resource(seed: Seed) -> None:

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from dharma.agents.trust import (
     AccessEvent,
+    InvalidAccessEvent,
     Policy,
     PolicySet,
-    Rejection,
     TrustConfig,
     TrustEngine,
     TrustScores,
@@ -271,7 +271,7 @@ def test_missing_fields_never_allow(path: tuple[str, ...]) -> None:
 def test_wrong_types_and_ranges_never_allow(data: st.DataObject, path: tuple[str, ...]) -> None:
     raw = _allowed_raw()
     _set(raw, path, data.draw(BAD_VALUES[path]))
-    assert isinstance(parse_access_event(raw), Rejection)
+    assert _rejected(raw)
     assert DEFAULT.decide(raw, UserBehaviour(score=85)).decision is Verdict.DENY
 
 
@@ -280,7 +280,7 @@ def test_wrong_types_and_ranges_never_allow(data: st.DataObject, path: tuple[str
 def test_hostile_resources_never_allow(resource: str) -> None:
     raw = dict(_allowed_raw(), resource=resource)
     assert DEFAULT.decide(raw, UserBehaviour(score=85)).decision is not Verdict.ALLOW
-    assert isinstance(parse_access_event(raw), Rejection)
+    assert _rejected(raw)
 
 
 @SETTINGS
@@ -291,7 +291,7 @@ def test_hostile_resources_never_allow(resource: str) -> None:
 def test_odd_strings_allow_only_when_valid(field: str, value: str) -> None:
     raw = dict(_allowed_raw(), **{field: value})
     decision = DEFAULT.decide(raw, UserBehaviour(score=85))
-    if isinstance(parse_access_event(raw), Rejection):
+    if _rejected(raw):
         assert decision.decision is Verdict.DENY
 
 
@@ -363,3 +363,11 @@ def test_permit_checks_only_tighten(
         y["roles"] = y["roles"] - set(data.draw(st.lists(st.sampled_from(ROLES))))
     if not permit_failures(cp, *_facts(y)):
         assert not permit_failures(cp, *_facts(x))
+
+
+def _rejected(raw: dict[str, Any]) -> bool:
+    try:
+        parse_access_event(raw)
+    except InvalidAccessEvent:
+        return True
+    return False

@@ -10,25 +10,19 @@ starts afresh.
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import faust
 import orjson
 import pytest
-from hostile import UNDECODABLE_KEYS, ChangelogRecorder, exec_pickle, hostile_json_values, recover
+from harness import RecordingEmitter, event_at
+from hostile import UNDECODABLE_KEYS, exec_pickle, hostile_json_values, recover
 from prometheus_client import CollectorRegistry
 
 from dharma.agents.trust import AccessEvent, TrustEngine, UserBehaviour, parse_access_event
-from dharma.agents.trust.alerts import AlertState
-from dharma.agents.trust.state import (
-    ALERT_TABLE,
-    BEHAVIOUR_TABLE,
-    STATE_UNAVAILABLE,
-    UNTRUSTED,
-    Outcome,
-    TrustState,
-)
+from dharma.agents.trust.alerts import AlertMemory
+from dharma.agents.trust.logic import STATE_UNAVAILABLE, UNTRUSTED, Outcome, TrustStep
+from dharma.agents.trust.state import ALERT_TABLE, BEHAVIOUR_TABLE, TrustTables
 from dharma.streams.checkpoint import table_key
 from dharma.streams.metrics import PipelineMetrics
 
@@ -62,11 +56,12 @@ def poisoned_values() -> dict[str, bytes]:
     return {**values, **hostile_json_values(GOOD), "exec_pickle": exec_pickle("/nonexistent")}
 
 
-def state_of(metrics: PipelineMetrics, engine: TrustEngine) -> tuple[TrustState, ChangelogRecorder]:
+def state_of(metrics: PipelineMetrics, engine: TrustEngine) -> tuple[TrustStep, RecordingEmitter]:
     app = faust.App("t-trust-tables", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
-    emitter = ChangelogRecorder()
-    return TrustState(app, engine, emitter, metrics), emitter
+    emitter = RecordingEmitter()
+    tables = TrustTables(app, emitter, metrics)
+    return TrustStep(engine, tables), emitter
 
 
 def batch(seed: Seed, users: list[str], start: int = 0, **kw: Any) -> list[tuple[Any, AccessEvent]]:
@@ -75,7 +70,7 @@ def batch(seed: Seed, users: list[str], start: int = 0, **kw: Any) -> list[tuple
     for i, user in enumerate(users):
         event = parse_access_event(seed(event_id=f"evt-{start + i}-{user}", user_id=user, **kw))
         assert isinstance(event, AccessEvent)
-        out.append((SimpleNamespace(message=SimpleNamespace(partition=0, offset=start + i)),
+        out.append((event_at(0, start + i),
                     event))
     return out
 
@@ -94,7 +89,7 @@ def test_recovery_applies_any_record_to_both_tables(engine: TrustEngine) -> None
     state, _ = state_of(PipelineMetrics(CollectorRegistry()), engine)
     records = [(key, b"\x00junk") for key in UNDECODABLE_KEYS]
     records += [(table_key(f"u{i}"), value) for i, value in enumerate(poisoned_values().values())]
-    for typed in (state.behaviour, state.alert_state):
+    for typed in (state.tables.behaviour_table, state.tables.alert_table):
         recover(typed.writer.table, records)
         assert dict(typed.writer.table.data) == dict(records)
 
@@ -104,7 +99,7 @@ def test_an_unreadable_behaviour_denies_its_user_alone(engine: TrustEngine, seed
                                                        kind: str) -> None:
     metrics = PipelineMetrics(CollectorRegistry())
     state, _ = state_of(metrics, engine)
-    recover(state.behaviour.writer.table, [
+    recover(state.tables.behaviour_table.writer.table, [
         *((key, b"\x00junk") for key in UNDECODABLE_KEYS),
         (table_key("poisoned"), poisoned_values()[kind]),
         (table_key("admin_user_001"), orjson.dumps(GOOD))])
@@ -127,7 +122,8 @@ def test_the_poisoned_user_stays_denied_alerted_once_and_its_record_untouched(
         engine: TrustEngine, seed: Seed) -> None:
     metrics = PipelineMetrics(CollectorRegistry())
     state, emitter = state_of(metrics, engine)
-    recover(state.behaviour.writer.table, [(table_key("poisoned"), b'{"score": 1e400}')])
+    recover(state.tables.behaviour_table.writer.table,
+            [(table_key("poisoned"), b'{"score": 1e400}')])
     alerts = []
     for n in range(3):
         out = state.fold(batch(seed, ["poisoned"], start=n), NOW)
@@ -143,7 +139,7 @@ def test_the_poisoned_user_stays_denied_alerted_once_and_its_record_untouched(
 def test_updates_of_a_poisoned_user_still_reach_their_sessions(engine: TrustEngine,
                                                                seed: Seed) -> None:
     state, _ = state_of(PipelineMetrics(CollectorRegistry()), engine)
-    recover(state.behaviour.writer.table, [(table_key("poisoned"), b"[]")])
+    recover(state.tables.behaviour_table.writer.table, [(table_key("poisoned"), b"[]")])
     risk = batch(seed, ["poisoned"], event_type="risk_signal", resource="", action="",
                  risk_reason="credential_leak")
     worse = batch(seed, ["poisoned"], start=1, device={"compliance_score": 10.0})
@@ -157,7 +153,7 @@ def test_updates_of_a_poisoned_user_still_reach_their_sessions(engine: TrustEngi
 def test_an_operator_repairs_a_user_with_a_good_record_or_a_tombstone(
         engine: TrustEngine, seed: Seed, repair: bytes | None) -> None:
     state, _ = state_of(PipelineMetrics(CollectorRegistry()), engine)
-    table = state.behaviour.writer.table
+    table = state.tables.behaviour_table.writer.table
     recover(table, [(table_key("admin_user_001"), b"\x80\x04junk")])
     out = state.fold(batch(seed, ["admin_user_001"]), NOW)
     state.store(out)
@@ -168,7 +164,7 @@ def test_an_operator_repairs_a_user_with_a_good_record_or_a_tombstone(
     assert decisions(out)["admin_user_001"][0] == "ALLOW"
     ((_, behaviour, alerts, _),) = out.changed
     assert behaviour is not None and behaviour.score == (85.5 if repair else 50.5)
-    assert alerts == AlertState()  # the alert may fire again if the record breaks again
+    assert alerts == AlertMemory()  # the alert may fire again if the record breaks again
 
 
 #: Alert states that must not be believed.
@@ -182,10 +178,11 @@ def test_an_unreadable_alert_state_starts_afresh(engine: TrustEngine, seed: Seed
                                                  kind: str) -> None:
     metrics = PipelineMetrics(CollectorRegistry())
     state, _ = state_of(metrics, engine)
-    recover(state.alert_state.writer.table, [(table_key("admin_user_001"), ALERT_VALUES[kind])])
+    recover(state.tables.alert_table.writer.table,
+            [(table_key("admin_user_001"), ALERT_VALUES[kind])])
     out = state.fold(batch(seed, ["admin_user_001"]), NOW)
     assert decisions(out)["admin_user_001"][0] == "ALLOW"
-    assert state.alerts_of("admin_user_001") == AlertState()
+    assert state.alerts_of("admin_user_001") == AlertMemory()
     assert rejected(metrics, ALERT_TABLE) == 1.0
 
 

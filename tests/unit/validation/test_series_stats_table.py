@@ -4,13 +4,13 @@ starts afresh (counted), every other series goes on."""
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import faust
 import orjson
 import pytest
-from hostile import UNDECODABLE_KEYS, ChangelogRecorder, exec_pickle, hostile_json_values, recover
+from harness import RecordingEmitter, event_at
+from hostile import UNDECODABLE_KEYS, exec_pickle, hostile_json_values, recover
 from prometheus_client import CollectorRegistry
 
 from dharma.agents.validation.logic import SeriesStats
@@ -40,12 +40,12 @@ VALUES = {**{kind: orjson.dumps(v) for kind, v in ABSURD.items()},
 def stats_table(metrics: PipelineMetrics) -> TypedTable[SeriesStats]:
     app = faust.App("t-series-stats", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
-    ctx = StreamContext(Settings(), None, metrics, ChangelogRecorder())
+    ctx = StreamContext(Settings(), None, metrics, RecordingEmitter())
     return series_stats(app, ctx)
 
 
 def samples(source: str, n: int) -> list[tuple[Any, MetricSample]]:
-    event = SimpleNamespace(message=SimpleNamespace(partition=0, offset=0))
+    event = event_at(0, 0)
     return [(event, MetricSample(source=source, metric="cpu", value=40.0 + i,
                                  ts=NOW - 30_000 + i)) for i in range(n)]
 

@@ -1,23 +1,22 @@
-"""Silences: matchers with an expiry that mute notifications (Alertmanager semantics).
+"""Silences in PostgreSQL (``alert_silences``): written by ``dharma alerts silence``,
+re-read by the workers that send alerts (:class:`SilenceReader`, every few seconds).
 
-A silenced episode still fires and resolves in the agent's state; only the
-notification is withheld.  Silences live in PostgreSQL (``alert_silences``):
-``dharma alerts silence`` writes them, the agent re-reads them every few seconds.
-
->>> s = Silence("s1", source="web-*", metric="*", kind="anomaly", ends_at_ms=2_000)
->>> s.matches("web-01", "cpu", "anomaly", now_ms=1_000), s.matches("db-01", "cpu", "anomaly", 1_000)
-(True, False)
->>> s.matches("web-01", "cpu", "anomaly", now_ms=3_000)
-False
+A silence (:class:`~dharma.streams.alerting.Silence`) withholds the notifications
+it matches until it expires; the ``metric`` column holds the subject matcher.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import logging
 import uuid
-from dataclasses import dataclass
 
 import psycopg
+
+from dharma.streams.alerting import Silence
+
+__all__ = ["SilenceReader", "create_silence", "list_silences", "load_active"]
+
+logger = logging.getLogger(__name__)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS alert_silences (
@@ -32,26 +31,19 @@ CREATE TABLE IF NOT EXISTS alert_silences (
 )"""
 
 
-@dataclass(frozen=True)
-class Silence:
-    """Glob matchers on source, metric and kind, active until ``ends_at_ms``."""
+class SilenceReader:
+    """Active silences, re-read from PostgreSQL by a timer; kept as they were on errors
+    (a store that blinks neither mutes nor unmutes anything)."""
 
-    silence_id: str
-    source: str
-    metric: str
-    kind: str
-    ends_at_ms: int
+    def __init__(self, dsn: str) -> None:
+        self.dsn, self.active = dsn, list[Silence]()
 
-    def matches(self, source: str, metric: str, kind: str, now_ms: int) -> bool:
-        return (now_ms < self.ends_at_ms and fnmatch.fnmatchcase(source, self.source)
-                and fnmatch.fnmatchcase(metric, self.metric)
-                and fnmatch.fnmatchcase(kind, self.kind))
-
-
-def is_silenced(silences: list[Silence], source: str, metric: str, kind: str,
-                now_ms: int) -> bool:
-    """True when any active silence matches."""
-    return any(s.matches(source, metric, kind, now_ms) for s in silences)
+    async def refresh(self) -> None:
+        try:
+            async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+                self.active = await load_active(conn)
+        except psycopg.Error as exc:
+            logger.warning("silences not refreshed: %r", exc)
 
 
 async def load_active(conn: psycopg.AsyncConnection) -> list[Silence]:
