@@ -36,6 +36,14 @@ class PipelineMetrics:
         self.sink_rows = Counter(
             "dharma_sink_rows", "Rows written by sinks (duplicates included).", ["sink"],
             registry=registry)
+        self.sink_held = Counter(
+            "dharma_sink_held_seconds",
+            "Time agents held a batch, their partitions paused, while a store was away.",
+            ["sink"], registry=registry)
+        self.sink_outages = Counter(
+            "dharma_sink_outages", "Held batches, by how the hold ended: written after the "
+            "store came back, or given up at the limit (then dead-lettered).",
+            ["sink", "outcome"], registry=registry)
         self.checkpoints_rejected = Counter(
             "dharma_checkpoints_rejected",
             "Records read back from a table that its reader refused (the key started "

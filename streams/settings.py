@@ -199,6 +199,13 @@ class WorkerSettings(BaseSettings):
         description="DHARMA_WORKER_RECOVERY_FETCH_MAX_WAIT_MS: the fetch wait while tables "
         "recover from their changelogs (latency does not matter there; lookups of a long "
         "changelog on the embedded broker do).")
+    sink_outage_limit_s: float = Field(
+        300.0, ge=0, description="DHARMA_WORKER_SINK_OUTAGE_LIMIT_S: how long an agent holds a "
+        "batch (its partitions paused, the write retried with backoff) while a store is away, "
+        "before its valid data is dead-lettered as sink_error.")
+    sink_max_backoff_s: float = Field(
+        15.0, gt=0, description="DHARMA_WORKER_SINK_MAX_BACKOFF_S: longest wait between two "
+        "writes of a held batch (exponential from 0.5 s).")
     session_timeout_s: float = Field(6.0, description="DHARMA_WORKER_SESSION_TIMEOUT_S.")
     heartbeat_interval_s: float = Field(1.0, description="DHARMA_WORKER_HEARTBEAT_INTERVAL_S.")
     policy_dir: Path | None = Field(

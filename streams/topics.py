@@ -33,6 +33,12 @@ class TopicSpec:
         """The dead-letter topic for this topic's bad input."""
         return TopicSpec(f"{self.name}{DLQ_SUFFIX}", partitions=1, consumed=False)
 
+    @property
+    def redriven(self) -> TopicSpec:
+        """Markers of the dead letters of this (dead-letter) topic that ``dharma dlq
+        redrive`` re-produced: compacted, keyed ``partition:offset``."""
+        return TopicSpec(f"{self.name}.redriven", partitions=1, consumed=False, compacted=True)
+
 
 INFRASTRUCTURE_EVENTS = TopicSpec("infrastructure.events", 3)
 AUDIT_LOGS = TopicSpec("audit.logs", 5)

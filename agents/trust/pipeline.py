@@ -8,20 +8,23 @@ Order is what makes the decisions fail closed:
 2. append every decision to the audit trail and wait for the commit (the
    outputs are encoded meanwhile): when PostgreSQL stays away, every request of
    the batch is DENY ``audit_unavailable`` (emitted at once, so no enforcement
-   point waits), the tables are left as they were and the batch is
-   dead-lettered;
+   point waits), the tables are left as they were, and the batch is held
+   (:mod:`~dharma.streams.backpressure`) until those DENYs are audited; it is
+   dead-lettered only when the outage outlasts its limit;
 3. only then open the sessions of the ALLOWs the trail holds as such (an
    ALLOW whose id the trail holds for another request is DENY
    ``audit_conflict``); the open is refused for a session revoked or expired
    before (a replay never reopens one, and its ALLOW becomes DENY
    ``session_revoked`` or ``session_expired``); when Redis stays away, those
-   ALLOWs become DENY ``session_unavailable``.  The users of an ALLOW turned
-   DENY have their behaviour observed again with the DENY (it teaches
-   nothing); only then are the tables written, once per changed user;
+   ALLOWs become DENY ``session_unavailable`` (audited, emitted at once).
+   The users of an ALLOW turned DENY have their behaviour observed again with
+   the DENY (it teaches nothing); only then are the tables written, once per
+   changed user;
 4. re-evaluate the live sessions that posture and risk updates touch, and those
    a fresh request reports a worse posture for (REVOKE or CHALLENGE); when
-   Redis stays away, a critical ``revalidation_failed`` alert per user and the
-   updates are dead-lettered;
+   Redis stays away, a critical ``revalidation_failed`` alert per user (at once),
+   and the batch is held until Redis is back to re-evaluate them then; the
+   updates are dead-lettered only when the outage outlasts its limit;
 5. emit decisions and alerts; the agent acknowledges the batch once the broker
    has them.
 
@@ -34,7 +37,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias
@@ -72,6 +75,7 @@ from dharma.sinks.audit import AuditSink, audit_row
 from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.sessions import SessionStore
 from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
+from dharma.streams.backpressure import Backpressure
 from dharma.streams.errors import RejectedEvent
 from dharma.streams.topics import ALERTS, AUDIT_LOGS, PREDICTIONS
 
@@ -105,13 +109,25 @@ class Recheck(NamedTuple):
 
 
 @dataclass
+class Deferred:
+    """Work of a batch that waits for a store to come back (the batch is held meanwhile,
+    its decisions sent already); ``dead``: what to dead-letter if the hold gives up."""
+
+    sink: str
+    work: Callable[[], Awaitable[Result]]
+    dead: list[tuple[EventT, RejectedEvent]]
+
+
+@dataclass
 class Result:
-    """What a batch produces: decisions with their request records, alerts, dead letters."""
+    """What a batch produces: decisions with their request records, alerts, dead letters,
+    work deferred until a store is back."""
 
     decisions: list[Decision] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     dead: list[tuple[EventT, RejectedEvent]] = field(default_factory=list)
+    deferred: list[Deferred] = field(default_factory=list)
 
     def add(self, decision: Decision, request: dict[str, Any]) -> None:
         self.decisions.append(decision)
@@ -130,6 +146,9 @@ class TrustPipeline:
         config = engine.config  # a session must live, and be remembered, as the engine says
         if (sessions.ttl_s, sessions.guard_s) != (config.allow_ttl_seconds, config.replay_guard_s):
             raise ValueError("the session store's TTL and replay guard are not the engine's")
+        self.backpressure = Backpressure.for_worker(
+            lambda: app.consumer, [AUDIT_LOGS.name], ctx.metrics, ctx.settings.worker,
+            retry_on=SinkUnavailable)
 
     async def process(self, accepted: Accepted, refused: Refused,
                       stray: Sequence[Item] = ()) -> None:
@@ -145,7 +164,21 @@ class TrustPipeline:
             result, messages = self.internal_error(accepted, refused, exc), None
         for topic, key, value in messages or self.encode(result):
             self.ctx.emitter.emit(topic, key, value)
+        for deferred in result.deferred:
+            await self.ctx.emitter.flush()  # decisions answered now, not after the outage
+            await self.finish(deferred)
         await send_dead_letters(self.ctx, self.dlq, result.dead)
+
+    async def finish(self, deferred: Deferred) -> None:
+        """Hold the batch until ``deferred`` is done (its outputs queued), or dead-letter
+        what it leaves undone when the outage outlasts its limit."""
+        try:
+            later = await self.backpressure.hold(deferred.sink, deferred.work)
+        except SinkUnavailable:
+            await send_dead_letters(self.ctx, self.dlq, deferred.dead)
+            return
+        for topic, key, value in self.encode(later):
+            self.ctx.emitter.emit(topic, key, value)
 
     async def run(self, accepted: Accepted, refused: Refused, now_ms: int,
                   stray: Sequence[Item] = ()) -> tuple[Result, list[Message] | None]:
@@ -209,7 +242,7 @@ class TrustPipeline:
             unopened = {s.session_id for s, _ in opening}
             result.decisions = [fail_closed(d, SESSION_UNAVAILABLE, f"session store: {exc}")
                                 if d.session_id in unopened else d for d in result.decisions]
-            self.recheck_failed(self.rechecks(out, set()), result, str(exc))
+            self.defer_rechecks(out, result, str(exc), requested=requested)
             await self.audit_quietly(result)
             return None, False
         if opened.refused:
@@ -226,7 +259,7 @@ class TrustPipeline:
             for decision, update in await self.revalidate(rechecks):
                 later.add(decision, update.record)
         except SinkUnavailable as exc:
-            self.recheck_failed(rechecks, result, str(exc))
+            self.defer_rechecks(out, result, str(exc), flagged=flagged)
             return later
         try:
             await self.append_audit(later.decisions, later.requests)
@@ -234,6 +267,31 @@ class TrustPipeline:
             result.dead += [(r.event, RejectedEvent("sink_error", str(exc)))
                             for r in rechecks if r.worse is None]
         return later
+
+    def defer_rechecks(self, out: Outcome, result: Result, detail: str,
+                       flagged: set[Pair] | None = None,
+                       requested: Mapping[Pair, Posture] | None = None) -> None:
+        """Redis is away: alert now, re-evaluate the sessions the batch touches once it is
+        back (the batch held meanwhile); the updates are dead letters if it stays away.
+        ``flagged`` (or, when Redis did not say, the ``requested`` postures to ask it for):
+        the pairs reporting a worse posture."""
+        failed = Result()
+        self.recheck_failed(self.rechecks(out, flagged or set()), failed, detail)
+        result.alerts += failed.alerts
+        later: Result | None = None
+
+        async def work() -> Result:
+            nonlocal later
+            if later is None:  # re-evaluated once; its decisions audited until it works
+                pairs = flagged if flagged is not None else \
+                    (await self.sessions.open([], requested or {})).worse
+                later = Result()
+                for decision, update in await self.revalidate(self.rechecks(out, pairs)):
+                    later.add(decision, update.record)
+            await self.append_audit(later.decisions, later.requests)
+            return later
+
+        result.deferred.append(Deferred(self.sessions.name, work, failed.dead))
 
     def rechecks(self, out: Outcome, flagged: set[Pair]) -> list[Recheck]:
         """Posture and risk updates, and fresh requests reporting a worse posture than their
@@ -318,10 +376,19 @@ class TrustPipeline:
         rechecks = self.rechecks(out, set())
         try:
             for decision, update in await self.revalidate(rechecks):
-                result.add(decision, update.record)  # emitted; not audited (trail down)
+                result.add(decision, update.record)  # emitted now, audited with the DENYs
         except SinkUnavailable as redis_exc:
             self.recheck_failed(rechecks, result, str(redis_exc))
-        result.dead = [(event, RejectedEvent("sink_error", detail)) for event, _ in accepted]
+        decisions, requests = list(result.decisions), list(result.requests)
+
+        async def audit() -> Result:
+            await self.append_audit(decisions, requests)
+            return Result()
+
+        dead = {id(event) for event, _ in result.dead}  # updates Redis did not take either
+        result.deferred.append(Deferred(self.audit.name, audit, [
+            (event, RejectedEvent("sink_error", detail)) for event, _ in accepted
+            if id(event) not in dead]))
 
     def internal_error(self, accepted: Accepted, refused: Refused, exc: Exception) -> Result:
         """Every request of a batch that failed unexpectedly: DENY; the batch dead-lettered."""

@@ -37,7 +37,9 @@ def test_no_session_opens_while_postgres_is_down(settings: Any, pick_port: Any, 
     changelog = f"{group}-trust-trust-user-behaviour-changelog"
     with own_postgres(pick_port()) as pg, \
             Tailer(settings, ["audit.logs.dlq"], from_beginning=True) as dlq:
-        start_worker("trust", DHARMA_POSTGRES_DSN=pg.url, DHARMA_WORKER_APP_ID=group)
+        # an outage outlasting its limit (test_trust_outage.py: one that does not)
+        start_worker("trust", DHARMA_POSTGRES_DSN=pg.url, DHARMA_WORKER_APP_ID=group,
+                     DHARMA_WORKER_SINK_OUTAGE_LIMIT_S="2")
         tag = uuid.uuid4().hex[:8]
         user, device = f"pgdown_{tag}", f"pgdown_dev_{tag}"
 
@@ -156,7 +158,8 @@ def test_revalidation_that_cannot_reach_redis_raises_a_critical_alert(
         start_worker: Any, poll: Any) -> None:
     with own_redis(tmp_path / "redis", pick_port()) as store, \
             Tailer(settings, ["audit.logs.dlq"], from_beginning=True) as dlq:
-        start_worker("trust", DHARMA_REDIS_URL=store.url)
+        # an outage outlasting its limit (test_trust_outage.py: one that does not)
+        start_worker("trust", DHARMA_REDIS_URL=store.url, DHARMA_WORKER_SINK_OUTAGE_LIMIT_S="2")
         tag = uuid.uuid4().hex[:8]
         user, device = f"redisdown_{tag}", f"redisdown_dev_{tag}"
         good = seed_event(f"evt-rd-{tag}", recent(60), user_id=user,
