@@ -5,9 +5,12 @@
 
 Each letter's original key and value go back, byte for byte, to the partition
 they were read from (so keyed state stays co-partitioned); dead letters keep no
-headers, so none are re-produced.  Safe to run twice: each redriven letter is
-marked (``<dlq>.redriven``, compacted, key ``partition:offset``) once the
-broker has acknowledged its re-production, and marked letters are skipped.  A
+headers, so none are re-produced.  Safe to run twice: each redriven original is
+marked (``<dlq>.redriven``, compacted, key: the original's ``partition:offset``)
+once the broker has acknowledged its re-production, and letters of a marked
+original are skipped, so an original dead-lettered twice (by two topologies
+consuming its topic, or again after a worker restarted before committing) goes
+back once.  A
 crash between the two re-produces a letter again on the next run, which the
 sinks store once (writes are idempotent by event id).  A letter whose original
 bytes were truncated (over 256 KiB) is never redriven: it is reported instead.
@@ -146,8 +149,8 @@ def redrive(settings: Settings, topic: str, kind: str | None = None,
         if err is not None:
             failed.append(err)
 
-    for msg, letter in read_letters(settings, dlq.name):
-        key = _marker(msg.partition() or 0, msg.offset() or 0)
+    for _, letter in read_letters(settings, dlq.name):
+        key = _marker(letter["partition"], letter["offset"])
         if key in done:
             counts["already"] += 1
         elif (kind and letter["error_kind"] != kind) or (
@@ -160,6 +163,7 @@ def redrive(settings: Settings, topic: str, kind: str | None = None,
                              value=letter["original_value"], partition=letter["partition"],
                              on_delivery=delivered)
             sent.append(key)
+            done.add(key)
     _flush(producer, failed)
     for key in sent:  # only once every re-production was acknowledged
         producer.produce(markers.name, key=key, value=str(int(time.time() * 1000)).encode(),
