@@ -35,6 +35,8 @@ class SilenceReader:
     """Active silences, re-read from PostgreSQL by a timer; kept as they were on errors
     (a store that blinks neither mutes nor unmutes anything)."""
 
+    name = "postgres.alert_silences"
+
     def __init__(self, dsn: str) -> None:
         self.dsn, self.active = dsn, list[Silence]()
 

@@ -14,6 +14,7 @@ from dharma.agents.validation import agent as validation_agent
 from dharma.sinks.audit import AuditSink
 from dharma.sinks.postgres import PostgresMetricsSink
 from dharma.sinks.sessions import SessionStore
+from dharma.sinks.silences import SilenceReader
 from dharma.streams.settings import Settings
 from dharma.streams.topics import ALERTS, AUDIT_LOGS, METRICS_RAW, PREDICTIONS
 from dharma.topologies.topology import Capability
@@ -32,13 +33,16 @@ def validation(settings: Settings) -> Capability:
 
 
 def anomaly(settings: Settings, dead_letters: bool) -> Capability:
-    """Anomaly scoring of ``metrics.raw``; ``dead_letters``: whether it answers for the
+    """Anomaly scoring of ``metrics.raw``, its alerts muted by the silences in
+    PostgreSQL; ``dead_letters``: whether it answers for the
     input it rejects (when no other capability of its topology does)."""
     dlq = (METRICS_RAW.dlq,) if dead_letters else ()
+    silences = SilenceReader(settings.postgres.dsn.get_secret_value())
     return Capability(
         "anomaly", consumes=(METRICS_RAW,), emits=(PREDICTIONS, ALERTS, *dlq),
-        dead_letters=(METRICS_RAW,) if dead_letters else (),
-        register=partial(anomaly_agent.register, dead_letters=dead_letters))
+        dead_letters=(METRICS_RAW,) if dead_letters else (), sinks=(silences,),
+        register=partial(anomaly_agent.register, silences=silences,
+                         dead_letters=dead_letters))
 
 
 def trust(settings: Settings) -> Capability:

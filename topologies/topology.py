@@ -25,11 +25,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import NoReturn, Protocol
 
 import faust
 
-from dharma.sinks.base import BatchSink
 from dharma.streams.app import StreamContext, make_app
 from dharma.streams.errors import DharmaError
 from dharma.streams.metrics import PipelineMetrics
@@ -46,6 +45,14 @@ Register = Callable[[faust.App, StreamContext], faust.types.AgentT]
 COLUMNS = ("capability", "consumes", "dead-letters", "sinks", "emits")
 
 
+class Store(Protocol):
+    """A store a capability is given (a sink it writes, or a reader such as the alert
+    silences), named as its topology describes it."""
+
+    @property
+    def name(self) -> str: ...
+
+
 class TopologyError(DharmaError):
     """A topology that would lose input or run something other than it says."""
 
@@ -60,7 +67,8 @@ class Capability:
     emits: tuple[TopicSpec, ...] = ()
     #: Consumed topics whose rejected input this capability sends to their dead-letter topic.
     dead_letters: tuple[TopicSpec, ...] = ()
-    sinks: tuple[BatchSink[Any], ...] = ()
+    #: The stores it is given (written, or read as the anomaly silences are).
+    sinks: tuple[Store, ...] = ()
     #: How to add it to an app (``None``: a capability described only, as in docs).
     register: Register | None = field(default=None, repr=False, compare=False)
 

@@ -26,12 +26,13 @@ CHECKPOINTS_PER_BATCH = 50
 CHECKPOINT_FLUSH_TIMEOUT_S = 5.0
 
 
-def register(app: faust.App, ctx: StreamContext, dead_letters: bool) -> faust.types.AgentT:
-    """Add the anomaly agent, its detector table and its timers to ``app``; with
-    ``dead_letters``, it sends rejected input to ``metrics.raw.dlq`` (else another
-    capability of its topology does)."""
+def register(app: faust.App, ctx: StreamContext, silences: SilenceReader,
+             dead_letters: bool) -> faust.types.AgentT:
+    """Add the anomaly agent, its detector table and its timers to ``app``: alerts are
+    muted by ``silences`` (refreshed by a timer); with ``dead_letters``, it sends
+    rejected input to ``metrics.raw.dlq`` (else another capability of its topology
+    does)."""
     worker = ctx.settings.worker
-    silences = SilenceReader(ctx.settings.postgres.dsn.get_secret_value())
     dlq = raw_topic(app, METRICS_RAW.dlq) if dead_letters else None
 
     def resolve_evicted(series: str, state: SeriesState) -> None:

@@ -15,6 +15,7 @@ from dharma.cli import app as cli
 from dharma.sinks.audit import AuditSink
 from dharma.sinks.postgres import PostgresMetricsSink
 from dharma.sinks.sessions import SessionStore
+from dharma.sinks.silences import SilenceReader
 from dharma.streams.settings import Settings, TrustSettings
 from dharma.streams.topics import AUDIT_LOGS, INFRASTRUCTURE_EVENTS, METRICS_RAW
 from dharma.topologies import TOPOLOGIES, Capability, Topology, TopologyError, trust
@@ -65,7 +66,7 @@ def test_the_topology_gives_each_capability_its_sinks() -> None:
     assert isinstance(audit, AuditSink) and isinstance(sessions, SessionStore)
     assert (sessions.ttl_s, sessions.guard_s) == (600, 700)
     (anomaly,) = TOPOLOGIES["anomaly"](settings).capabilities
-    assert anomaly.sinks == ()
+    assert [type(store) for store in anomaly.sinks] == [SilenceReader]  # its alert silences
 
 
 def test_describe_prints_the_topology() -> None:
