@@ -104,6 +104,15 @@ def _memory(n_series: int) -> dict[str, float]:
             "tracemalloc_bytes_per_series": (live - base) / max(1, n_series)}
 
 
+class _NothingDue:
+    """The store's emitter in :func:`_store_batch_us`: nothing is due there, so a
+    changelog write is a bug of the benchmark."""
+
+    def emit(self, topic: str, key: bytes | None, value: bytes | None,
+             partition: int | None = None) -> None:
+        raise AssertionError(f"no changelog write expected, got one to {topic}")
+
+
 def _store_batch_us(n_keys: int, batch: int = 1000) -> float:
     """Microseconds of a detector store's bookkeeping for one batch of ``batch`` samples
     while ``n_keys`` series are live: a ``get`` per sample and the batch's ``checkpoint``
@@ -111,8 +120,8 @@ def _store_batch_us(n_keys: int, batch: int = 1000) -> float:
     cost alone, the part that must not grow with the number of series."""
     app = faust.App("bench-store", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
-    # no emitter: nothing is due, so nothing is written
-    writer = TableWriter(checkpoint_table(app, "bench", partitions=1, help="bench"), None)
+    writer = TableWriter(checkpoint_table(app, "bench", partitions=1, help="bench"),
+                         _NothingDue())
     store = CheckpointedTable[int](writer, lambda _: b"", lambda _: 0, lambda: 0,
                                    every_s=3600.0, max_keys=n_keys)
     event: Any = SimpleNamespace(message=SimpleNamespace(partition=0))

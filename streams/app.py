@@ -21,7 +21,7 @@ from faust.types import EventT
 
 from dharma.streams.admin import registry_client
 from dharma.streams.codec import AvroWire
-from dharma.streams.emitter import Emitter
+from dharma.streams.emitter import BatchEmitter, Emitter
 from dharma.streams.errors import RejectedEvent
 from dharma.streams.faust_fork.transport import set_fetch_wait
 from dharma.streams.metrics import PipelineMetrics, PrometheusSensor
@@ -41,7 +41,7 @@ class StreamContext:
     settings: Settings
     wire: AvroWire
     metrics: PipelineMetrics
-    emitter: Emitter
+    emitter: BatchEmitter
 
     async def resolve_schemas(self, events: Sequence[EventT]) -> None:
         """Look up the writer schemas a batch names before it is decoded, off the event

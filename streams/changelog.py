@@ -26,7 +26,7 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from dharma.streams.emitter import Emitter
+from dharma.streams.emitter import SupportsEmit
 from dharma.streams.faust_fork.store import recovered_partition
 
 __all__ = ["TableWriter"]
@@ -36,7 +36,7 @@ class TableWriter:
     """Set and delete keys of the raw-bytes ``table``, sending its changelog records with
     ``emitter``."""
 
-    def __init__(self, table: faust.Table, emitter: Emitter) -> None:
+    def __init__(self, table: faust.Table, emitter: SupportsEmit) -> None:
         if (table.key_serializer, table.value_serializer) != ("raw", "raw"):
             raise ValueError(f"table {table.name} must be a checkpoint_table (raw bytes)")
         self.table, self.emitter = table, emitter

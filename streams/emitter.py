@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -41,6 +42,20 @@ LINGER_MS = 10
 #: How long the flush's kick blocks: librdkafka sends what lingers at once only while
 #: a flush call lasts, and its broker threads must wake within it.
 KICK_S = 0.001
+
+
+class SupportsEmit(Protocol):
+    """Queues messages: an :class:`Emitter`, or a recorder in a test harness."""
+
+    def emit(self, topic: str, key: bytes | None, value: bytes | None,
+             partition: int | None = None) -> None: ...
+
+
+class BatchEmitter(SupportsEmit, Protocol):
+    """Queues a batch's messages and flushes them before the batch is acknowledged: an
+    :class:`Emitter`, or a recorder in a test harness."""
+
+    async def flush(self) -> None: ...
 
 
 class Emitter:

@@ -63,9 +63,9 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = Field(None, description="DHARMA_KAFKA_SASL_PASSWORD.")
     ssl_cafile: Path | None = Field(None, description="DHARMA_KAFKA_SSL_CAFILE: CA bundle for TLS.")
 
-    def confluent_config(self) -> dict[str, str]:
+    def confluent_config(self) -> dict[str, str | int | float | bool]:
         """Client configuration for confluent-kafka (librdkafka names)."""
-        conf = {
+        conf: dict[str, str | int | float | bool] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
         }

@@ -51,6 +51,12 @@ class RecordingEmitter:
         return [(k, v) for t, k, v, _ in self.sent if t.endswith(topic_suffix)]
 
 
+def recorder_of(writer: TableWriter) -> RecordingEmitter:
+    """The :class:`RecordingEmitter` a test gave ``writer``."""
+    assert isinstance(writer.emitter, RecordingEmitter)
+    return writer.emitter
+
+
 def event_at(partition: int = 0, offset: int = 0, **message: Any) -> Any:
     """A consumed event as the batch steps and tables read it (its log position)."""
     return SimpleNamespace(message=SimpleNamespace(partition=partition, offset=offset,

@@ -10,6 +10,7 @@ import math
 import os
 import pickle
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,8 @@ def hostile_json_values(fields: dict[str, Any]) -> dict[str, bytes]:
     }
 
 
-async def _recover(table: Any, records: list[tuple[bytes, bytes | None]], partition: int) -> None:
+async def _recover(table: Any, records: Sequence[tuple[bytes, bytes | None]],
+                   partition: int) -> None:
     for offset, (key, value) in enumerate(records):
         message = Message(table.changelog_topic_name, partition, offset, 0.0, 0, None, key,
                           value, None)
@@ -73,14 +75,14 @@ async def _recover(table: Any, records: list[tuple[bytes, bytes | None]], partit
         table.apply_changelog_batch([event])
 
 
-def recover(table: Any, records: list[tuple[bytes, bytes | None]], partition: int = 0) -> None:
+def recover(table: Any, records: Sequence[tuple[bytes, bytes | None]], partition: int = 0) -> None:
     """Apply ``records`` to ``table`` as Faust's recovery does: its changelog topic decodes
     each (raising what Faust would), then ``apply_changelog_batch``."""
     asyncio.run(_recover(table, records, partition))
 
 
 def write_changelog(settings: Any, topic: str, partitions: int,
-                    records: list[tuple[int, bytes, bytes | None]]) -> None:
+                    records: Sequence[tuple[int, bytes, bytes | None]]) -> None:
     """Create the compacted ``topic`` and write ``(partition, key, value)`` records, one
     produce request each, then a last filler record per partition: the embedded broker
     reports a partition's end short of its last record batch, so what matters must not be

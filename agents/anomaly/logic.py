@@ -21,7 +21,7 @@ True
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
@@ -29,6 +29,7 @@ from dharma.agents.anomaly.model.detector import (
     ANOMALY_THRESHOLD,
     LATE,
     QUIET_CAP,
+    Sample,
     ScoreDetail,
     SeriesDetector,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "DetectorConfig",
     "MemoryStates",
     "Observation",
+    "Sample",
     "ScoreDetail",
     "Scored",
     "SeriesDetector",
@@ -135,7 +137,7 @@ class SeriesState:
     alert: Episode = field(default_factory=Episode)
 
 
-def observe(state: SeriesState, x: dict[Hashable, Any],
+def observe(state: SeriesState, x: Sample,
             new_detector: Callable[[], SeriesDetector], series: str = "") -> ScoreDetail:
     """Score, then learn, ``x`` with the series' detector; the score.
 
@@ -243,7 +245,7 @@ class Observation(NamedTuple):
     metric: str
     ts: int
     value: float
-    x: dict[Hashable, Any]
+    x: Sample
 
     @classmethod
     def of(cls, sample: MetricSample) -> Observation:

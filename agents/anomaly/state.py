@@ -13,8 +13,7 @@ series warm up afresh (counted in ``dharma_checkpoints_rejected_total``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from typing import Any
+from collections.abc import Callable
 
 import faust
 from faust.types import EventT
@@ -22,6 +21,7 @@ from faust.types import EventT
 from dharma.agents.anomaly.codec import CheckpointCodec
 from dharma.agents.anomaly.logic import (
     DetectorConfig,
+    Sample,
     ScoreDetail,
     SeriesDetector,
     SeriesState,
@@ -70,7 +70,7 @@ class DetectorStore(CheckpointedTable[SeriesState]):
         self.new_detector = factory
 
     def observe(self, series: str, event: EventT,
-                x: dict[Hashable, Any]) -> tuple[SeriesState, ScoreDetail]:
+                x: Sample) -> tuple[SeriesState, ScoreDetail]:
         """Score, then learn, sample ``x`` of ``series`` (:func:`~.logic.observe`); its
         state and the score."""
         state = self.get(series, event)

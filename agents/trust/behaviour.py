@@ -308,6 +308,9 @@ class UserBehaviour:
         now = event.ts_ms
         loc = event.location
         allowed = outcome == "ALLOW"  # what a refused request claims is not learnt
+        lat: float | None
+        lon: float | None
+        located: int | None
         if allowed and loc is not None and loc.lat is not None and loc.lon is not None:
             lat, lon, located = loc.lat, loc.lon, now
         else:

@@ -43,7 +43,7 @@ from dharma.agents.trust.alerts import AlertMemory
 from dharma.agents.trust.behaviour import UserBehaviour
 from dharma.streams.changelog import TableWriter
 from dharma.streams.checkpoint import TypedTable, checkpoint_table
-from dharma.streams.emitter import Emitter
+from dharma.streams.emitter import SupportsEmit
 from dharma.streams.metrics import PipelineMetrics
 from dharma.streams.topics import AUDIT_LOGS
 
@@ -57,7 +57,7 @@ ALERT_TABLE = "trust-alert-state"
 class TrustTables:
     """The two per-user tables, changelog-backed (:class:`~.logic.UserTables`)."""
 
-    def __init__(self, app: faust.App, emitter: Emitter,
+    def __init__(self, app: faust.App, emitter: SupportsEmit,
                  metrics: PipelineMetrics | None = None) -> None:
         self.behaviour_table = TypedTable(TableWriter(checkpoint_table(
             app, BEHAVIOUR_TABLE, AUDIT_LOGS.partitions,

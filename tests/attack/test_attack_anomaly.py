@@ -16,6 +16,7 @@ from typing import Any
 
 import faust
 import pytest
+from harness import RecordingEmitter, event_at
 
 from dharma.agents.anomaly.logic import ANOMALY_THRESHOLD, follow_episode, make_detector
 from dharma.agents.anomaly.state import DetectorStore, detector_table
@@ -180,11 +181,11 @@ def test_a_flood_of_new_series_does_not_grow_memory_without_bound() -> None:
     """
     app = faust.App("t-attack-series", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
-    store = DetectorStore(TableWriter(detector_table(app), emitter=None),
+    store = DetectorStore(TableWriter(detector_table(app), emitter=RecordingEmitter()),
                           make_detector)
     flood = 6_000
     for i in range(flood):
-        state = store.get(f"host-{i:06d}|cpu", None)
+        state = store.get(f"host-{i:06d}|cpu", event_at(0, i))
         x = {"value": 1.0, "timestamp": T0}
         state.detector.score_detail(x)
         state.detector.learn_one(x)

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from dharma.agents.trust import agent as trust_agent
 from dharma.agents.trust.session import Session
+from dharma.sinks.audit import AuditSink
 from dharma.sinks.sessions import SessionStore
 from dharma.streams.app import StreamContext, raw_topic
 from dharma.streams.metrics import PipelineMetrics
@@ -60,6 +61,7 @@ def test_a_session_store_shorter_lived_than_the_engine_says_does_not_build(
     value = trust(settings)
     (decide,) = value.capabilities
     audit, sessions = decide.sinks
+    assert isinstance(audit, AuditSink) and isinstance(sessions, SessionStore)
     short = SessionStore(settings.redis.url.get_secret_value(), Session.from_dict,
                          ttl_s=1, guard_s=sessions.guard_s)
     register = partial(trust_agent.register, audit=audit, sessions=short)

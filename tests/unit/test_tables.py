@@ -9,7 +9,7 @@ from typing import Any
 import faust
 import orjson
 import pytest
-from harness import RecordingEmitter, event_at
+from harness import RecordingEmitter, event_at, recorder_of
 from hostile import recover
 from prometheus_client import CollectorRegistry
 
@@ -54,7 +54,8 @@ def test_a_refused_record_is_counted_once_and_refused_until_written() -> None:
     assert refused(metrics, "invalid") == 1.0
     levels.set("a", Level(3), EVENT)
     assert levels.get("a") == Level(3)
-    ((_, key, value, _),) = levels.writer.emitter.sent
+    ((_, key, value, _),) = recorder_of(levels.writer).sent
+    assert value is not None
     assert (key, orjson.loads(value)) == (b'"a"', {"value": 3})
 
 
@@ -86,4 +87,5 @@ def test_only_raw_bytes_tables_are_written() -> None:
     app = faust.App("t-tables", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
     with pytest.raises(ValueError, match="checkpoint_table"):
-        TableWriter(app.Table("json", default=None, key_type=str), None)
+        TableWriter(app.Table("json", default=None, key_type=str),  # type: ignore[arg-type]  # Faust types it as TableT
+                    RecordingEmitter())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from typing import Any, NamedTuple
 
 from river import base
@@ -16,7 +16,12 @@ from dharma.agents.anomaly.model.histogram import ValueHistogram
 from dharma.agents.anomaly.model.likelihood import AnomalyLikelihood, log_tail
 from dharma.agents.anomaly.model.timebase import Cadence, to_seconds
 
-__all__ = ["ANOMALY_THRESHOLD", "QUIET_CAP", "ScoreDetail", "SeriesDetector"]
+__all__ = ["ANOMALY_THRESHOLD", "QUIET_CAP", "Sample", "ScoreDetail", "SeriesDetector"]
+
+#: A detector's input, ``{"value": ..., "timestamp": ...}``.  Ours have str keys; river's
+#: own form, ``dict[Hashable, Any]``, is accepted too, as its base class requires: mapping
+#: keys are invariant, so a str-keyed dict is not one of those.
+Sample = Mapping[str, Any] | Mapping[Hashable, Any]
 
 #: One threshold for every series: alert when ``score >= ANOMALY_THRESHOLD``
 #: (a recent-surprise tail probability of about 1e-5, see ``log_tail``).
@@ -206,17 +211,17 @@ class SeriesDetector(base.AnomalyDetector):
         self._late = state.integer("late", hi=_LATE_RESET - 1)
         self._last = None
 
-    def score_one(self, x: dict[Hashable, Any]) -> float:
+    def score_one(self, x: Sample) -> float:
         """Anomaly score of ``x`` in [0, 1], computed before ``x`` is learned."""
         return self.score_detail(x).score
 
-    def score_detail(self, x: dict[Hashable, Any]) -> ScoreDetail:
+    def score_detail(self, x: Sample) -> ScoreDetail:
         """Score of ``x`` with its state and confidence (does not learn)."""
         ev = self._evaluate(x)
         self._last = ev
         return ev.detail
 
-    def learn_one(self, x: dict[Hashable, Any]) -> None:
+    def learn_one(self, x: Sample) -> None:
         """Learn ``x``.
 
         NaN/inf values are skipped; so are replays: a timestamp among the last few learned
@@ -276,7 +281,7 @@ class SeriesDetector(base.AnomalyDetector):
         floor = math.ceil(RANGE_PERIOD / interval) if interval else 0
         return max(2 * self.window, floor)
 
-    def _evaluate(self, x: dict[Hashable, Any]) -> _Eval:
+    def _evaluate(self, x: Sample) -> _Eval:
         value, t = _read(x)
         conf = self.confidence
         if not math.isfinite(value):
@@ -345,7 +350,7 @@ def _noise_margin(n: float, scale: float, tail: float) -> float:
     return _SIGMA_PER_MAD * scale * math.log(1.0 / (n * tail)) / math.sqrt(2.0 * math.log(n))
 
 
-def _read(x: dict[Hashable, Any]) -> tuple[float, float | None]:
+def _read(x: Sample) -> tuple[float, float | None]:
     """``(value, seconds)`` from an input dict; a missing/bad value reads as NaN, a
     finite one saturates at ``±VALUE_LIMIT``.
 

@@ -37,7 +37,8 @@ def build(source: str, out: Path) -> faust.App:
 
     @app.timer(0.2)
     async def dump() -> None:
-        if app.tables.recovery.completed.is_set() and not out.exists():
+        recovery = app.tables.recovery  # type: ignore[attr-defined]  # on TableManager, not TableManagerT
+        if recovery.completed.is_set() and not out.exists():
             out.write_text(json.dumps(dict(table.data.items())))
 
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness import AnomalyHarness
+from harness import AnomalyHarness, event_at
 
 from dharma.streams.alerting import Silence
 from dharma.streams.checkpoint import table_key
@@ -38,4 +38,4 @@ def test_a_silenced_episode_still_fires_in_state_but_sends_nothing() -> None:
     mute = Silence("s1", source="web-*", subject="*", kind="anomaly", ends_at_ms=T0 * 2)
     scored = harness.batch(shift("web-02"), silences=[mute], now_ms=T0)
     assert scored.alerts == [] and scored.changed == {"web-02|cpu"}
-    assert harness.store.get("web-02|cpu", None).alert.firing_since == T0 + 300 * 60_000
+    assert harness.store.get("web-02|cpu", event_at(0, 0)).alert.firing_since == T0 + 300 * 60_000

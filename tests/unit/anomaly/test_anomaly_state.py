@@ -9,6 +9,7 @@ from typing import Any
 import faust
 import pytest
 from faust.types.tuples import Message
+from harness import RecordingEmitter
 from prometheus_client import CollectorRegistry
 
 from dharma.agents.anomaly.codec import CheckpointCodec, SeriesState
@@ -33,7 +34,7 @@ def app() -> faust.App:
 
 
 def store_of(table: faust.Table, metrics: PipelineMetrics) -> DetectorStore:
-    return DetectorStore(TableWriter(table, emitter=None), make_detector,
+    return DetectorStore(TableWriter(table, emitter=RecordingEmitter()), make_detector,
                          metrics=metrics)
 
 
@@ -92,7 +93,7 @@ def test_a_decoder_bug_is_counted_as_an_error_and_the_key_starts_afresh() -> Non
     def broken(_: bytes) -> int:
         raise RuntimeError("bug")
 
-    store = CheckpointedTable(TableWriter(table, emitter=None),
+    store = CheckpointedTable(TableWriter(table, emitter=RecordingEmitter()),
                               lambda _: b"", broken, lambda: 0, metrics=metrics)
     assert store.get(SERIES, EVENT) == 0
     assert rejected(metrics, "error") == 1.0

@@ -11,7 +11,13 @@ import pytest
 from harness import RecordingEmitter, event_at
 from prometheus_client import CollectorRegistry
 
-from dharma.agents.anomaly.logic import close_idle_episode, make_detector
+from dharma.agents.anomaly.logic import (
+    Sample,
+    ScoreDetail,
+    SeriesDetector,
+    close_idle_episode,
+    make_detector,
+)
 from dharma.agents.anomaly.state import DetectorStore, SeriesState, detector_table
 from dharma.streams.alerting import AlertPolicy, Episode
 from dharma.streams.changelog import TableWriter
@@ -119,8 +125,8 @@ def test_a_detector_that_fails_is_replaced_and_its_alert_episode_kept() -> None:
     state.alert = open_episode = Episode(firing_since=T0, last_sent=T0, peak=0.9,
                                             source="web-01", subject="cpu")
 
-    class Broken:
-        def score_detail(self, x: Any) -> Any:
+    class Broken(SeriesDetector):
+        def score_detail(self, x: Sample) -> ScoreDetail:
             raise ZeroDivisionError("a model bug")
 
     state.detector = Broken()

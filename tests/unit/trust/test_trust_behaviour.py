@@ -119,9 +119,9 @@ def test_observe_accepts_decision_objects(engine: Any, seed: Seed) -> None:
 
 
 def test_alert_state_dict_matches_pydantic_and_round_trips() -> None:
-    from dharma.agents.trust.alerts import ALERT_STATE_ADAPTER, AlertMemory
+    from dharma.agents.trust.alerts import ALERT_STATE_ADAPTER, AlertKind, AlertMemory
 
-    fired = {"forbidden_probe": 1_765_204_215_000}
+    fired: dict[AlertKind, int] = {"forbidden_probe": 1_765_204_215_000}
     for state in (AlertMemory(), AlertMemory(burst_active=True, last_fired=fired)):
         assert state.to_dict() == ALERT_STATE_ADAPTER.dump_python(state, mode="json")
         assert AlertMemory.from_dict(json.loads(json.dumps(state.to_dict()))) == state
@@ -150,11 +150,11 @@ def test_stored_behaviour_validated(stored: dict[str, Any]) -> None:
 
 def test_changelog_json_is_the_dict(seed: Seed) -> None:
     """orjson writes the dataclasses as their ``to_dict`` (what their tables log)."""
-    from dharma.agents.trust.alerts import AlertMemory
+    from dharma.agents.trust.alerts import AlertKind, AlertMemory
 
     b = UserBehaviour().observe(_ev(seed, location={"name": "Paris", "lat": 48.85, "lon": 2.35}),
                                 "DENY", position=(2, 9))
-    fired = {"forbidden_probe": 1_765_204_215_000}
+    fired: dict[AlertKind, int] = {"forbidden_probe": 1_765_204_215_000}
     for value in (b, UserBehaviour(), AlertMemory(), AlertMemory(True, fired)):
         assert orjson.loads(orjson.dumps(value)) == value.to_dict()
 

@@ -10,6 +10,7 @@ starts afresh.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -53,7 +54,7 @@ ABSURD = {
 
 def poisoned_values() -> dict[str, bytes]:
     values = {kind: orjson.dumps(v) for kind, v in ABSURD.items()}
-    return {**values, **hostile_json_values(GOOD), "exec_pickle": exec_pickle("/nonexistent")}
+    return {**values, **hostile_json_values(GOOD), "exec_pickle": exec_pickle(Path("/nonexistent"))}
 
 
 def state_of(metrics: PipelineMetrics, engine: TrustEngine) -> tuple[TrustStep, RecordingEmitter]:
@@ -62,6 +63,12 @@ def state_of(metrics: PipelineMetrics, engine: TrustEngine) -> tuple[TrustStep, 
     emitter = RecordingEmitter()
     tables = TrustTables(app, emitter, metrics)
     return TrustStep(engine, tables), emitter
+
+
+def tables_of(step: TrustStep) -> TrustTables:
+    """The changelog-backed tables of a step built by :func:`state_of`."""
+    assert isinstance(step.tables, TrustTables)
+    return step.tables
 
 
 def batch(seed: Seed, users: list[str], start: int = 0, **kw: Any) -> list[tuple[Any, AccessEvent]]:
@@ -89,7 +96,7 @@ def test_recovery_applies_any_record_to_both_tables(engine: TrustEngine) -> None
     state, _ = state_of(PipelineMetrics(CollectorRegistry()), engine)
     records = [(key, b"\x00junk") for key in UNDECODABLE_KEYS]
     records += [(table_key(f"u{i}"), value) for i, value in enumerate(poisoned_values().values())]
-    for typed in (state.tables.behaviour_table, state.tables.alert_table):
+    for typed in (tables_of(state).behaviour_table, tables_of(state).alert_table):
         recover(typed.writer.table, records)
         assert dict(typed.writer.table.data) == dict(records)
 
@@ -99,7 +106,7 @@ def test_an_unreadable_behaviour_denies_its_user_alone(engine: TrustEngine, seed
                                                        kind: str) -> None:
     metrics = PipelineMetrics(CollectorRegistry())
     state, _ = state_of(metrics, engine)
-    recover(state.tables.behaviour_table.writer.table, [
+    recover(tables_of(state).behaviour_table.writer.table, [
         *((key, b"\x00junk") for key in UNDECODABLE_KEYS),
         (table_key("poisoned"), poisoned_values()[kind]),
         (table_key("admin_user_001"), orjson.dumps(GOOD))])
@@ -122,7 +129,7 @@ def test_the_poisoned_user_stays_denied_alerted_once_and_its_record_untouched(
         engine: TrustEngine, seed: Seed) -> None:
     metrics = PipelineMetrics(CollectorRegistry())
     state, emitter = state_of(metrics, engine)
-    recover(state.tables.behaviour_table.writer.table,
+    recover(tables_of(state).behaviour_table.writer.table,
             [(table_key("poisoned"), b'{"score": 1e400}')])
     alerts = []
     for n in range(3):
@@ -139,7 +146,7 @@ def test_the_poisoned_user_stays_denied_alerted_once_and_its_record_untouched(
 def test_updates_of_a_poisoned_user_still_reach_their_sessions(engine: TrustEngine,
                                                                seed: Seed) -> None:
     state, _ = state_of(PipelineMetrics(CollectorRegistry()), engine)
-    recover(state.tables.behaviour_table.writer.table, [(table_key("poisoned"), b"[]")])
+    recover(tables_of(state).behaviour_table.writer.table, [(table_key("poisoned"), b"[]")])
     risk = batch(seed, ["poisoned"], event_type="risk_signal", resource="", action="",
                  risk_reason="credential_leak")
     worse = batch(seed, ["poisoned"], start=1, device={"compliance_score": 10.0})
@@ -153,7 +160,7 @@ def test_updates_of_a_poisoned_user_still_reach_their_sessions(engine: TrustEngi
 def test_an_operator_repairs_a_user_with_a_good_record_or_a_tombstone(
         engine: TrustEngine, seed: Seed, repair: bytes | None) -> None:
     state, _ = state_of(PipelineMetrics(CollectorRegistry()), engine)
-    table = state.tables.behaviour_table.writer.table
+    table = tables_of(state).behaviour_table.writer.table
     recover(table, [(table_key("admin_user_001"), b"\x80\x04junk")])
     out = state.fold(batch(seed, ["admin_user_001"]), NOW)
     state.store(out)
@@ -178,7 +185,7 @@ def test_an_unreadable_alert_state_starts_afresh(engine: TrustEngine, seed: Seed
                                                  kind: str) -> None:
     metrics = PipelineMetrics(CollectorRegistry())
     state, _ = state_of(metrics, engine)
-    recover(state.tables.alert_table.writer.table,
+    recover(tables_of(state).alert_table.writer.table,
             [(table_key("admin_user_001"), ALERT_VALUES[kind])])
     out = state.fold(batch(seed, ["admin_user_001"]), NOW)
     assert decisions(out)["admin_user_001"][0] == "ALLOW"

@@ -4,19 +4,22 @@ starts afresh (counted), every other series goes on."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
 import orjson
 import pytest
-from harness import RecordingEmitter, event_at
+from harness import RecordingEmitter, event_at, recorder_of
 from hostile import UNDECODABLE_KEYS, exec_pickle, hostile_json_values, recover
 from prometheus_client import CollectorRegistry
 
 from dharma.agents.validation.logic import SeriesStats
 from dharma.agents.validation.state import SERIES_STATS_TABLE, series_stats, update_series_stats
+from dharma.streams.admin import registry_client
 from dharma.streams.app import StreamContext
 from dharma.streams.checkpoint import TypedTable, table_key
+from dharma.streams.codec import AvroWire
 from dharma.streams.metrics import PipelineMetrics
 from dharma.streams.records import MetricSample
 from dharma.streams.settings import Settings
@@ -34,13 +37,16 @@ ABSURD = {
     "field_missing": {k: v for k, v in GOOD.to_dict().items() if k != "var"},
 }
 VALUES = {**{kind: orjson.dumps(v) for kind, v in ABSURD.items()},
-          **hostile_json_values(GOOD.to_dict()), "exec_pickle": exec_pickle("/nonexistent")}
+          **hostile_json_values(GOOD.to_dict()), "exec_pickle": exec_pickle(Path("/nonexistent"))}
 
 
 def stats_table(metrics: PipelineMetrics) -> TypedTable[SeriesStats]:
     app = faust.App("t-series-stats", broker="kafka://127.0.0.1:1", store="memory://",
                     web_enabled=False)
-    ctx = StreamContext(Settings(), None, metrics, RecordingEmitter())
+    settings = Settings()
+    # the tables decode nothing: the wire's registry is never contacted
+    wire = AvroWire(registry_client(settings))
+    ctx = StreamContext(settings, wire, metrics, RecordingEmitter())
     return series_stats(app, ctx)
 
 
@@ -76,7 +82,8 @@ def test_an_unreadable_series_starts_afresh_and_the_others_go_on(kind: str) -> N
     reason = "format" if kind in ("not_json", "pickle", "exec_pickle", "list", "oversized") \
         else "invalid"
     assert rejected(metrics, reason) == 1.0
-    _, key, value, _ = stats.writer.emitter.sent[0]
+    _, key, value, _ = recorder_of(stats.writer).sent[0]
+    assert value is not None
     assert (key, orjson.loads(value)["count"]) == (table_key("bad|cpu"), 5)  # replaced
 
 
@@ -85,6 +92,7 @@ def test_a_written_record_is_what_faust_wrote_for_a_str_keyed_json_table() -> No
     earlier table writer) recover unchanged."""
     stats = stats_table(PipelineMetrics(CollectorRegistry()))
     update_series_stats(stats, samples("web-01", 3))
-    ((_, key, value, _),) = stats.writer.emitter.sent
+    ((_, key, value, _),) = recorder_of(stats.writer).sent
+    assert key is not None and value is not None
     assert orjson.loads(key) == "web-01|cpu"
     assert SeriesStats.from_dict(orjson.loads(value)) == stats.get("web-01|cpu")
