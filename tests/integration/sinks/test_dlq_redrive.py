@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from sink_helpers import METRIC, Feed, letters_of, stored_rows
+from sink_helpers import METRIC, Feed, lag, letters_of, stored_rows
 from trust_servers import own_postgres
 
 from dharma.cli.dlq import read_letters, redrive
@@ -47,6 +47,10 @@ def test_redrive_stores_each_dead_lettered_sample_once(
         feed = Feed(settings, [source], per_second=1)
         feed.send_one()
         poll(lambda: stored_rows(pg.url, [source]) == (1, 1), "the first sample stored")
+        # a new group reads metrics.raw from its start: what earlier tests left must be
+        # behind it before PostgreSQL stops, or it too would be dead-lettered (and redriven)
+        poll(lambda: lag(settings, f"{group}-ingest", METRICS_RAW.name) == 0,
+             "earlier tests' samples behind the worker", timeout=180)
 
         since = datetime.now(UTC).isoformat()  # this test's letters only
         pg.stop()
