@@ -70,11 +70,11 @@ def create_silence(dsn: str, *, source: str, metric: str, kind: str, duration_s:
     return silence_id
 
 
-def list_silences(dsn: str) -> list[tuple[str, str, str, str, str, str]]:
-    """Active silences as printable rows."""
+def list_silences(dsn: str) -> list[tuple[str, ...]]:
+    """Active silences as printable rows (id, source, metric, kind, ends at, comment)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(_DDL)
         rows = conn.execute(
             "SELECT silence_id, source, metric, kind, ends_at::text, comment FROM alert_silences"
             " WHERE ends_at > now() ORDER BY ends_at").fetchall()
-    return [tuple(str(c) for c in row) for row in rows]  # type: ignore[misc]
+    return [tuple(str(c) for c in row) for row in rows]
