@@ -43,7 +43,7 @@ from dharma.streams.admin import registry_client
 from dharma.streams.errors import ErrorKind
 from dharma.streams.settings import Settings
 
-__all__ = ["parse_since", "read_letters", "redrive", "register"]
+__all__ = ["disposition", "parse_since", "read_letters", "redrive", "register"]
 
 dlq_app = typer.Typer(help="Inspect and redrive dead letters.", no_args_is_help=True)
 
@@ -116,6 +116,37 @@ def read_letters(settings: Settings, dlq: str) -> Iterator[tuple[Message, dict[s
         yield msg, decode(msg.value(), context)
 
 
+def disposition(letter: dict[str, Any], source: str, done: set[bytes], kind: str | None,
+                since_ms: int | None) -> str:
+    """What redriving does with ``letter`` of ``source``'s dead-letter topic: ``redrive``,
+    or why not: ``foreign`` (it names another topic: a dead-letter topic is no way into
+    any other topic, a changelog's least of all), ``already`` (its original went back
+    before), ``filtered`` (``kind`` / ``since_ms``) or ``truncated``.
+
+    >>> letter = {"topic": "metrics.raw", "partition": 3, "offset": 7, "reason": "bad",
+    ...           "error_kind": "sink_error", "ts": 1_000}
+    >>> disposition(letter, "metrics.raw", set(), None, None)
+    'redrive'
+    >>> disposition({**letter, "topic": "x-anomaly-detectors-changelog"}, "metrics.raw",
+    ...             set(), None, None)
+    'foreign'
+    >>> disposition(letter, "metrics.raw", {b"3:7"}, None, None)
+    'already'
+    >>> disposition(letter, "metrics.raw", set(), "undecodable", None)
+    'filtered'
+    """
+    if letter["topic"] != source:
+        return "foreign"
+    if _marker(letter["partition"], letter["offset"]) in done:
+        return "already"
+    if (kind and letter["error_kind"] != kind) or (
+            since_ms is not None and _millis(letter["ts"]) < since_ms):
+        return "filtered"
+    if any(note in letter["reason"] for note in TRUNCATED):
+        return "truncated"
+    return "redrive"
+
+
 def _marker(partition: int, offset: int) -> bytes:
     return f"{partition}:{offset}".encode()
 
@@ -127,15 +158,15 @@ def _millis(ts: Any) -> int:
 def redrive(settings: Settings, topic: str, kind: str | None = None,
             since_ms: int | None = None) -> Counter[str]:
     """Re-produce the dead letters of ``topic`` (or of its ``.dlq`` twin) that match
-    ``kind`` and ``since_ms``; counts by outcome (``redriven``, ``already``, ``filtered``,
-    ``truncated``)."""
+    ``kind`` and ``since_ms``; counts by outcome (``redriven``, and :func:`disposition`'s
+    reasons not to: ``foreign``, ``already``, ``filtered``, ``truncated``)."""
     from dharma.streams.admin import create_topics
     from dharma.streams.topics import by_name
 
     dlq = by_name(topic if topic.endswith(DLQ_SUFFIX) else f"{topic}{DLQ_SUFFIX}")
     markers = dlq.redriven
     create_topics(settings, (markers,))
-    done = {msg.key() for msg in _read_to_end(settings, markers.name)}
+    done = {key for msg in _read_to_end(settings, markers.name) if (key := msg.key())}
     # in order, as the emitter sends (no idempotent producer: a retried duplicate is
     # stored once by the sinks)
     producer = Producer({**settings.kafka.confluent_config(), "acks": "all",
@@ -149,21 +180,18 @@ def redrive(settings: Settings, topic: str, kind: str | None = None,
         if err is not None:
             failed.append(err)
 
+    source = dlq.name.removesuffix(DLQ_SUFFIX)
     for _, letter in read_letters(settings, dlq.name):
         key = _marker(letter["partition"], letter["offset"])
-        if key in done:
-            counts["already"] += 1
-        elif (kind and letter["error_kind"] != kind) or (
-                since_ms is not None and _millis(letter["ts"]) < since_ms):
-            counts["filtered"] += 1
-        elif any(note in letter["reason"] for note in TRUNCATED):
-            counts["truncated"] += 1
-        else:
-            producer.produce(letter["topic"], key=letter["original_key"],
+        outcome = disposition(letter, source, done, kind, since_ms)
+        counts[outcome] += 1
+        if outcome == "redrive":
+            producer.produce(source, key=letter["original_key"],
                              value=letter["original_value"], partition=letter["partition"],
                              on_delivery=delivered)
             sent.append(key)
             done.add(key)
+    del counts["redrive"]
     _flush(producer, failed)
     for key in sent:  # only once every re-production was acknowledged
         producer.produce(markers.name, key=key, value=str(int(time.time() * 1000)).encode(),
@@ -197,8 +225,12 @@ def redrive_command(
     if counts["truncated"]:
         err_console.print(f"[yellow]{counts['truncated']} letters kept truncated bytes and "
                           "were not redriven[/]")
+    if counts["foreign"]:
+        err_console.print(f"[red]{counts['foreign']} letters name another topic than this "
+                          "dead-letter topic's: forged or misplaced, not redriven[/]")
     console.print(f"redriven={counts['redriven']} already={counts['already']} "
-                  f"filtered={counts['filtered']} truncated={counts['truncated']}")
+                  f"filtered={counts['filtered']} truncated={counts['truncated']} "
+                  f"foreign={counts['foreign']}")
 
 
 def register(app: typer.Typer) -> None:
