@@ -13,6 +13,7 @@ import pytest
 from trust_helpers import (
     audit_key,
     audit_rows,
+    audited,
     business_hours_now,
     decided,
     recent,
@@ -183,8 +184,7 @@ def test_replayed_allow_never_reopens_an_expired_session(
     assert (replay["decision"], replay["reasons"][0]) == ("DENY", "session_expired")
     assert replay["decision_id"] != allow["decision_id"] and replay["session_id"] is None
     assert not redis_client.exists(key)
-    rows = poll(lambda: len(audit_rows(settings, event["event_id"])) == 2
-                and audit_rows(settings, event["event_id"]), "the ALLOW and the DENY audited")
+    rows = audited(settings, poll, event["event_id"], 2)  # the ALLOW and the DENY
     assert sorted(r["decision"] for r in rows) == ["ALLOW", "DENY"]
 
 
@@ -217,8 +217,7 @@ def test_a_replayed_allow_of_a_revoked_session_is_denied(
     assert (replay["decision"], replay["reasons"][0]) == ("DENY", "session_revoked")
     assert (replay["session_id"], replay["expires_in"]) == (None, 0)
     assert not redis_client.exists(f"session:{allow['session_id']}")
-    rows = poll(lambda: len(audit_rows(settings, original["event_id"])) == 2
-                and audit_rows(settings, original["event_id"]), "both audited")
+    rows = audited(settings, poll, original["event_id"], 2)
     assert sorted(r["decision"] for r in rows) == ["ALLOW", "DENY"]
 
 
@@ -243,8 +242,7 @@ def test_two_requests_under_one_event_id_one_allow_with_its_session_and_row(
     allow, deny = by_verdict["ALLOW"], by_verdict["DENY"]
     assert deny["reasons"][0] == "audit_conflict"
     assert redis_client.exists(f"session:{allow['session_id']}")
-    rows = poll(lambda: len(audit_rows(settings, event_id)) == 2 and audit_rows(
-        settings, event_id), "both audited")
+    rows = audited(settings, poll, event_id, 2)
     stored = {r["decision_id"]: r for r in rows}
     assert stored[allow["decision_id"]]["action"] == allow["action"]
     assert stored[deny["decision_id"]]["decision"] == "DENY"

@@ -85,6 +85,12 @@ def audit_rows(settings: Any, event_id: str) -> list[dict[str, Any]]:
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
+def audited(settings: Any, poll: Any, event_id: str, count: int) -> list[dict[str, Any]]:
+    """The audit rows of ``event_id``, once there are ``count`` of them."""
+    return poll(lambda: len(rows := audit_rows(settings, event_id)) == count and rows,
+                f"{count} audit rows of {event_id}")
+
+
 class Outputs:
     """Decoded messages of ml.predictions and alerts.notifications seen so far."""
 
