@@ -16,7 +16,14 @@ from faust.sensors.base import Sensor
 from faust.types import TP, EventT, Message, StreamT
 from faust.types.transports import ProducerT
 from faust.types.tuples import PendingMessage, RecordMetadata
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    start_http_server,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -53,6 +60,15 @@ class PipelineMetrics:
             "dharma_table_keys_evicted",
             "Keys a checkpointed table forgot, with their checkpoints (idle, dormant after a "
             "restart, or beyond its capacity).", ["table", "reason"], registry=registry)
+        self.sink_write_seconds = Histogram(
+            "dharma_sink_write_seconds", "Time one batch write to a store took (retries included).",
+            ["sink"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.cmdb_changes = Counter(
+            "dharma_cmdb_changes_applied", "Asset and dependency changes stored and applied to "
+            "the CMDB graph (replays not counted).", ["kind"], registry=registry)
+        self.cmdb_stale_assets = Gauge(
+            "dharma_cmdb_stale_assets", "Assets their source's last complete sync did not see.",
+            registry=registry)
         self.latency = Histogram(
             "dharma_processing_latency_seconds",
             "From an event entering an agent's stream to its acknowledgement.",

@@ -20,7 +20,7 @@ from dharma.streams.settings import Settings
 from dharma.topologies import capabilities
 from dharma.topologies.topology import Capability, Topology, TopologyError
 
-__all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "ingest",
+__all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "cmdb", "ingest",
            "topology", "trust"]
 
 
@@ -40,9 +40,14 @@ def trust(settings: Settings) -> Topology:
     return Topology("trust", (capabilities.trust(settings),), settings)
 
 
+def cmdb(settings: Settings) -> Topology:
+    """The CMDB graph and its change history, from ``infrastructure.events``."""
+    return Topology("cmdb", (capabilities.cmdb(settings),), settings)
+
+
 #: Topology name → its factory.
 TOPOLOGIES: dict[str, Callable[[Settings], Topology]] = {
-    "ingest": ingest, "anomaly": anomaly, "trust": trust,
+    "ingest": ingest, "anomaly": anomaly, "trust": trust, "cmdb": cmdb,
 }
 
 

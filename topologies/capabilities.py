@@ -7,19 +7,29 @@ from __future__ import annotations
 from functools import partial
 
 from dharma.agents.anomaly import agent as anomaly_agent
+from dharma.agents.cmdb import agent as cmdb_agent
 from dharma.agents.trust import agent as trust_agent
 from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.session import Session
 from dharma.agents.validation import agent as validation_agent
+from dharma.sinks.asset_changes import AssetChangeSink
 from dharma.sinks.audit import AuditSink
+from dharma.sinks.cmdb import Cmdb
+from dharma.sinks.graph import BoltGraph, GraphSink
 from dharma.sinks.postgres import PostgresMetricsSink
 from dharma.sinks.sessions import SessionStore
 from dharma.sinks.silences import SilenceReader
 from dharma.streams.settings import Settings
-from dharma.streams.topics import ALERTS, AUDIT_LOGS, METRICS_RAW, PREDICTIONS
+from dharma.streams.topics import (
+    ALERTS,
+    AUDIT_LOGS,
+    INFRASTRUCTURE_EVENTS,
+    METRICS_RAW,
+    PREDICTIONS,
+)
 from dharma.topologies.topology import Capability
 
-__all__ = ["anomaly", "trust", "validation"]
+__all__ = ["anomaly", "cmdb", "graph", "trust", "validation"]
 
 
 def validation(settings: Settings) -> Capability:
@@ -56,3 +66,22 @@ def trust(settings: Settings) -> Capability:
         "trust", consumes=(AUDIT_LOGS,), emits=(PREDICTIONS, ALERTS, AUDIT_LOGS.dlq),
         dead_letters=(AUDIT_LOGS,), sinks=(audit, sessions),
         register=partial(trust_agent.register, audit=audit, sessions=sessions))
+
+
+def graph(settings: Settings) -> BoltGraph:
+    """The CMDB graph of ``settings`` (Bolt)."""
+    g = settings.graph
+    auth = (g.user, g.password.get_secret_value()) if g.user and g.password else None
+    return BoltGraph(g.uri, auth)
+
+
+def cmdb(settings: Settings) -> Capability:
+    """The CMDB on ``infrastructure.events``: the change history in PostgreSQL, the graph
+    over Bolt (FalkorDB embedded, Neo4j in production)."""
+    changes = AssetChangeSink(settings.postgres.dsn.get_secret_value())
+    bolt = graph(settings)
+    sink = GraphSink(bolt)
+    return Capability(
+        "cmdb", consumes=(INFRASTRUCTURE_EVENTS,), emits=(INFRASTRUCTURE_EVENTS.dlq,),
+        dead_letters=(INFRASTRUCTURE_EVENTS,), sinks=(changes, sink),
+        register=partial(cmdb_agent.register, changes=changes, graph=sink, cmdb=Cmdb(bolt)))

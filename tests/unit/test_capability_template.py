@@ -17,13 +17,15 @@ from pathlib import Path
 import pytest
 
 from dharma.agents.anomaly import logic as anomaly_logic
+from dharma.agents.cmdb import logic as cmdb_logic
 from dharma.agents.validation import logic as validation_logic
 from dharma.streams import alerting
 
 ROOT = Path(__file__).resolve().parents[2]
-CAPABILITIES = ["validation", "anomaly", "trust"]
+CAPABILITIES = ["validation", "anomaly", "trust", "cmdb"]
 #: The batch step each capability's logic exposes (the agent, replays and tests run it).
-BATCH_STEPS = {"validation": "fold_batch", "anomaly": "BatchStep", "trust": "TrustStep"}
+BATCH_STEPS = {"validation": "fold_batch", "anomaly": "BatchStep", "trust": "TrustStep",
+               "cmdb": "project_histories"}
 IO_CLIENTS = ("psycopg", "redis", "confluent_kafka", "neo4j", "aiokafka")
 
 
@@ -67,7 +69,7 @@ def test_a_capability_imports_no_other_and_does_no_io_itself(capability: str) ->
                 f"{path.relative_to(ROOT)} imports {name}: I/O belongs in sinks/ or the CLI"
 
 
-@pytest.mark.parametrize("module", [alerting, anomaly_logic, validation_logic])
+@pytest.mark.parametrize("module", [alerting, anomaly_logic, cmdb_logic, validation_logic])
 def test_doctests(module: object) -> None:
     result = doctest.testmod(module)  # type: ignore[arg-type]
     assert result.attempted > 0 and result.failed == 0

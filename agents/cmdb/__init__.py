@@ -1,0 +1,1 @@
+"""The CMDB: ``infrastructure.events`` (assets, dependencies) as a versioned graph."""

@@ -1,0 +1,152 @@
+"""The CMDB graph over Bolt: FalkorDB embedded, Neo4j 5 in production, the same Cypher.
+
+Nodes ``(:Asset {id})``; edges ``DEPENDS_ON``, ``RUNS_ON``, ``CONNECTS_TO`` from the
+dependant to what it depends on.  Every node and edge carries its lifetime as
+``spans`` (``[from, to, ...]`` in ms, ``-1`` while open), ``valid_from``/``valid_to``
+(its last span; ``valid_to`` null while live), and ``changed_at``/``changed_by``/
+``changes``: the last change applied and how many.  A write never replaces a state
+that comes from a longer history (a worker that lost its partitions cannot undo a
+newer write), so writes are idempotent and last-writer-wins by event time then id.
+
+The driver is neo4j's *sync* one, run in a thread: its async driver cannot complete
+a handshake with FalkorDB's Bolt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import neo4j
+
+from dharma.sinks.base import BatchSink
+
+__all__ = ["RELATIONS", "BoltGraph", "GraphRows", "GraphSink"]
+
+logger = logging.getLogger(__name__)
+
+#: Relationship types, which Cypher cannot take as parameters: only these are written.
+RELATIONS = ("DEPENDS_ON", "RUNS_ON", "CONNECTS_TO")
+
+_ASSET_PROPERTIES = ("asset_type", "name", "provider", "region", "team", "env",
+                     "instance_type", "hourly_cost", "status", "spans", "valid_from",
+                     "valid_to", "changed_at", "changed_by", "changes")
+
+_VERSION_PROPERTIES = ("spans", "valid_from", "valid_to", "changed_at", "changed_by", "changes")
+
+#: ``row`` comes from a history at least as long as the one ``x``'s state came from.
+_NOT_OLDER = ("(x.changes IS NULL OR row.changed_at > x.changed_at OR "
+              "(row.changed_at = x.changed_at AND (row.changed_by > x.changed_by OR "
+              "(row.changed_by = x.changed_by AND row.changes >= x.changes))))")
+
+_PLACEHOLDER = "ON CREATE SET {v}.placeholder = true, {v}.status = 'placeholder'"
+
+
+def _set(var: str, properties: Sequence[str]) -> str:
+    return ", ".join(f"{var}.{p} = row.{p}" for p in properties)
+
+
+_WRITE_ASSETS = (
+    "UNWIND $rows AS row MERGE (x:Asset {id: row.id}) "
+    f"WITH x, row WHERE {_NOT_OLDER} "
+    f"SET x.placeholder = false, {_set('x', _ASSET_PROPERTIES)}")
+
+
+def _write_edges(relation: str) -> str:
+    if relation not in RELATIONS:
+        raise ValueError(f"not a CMDB relation: {relation!r}")
+    return (
+        "UNWIND $rows AS row "
+        f"MERGE (s:Asset {{id: row.source}}) {_PLACEHOLDER.format(v='s')} "
+        f"MERGE (t:Asset {{id: row.target}}) {_PLACEHOLDER.format(v='t')} "
+        f"MERGE (s)-[x:{relation}]->(t) "
+        f"WITH x, row WHERE {_NOT_OLDER} SET {_set('x', _VERSION_PROPERTIES)}")
+
+
+class BoltGraph:
+    """A Bolt connection whose queries run in a worker thread (one at a time)."""
+
+    def __init__(self, uri: str, auth: tuple[str, str] | None = None,
+                 timeout_s: float = 5.0) -> None:
+        self.uri, self._auth, self._timeout_s = uri, auth, timeout_s
+        self._driver: neo4j.Driver | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="bolt")
+
+    def _connect(self) -> neo4j.Driver:
+        if self._driver is None:
+            self._driver = neo4j.GraphDatabase.driver(
+                self.uri, auth=self._auth, connection_timeout=self._timeout_s,
+                connection_acquisition_timeout=self._timeout_s)
+        return self._driver
+
+    def query_sync(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        """Run ``cypher`` now, in the calling thread; its records as dicts."""
+        records, _, _ = self._connect().execute_query(cypher, params)
+        return [record.data() for record in records]
+
+    async def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        """Run ``cypher`` in the graph's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, lambda: self.query_sync(cypher, **params))
+
+    def ensure_index_sync(self) -> None:
+        """Index (FalkorDB) or uniqueness constraint (Neo4j) on ``Asset.id``: without it
+        every ``MERGE`` scans the graph, and concurrent ``MERGE``s on Neo4j could
+        create an asset twice."""
+        try:
+            self.query_sync("CREATE CONSTRAINT asset_id IF NOT EXISTS "
+                            "FOR (a:Asset) REQUIRE a.id IS UNIQUE")
+            return
+        except neo4j.exceptions.Neo4jError:
+            pass  # FalkorDB: no Cypher constraints; an index, created once
+        indexes = self.query_sync("CALL db.indexes() YIELD label, properties "
+                                  "RETURN label, properties")
+        if not any(i["label"] == "Asset" and "id" in i["properties"] for i in indexes):
+            self.query_sync("CREATE INDEX FOR (a:Asset) ON (a.id)")
+
+    async def ensure_index(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self.ensure_index_sync)
+
+    def close_sync(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
+            self._driver = None
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self.close_sync)
+
+
+#: A batch of graph writes: asset rows, and edge rows per relation.
+GraphRows = tuple[Sequence[Mapping[str, Any]], Mapping[str, Sequence[Mapping[str, Any]]]]
+
+
+class GraphSink(BatchSink[GraphRows]):
+    """Writes asset and edge states (rows shaped as :mod:`dharma.sinks.graph` says),
+    each batch as a few ``UNWIND $rows MERGE`` queries."""
+
+    def __init__(self, graph: BoltGraph, **kwargs: Any) -> None:
+        super().__init__(name="graph.cmdb", **kwargs)
+        self.graph = graph
+
+    async def setup(self) -> None:
+        await self.graph.ensure_index()
+
+    async def write(self, batch: Sequence[GraphRows]) -> int:
+        written = 0
+        for assets, edges in batch:
+            if assets:
+                await self.graph.query(_WRITE_ASSETS, rows=list(assets))
+                written += len(assets)
+            for relation, rows in edges.items():
+                if rows:
+                    await self.graph.query(_write_edges(relation), rows=list(rows))
+                    written += len(rows)
+        return written
+
+    async def close(self) -> None:
+        await self.graph.close()
