@@ -22,6 +22,7 @@ __all__ = ["BlastRadius", "Cmdb", "Hop", "Impact", "UnknownAsset"]
 #: The edges along which a failure travels to what depends on it.
 IMPACT_RELATIONS = ("DEPENDS_ON", "RUNS_ON")
 
+
 #: Deepest a path search goes.
 MAX_PATH_DEPTH = 32
 
@@ -39,6 +40,15 @@ def _alive(var: str, at: int | None, node: bool = False) -> str:
     lived = (f"any(i IN range(0, size({spans}) - 2, 2) WHERE {spans}[i] <= $at "
              f"AND ({spans}[i + 1] < 0 OR $at < {spans}[i + 1]))")
     return f"(coalesce({var}.placeholder, false) OR {lived})" if node else lived
+
+
+def _frontier(var: str) -> str:
+    """Cypher: bind ``var`` to each asset of ``$frontier`` through the index on ``Asset.id``.
+
+    ``WITH`` keeps FalkorDB's planner from starting at the far end of the next
+    ``MATCH`` (a scan of every asset) when its ``WHERE`` filters that end's node.
+    """
+    return f"UNWIND $frontier AS fid MATCH ({var}:Asset {{id: fid}}) WITH {var} "
 
 
 @dataclass(frozen=True)
@@ -89,16 +99,15 @@ class Cmdb:
         to ``depth`` hops (all when ``None``), each at its shortest distance."""
         await self.asset(resource_id)
         query = (
-            "UNWIND $frontier AS fid MATCH (t:Asset {id: fid})"
-            f"<-[r:{'|'.join(IMPACT_RELATIONS)}]-(d:Asset) "
+            f"{_frontier('t')}MATCH (t)<-[r:{'|'.join(IMPACT_RELATIONS)}]-(d:Asset) "
             f"WHERE {_alive('r', at)} AND {_alive('d', at, node=True)} "
-            "RETURN DISTINCT d.id AS id")
+            "RETURN collect(DISTINCT d.id) AS ids")  # one record: records cost ~15 µs each
         seen, frontier, impacted = {resource_id}, [resource_id], []
         level = 0
         while frontier and (depth is None or level < depth):
             level += 1
-            rows = await self.graph.query(query, frontier=frontier, at=at)
-            frontier = sorted({r["id"] for r in rows} - seen)
+            rows = await self.graph.query_chunks(query, "frontier", frontier, at=at)
+            frontier = sorted({i for r in rows for i in r["ids"]} - seen)
             seen.update(frontier)
             impacted += [Impact(i, level) for i in frontier]
         return BlastRadius(resource_id, impacted)
@@ -109,8 +118,8 @@ class Cmdb:
         await self.asset(source)
         await self.asset(target)
         query = (
-            "UNWIND $frontier AS fid MATCH (s:Asset {id: fid})"
-            f"-[r:{'|'.join(RELATIONS)}]->(t:Asset) "
+            f"{_frontier('s')}"
+            f"MATCH (s)-[r:{'|'.join(RELATIONS)}]->(t:Asset) "
             f"WHERE {_alive('r', at)} AND {_alive('t', at, node=True)} "
             "RETURN s.id AS source, type(r) AS relation, t.id AS target")
         came_from: dict[str, Hop] = {}
@@ -118,7 +127,7 @@ class Cmdb:
         for _ in range(MAX_PATH_DEPTH):
             if target in came_from or source == target or not frontier:
                 break
-            rows = await self.graph.query(query, frontier=frontier, at=at)
+            rows = await self.graph.query_chunks(query, "frontier", frontier, at=at)
             frontier = []
             for row in sorted(rows, key=lambda r: (r["source"], r["relation"], r["target"])):
                 if row["target"] != source and row["target"] not in came_from:
