@@ -34,14 +34,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
 from dharma.bench.anomaly_cost import measure_cost
 from dharma.bench.harness import (
     bare_consumer_rate,
     bench_stack,
+    end_offsets,
     metric_samples,
     produce,
+    skip_to_end,
     start_worker,
     steady_rate,
     stop,
@@ -57,37 +59,9 @@ __all__ = ["run"]
 MINUTE_MS = 60_000
 
 
-def _end_offsets(settings: Settings, topic: str) -> list[TopicPartition]:
-    """The true end offset of every partition of ``topic``.
-
-    Read to the end rather than asked: the embedded broker (Tansu) answers
-    ``ListOffsets`` (watermarks) with the base offset of the last record batch,
-    which lags the end by up to a batch.
-    """
-    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": "dharma-bench-probe",
-                         "enable.auto.commit": False})
-    try:
-        parts = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-        end = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-               for p in parts}
-        consumer.assign([TopicPartition(topic, p, o) for p, o in end.items()])
-        while batch := consumer.consume(10_000, 1.0):
-            for msg in batch:
-                if not msg.error():
-                    end[msg.partition()] = max(end[msg.partition()], (msg.offset() or 0) + 1)
-        return [TopicPartition(topic, p, o) for p, o in end.items()]
-    finally:
-        consumer.close()
-
-
 def _skip_to_end(settings: Settings, app_id: str) -> None:
     """Commit the end of ``metrics.raw`` for the anomaly group of ``app_id``."""
-    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": f"{app_id}-anomaly",
-                         "enable.auto.commit": False})
-    try:
-        consumer.commit(offsets=_end_offsets(settings, METRICS_RAW.name), asynchronous=False)
-    finally:
-        consumer.close()
+    skip_to_end(settings, f"{app_id}-anomaly", METRICS_RAW.name)
 
 
 class _PredictionCounter:
@@ -96,7 +70,7 @@ class _PredictionCounter:
     def __init__(self, settings: Settings) -> None:
         self._consumer = Consumer({**settings.kafka.confluent_config(),
                                    "group.id": "dharma-bench-count", "enable.auto.commit": False})
-        self._consumer.assign(_end_offsets(settings, PREDICTIONS.name))
+        self._consumer.assign(end_offsets(settings, PREDICTIONS.name))
         self.n = 0
 
     def __call__(self) -> int:
@@ -185,7 +159,7 @@ class _LatencyProbe:
                                    "group.id": "dharma-bench-latency",
                                    "enable.auto.commit": False,
                                    "fetch.wait.max.ms": fetch_wait_ms})
-        self._consumer.assign(_end_offsets(settings, PREDICTIONS.name))
+        self._consumer.assign(end_offsets(settings, PREDICTIONS.name))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
+
 from dharma.infra.stack.ephemeral import ephemeral_stack
 from dharma.streams.settings import Settings
 
@@ -64,7 +66,7 @@ def produce(settings: Settings, topic: str, records: Iterator[tuple[str, dict[st
 def bare_consumer_rate(settings: Settings, topic: str, expected: int,
                        decode: bool = True) -> float:
     """Messages/s of a plain confluent-kafka consumer (with ``AvroDeserializer``)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -87,6 +89,42 @@ def bare_consumer_rate(settings: Settings, topic: str, expected: int,
     elapsed = time.perf_counter() - started
     consumer.close()
     return seen / elapsed
+
+
+def end_offsets(settings: Settings, topic: str) -> list[TopicPartition]:
+    """The true end offset of every partition of ``topic``.
+
+    Read to the end rather than asked: the embedded broker (Tansu) answers
+    ``ListOffsets`` (watermarks) with the base offset of the last record batch,
+    which lags the end by up to a batch.
+    """
+    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": "dharma-bench-probe",
+                         "enable.auto.commit": False})
+    try:
+        parts = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        end = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+               for p in parts}
+        consumer.assign([TopicPartition(topic, p, o) for p, o in end.items()])
+        while batch := consumer.consume(10_000, 1.0):
+            for msg in batch:
+                if not msg.error():
+                    end[msg.partition()] = max(end[msg.partition()], (msg.offset() or 0) + 1)
+        return [TopicPartition(topic, p, o) for p, o in end.items()]
+    finally:
+        consumer.close()
+
+
+def skip_to_end(settings: Settings, group: str, topic: str) -> None:
+    """Commit the end of ``topic`` for consumer group ``group`` (it reads only what
+    comes next)."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({**settings.kafka.confluent_config(), "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=end_offsets(settings, topic), asynchronous=False)
+    finally:
+        consumer.close()
 
 
 def start_worker(

@@ -1,4 +1,4 @@
-"""``dharma bench ingest | anomaly | trust | broker | soak``: figures on this machine."""
+"""``dharma bench ingest | anomaly | trust | broker | soak | cmdb``: figures on this machine."""
 
 from __future__ import annotations
 
@@ -94,6 +94,20 @@ def soak(load: str = typer.Option("anomaly", help="anomaly (outside producer int
     else:
         raise typer.BadParameter("--load is anomaly or pipeline")
     _report(f"soak {load}", figures)
+
+
+@bench_app.command()
+def cmdb(events: int = typer.Option(20_000, help="Asset and dependency events per round."),
+         rounds: int = typer.Option(2, help="CMDB worker and baseline runs, alternating."),
+         assets: int = typer.Option(10_000, help="Assets of the estate queried."),
+         edges: int = typer.Option(30_000, help="Edges of the estate queried."),
+         queries: int = typer.Option(500, help="Blast-radius queries per row.")) -> None:
+    """CMDB changes/s through Kafka into PostgreSQL and the graph, against a Faust
+    consume-and-decode agent; blast-radius latency (depth 5) on a generated estate."""
+    from dharma.bench.cmdb import run
+
+    _report("cmdb", run(events=events, rounds=rounds, assets=assets, edges=edges,
+                        queries=queries))
 
 
 def register(app: typer.Typer) -> None:
