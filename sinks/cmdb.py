@@ -101,12 +101,12 @@ class Cmdb:
         query = (
             f"{_frontier('t')}MATCH (t)<-[r:{'|'.join(IMPACT_RELATIONS)}]-(d:Asset) "
             f"WHERE {_alive('r', at)} AND {_alive('d', at, node=True)} "
-            "RETURN collect(DISTINCT d.id) AS ids")  # one record: records cost ~15 µs each
+            "RETURN collect(DISTINCT d.id) AS ids")  # one record a query, not one an asset
         seen, frontier, impacted = {resource_id}, [resource_id], []
         level = 0
         while frontier and (depth is None or level < depth):
             level += 1
-            rows = await self.graph.query_chunks(query, "frontier", frontier, at=at)
+            rows = await self.graph.query(query, frontier=frontier, at=at)
             frontier = sorted({i for r in rows for i in r["ids"]} - seen)
             seen.update(frontier)
             impacted += [Impact(i, level) for i in frontier]
@@ -127,7 +127,7 @@ class Cmdb:
         for _ in range(MAX_PATH_DEPTH):
             if target in came_from or source == target or not frontier:
                 break
-            rows = await self.graph.query_chunks(query, "frontier", frontier, at=at)
+            rows = await self.graph.query(query, frontier=frontier, at=at)
             frontier = []
             for row in sorted(rows, key=lambda r: (r["source"], r["relation"], r["target"])):
                 if row["target"] != source and row["target"] not in came_from:
