@@ -77,13 +77,17 @@ class Change:
         return self.ts, self.event_id
 
 
-def to_change(raw: Mapping[str, Any]) -> Change | None:
+def to_change(raw: Mapping[str, Any], latest: int | None = None) -> Change | None:
     """The change a decoded ``infrastructure.events`` value makes to the CMDB (``None``
     for the other event types); :class:`ContractViolation` when its attributes are not
-    the branch its type names."""
+    the branch its type names, or it is timed after ``latest`` (ms): a change dated in
+    the future would win every later one, so it is refused rather than believed."""
     kind = raw["type"]
     if kind not in _OPENS:
         return None
+    if latest is not None and raw["ts"] > latest:
+        raise ContractViolation(f"{kind} event {raw['event_id']} is dated {raw['ts'] - latest} "
+                                "ms beyond the worker's clock and allowed skew")
     attrs = dict(raw["attributes"])
     expected = ("target_id", "relation") if kind == "dependency" else ASSET_FIELDS
     if (missing := [f for f in expected if f not in attrs]) or "action" not in attrs:
@@ -190,11 +194,11 @@ def project(changes: Iterable[Change]) -> AssetState | EdgeState:
 def project_histories(
         histories: Mapping[str, Iterable[Change]]) -> tuple[list[AssetState], list[EdgeState]]:
     """The CMDB's batch step: the state of every key a batch touched, from each key's
-    whole history (what is stored, this batch included)."""
+    whole history (what is stored, this batch included), in key order."""
     assets: list[AssetState] = []
     edges: list[EdgeState] = []
-    for changes in histories.values():
-        state = project(changes)
+    for key in sorted(histories):
+        state = project(histories[key])
         if isinstance(state, AssetState):
             assets.append(state)
         else:
