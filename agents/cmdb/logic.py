@@ -19,6 +19,7 @@ removed edge is never deleted and "as it was at T" stays answerable.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -94,6 +95,9 @@ def to_change(raw: Mapping[str, Any], latest: int | None = None) -> Change | Non
         raise ContractViolation(f"{kind} event {raw['event_id']} has attributes of another "
                                 f"type (missing {', '.join(missing) or 'action'})")
     action = attrs.pop("action")
+    cost = attrs.get("hourly_cost")
+    if cost is not None and not (math.isfinite(cost) and cost >= 0):
+        raise ContractViolation(f"hourly_cost must be a finite amount, not {cost!r}")
     if kind == "dependency" and attrs["relation"] not in RELATIONS:
         raise ContractViolation(f"unknown relation {attrs['relation']!r}")
     if kind == "dependency" and attrs["target_id"] == raw["resource_id"]:

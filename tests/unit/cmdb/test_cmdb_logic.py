@@ -57,6 +57,8 @@ def test_other_event_types_are_not_the_cmdbs() -> None:
     {**asset_event("created", 1), "type": "dependency"},     # attributes of another type
     {**edge_event("added", 1), "type": "asset"},
     {**edge_event("added", 1), "resource_id": "db-1"},       # an asset depending on itself
+    asset_event("created", 1, hourly_cost=float("nan")),
+    asset_event("created", 1, hourly_cost=-0.5),
 ])
 def test_attributes_that_do_not_match_the_type_are_refused(raw: dict[str, Any]) -> None:
     with pytest.raises(ContractViolation):
