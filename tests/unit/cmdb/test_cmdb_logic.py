@@ -59,6 +59,10 @@ def test_other_event_types_are_not_the_cmdbs() -> None:
     {**edge_event("added", 1), "resource_id": "db-1"},       # an asset depending on itself
     asset_event("created", 1, hourly_cost=float("nan")),
     asset_event("created", 1, hourly_cost=-0.5),
+    {**asset_event("created", 1), "resource_id": ""},
+    {**asset_event("created", 1), "resource_id": "db\u202e1"},   # a bidi override
+    {**edge_event("added", 1), "attributes": {"target_id": "x" * 300,
+                                              "relation": "DEPENDS_ON", "action": "added"}},
 ])
 def test_attributes_that_do_not_match_the_type_are_refused(raw: dict[str, Any]) -> None:
     with pytest.raises(ContractViolation):
