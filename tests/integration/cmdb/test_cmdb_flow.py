@@ -1,4 +1,4 @@
-"""The CMDB through Kafka into the embedded graph (FalkorDB over Bolt) and PostgreSQL.
+"""The CMDB through Kafka into the embedded graph (FalkorDB) and PostgreSQL.
 
 Each stream writes assets under its own id prefix (one graph serves the session), and
 its graph is compared with what the capability's batch step makes of the same events.
