@@ -3,10 +3,11 @@
 Throughput, in ``rounds`` rounds on a private embedded stack: each round produces
 a fresh generated estate (:mod:`dharma.bench.cmdb_estate`: asset and dependency
 events, then some updates, retirements and removals) to ``infrastructure.events``,
-runs a ``dharma worker --topology cmdb`` from the end of the topic before it, and
-counts from the first change stored to the last one applied to the graph (every
-asset and edge of the round in the graph).  Beside it, on the same kind of events,
-a Faust agent that only consumes and decodes (:mod:`dharma.bench.faust_baseline`);
+runs a ``dharma worker --topology cmdb`` from the end of the topic before it, waits
+until every change is stored and every asset and edge is in the graph, and counts
+from the first batch stored to the last (PostgreSQL's ``stored_at``).  Beside it, on
+the same kind of events, a Faust agent that only consumes and decodes
+(:mod:`dharma.bench.faust_baseline`);
 the two alternate (worker first in even rounds, baseline first in odd ones) so the
 machine's noise shows in the rounds.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,9 @@ from dharma.bench.harness import (
     produce,
     skip_to_end,
     start_worker,
-    steady_rate,
     stop,
 )
-from dharma.sinks.graph import BoltGraph
+from dharma.sinks.graph import Graph
 from dharma.streams.settings import Settings
 from dharma.streams.topics import INFRASTRUCTURE_EVENTS
 from dharma.topologies.capabilities import graph
@@ -53,47 +54,65 @@ def _round_estate(events: int, seed: int) -> Estate:
                            prefix=f"r{uuid.uuid4().hex[:6]}-")
 
 
-def _stored_counter(dsn: str, prefix: str) -> Any:
-    def stored() -> int:
-        with psycopg.connect(dsn) as conn:
-            try:
-                row = conn.execute("SELECT count(*) FROM asset_changes WHERE event_id LIKE %s",
-                                   (prefix + "%",)).fetchone()
-            except psycopg.errors.UndefinedTable:
-                return 0  # the sink creates it with its first batch
-            return int(row[0]) if row else 0
-    return stored
+#: Rows of a round per store (one ``INSERT`` a batch, so one ``stored_at`` a batch).
+_STORES = """
+SELECT stored_at, count(*) FROM asset_changes WHERE event_id LIKE %s
+GROUP BY stored_at ORDER BY stored_at"""
 
 
-def in_graph(bolt: BoltGraph, estate: Estate) -> bool:
+def _stores(dsn: str, prefix: str) -> list[tuple[Any, int]]:
+    """(time, rows) of each batch of this round stored so far."""
+    with psycopg.connect(dsn) as conn:
+        try:
+            return [(t, int(n)) for t, n in conn.execute(_STORES, (prefix + "%",)).fetchall()]
+        except psycopg.errors.UndefinedTable:
+            return []  # the sink creates it with its first batch
+
+
+def _store_rate(stores: list[tuple[Any, int]]) -> float:
+    """Changes/s from the first batch stored to the last, the first batch excluded (as
+    the baseline counts from the end of its first batch)."""
+    if len(stores) < 2:
+        return 0.0
+    seconds = (stores[-1][0] - stores[0][0]).total_seconds()
+    return sum(n for _, n in stores[1:]) / seconds if seconds > 0 else 0.0
+
+
+def in_graph(cmdb_graph: Graph, estate: Estate) -> bool:
     """Whether every asset and edge of ``estate`` is in the graph."""
     prefix = estate.prefix
-    nodes = bolt.query_sync("MATCH (a:Asset) WHERE a.id STARTS WITH $p "
-                            "AND a.changes IS NOT NULL RETURN count(a) AS n", p=prefix)
-    edges = bolt.query_sync("MATCH (s:Asset)-[r]->(:Asset) WHERE s.id STARTS WITH $p "
-                            "AND r.changes IS NOT NULL RETURN count(r) AS n", p=prefix)
+    nodes = cmdb_graph.query_sync("MATCH (a:Asset) WHERE a.id STARTS WITH $p "
+                                  "AND a.changes IS NOT NULL RETURN count(a) AS n", p=prefix)
+    edges = cmdb_graph.query_sync("MATCH (s:Asset)-[r]->(:Asset) WHERE s.id STARTS WITH $p "
+                                  "AND r.changes IS NOT NULL RETURN count(r) AS n", p=prefix)
     return (nodes[0]["n"] == len(estate.assets)
             and edges[0]["n"] == len(set(estate.edges)))
 
 
 def _cmdb_rate(settings: Settings, env: dict[str, str], app_id: str, estate: Estate,
-               produced: int, bolt: BoltGraph, log: Path) -> float:
-    """Changes/s of a cmdb worker on this round's events: stored, then in the graph."""
-    stored = _stored_counter(settings.postgres.dsn.get_secret_value(), estate.prefix)
+               produced: int, cmdb_graph: Graph, log: Path, timeout_s: float = 300.0) -> float:
+    """Changes/s of a cmdb worker on this round's events, once all are stored and in the
+    graph (0 if they are not within ``timeout_s``).
 
-    def applied() -> int:
-        n = stored()
-        return n if n < produced or in_graph(bolt, estate) else n - 1
-
+    Each batch is stored, then written to the graph, before the next is taken, so the
+    time between the first and the last store covers the graph writes of all batches
+    but the last.
+    """
+    dsn = settings.postgres.dsn.get_secret_value()
     worker = start_worker("cmdb", env, log, app_id=app_id)
+    deadline = time.monotonic() + timeout_s
     try:
-        rate, seen = steady_rate(applied, produced)
+        while time.monotonic() < deadline:
+            stores = _stores(dsn, estate.prefix)
+            if sum(n for _, n in stores) >= produced and in_graph(cmdb_graph, estate):
+                return _store_rate(stores)
+            time.sleep(0.5)
     finally:
         stop(worker)
-    return rate if seen >= produced else 0.0
+    return 0.0
 
 
-def _round(settings: Settings, env: dict[str, str], bolt: BoltGraph, events: int, index: int,
+def _round(settings: Settings, env: dict[str, str], cmdb_graph: Graph, events: int, index: int,
            log: Path) -> dict[str, Any]:
     app_id = f"bench{uuid.uuid4().hex[:6]}"
     skip_to_end(settings, f"{app_id}-cmdb", TOPIC)
@@ -101,7 +120,7 @@ def _round(settings: Settings, env: dict[str, str], bolt: BoltGraph, events: int
     values = estate.events()
     produced = produce(settings, TOPIC, ((v["resource_id"], v) for v in values))
     measures = {
-        "cmdb": lambda: _cmdb_rate(settings, env, app_id, estate, produced, bolt, log),
+        "cmdb": lambda: _cmdb_rate(settings, env, app_id, estate, produced, cmdb_graph, log),
         "faust": lambda: faust_only_rate(env, TOPIC, produced),
     }
     order = ["cmdb", "faust"] if index % 2 == 0 else ["faust", "cmdb"]
@@ -111,9 +130,9 @@ def _round(settings: Settings, env: dict[str, str], bolt: BoltGraph, events: int
             "ratio": round(rates["cmdb"] / rates["faust"], 3) if rates["faust"] else None}
 
 
-async def _latency(bolt: BoltGraph, estate: Estate, queries: int) -> dict[str, Any]:
-    loaded = await load_estate(bolt, estate)
-    rows = await measure_blast_radius(bolt, estate, queries=queries)
+async def _latency(cmdb_graph: Graph, estate: Estate, queries: int) -> dict[str, Any]:
+    loaded = await load_estate(cmdb_graph, estate)
+    rows = await measure_blast_radius(cmdb_graph, estate, queries=queries)
     return {"estate": {**loaded, "depth_reached": estate.depth_reached}, "blast_radius": rows}
 
 
@@ -122,13 +141,20 @@ def measure(settings: Settings, env: dict[str, str], log: Path, events: int = 20
             prefix: str = "estate-") -> dict[str, Any]:
     """Throughput rounds, then blast-radius latency, on the stack of ``settings`` (whose
     environment is ``env``); worker output appended to ``log``."""
-    bolt = graph(settings)  # one connection for the run: FalkorDB's Bolt may leave a
-    try:                    # new one unanswered after a client closed its own
-        throughput = [_round(settings, env, bolt, events, i, log) for i in range(rounds)]
+    return asyncio.run(_measure(settings, env, log, events, rounds, assets, edges, queries,
+                                prefix))
+
+
+async def _measure(settings: Settings, env: dict[str, str], log: Path, events: int,
+                   rounds: int, assets: int, edges: int, queries: int,
+                   prefix: str) -> dict[str, Any]:
+    cmdb_graph = graph(settings)
+    try:  # the rounds block (they wait on subprocesses); nothing else runs meanwhile
+        throughput = [_round(settings, env, cmdb_graph, events, i, log) for i in range(rounds)]
         estate = Estate.generate(assets=assets, edges=edges, prefix=prefix)
-        latency = asyncio.run(_latency(bolt, estate, queries))
+        latency = await _latency(cmdb_graph, estate, queries)
     finally:
-        bolt.close_sync()
+        await cmdb_graph.close()
     ratios = [r["ratio"] for r in throughput if r["ratio"] is not None]
     return {"throughput": throughput,
             "ratio_median": round(statistics.median(ratios), 3) if ratios else None,

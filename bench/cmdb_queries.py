@@ -20,7 +20,7 @@ from dharma.agents.cmdb.logic import Change, project_histories, to_change
 from dharma.agents.cmdb.state import graph_rows
 from dharma.bench.cmdb_estate import Estate
 from dharma.sinks.cmdb import Cmdb
-from dharma.sinks.graph import BoltGraph, GraphSink
+from dharma.sinks.graph import Graph, GraphSink
 
 __all__ = ["ROOT_WEIGHTS", "load_estate", "measure_blast_radius"]
 
@@ -35,7 +35,7 @@ _LOAD_CHUNK = 2_000
 _WARMUP = 20
 
 
-async def load_estate(graph: BoltGraph, estate: Estate) -> dict[str, Any]:
+async def load_estate(graph: Graph, estate: Estate) -> dict[str, Any]:
     """Write ``estate`` (its whole history projected) to ``graph``; counts and seconds."""
     started = time.perf_counter()
     histories: dict[str, list[Change]] = {}
@@ -89,7 +89,7 @@ async def _timed(cmdb: Cmdb, roots: list[str], depth: int,
             "deepest": deepest}
 
 
-async def measure_blast_radius(graph: BoltGraph, estate: Estate, queries: int = 500,
+async def measure_blast_radius(graph: Graph, estate: Estate, queries: int = 500,
                                depth: int = 5) -> list[dict[str, Any]]:
     """Latency rows: now, then as the estate was at :attr:`Estate.built_at`."""
     roots = pick_roots(estate, queries)

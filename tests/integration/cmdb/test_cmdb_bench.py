@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 def test_cmdb_bench_measures_throughput_and_blast_radius(
         settings: Any, stack_env: dict[str, str], tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
-    figures = measure(settings, stack_env, log, events=400, rounds=2, assets=400, edges=1_200,
+    env = {**stack_env, "DHARMA_WORKER_BATCH_SIZE": "100"}  # a rate needs several batches
+    figures = measure(settings, env, log, events=400, rounds=2, assets=400, edges=1_200,
                       queries=40, prefix=f"bench-{uuid.uuid4().hex[:8]}-")
     print(json.dumps(figures, indent=2))
     tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
