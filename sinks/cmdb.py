@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from dharma.sinks.graph import RELATIONS, BoltGraph
+from dharma.sinks.graph import RELATIONS, Graph
 from dharma.streams.errors import DharmaError
 
 __all__ = ["BlastRadius", "Cmdb", "Hop", "Impact", "UnknownAsset"]
@@ -72,7 +72,7 @@ class Cmdb:
 
     name = "graph.cmdb (read)"
 
-    def __init__(self, graph: BoltGraph) -> None:
+    def __init__(self, graph: Graph) -> None:
         self.graph = graph
 
     async def asset(self, resource_id: str) -> dict[str, Any]:

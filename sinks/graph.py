@@ -1,4 +1,4 @@
-"""The CMDB graph over Bolt: FalkorDB embedded, Neo4j 5 in production, the same Cypher.
+"""The CMDB graph: FalkorDB embedded, Neo4j 5 in production, the same Cypher.
 
 Nodes ``(:Asset {id})``; edges ``DEPENDS_ON``, ``RUNS_ON``, ``CONNECTS_TO`` from the
 dependant to what it depends on.  Every node and edge carries its lifetime as
@@ -8,8 +8,13 @@ dependant to what it depends on.  Every node and edge carries its lifetime as
 that comes from a longer history (a worker that lost its partitions cannot undo a
 newer write), so writes are idempotent and last-writer-wins by event time then id.
 
-The driver is neo4j's *sync* one, run in a thread: its async driver cannot complete
-a handshake with FalkorDB's Bolt.
+Two transports, chosen by the URI (:func:`connect`): ``falkordb://host:port/graph``
+speaks FalkorDB's own protocol (``GRAPH.QUERY``, through the ``falkordb`` client);
+``bolt://`` and ``neo4j://`` go through neo4j's *sync* driver in a thread (its async
+driver cannot complete a handshake with every server).  FalkorDB also listens for
+Bolt, but its Bolt support is experimental: after a client's orderly goodbye, new
+connections stall for a minute, and under a test session's load the server aborted
+("stack smashing detected"; FalkorDB issue 897) — taking the stack's Redis with it.
 """
 
 from __future__ import annotations
@@ -18,13 +23,17 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import neo4j
+from falkordb import FalkorDB
+from falkordb.asyncio import FalkorDB as AsyncFalkorDB
 
 from dharma.sinks.base import BatchSink
 
-__all__ = ["RELATIONS", "BoltGraph", "GraphRows", "GraphSink"]
+__all__ = ["RELATIONS", "BoltGraph", "FalkorGraph", "Graph", "GraphRows", "GraphSink",
+           "connect"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +75,89 @@ def _write_edges(relation: str) -> str:
         f"WITH x, row WHERE {_NOT_OLDER} SET {_set('x', _VERSION_PROPERTIES)}")
 
 
+class Graph(Protocol):
+    """A graph the CMDB reads and writes with Cypher."""
+
+    uri: str
+
+    async def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        """Run ``cypher``; its records as dicts."""
+
+    def query_sync(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        """The same, blocking (for scripts and tests)."""
+
+    async def ensure_index(self) -> None:
+        """Make ``MERGE`` on ``Asset.id`` an index lookup."""
+
+    async def close(self) -> None: ...
+
+
+def connect(uri: str, auth: tuple[str, str] | None = None, timeout_s: float = 5.0) -> Graph:
+    """The graph at ``uri``: ``falkordb://host:port/graph`` or ``bolt://`` / ``neo4j://``."""
+    scheme = urlsplit(uri).scheme
+    if scheme in ("falkordb", "falkordbs"):
+        return FalkorGraph(uri, auth, timeout_s)
+    if scheme.startswith(("bolt", "neo4j")):
+        return BoltGraph(uri, auth, timeout_s)
+    raise ValueError(f"not a graph URI (falkordb://, bolt:// or neo4j://): {uri!r}")
+
+
+def _index_missing(indexes: list[dict[str, Any]]) -> bool:
+    return not any(i["label"] == "Asset" and "id" in i["properties"] for i in indexes)
+
+
+_LIST_INDEXES = "CALL db.indexes() YIELD label, properties RETURN label, properties"
+_CREATE_INDEX = "CREATE INDEX FOR (a:Asset) ON (a.id)"
+
+
+class FalkorGraph:
+    """FalkorDB through its own protocol; ``falkordb://[user:password@]host:port/graph``."""
+
+    def __init__(self, uri: str, auth: tuple[str, str] | None = None,
+                 timeout_s: float = 5.0) -> None:
+        parts = urlsplit(uri)
+        self.uri, self.name = uri, parts.path.strip("/") or "cmdb"
+        scheme = "rediss" if parts.scheme == "falkordbs" else "redis"
+        self._url = f"{scheme}://{parts.netloc}"
+        user, password = auth or (parts.username, parts.password)
+        self._options: dict[str, Any] = {
+            "username": user, "password": password, "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s}
+        self._async: tuple[asyncio.AbstractEventLoop, AsyncFalkorDB] | None = None
+        self._sync: FalkorDB | None = None
+
+    @staticmethod
+    def _records(result: Any) -> list[dict[str, Any]]:
+        names = [column[1] for column in result.header]
+        return [dict(zip(names, row, strict=True)) for row in result.result_set]
+
+    async def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._async[0] is not loop:  # its connections are the loop's
+            self._async = loop, AsyncFalkorDB.from_url(self._url, **self._options)
+        result = await self._async[1].select_graph(self.name).query(cypher, params or None)
+        return self._records(result)
+
+    def query_sync(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
+        if self._sync is None:
+            self._sync = FalkorDB.from_url(self._url, **self._options)
+        return self._records(self._sync.select_graph(self.name).query(cypher, params or None))
+
+    async def ensure_index(self) -> None:
+        if _index_missing(await self.query(_LIST_INDEXES)):
+            await self.query(_CREATE_INDEX)
+
+    async def close(self) -> None:
+        if self._async is not None:
+            await self._async[1].aclose()
+            self._async = None
+        if self._sync is not None:
+            self._sync.connection.close()
+            self._sync = None
+
+
 class BoltGraph:
-    """A Bolt connection whose queries run in a worker thread (one at a time)."""
+    """Neo4j over Bolt, queries run in a worker thread (one at a time)."""
 
     def __init__(self, uri: str, auth: tuple[str, str] | None = None,
                  timeout_s: float = 5.0) -> None:
@@ -93,19 +183,10 @@ class BoltGraph:
         return await loop.run_in_executor(self._thread, lambda: self.query_sync(cypher, **params))
 
     def ensure_index_sync(self) -> None:
-        """Index (FalkorDB) or uniqueness constraint (Neo4j) on ``Asset.id``: without it
-        every ``MERGE`` scans the graph, and concurrent ``MERGE``s on Neo4j could
-        create an asset twice."""
-        try:
-            self.query_sync("CREATE CONSTRAINT asset_id IF NOT EXISTS "
-                            "FOR (a:Asset) REQUIRE a.id IS UNIQUE")
-            return
-        except neo4j.exceptions.Neo4jError:
-            pass  # FalkorDB: no Cypher constraints; an index, created once
-        indexes = self.query_sync("CALL db.indexes() YIELD label, properties "
-                                  "RETURN label, properties")
-        if not any(i["label"] == "Asset" and "id" in i["properties"] for i in indexes):
-            self.query_sync("CREATE INDEX FOR (a:Asset) ON (a.id)")
+        """A uniqueness constraint on ``Asset.id``: an index, and concurrent ``MERGE``s
+        from several workers can never create an asset twice."""
+        self.query_sync("CREATE CONSTRAINT asset_id IF NOT EXISTS "
+                        "FOR (a:Asset) REQUIRE a.id IS UNIQUE")
 
     async def ensure_index(self) -> None:
         loop = asyncio.get_running_loop()
@@ -129,7 +210,7 @@ class GraphSink(BatchSink[GraphRows]):
     """Writes asset and edge states (rows shaped as :mod:`dharma.sinks.graph` says),
     each batch as a few ``UNWIND $rows MERGE`` queries."""
 
-    def __init__(self, graph: BoltGraph, **kwargs: Any) -> None:
+    def __init__(self, graph: Graph, **kwargs: Any) -> None:
         super().__init__(name="graph.cmdb", **kwargs)
         self.graph = graph
 

@@ -119,12 +119,14 @@ class PostgresSettings(BaseSettings):
 
 
 class GraphSettings(BaseSettings):
-    """CMDB graph settings: Neo4j or FalkorDB over Bolt (``DHARMA_GRAPH_*``)."""
+    """CMDB graph settings (``DHARMA_GRAPH_*``): FalkorDB (``falkordb://host:port/graph``,
+    its own protocol) or Neo4j (``bolt://``, ``neo4j://``)."""
 
     model_config = SettingsConfigDict(env_prefix="DHARMA_GRAPH_")
 
     uri: str = Field(
-        f"bolt://127.0.0.1:{DEFAULT_PORTS['bolt']}", description="DHARMA_GRAPH_URI: Bolt URI."
+        f"falkordb://127.0.0.1:{DEFAULT_PORTS['redis']}/cmdb",
+        description="DHARMA_GRAPH_URI: falkordb://host:port/graph, or a Bolt URI for Neo4j."
     )
     user: str | None = Field(None, description="DHARMA_GRAPH_USER.")
     password: SecretStr | None = Field(None, description="DHARMA_GRAPH_PASSWORD.")
@@ -309,7 +311,7 @@ class Settings(BaseModel):
         if "dsn" not in self.postgres.model_fields_set:
             self.postgres.dsn = SecretStr(f"postgresql://postgres@127.0.0.1:{st.postgres_port}/dharma")
         if "uri" not in self.graph.model_fields_set:
-            self.graph.uri = f"bolt://127.0.0.1:{st.bolt_port}"
+            self.graph.uri = f"falkordb://127.0.0.1:{st.redis_port}/cmdb"
         if "url" not in self.redis.model_fields_set:
             self.redis.url = SecretStr(f"redis://127.0.0.1:{st.redis_port}/0")
         return self

@@ -15,7 +15,7 @@ from dharma.agents.validation import agent as validation_agent
 from dharma.sinks.asset_changes import AssetChangeSink
 from dharma.sinks.audit import AuditSink
 from dharma.sinks.cmdb import Cmdb
-from dharma.sinks.graph import BoltGraph, GraphSink
+from dharma.sinks.graph import Graph, GraphSink, connect
 from dharma.sinks.postgres import PostgresMetricsSink
 from dharma.sinks.sessions import SessionStore
 from dharma.sinks.silences import SilenceReader
@@ -68,16 +68,16 @@ def trust(settings: Settings) -> Capability:
         register=partial(trust_agent.register, audit=audit, sessions=sessions))
 
 
-def graph(settings: Settings) -> BoltGraph:
-    """The CMDB graph of ``settings`` (Bolt)."""
+def graph(settings: Settings) -> Graph:
+    """The CMDB graph of ``settings`` (FalkorDB's protocol, or Bolt for Neo4j)."""
     g = settings.graph
     auth = (g.user, g.password.get_secret_value()) if g.user and g.password else None
-    return BoltGraph(g.uri, auth)
+    return connect(g.uri, auth)
 
 
 def cmdb(settings: Settings) -> Capability:
     """The CMDB on ``infrastructure.events``: the change history in PostgreSQL, the graph
-    over Bolt (FalkorDB embedded, Neo4j in production)."""
+    in FalkorDB (embedded) or Neo4j (production)."""
     changes = AssetChangeSink(settings.postgres.dsn.get_secret_value())
     bolt = graph(settings)
     sink = GraphSink(bolt)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import faust
 from faust.types import EventT
@@ -30,6 +30,7 @@ from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
 from dharma.streams.backpressure import Backpressure
 from dharma.streams.errors import ContractViolation, RejectedEvent
 from dharma.streams.intake import check_events
+from dharma.streams.records import now_ms
 from dharma.streams.topics import INFRASTRUCTURE_EVENTS
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,11 @@ T = TypeVar("T")
 
 #: How often the stale-asset gauge is refreshed.
 STALE_REFRESH_S = 30.0
+
+
+def changes_until(latest: int) -> Callable[[EventT, Any], Change | None]:
+    """Validator of a batch: its events as changes, none dated after ``latest`` (ms)."""
+    return lambda _event, raw: to_change(raw, latest)
 
 
 def register(app: faust.App, ctx: StreamContext, changes: AssetChangeSink, graph: GraphSink,
@@ -95,8 +101,9 @@ def register(app: faust.App, ctx: StreamContext, changes: AssetChangeSink, graph
         async for events in stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
                 worker.batch_size, within=worker.batch_within_s):
             await ctx.resolve_schemas(events)
+            latest = now_ms() + int(worker.max_future_skew_s * 1000)
             checked, rejected = check_events(ctx, events, INFRASTRUCTURE_EVENTS,
-                                             lambda _event, raw: to_change(raw))
+                                             changes_until(latest))
             await send_dead_letters(ctx, dlq, rejected)
             if batch := await store([(e, c) for e, c in checked if c is not None]):
                 await apply(batch)

@@ -19,11 +19,15 @@ removed edge is never deleted and "as it was at T" stays answerable.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import TypeAdapter, ValidationError
+
 from dharma.streams.errors import ContractViolation
+from dharma.streams.records import Name, first_error
 
 __all__ = ["ASSET_FIELDS", "OPEN", "RELATIONS", "AssetState", "Change", "EdgeState",
            "Version", "edge_key", "project", "project_histories", "to_change"]
@@ -41,6 +45,16 @@ RELATIONS = ("DEPENDS_ON", "RUNS_ON", "CONNECTS_TO")
 _OPENS = {"asset": {"created", "updated"}, "dependency": {"added"}}
 
 Kind = Literal["asset", "dependency"]
+
+_NAME: TypeAdapter[str] = TypeAdapter(Name)
+
+
+def _checked_id(value: str, field_name: str) -> str:
+    """An asset id as a name must be: not empty, not too long, nothing invisible."""
+    try:
+        return _NAME.validate_python(value)
+    except ValidationError as exc:
+        raise ContractViolation(f"{field_name}: {first_error(exc).split(': ', 1)[1]}") from None
 
 
 def edge_key(source: str, relation: str, target: str) -> str:
@@ -77,25 +91,34 @@ class Change:
         return self.ts, self.event_id
 
 
-def to_change(raw: Mapping[str, Any]) -> Change | None:
+def to_change(raw: Mapping[str, Any], latest: int | None = None) -> Change | None:
     """The change a decoded ``infrastructure.events`` value makes to the CMDB (``None``
     for the other event types); :class:`ContractViolation` when its attributes are not
-    the branch its type names."""
+    the branch its type names, or it is timed after ``latest`` (ms): a change dated in
+    the future would win every later one, so it is refused rather than believed."""
     kind = raw["type"]
     if kind not in _OPENS:
         return None
+    if latest is not None and raw["ts"] > latest:
+        raise ContractViolation(f"{kind} event {raw['event_id']} is dated {raw['ts'] - latest} "
+                                "ms beyond the worker's clock and allowed skew")
     attrs = dict(raw["attributes"])
     expected = ("target_id", "relation") if kind == "dependency" else ASSET_FIELDS
     if (missing := [f for f in expected if f not in attrs]) or "action" not in attrs:
         raise ContractViolation(f"{kind} event {raw['event_id']} has attributes of another "
                                 f"type (missing {', '.join(missing) or 'action'})")
     action = attrs.pop("action")
+    cost = attrs.get("hourly_cost")
+    if cost is not None and not (math.isfinite(cost) and cost >= 0):
+        raise ContractViolation(f"hourly_cost must be a finite amount, not {cost!r}")
     if kind == "dependency" and attrs["relation"] not in RELATIONS:
         raise ContractViolation(f"unknown relation {attrs['relation']!r}")
     if kind == "dependency" and attrs["target_id"] == raw["resource_id"]:
         raise ContractViolation(f"{raw['resource_id']} cannot depend on itself")
-    return Change(raw["event_id"], raw["ts"], kind, raw["resource_id"], action,
-                  {f: attrs.get(f) for f in expected})
+    if kind == "dependency":
+        _checked_id(attrs["target_id"], "target_id")
+    return Change(raw["event_id"], raw["ts"], kind, _checked_id(raw["resource_id"], "resource_id"),
+                  action, {f: attrs.get(f) for f in expected})
 
 
 @dataclass(frozen=True)
@@ -190,11 +213,11 @@ def project(changes: Iterable[Change]) -> AssetState | EdgeState:
 def project_histories(
         histories: Mapping[str, Iterable[Change]]) -> tuple[list[AssetState], list[EdgeState]]:
     """The CMDB's batch step: the state of every key a batch touched, from each key's
-    whole history (what is stored, this batch included)."""
+    whole history (what is stored, this batch included), in key order."""
     assets: list[AssetState] = []
     edges: list[EdgeState] = []
-    for changes in histories.values():
-        state = project(changes)
+    for key in sorted(histories):
+        state = project(histories[key])
         if isinstance(state, AssetState):
             assets.append(state)
         else:

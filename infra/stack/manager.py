@@ -137,6 +137,7 @@ class EmbeddedStack:
             "registry_url": s.registry.url,
             "postgres_dsn": redact_url(s.postgres.dsn.get_secret_value()),
             "redis_url": redact_url(s.redis.url.get_secret_value()),
-            "bolt_uri": s.graph.uri,
+            "graph_uri": redact_url(s.graph.uri),
+            "bolt_uri": f"bolt://127.0.0.1:{s.stack.bolt_port}",
             "state_dir": str(self.state_dir),
         }

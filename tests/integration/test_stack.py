@@ -26,7 +26,8 @@ from dharma.streams.topics import all_topics
 pytestmark = pytest.mark.integration
 
 SERVICES = {"postgres", "registry", "kafka", "falkordb"}
-ENDPOINTS = ("kafka_bootstrap", "registry_url", "postgres_dsn", "redis_url", "bolt_uri")
+ENDPOINTS = ("kafka_bootstrap", "registry_url", "postgres_dsn", "redis_url", "graph_uri",
+             "bolt_uri")
 
 
 def test_up_again_is_idempotent(settings: Settings) -> None:
@@ -65,7 +66,7 @@ def test_status_json_lists_every_endpoint_and_service(
     endpoints = status_json["endpoints"]
     assert set(ENDPOINTS) <= set(endpoints)
     assert endpoints["kafka_bootstrap"] == settings.kafka.bootstrap_servers
-    assert endpoints["bolt_uri"] == settings.graph.uri
+    assert endpoints["graph_uri"] == settings.graph.uri
     assert set(status_json["services"]) == SERVICES
     assert all(s["healthy"] for s in status_json["services"].values())
 

@@ -42,7 +42,7 @@ def test_defaults_point_at_the_loopback_stack() -> None:
     assert s.postgres.dsn.get_secret_value() == (
         f"postgresql://postgres@127.0.0.1:{DEFAULT_PORTS['postgres']}/dharma")
     assert s.redis.url.get_secret_value() == f"redis://127.0.0.1:{DEFAULT_PORTS['redis']}/0"
-    assert s.graph.uri == f"bolt://127.0.0.1:{DEFAULT_PORTS['bolt']}"
+    assert s.graph.uri == f"falkordb://127.0.0.1:{DEFAULT_PORTS['redis']}/cmdb"
     assert s.stack.kafka_port == DEFAULT_PORTS["kafka"]
     assert s.kafka.faust_broker_url() == f"dharma://127.0.0.1:{DEFAULT_PORTS['kafka']}"
 
@@ -69,7 +69,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ("DHARMA_STACK_REGISTRY_PORT", lambda s: s.registry.url),
         ("DHARMA_STACK_POSTGRES_PORT", lambda s: s.postgres.dsn.get_secret_value()),
         ("DHARMA_STACK_REDIS_PORT", lambda s: s.redis.url.get_secret_value()),
-        ("DHARMA_STACK_BOLT_PORT", lambda s: s.graph.uri),
+        ("DHARMA_STACK_REDIS_PORT", lambda s: s.graph.uri),   # FalkorDB serves Redis too
     ],
 )
 def test_stack_port_moves_the_derived_endpoint(
@@ -90,7 +90,7 @@ def test_stack_port_moves_the_derived_endpoint(
          lambda s: s.postgres.dsn.get_secret_value()),
         ("DHARMA_STACK_REDIS_PORT", "DHARMA_REDIS_URL", "redis://cache:6379/1",
          lambda s: s.redis.url.get_secret_value()),
-        ("DHARMA_STACK_BOLT_PORT", "DHARMA_GRAPH_URI", "bolt://graph:7687",
+        ("DHARMA_STACK_REDIS_PORT", "DHARMA_GRAPH_URI", "bolt://graph:7687",
          lambda s: s.graph.uri),
     ],
 )
@@ -194,7 +194,7 @@ def test_bolt_port_out_of_range_is_rejected_clearly(
 
 def test_bolt_port_at_the_limit_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DHARMA_STACK_BOLT_PORT", "32767")
-    assert Settings().graph.uri == "bolt://127.0.0.1:32767"
+    assert Settings().stack.bolt_port == 32767
 
 
 def test_every_field_documents_its_environment_variable() -> None:
