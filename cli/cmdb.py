@@ -18,7 +18,7 @@ import asyncio
 import atexit
 import json
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,10 +31,10 @@ from rich.text import Text
 from dharma.cli.common import console, err_console, load_settings
 
 if TYPE_CHECKING:
-    from dharma.sinks.graph import BoltGraph
+    from dharma.sinks.graph import Graph
     from dharma.streams.settings import Settings
 
-__all__ = ["ask", "bolt_graph", "cmdb_app", "emit_json", "parse_at", "plain", "register", "say"]
+__all__ = ["ask", "cmdb_app", "cmdb_graph", "emit_json", "parse_at", "plain", "register", "say"]
 
 T = TypeVar("T")
 
@@ -98,21 +98,23 @@ def failures() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-_graphs: dict[str, BoltGraph] = {}
+_graphs: dict[str, Graph] = {}
 
 
-def bolt_graph(settings: Settings) -> BoltGraph:
-    """The process's one Bolt connection to the graph ``settings`` name, closed at exit.
-
-    One per process, not one per command: the embedded FalkorDB never closes a Bolt
-    connection its client closed, and slows down as they pile up.
-    """
+def cmdb_graph(settings: Settings) -> Graph:
+    """The process's one client of the graph ``settings`` name (Neo4j's documentation:
+    one driver per application), closed at exit."""
     from dharma.topologies.capabilities import graph
 
-    if (bolt := _graphs.get(settings.graph.uri)) is None:
-        bolt = _graphs[settings.graph.uri] = graph(settings)
-        atexit.register(bolt.close_sync)
-    return bolt
+    if (client := _graphs.get(settings.graph.uri)) is None:
+        client = _graphs[settings.graph.uri] = graph(settings)
+        atexit.register(_close, client)
+    return client
+
+
+def _close(client: Graph) -> None:
+    with suppress(Exception):  # at exit: a connection of a finished event loop may be gone
+        asyncio.run(client.close())
 
 
 def ask(question: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
@@ -120,7 +122,7 @@ def ask(question: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
     from dharma.sinks.cmdb import Cmdb
 
     with failures():
-        return asyncio.run(question(Cmdb(bolt_graph(load_settings()))))
+        return asyncio.run(question(Cmdb(cmdb_graph(load_settings()))))
 
 
 def say(text: str, err: bool = False) -> None:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import typer
 
 from dharma.agents.cmdb.inventory import Inventory, inventory_events, parse_inventory
-from dharma.cli.cmdb import JSON_HELP, bolt_graph, emit_json, failures, say
+from dharma.cli.cmdb import JSON_HELP, cmdb_graph, emit_json, failures, say
 from dharma.cli.common import load_settings
 from dharma.streams.errors import DharmaError
 from dharma.streams.settings import Settings
@@ -72,7 +72,7 @@ async def _reconcile(settings: Settings, inventory: Inventory, source: str, tag:
     """Events out, assets tagged, unseen ones marked stale: (created, stale marked)."""
     from dharma.sinks.cmdb_sync import GraphSync
 
-    sync = GraphSync(bolt_graph(settings))
+    sync = GraphSync(cmdb_graph(settings))
     ids = [asset.resource_id for asset in inventory.assets]
     live = await sync.live(ids)
     _produce(settings, inventory_events(inventory, source, tag, live))
@@ -141,7 +141,7 @@ async def _rebuild(settings: Settings, page: int) -> tuple[int, int, int]:
     from dharma.sinks.graph import GraphSink
 
     history = AssetChangeSink(settings.postgres.dsn.get_secret_value())
-    sink = GraphSink(bolt_graph(settings))  # not closed: the process's connection
+    sink = GraphSink(cmdb_graph(settings))  # the process's client, closed at exit
     keys = assets = edges = 0
     try:
         await history.setup()

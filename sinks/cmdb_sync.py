@@ -19,7 +19,7 @@ from typing import Literal, NamedTuple
 
 import psycopg
 
-from dharma.sinks.graph import BoltGraph
+from dharma.sinks.graph import Graph
 
 __all__ = ["GraphSync", "SyncLog", "SyncRecord", "SyncStatus"]
 
@@ -123,7 +123,7 @@ def _pages(ids: Sequence[str]) -> list[list[str]]:
 class GraphSync:
     """The graph side of a sync: which assets are live, seen and stale."""
 
-    def __init__(self, graph: BoltGraph) -> None:
+    def __init__(self, graph: Graph) -> None:
         self.graph = graph
 
     async def live(self, ids: Sequence[str]) -> set[str]:

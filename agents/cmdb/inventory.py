@@ -23,13 +23,12 @@ import io
 import json
 import uuid
 from collections.abc import Collection, Iterable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -37,6 +36,7 @@ from pydantic import (
 
 from dharma.agents.cmdb.logic import ASSET_FIELDS, RELATIONS, edge_key
 from dharma.streams.errors import DharmaError
+from dharma.streams.records import Name, first_error
 
 __all__ = ["DEFAULT_MAX_ROWS", "Inventory", "InventoryAsset", "InventoryDependency",
            "InventoryError", "inventory_events", "parse_inventory", "sync_event_id"]
@@ -47,9 +47,6 @@ DEFAULT_MAX_ROWS = 1_000_000
 #: Namespace of the sync events' ids (uuid5 of source, tag and key).
 _SYNC_NAMESPACE = uuid.UUID("6f0c6d4e-2c57-4a53-9a8e-2b6d8f0f1c13")
 
-#: An id or attribute: printable text, no control characters.
-Text = Annotated[str, StringConstraints(min_length=1, max_length=512,
-                                        pattern=r"^[^\x00-\x1f\x7f]+$")]
 Format = Literal["json", "csv"]
 
 
@@ -62,14 +59,14 @@ class InventoryAsset(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    resource_id: Text
-    asset_type: Text
-    name: Text
-    provider: Text
-    region: Text
-    team: Text
-    env: Text
-    instance_type: Text | None = None
+    resource_id: Name
+    asset_type: Name
+    name: Name
+    provider: Name
+    region: Name
+    team: Name
+    env: Name
+    instance_type: Name | None = None
     hourly_cost: float | None = Field(None, ge=0, allow_inf_nan=False)
 
     @field_validator("instance_type", "hourly_cost", mode="before")
@@ -83,8 +80,8 @@ class InventoryDependency(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    resource_id: Text
-    target_id: Text
+    resource_id: Name
+    target_id: Name
     relation: Literal[RELATIONS]  # type: ignore[valid-type]  # the tuple's values, as a Literal
 
     @model_validator(mode="after")
@@ -101,12 +98,6 @@ class Inventory(BaseModel):
     dependencies: list[InventoryDependency] = []
 
 
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"]) or "row"
-    return f"{where}: {error['msg']}"
-
-
 def _validate(model: type[BaseModel], rows: Iterable[Any], what: str) -> list[Any]:
     out = []
     for number, row in enumerate(rows, start=1):
@@ -118,7 +109,7 @@ def _validate(model: type[BaseModel], rows: Iterable[Any], what: str) -> list[An
             out.append(model.model_validate(row))
         except ValidationError as exc:
             rid = str(row.get("resource_id"))[:80]
-            raise InventoryError(f"{what} {number} ({rid}): {_first_error(exc)}") from None
+            raise InventoryError(f"{what} {number} ({rid}): {first_error(exc)}") from None
     return out
 
 

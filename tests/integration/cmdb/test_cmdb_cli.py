@@ -9,6 +9,7 @@ no other test writes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from confluent_kafka import Producer
 from typer.testing import CliRunner, Result
 
 from dharma.cli import app
-from dharma.sinks.graph import BoltGraph
+from dharma.sinks.graph import Graph, connect
 from dharma.streams.admin import registry_client
 from dharma.streams.producer import AvroProducer
 from dharma.synthetic import EstateConfig, build_estate
@@ -43,12 +44,11 @@ def cli_json(*args: str) -> Any:
     return json.loads(result.stdout)
 
 
-@pytest.fixture(scope="module")
-def graph(settings: Any) -> Iterator[BoltGraph]:
-    """One connection for the module (the embedded FalkorDB keeps every closed one)."""
-    bolt = BoltGraph(settings.graph.uri)
-    yield bolt
-    bolt.close_sync()
+@pytest.fixture
+def graph(settings: Any) -> Iterator[Graph]:
+    client = connect(settings.graph.uri)
+    yield client
+    asyncio.run(client.close())
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ def producer(settings: Any) -> AvroProducer:
     return AvroProducer(Producer(settings.kafka.confluent_config()), registry_client(settings))
 
 
-def node(graph: BoltGraph, resource_id: str) -> dict[str, Any] | None:
+def node(graph: Graph, resource_id: str) -> dict[str, Any] | None:
     rows = graph.query_sync("MATCH (a:Asset {id: $id}) RETURN properties(a) AS a", id=resource_id)
     return dict(rows[0]["a"]) if rows else None
 
@@ -132,7 +132,7 @@ def test_generated_estate_and_its_database_blast_radius(
 
 def test_show_at_path_and_unknown_ids(start_worker: Callable[..., Any], producer: AvroProducer,
                                       poll: Callable[..., Any], prefix: str,
-                                      graph: BoltGraph) -> None:
+                                      graph: Graph) -> None:
     start_worker("cmdb")
     web, api, db = (f"{prefix}{n}" for n in ("web", "api", "db"))
     send(producer, [asset_event(db, 1_000, team="data"), asset_event(api, 1_000),
@@ -166,7 +166,7 @@ def test_show_at_path_and_unknown_ids(start_worker: Callable[..., Any], producer
 
 
 def test_complete_sync_marks_the_unseen_stale_and_a_later_sync_clears_it(
-        settings: Any, graph: BoltGraph, prefix: str, tmp_path: Path) -> None:
+        settings: Any, graph: Graph, prefix: str, tmp_path: Path) -> None:
     source, other = f"{prefix}scan", f"{prefix}other"
     a, b, c, x = (f"{prefix}{n}" for n in "abcx")
     inv = tmp_path / "inv.json"
@@ -193,7 +193,7 @@ def test_complete_sync_marks_the_unseen_stale_and_a_later_sync_clears_it(
 
 
 def test_a_bad_row_changes_nothing_and_a_partial_sync_marks_nothing_stale(
-        settings: Any, graph: BoltGraph, prefix: str, tmp_path: Path) -> None:
+        settings: Any, graph: Graph, prefix: str, tmp_path: Path) -> None:
     source = f"{prefix}scan"
     a, b, c = (f"{prefix}{n}" for n in "abc")
     assert cli("cmdb", "sync", str(write_inventory(tmp_path / "1.json", [asset(a), asset(b)])),
@@ -219,7 +219,7 @@ def test_a_bad_row_changes_nothing_and_a_partial_sync_marks_nothing_stale(
 
 
 def test_synced_assets_reach_the_graph_through_the_worker(
-        start_worker: Callable[..., Any], settings: Any, graph: BoltGraph, poll: Callable[..., Any],
+        start_worker: Callable[..., Any], settings: Any, graph: Graph, poll: Callable[..., Any],
         prefix: str, tmp_path: Path) -> None:
     start_worker("cmdb")
     source, a, b = f"{prefix}scan", f"{prefix}a", f"{prefix}b"
@@ -239,7 +239,7 @@ def test_synced_assets_reach_the_graph_through_the_worker(
     assert actions == ["updated", "created"]
 
 
-def test_an_injected_id_is_a_plain_id(graph: BoltGraph, prefix: str, tmp_path: Path) -> None:
+def test_an_injected_id_is_a_plain_id(graph: Graph, prefix: str, tmp_path: Path) -> None:
     source, keep = f"{prefix}scan", f"{prefix}keep"
     hostile = f"{prefix}x}}) DETACH DELETE n // [/bold]"  # Cypher, and rich markup
     csv_file = tmp_path / "evil.csv"
@@ -255,9 +255,10 @@ def test_an_injected_id_is_a_plain_id(graph: BoltGraph, prefix: str, tmp_path: P
 
 
 def test_a_sync_interrupted_half_way_marks_nothing_stale(
-        settings: Any, graph: BoltGraph, prefix: str, tmp_path: Path,
+        settings: Any, graph: Graph, prefix: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from dharma.agents.cmdb.inventory import Inventory, InventoryAsset
+    from dharma.cli.cmdb import cmdb_graph
     from dharma.cli.cmdb_sync import run_sync
     from dharma.sinks import cmdb_sync
 
@@ -266,9 +267,10 @@ def test_a_sync_interrupted_half_way_marks_nothing_stale(
     full = Inventory(assets=[InventoryAsset(**asset(i)) for i in ids])
     run_sync(settings, full, source, partial=False)
     pages = 0
-    real_query = BoltGraph.query
+    client_class = type(cmdb_graph(settings))  # the transport the sync goes through
+    real_query = client_class.query
 
-    async def query_then_interrupt(self: BoltGraph, cypher: str, **params: Any) -> Any:
+    async def query_then_interrupt(self: Any, cypher: str, **params: Any) -> Any:
         nonlocal pages
         if "sync_tag <= $tag" in cypher:  # tagging the seen assets, page by page
             pages += 1
@@ -277,7 +279,7 @@ def test_a_sync_interrupted_half_way_marks_nothing_stale(
         return await real_query(self, cypher, **params)
 
     monkeypatch.setattr(cmdb_sync, "PAGE", 2)
-    monkeypatch.setattr(BoltGraph, "query", query_then_interrupt)
+    monkeypatch.setattr(client_class, "query", query_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         run_sync(settings, Inventory(assets=full.assets[:4]), source, partial=False)
     monkeypatch.undo()
@@ -292,7 +294,7 @@ def test_a_sync_interrupted_half_way_marks_nothing_stale(
 
 
 def test_rebuild_restores_a_lost_node_from_the_history(
-        start_worker: Callable[..., Any], producer: AvroProducer, graph: BoltGraph,
+        start_worker: Callable[..., Any], producer: AvroProducer, graph: Graph,
         poll: Callable[..., Any], prefix: str) -> None:
     worker = start_worker("cmdb")
     a, b = f"{prefix}a", f"{prefix}b"
