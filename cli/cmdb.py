@@ -212,5 +212,6 @@ def register(app: typer.Typer) -> None:
 
     cmdb_app.command("show")(cmdb_show.show)
     cmdb_app.command("sync")(cmdb_sync.sync)
+    cmdb_app.command("syncs")(cmdb_sync.syncs)
     cmdb_app.command("rebuild")(cmdb_sync.rebuild)
     app.add_typer(cmdb_app, name="cmdb")

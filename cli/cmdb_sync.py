@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import typer
+from rich.table import Table
 
 from dharma.agents.cmdb.inventory import Inventory, inventory_events, parse_inventory
-from dharma.cli.cmdb import JSON_HELP, cmdb_graph, emit_json, failures, say
-from dharma.cli.common import load_settings
+from dharma.cli.cmdb import JSON_HELP, cmdb_graph, emit_json, failures, iso, plain, say
+from dharma.cli.common import console, load_settings
 from dharma.streams.errors import DharmaError
 from dharma.streams.settings import Settings
 
-__all__ = ["SyncReport", "rebuild", "run_sync", "sync"]
+__all__ = ["SyncReport", "rebuild", "run_sync", "sync", "syncs"]
 
 
 class SyncFailed(DharmaError):
@@ -132,6 +133,27 @@ def sync(
     say(f"sync {report.tag} of {source}: {report.assets} assets ({report.created} new), "
         f"{report.dependencies} dependencies sent; {report.stale_marked} marked stale"
         f"{' (partial: none)' if partial else ''}")
+
+
+def syncs(
+    source: str | None = typer.Option(None, help="Only this source's syncs."),
+    limit: int = typer.Option(20, min=1, help="How many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """The last syncs: source, tag, rows, partial, status (running, complete, failed),
+    how many assets each marked stale, and why a failed one failed."""
+    from dharma.sinks.cmdb_sync import SyncLog
+
+    with failures():
+        records = SyncLog(load_settings().postgres.dsn.get_secret_value()).recent(source, limit)
+    if as_json:
+        emit_json([r._asdict() for r in records])
+        return
+    table = Table("source", "tag", "rows", "partial", "status", "stale marked", "error")
+    for r in records:
+        table.add_row(*plain(r.source, iso(r.tag), r.rows, r.partial, r.status, r.stale_marked,
+                             r.error or ""))
+    console.print(table)
 
 
 async def _rebuild(settings: Settings, page: int) -> tuple[int, int, int]:

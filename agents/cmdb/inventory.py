@@ -123,6 +123,8 @@ def _rows(text: str, fmt: Format) -> tuple[list[Any], list[Any]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InventoryError(f"not valid JSON (truncated?): {exc}") from None
+    except RecursionError:
+        raise InventoryError("not an inventory: JSON nested too deep") from None
     if isinstance(data, list):
         return data, []
     if isinstance(data, dict) and set(data) <= {"assets", "dependencies"} \

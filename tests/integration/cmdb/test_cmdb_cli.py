@@ -188,8 +188,11 @@ def test_complete_sync_marks_the_unseen_stale_and_a_later_sync_clears_it(
                      "--source", source)
     assert third["stale_marked"] == 0
     assert node(graph, c)["stale"] is False and "stale_since" not in node(graph, c)  # type: ignore[index,operator]
-    assert [s[3] for s in syncs_of(settings, source)] == ["complete"] * 3
-    assert [s[4] for s in syncs_of(settings, source)] == [0, 1, 0]
+    listed = cli_json("cmdb", "syncs", "--source", source)  # newest first
+    assert [(s["tag"], s["status"], s["stale_marked"], s["rows"]) for s in listed] == [
+        (third["tag"], "complete", 0, 3), (second["tag"], "complete", 1, 2),
+        (first["tag"], "complete", 0, 3)]
+    assert cli("cmdb", "syncs").exit_code == 0
 
 
 def test_a_bad_row_changes_nothing_and_a_partial_sync_marks_nothing_stale(

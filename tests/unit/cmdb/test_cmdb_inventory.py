@@ -98,6 +98,8 @@ def test_event_ids_differ_by_source_and_tag() -> None:
         {"resource_id": "a", "target_id": "b", "relation": "OWNS"}]}), "json",
      "dependency 1 (a): relation"),
     (json.dumps({"things": []}), "json", "expected a list of assets"),
+    ("[" * 100_000 + "]" * 100_000, "json", "nested too deep"),
+    (as_csv([asset("a", name="x" * 200_000)]), "csv", "not a valid CSV file"),
     ("[]", "json", "no assets"),
     (as_csv([asset("a")]) + "b,db,b,aws\n", "csv", "asset 2 (b): region"),
     (as_csv([asset("a")]) + "b,db,b,aws,r,t,e,,,extra\n", "csv", "more values than columns"),
