@@ -86,14 +86,15 @@ def failures() -> Iterator[None]:
     stderr and exit code 1, instead of a traceback."""
     import neo4j
     import psycopg
+    import redis
     from confluent_kafka import KafkaException
 
     from dharma.streams.errors import DharmaError
 
     try:
         yield
-    except (DharmaError, psycopg.Error, KafkaException, neo4j.exceptions.DriverError,
-            neo4j.exceptions.Neo4jError) as exc:
+    except (DharmaError, psycopg.Error, KafkaException, redis.RedisError, OSError,
+            neo4j.exceptions.DriverError, neo4j.exceptions.Neo4jError) as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 

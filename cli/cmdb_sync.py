@@ -74,6 +74,7 @@ async def _reconcile(settings: Settings, inventory: Inventory, source: str, tag:
     from dharma.sinks.cmdb_sync import GraphSync
 
     sync = GraphSync(cmdb_graph(settings))
+    await sync.setup()
     ids = [asset.resource_id for asset in inventory.assets]
     live = await sync.live(ids)
     _produce(settings, inventory_events(inventory, source, tag, live))

@@ -126,6 +126,11 @@ class GraphSync:
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
 
+    async def setup(self) -> None:
+        """The index on ``Asset.id`` (a sync may come before any worker made it): without
+        it every ``MERGE`` of a page scans the graph."""
+        await self.graph.ensure_index()
+
     async def live(self, ids: Sequence[str]) -> set[str]:
         """Those of ``ids`` with a live, described node."""
         found: set[str] = set()
