@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 import faust
 from faust.types import EventT
 
-from dharma.agents.cmdb.logic import Change, project_histories, to_change
+from dharma.agents.cmdb.logic import AssetState, Change, EdgeState, project_histories, to_change
 from dharma.agents.cmdb.state import change_of, graph_rows, row_of
-from dharma.sinks.asset_changes import AssetChangeSink
+from dharma.sinks.asset_changes import AssetChangeSink, ChangeRow
 from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.cmdb import Cmdb
 from dharma.sinks.graph import GraphSink
@@ -65,8 +65,10 @@ def register(app: faust.App, ctx: StreamContext, changes: AssetChangeSink, graph
 
     async def store(batch: Changes) -> Changes:
         """Append the changes; those now in the history (replays included), without the
-        ones whose event id the history holds for another change."""
-        rows = {c.event_id: row_of(c) for _, c in batch}
+        ones whose event id the history (or this batch, earlier) holds for another change."""
+        rows: dict[str, ChangeRow] = {}
+        for _, change in batch:
+            rows.setdefault(change.event_id, row_of(change))
         try:
             new = await held(changes, lambda: changes.append(list(rows.values())))
             stored = await held(changes, lambda: changes.stored(sorted(rows.keys() - new)))
@@ -75,12 +77,16 @@ def register(app: faust.App, ctx: StreamContext, changes: AssetChangeSink, graph
             return []
         for event_id in new:
             metrics.cmdb_changes.labels(rows[event_id].kind).inc()
-        conflicts = {i for i, row in stored.items() if row != rows[i]}
+        kept = {**rows, **stored}
+        conflicting = [(event, c) for event, c in batch if kept[c.event_id] != row_of(c)]
         await send_dead_letters(ctx, dlq, [
             (event, ContractViolation(f"conflict: event id {c.event_id} is stored for "
-                                      "another change"))
-            for event, c in batch if c.event_id in conflicts])
-        return [(event, c) for event, c in batch if c.event_id not in conflicts]
+                                      "another change")) for event, c in conflicting])
+        return [(event, c) for event, c in batch if kept[c.event_id] == row_of(c)]
+
+    async def write_graph(assets: list[AssetState], edges: list[EdgeState]) -> int:
+        with metrics.sink_write_seconds.labels(graph.name).time():
+            return await graph.flush([graph_rows(assets, edges)])
 
     async def apply(batch: Changes) -> None:
         """Write the state of every asset and edge ``batch`` touched, from its history."""
@@ -89,9 +95,7 @@ def register(app: faust.App, ctx: StreamContext, changes: AssetChangeSink, graph
             histories = await held(changes, lambda: changes.histories(keys))
             assets, edges = project_histories(
                 {key: [change_of(r) for r in rows] for key, rows in histories.items()})
-            with metrics.sink_write_seconds.labels(graph.name).time():
-                await backpressure.hold(graph.name,
-                                        lambda: graph.flush([graph_rows(assets, edges)]))
+            await backpressure.hold(graph.name, lambda: write_graph(assets, edges))
         except SinkUnavailable as exc:
             await give_up(batch, f"stored, not applied to the graph: {exc}")
 
