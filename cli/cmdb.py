@@ -71,13 +71,16 @@ def parse_at(text: str | None) -> int | None:
 def iso(ms: int | None) -> str:
     """A time in ms as ISO 8601 UTC (``-`` for none).
 
-    >>> iso(1796148000000)
-    '2026-12-01T18:00:00.000Z'
+    >>> iso(1796148000000), iso(10**20)
+    ('2026-12-01T18:00:00.000Z', '100000000000000000000')
     """
     if ms is None or ms < 0:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds") \
-        .replace("+00:00", "Z")
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError):  # beyond the calendar: the number itself
+        return str(ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @contextmanager
