@@ -53,10 +53,12 @@ RETURNING tag"""
 _LIVE = ("UNWIND $ids AS id MATCH (a:Asset {id: id}) "
          "WHERE a.valid_to IS NULL AND NOT coalesce(a.placeholder, false) RETURN a.id AS id")
 
-# A node the worker has not described yet is a placeholder until its event lands.
+# A node the worker has not described yet is a placeholder until its event lands; a
+# sync older than the node's tag, or than the sync that found it stale, leaves it be.
 _SEEN = ("UNWIND $ids AS id MERGE (a:Asset {id: id}) "
          "ON CREATE SET a.placeholder = true, a.status = 'placeholder' "
-         "WITH a WHERE a.sync_tag IS NULL OR a.sync_tag <= $tag "
+         "WITH a WHERE (a.sync_tag IS NULL OR a.sync_tag <= $tag) "
+         "AND coalesce(a.stale_since, -1) <= $tag "
          "SET a.source = $source, a.sync_tag = $tag, a.stale = false, a.stale_since = null "
          "RETURN count(a) AS n")
 

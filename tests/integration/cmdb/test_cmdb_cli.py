@@ -242,6 +242,25 @@ def test_synced_assets_reach_the_graph_through_the_worker(
     assert actions == ["updated", "created"]
 
 
+def test_an_older_sync_finishing_late_changes_nothing_a_newer_one_decided(
+        graph: Graph, prefix: str) -> None:
+    from dharma.sinks.cmdb_sync import GraphSync
+
+    sync, source, a, b = GraphSync(graph), f"{prefix}scan", f"{prefix}a", f"{prefix}b"
+
+    async def run() -> None:
+        await sync.mark_seen(source, 100, [a, b])
+        await sync.mark_seen(source, 300, [a])  # the newer sync: b is not there
+        assert await sync.mark_stale(source, 300) == 1
+        assert await sync.mark_seen(source, 200, [a, b]) == 0  # the older one, late
+        assert await sync.mark_stale(source, 200) == 0
+
+    asyncio.run(run())
+    assert (node(graph, a)["sync_tag"], node(graph, a)["stale"]) == (300, False)  # type: ignore[index]
+    assert (node(graph, b)["sync_tag"], node(graph, b)["stale"]) == (100, True)  # type: ignore[index]
+    assert node(graph, b)["status"] == "placeholder"  # type: ignore[index]  # never described
+
+
 def test_an_injected_id_is_a_plain_id(graph: Graph, prefix: str, tmp_path: Path) -> None:
     source, keep = f"{prefix}scan", f"{prefix}keep"
     hostile = f"{prefix}x}}) DETACH DELETE n // [/bold]"  # Cypher, and rich markup
