@@ -55,6 +55,9 @@ _SELECT_KEYS = """
 SELECT event_id, ts_ms, kind, key, resource_id, action, attributes FROM asset_changes
 WHERE key = ANY(%s) ORDER BY key, ts_ms, event_id"""
 
+_SELECT_KEYS_AFTER = """
+SELECT DISTINCT key FROM asset_changes WHERE %s::text IS NULL OR key > %s ORDER BY key LIMIT %s"""
+
 _SELECT_RESOURCE = """
 SELECT event_id, ts_ms, kind, key, resource_id, action, attributes FROM asset_changes
 WHERE resource_id = %s AND (%s::bigint IS NULL OR ts_ms <= %s)
@@ -115,6 +118,13 @@ class AssetChangeSink(BatchSink[ChangeRow]):
         for row in await cur.fetchall():
             out.setdefault(row[3], []).append(ChangeRow(*row))
         return out
+
+    async def keys_after(self, after: str | None, limit: int) -> list[str]:
+        """Up to ``limit`` keys with a history, in order, after ``after`` (from the first
+        when ``None``): pages of every key, for a rebuild of the graph."""
+        assert self._conn is not None
+        cur = await self._conn.execute(_SELECT_KEYS_AFTER, (after, after, limit))
+        return [row[0] for row in await cur.fetchall()]
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -6,9 +6,10 @@ agents are always fed through the same interoperable path.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -45,13 +46,15 @@ class AvroProducer:
         assert data is not None
         return bytes(data)
 
-    def produce(self, topic: str, key: str | None, value: dict[str, Any]) -> None:
-        """Queue one record; retries ``BufferError`` by serving delivery reports."""
+    def produce(self, topic: str, key: str | None, value: dict[str, Any],
+                on_delivery: Callable[[KafkaError | None, Message], None] | None = None) -> None:
+        """Queue one record; retries ``BufferError`` by serving delivery reports;
+        ``on_delivery`` hears whether the broker took it."""
         k = self._serialize(topic, MessageField.KEY, key) if key is not None else None
         v = self._serialize(topic, MessageField.VALUE, value)
         while True:
             try:
-                self.producer.produce(topic, key=k, value=v)
+                self.producer.produce(topic, key=k, value=v, on_delivery=on_delivery)
                 return
             except BufferError:
                 self.producer.poll(0.1)

@@ -276,6 +276,15 @@ def test_worker_topologies_are_registered(workers: dict[str, dict[str, Any]]) ->
         assert topology in TOPOLOGIES, f"{name}: topology {topology!r} is not in TOPOLOGIES"
 
 
+def test_every_topology_has_its_worker(workers: dict[str, dict[str, Any]]) -> None:
+    from dharma.topologies import TOPOLOGIES
+
+    assert {f"worker-{name}" for name in TOPOLOGIES} <= set(workers)
+    env = environment(workers["worker-cmdb"])
+    assert {"DHARMA_GRAPH_URI", "DHARMA_GRAPH_USER", "DHARMA_GRAPH_PASSWORD"} <= set(env)
+    assert hosts_of(env["DHARMA_GRAPH_URI"]) == ["neo4j"]
+
+
 def test_stateful_services_have_healthchecks_and_named_volumes(
     compose: dict[str, Any], services: dict[str, dict[str, Any]],
     workers: dict[str, dict[str, Any]],
