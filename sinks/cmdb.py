@@ -51,6 +51,14 @@ def _frontier(var: str) -> str:
     return f"UNWIND $frontier AS fid MATCH ({var}:Asset {{id: fid}}) WITH {var} "
 
 
+def impact_level(at: int | None) -> str:
+    """Cypher of one level of a blast radius: the assets that depend on ``$frontier``'s
+    (live, or alive at ``$at``), in one record (one a query, not one an asset)."""
+    return (f"{_frontier('t')}MATCH (t)<-[r:{'|'.join(IMPACT_RELATIONS)}]-(d:Asset) "
+            f"WHERE {_alive('r', at)} AND {_alive('d', at, node=True)} "
+            "RETURN collect(DISTINCT d.id) AS ids")
+
+
 @dataclass(frozen=True)
 class Impact:
     id: str
@@ -98,10 +106,7 @@ class Cmdb:
         """What depends on ``resource_id`` through ``DEPENDS_ON``/``RUNS_ON`` edges, up
         to ``depth`` hops (all when ``None``), each at its shortest distance."""
         await self.asset(resource_id)
-        query = (
-            f"{_frontier('t')}MATCH (t)<-[r:{'|'.join(IMPACT_RELATIONS)}]-(d:Asset) "
-            f"WHERE {_alive('r', at)} AND {_alive('d', at, node=True)} "
-            "RETURN collect(DISTINCT d.id) AS ids")  # one record a query, not one an asset
+        query = impact_level(at)
         seen, frontier, impacted = {resource_id}, [resource_id], []
         level = 0
         while frontier and (depth is None or level < depth):
