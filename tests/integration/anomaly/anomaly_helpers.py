@@ -63,9 +63,8 @@ class TopicReader:
         self._consumer = _assigned(settings, topic)
         self.values: list[dict[str, Any]] = []
 
-    def poll(self, timeout: float = 0.05) -> list[dict[str, Any]]:
-        """Read what arrived (waiting up to ``timeout`` for a first message: a caller
-        polling for a condition polls again); everything kept so far."""
+    def poll(self, timeout: float = 0.3) -> list[dict[str, Any]]:
+        """Read what arrived; everything kept so far."""
         for msg in self._consumer.consume(2000, timeout):
             if msg.error() or (self.key_has is not None
                                and self.key_has not in (msg.key() or b"")):
