@@ -141,16 +141,52 @@ class WorkerProcess:
             return f"(log unreadable: {exc})"
 
 
+def start_at_end(settings: Any, topology: str, app_id: str) -> None:
+    """Commit the current end of every topic ``topology`` consumes as the offsets of the
+    consumer group of a worker of ``app_id`` (the group Faust names ``{app_id}-{topology}``).
+
+    A fresh group would otherwise read each topic from its beginning (the workers'
+    ``earliest``): everything the session's earlier tests produced, decided and emitted
+    again, a cost that grows with every test.  Positioned at the end, a test's worker
+    reads what the test produces once it is started (and, as the embedded broker reports
+    a partition's end short of its last record batch, at most that batch before).
+    """
+    from dharma.topologies import topology as topology_named
+
+    config = {**settings.kafka.confluent_config(), "enable.auto.commit": False}
+    consumer = Consumer({**config, "group.id": f"{app_id}-{topology}"})
+    try:
+        ends = []
+        for topic in topology_named(topology, settings).dead_letter_owners():
+            parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            ends += [TopicPartition(topic, p, consumer.get_watermark_offsets(
+                TopicPartition(topic, p), timeout=10)[1]) for p in parts]
+        consumer.commit(offsets=ends, asynchronous=False)
+    finally:
+        consumer.close()
+
+
+#: Settings that point a worker at a broker other than the session's.
+_OTHER_BROKER = ("DHARMA_STACK_KAFKA_PORT", "DHARMA_KAFKA_BOOTSTRAP_SERVERS")
+
+
 @pytest.fixture
 def start_worker(
-    stack_env: dict[str, str], tmp_path: Path,
+    settings: Any, stack_env: dict[str, str], tmp_path: Path,
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Factory: start workers (one consumer group per test); stopped afterwards."""
+    """Factory: start workers (one consumer group per test, starting at the end of the
+    topics it consumes: :func:`start_at_end`); stopped afterwards.  A second start of the
+    same topology and app id is a restart: it resumes from the group's offsets."""
     workers: list[WorkerProcess] = []
     group = f"t{uuid.uuid4().hex[:8]}"
+    positioned: set[tuple[str, str]] = set()
 
     def start(topology: str, **extra_env: str) -> WorkerProcess:
         env = {**stack_env, "DHARMA_WORKER_APP_ID": group, **extra_env}
+        app_id = env["DHARMA_WORKER_APP_ID"]
+        if (topology, app_id) not in positioned and not set(_OTHER_BROKER) & set(extra_env):
+            start_at_end(settings, topology, app_id)
+        positioned.add((topology, app_id))
         worker = WorkerProcess(topology, env, tmp_path / f"worker-{len(workers)}.log").start()
         workers.append(worker)
         return worker

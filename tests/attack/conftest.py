@@ -21,7 +21,7 @@ from trust_helpers import Outputs  # found through the path above
 
 @pytest.fixture
 def outputs(settings: Any) -> Iterator[Outputs]:
-    """Trust decisions and alerts seen so far (from the beginning of the topics)."""
+    """Trust decisions and alerts produced since the test began."""
     out = Outputs(settings)
     yield out
-    out.tailer.close()
+    out.close()

@@ -11,6 +11,7 @@ dated a few seconds ago: fresh for the worker's clock.
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -132,7 +133,7 @@ def test_a_stalled_postgres_still_yields_a_decision(pick_port: Any, send: Any, o
     tag = uuid.uuid4().hex[:8]
     user, device = f"pgstall_{tag}", {"device_id": f"pgstall_dev_{tag}"}
     with own_postgres(pick_port()) as pg:
-        start_worker("trust", DHARMA_POSTGRES_DSN=pg.url)
+        worker = start_worker("trust", DHARMA_POSTGRES_DSN=pg.url)
         send(seed_event(f"evt-pgstall-0-{tag}", recent(30), user_id=user, device=device))
         assert decided(outputs, poll, f"evt-pgstall-0-{tag}", "before")["decision"] == "ALLOW"
         with frozen(pg.service.process):
@@ -141,6 +142,9 @@ def test_a_stalled_postgres_still_yields_a_decision(pick_port: Any, send: Any, o
                                    "a decision while PostgreSQL stalls",
                                    timeout=DECISION_DEADLINE_S)
         assert (denied["decision"], denied["reasons"][0]) == ("DENY", "audit_unavailable")
+        # done with the worker: killed, as one holding a batch takes up to its outage
+        # limit to stop on SIGTERM (docs/deployment.md) and loses nothing when killed
+        worker.stop(signal.SIGKILL)
 
 
 def test_a_compromised_account_is_not_allowed_straight_back_in(

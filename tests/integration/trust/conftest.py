@@ -23,7 +23,7 @@ def producer(settings: Any) -> AvroProducer:
 def outputs(settings: Any) -> Iterator[Outputs]:
     out = Outputs(settings)
     yield out
-    out.tailer.close()
+    out.close()
 
 
 @pytest.fixture

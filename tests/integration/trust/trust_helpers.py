@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import copy
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
-from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from dharma.agents.trust import TrustConfig
 from dharma.schemas import schema_text
 from dharma.streams.admin import registry_client
-from dharma.streams.tailer import Tailer
+from dharma.streams.topics import ALERTS, PREDICTIONS
 
 MS = 1000
 
@@ -92,26 +94,44 @@ def audited(settings: Any, poll: Any, event_id: str, count: int) -> list[dict[st
 
 
 class Outputs:
-    """Decoded messages of ml.predictions and alerts.notifications seen so far."""
+    """Decoded messages of ml.predictions and alerts.notifications produced since it was
+    made, read with ``assign`` from the ends of the topics at that moment: no group join,
+    and none of the session's earlier output to read and decode (the embedded broker
+    reports a partition's end short of its last record batch: that batch is read too)."""
+
+    TOPICS = (PREDICTIONS.name, ALERTS.name)
 
     def __init__(self, settings: Any) -> None:
-        self.tailer = Tailer(settings, ["ml.predictions", "alerts.notifications"],
-                             from_beginning=True)
+        self._decode = AvroDeserializer(registry_client(settings))
+        self._consumer = Consumer({**settings.kafka.confluent_config(), "log_level": 3,
+                                   "group.id": uuid.uuid4().hex, "enable.auto.commit": False})
+        ends = []
+        for topic in self.TOPICS:
+            parts = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            ends += [TopicPartition(topic, p, self._consumer.get_watermark_offsets(
+                TopicPartition(topic, p), timeout=10)[1]) for p in parts]
+        self._consumer.assign(ends)
         self.seen: list[tuple[str, dict[str, Any], float]] = []
 
     def pump(self) -> None:
-        for topic, value in self.tailer.poll(0.2):
-            self.seen.append((topic, value, time.monotonic()))
+        for msg in self._consumer.consume(500, 0.2):
+            if not msg.error():
+                topic = msg.topic() or ""
+                value = self._decode(msg.value(), SerializationContext(topic, MessageField.VALUE))
+                self.seen.append((topic, value, time.monotonic()))
+
+    def close(self) -> None:
+        self._consumer.close()
 
     def decisions(self, **match: Any) -> list[tuple[dict[str, Any], float]]:
         self.pump()
-        return [(v, t) for topic, v, t in self.seen if topic == "ml.predictions"
+        return [(v, t) for topic, v, t in self.seen if topic == PREDICTIONS.name
                 and v.get("kind") == "trust_decision"
                 and all(v.get(k) == want for k, want in match.items())]
 
     def alerts(self, **match: Any) -> list[dict[str, Any]]:
         self.pump()
-        return [v for topic, v, _ in self.seen if topic == "alerts.notifications"
+        return [v for topic, v, _ in self.seen if topic == ALERTS.name
                 and all(v.get(k) == want for k, want in match.items())]
 
 
