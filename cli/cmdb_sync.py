@@ -158,8 +158,7 @@ def syncs(
 
 
 async def _rebuild(settings: Settings, page: int) -> tuple[int, int, int]:
-    from dharma.agents.cmdb.logic import project_histories
-    from dharma.agents.cmdb.state import change_of, graph_rows
+    from dharma.agents.cmdb.state import graph_rows, project_stored
     from dharma.sinks.asset_changes import AssetChangeSink
     from dharma.sinks.graph import GraphSink
 
@@ -172,7 +171,7 @@ async def _rebuild(settings: Settings, page: int) -> tuple[int, int, int]:
         after: str | None = None
         while batch := await history.keys_after(after, page):
             rows = await history.histories(batch)
-            states = project_histories({k: [change_of(r) for r in rs] for k, rs in rows.items()})
+            states = project_stored(rows)
             await sink.write([graph_rows(*states)])
             keys, assets, edges = keys + len(batch), assets + len(states[0]), \
                 edges + len(states[1])

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import faust
 from faust.types import EventT
 
-from dharma.agents.cmdb.logic import AssetState, Change, EdgeState, project_histories, to_change
-from dharma.agents.cmdb.state import change_of, graph_rows, row_of
+from dharma.agents.cmdb.logic import AssetState, Change, EdgeState, to_change
+from dharma.agents.cmdb.state import graph_rows, project_stored, row_of
 from dharma.sinks.asset_changes import AssetChangeSink, ChangeRow
 from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.cmdb import Cmdb
@@ -66,9 +66,10 @@ def register(app: faust.App, ctx: StreamContext, changes: AssetChangeSink, graph
     async def store(batch: Changes) -> Changes:
         """Append the changes; those now in the history (replays included), without the
         ones whose event id the history (or this batch, earlier) holds for another change."""
+        written = [(event, change, row_of(change)) for event, change in batch]
         rows: dict[str, ChangeRow] = {}
-        for _, change in batch:
-            rows.setdefault(change.event_id, row_of(change))
+        for _, change, row in written:
+            rows.setdefault(change.event_id, row)
         try:
             new = await held(changes, lambda: changes.append(list(rows.values())))
             stored = await held(changes, lambda: changes.stored(sorted(rows.keys() - new)))
@@ -78,11 +79,11 @@ def register(app: faust.App, ctx: StreamContext, changes: AssetChangeSink, graph
         for event_id in new:
             metrics.cmdb_changes.labels(rows[event_id].kind).inc()
         kept = {**rows, **stored}
-        conflicting = [(event, c) for event, c in batch if kept[c.event_id] != row_of(c)]
         await send_dead_letters(ctx, dlq, [
             (event, ContractViolation(f"conflict: event id {c.event_id} is stored for "
-                                      "another change")) for event, c in conflicting])
-        return [(event, c) for event, c in batch if kept[c.event_id] == row_of(c)]
+                                      "another change"))
+            for event, c, row in written if kept[c.event_id] != row])
+        return [(event, c) for event, c, row in written if kept[c.event_id] == row]
 
     async def write_graph(assets: list[AssetState], edges: list[EdgeState]) -> int:
         with metrics.sink_write_seconds.labels(graph.name).time():
@@ -93,8 +94,7 @@ def register(app: faust.App, ctx: StreamContext, changes: AssetChangeSink, graph
         keys = sorted({c.key for _, c in batch})
         try:
             histories = await held(changes, lambda: changes.histories(keys))
-            assets, edges = project_histories(
-                {key: [change_of(r) for r in rows] for key, rows in histories.items()})
+            assets, edges = project_stored(histories)
             await backpressure.hold(graph.name, lambda: write_graph(assets, edges))
         except SinkUnavailable as exc:
             await give_up(batch, f"stored, not applied to the graph: {exc}")

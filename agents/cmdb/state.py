@@ -8,14 +8,14 @@ those stores' rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from dharma.agents.cmdb.logic import AssetState, Change, EdgeState, Kind
+from dharma.agents.cmdb.logic import AssetState, Change, EdgeState, Kind, project_histories
 from dharma.sinks.asset_changes import ChangeRow
 from dharma.sinks.graph import RELATIONS, GraphRows
 
-__all__ = ["change_of", "graph_rows", "row_of"]
+__all__ = ["change_of", "graph_rows", "project_stored", "row_of"]
 
 
 def row_of(change: Change) -> ChangeRow:
@@ -28,6 +28,13 @@ def change_of(row: ChangeRow) -> Change:
     """A stored change read back (the table is written by the CMDB only)."""
     return Change(row.event_id, row.ts, cast(Kind, row.kind), row.resource_id, row.action,
                   row.attributes)
+
+
+def project_stored(histories: Mapping[str, Sequence[ChangeRow]]
+                   ) -> tuple[list[AssetState], list[EdgeState]]:
+    """The batch step over histories as ``asset_changes`` returns them."""
+    return project_histories({key: [change_of(r) for r in rows]
+                              for key, rows in histories.items()})
 
 
 def graph_rows(assets: Sequence[AssetState], edges: Sequence[EdgeState]) -> GraphRows:
