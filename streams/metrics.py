@@ -64,8 +64,8 @@ class PipelineMetrics:
             "dharma_sink_write_seconds", "Time one batch write to a store took (retries included).",
             ["sink"], buckets=LATENCY_BUCKETS, registry=registry)
         self.cmdb_changes = Counter(
-            "dharma_cmdb_changes_applied", "Asset and dependency changes stored and applied to "
-            "the CMDB graph (replays not counted).", ["kind"], registry=registry)
+            "dharma_cmdb_changes_applied", "Asset and dependency changes appended to the CMDB's "
+            "history, each once (its graph write follows).", ["kind"], registry=registry)
         self.cmdb_stale_assets = Gauge(
             "dharma_cmdb_stale_assets", "Assets their source's last complete sync did not see.",
             registry=registry)
