@@ -271,6 +271,52 @@ class TrustSettings(BaseSettings):
         return value
 
 
+class HealingSettings(BaseSettings):
+    """Self-healing settings (``DHARMA_HEALING_*``); read by the healing worker and the
+    ``dharma incidents``/``remediation`` commands."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_HEALING_")
+
+    group_wait_s: float = Field(
+        30.0, ge=0, description="DHARMA_HEALING_GROUP_WAIT_S: how long a new incident "
+        "collects related alerts before it is opened and decided (Alertmanager's group_wait).")
+    group_interval_s: float = Field(
+        300.0, ge=0, description="DHARMA_HEALING_GROUP_INTERVAL_S: least time between two "
+        "updates of an open incident for alerts that joined it (group_interval).")
+    topology_depth: int = Field(
+        5, ge=1, le=20, description="DHARMA_HEALING_TOPOLOGY_DEPTH: dependency hops searched "
+        "when relating an alert to open incidents and rooting them.")
+    history_s: float = Field(
+        3600.0, gt=0, description="DHARMA_HEALING_HISTORY_S: recent samples read to "
+        "classify an issue (the seed's last hour).")
+    cooldown_s: float = Field(
+        1800.0, ge=0, description="DHARMA_HEALING_COOLDOWN_S: least time between two "
+        "remediations of one (target, playbook).")
+    rate_limit_per_hour: int = Field(
+        3, ge=0, description="DHARMA_HEALING_RATE_LIMIT_PER_HOUR: most remediations one "
+        "playbook requests in any hour.")
+    max_unhealthy: float = Field(
+        0.4, gt=0, le=1, description="DHARMA_HEALING_MAX_UNHEALTHY: above this share of "
+        "unhealthy members of a group (same service, or asset type and team), none of "
+        "them is remediated and the group is escalated once (Cluster API's maxUnhealthy).")
+    lease_s: float = Field(
+        600.0, gt=0, description="DHARMA_HEALING_LEASE_S: a requested remediation with "
+        "no outcome from its executor this long after the request is failed and escalated.")
+    verify_window_s: float | None = Field(
+        None, gt=0, description="DHARMA_HEALING_VERIFY_WINDOW_S: overrides every "
+        "playbook's verification window (None: the playbook's, 5 minutes by default).")
+    verify_settle_s: float = Field(
+        15.0, ge=0, description="DHARMA_HEALING_VERIFY_SETTLE_S: extra wait after a "
+        "verification window for its last samples to be stored.")
+    tick_s: float = Field(
+        1.0, gt=0, description="DHARMA_HEALING_TICK_S: how often due work (opening "
+        "incidents, leases, verifications, approvals) is looked at.")
+    dry_run: bool = Field(
+        False, description="DHARMA_HEALING_DRY_RUN: decide and publish, never request.")
+    playbook_dir: Path | None = Field(
+        None, description="DHARMA_HEALING_PLAYBOOK_DIR: playbook set (None: packaged default).")
+
+
 class StackSettings(BaseSettings):
     """Embedded stack settings (``DHARMA_STACK_*``): where it keeps state, which ports."""
 
@@ -298,6 +344,7 @@ class Settings(BaseModel):
     redis: RedisSettings = Field(default_factory=lambda: RedisSettings())
     worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
     trust: TrustSettings = Field(default_factory=lambda: TrustSettings())
+    healing: HealingSettings = Field(default_factory=lambda: HealingSettings())
     stack: StackSettings = Field(default_factory=lambda: StackSettings())
 
     @model_validator(mode="after")
