@@ -1,4 +1,5 @@
-"""``dharma bench ingest | anomaly | trust | broker | soak | cmdb``: figures on this machine."""
+"""``dharma bench ingest | anomaly | trust | broker | soak | cmdb | classify``: figures on
+this machine."""
 
 from __future__ import annotations
 
@@ -108,6 +109,17 @@ def cmdb(events: int = typer.Option(20_000, help="Asset and dependency events pe
 
     _report("cmdb", run(events=events, rounds=rounds, assets=assets, edges=edges,
                         queries=queries))
+
+
+@bench_app.command()
+def classify(seed: int = typer.Option(7, help="Seed of the synthetic estate."),
+             days: float = typer.Option(4.0, help="Simulated days generated."),
+             rate: float = typer.Option(36.0, help="Incidents per simulated day.")) -> None:
+    """Issue classifier on the generator's labelled incidents: confusion table (rows
+    truth, columns predicted), accuracy, per-class recall (no stack needed)."""
+    from dharma.bench.healing_classify import run
+
+    _report("classify", run(seed=seed, days=days, incidents_per_day=rate))
 
 
 def register(app: typer.Typer) -> None:

@@ -16,10 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from dharma.agents.trust.policy import CompiledPolicy, Policy, compile_policy
+from dharma.streams.yaml_files import read_yaml_documents
 
 __all__ = ["PolicyError", "PolicySet", "default_policy_dir", "load_policy_set", "validate_policies"]
 
@@ -198,26 +198,9 @@ def _policy_list(doc: Any) -> tuple[list[Any], str]:
     return doc, ""
 
 
-def _read_docs(path: Path) -> tuple[list[Any], list[str]]:
-    """The parsed documents of a policy file or directory, and the files' names."""
-    if path.is_file():
-        files = [path]
-    else:
-        files = sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml"})
-    if not files:
-        raise PolicyError([f"no policy files in {path}"])
-    docs = []
-    for file in files:
-        try:
-            docs.append(yaml.safe_load(file.read_text(encoding="utf-8")))
-        except yaml.YAMLError as exc:
-            raise PolicyError([f"{file.name}: {exc}"]) from exc
-    return docs, [file.name for file in files]
-
-
 def load_policy_set(path: str | Path) -> PolicySet:
     """Load every ``*.yaml``/``*.yml`` file of a directory (or one file)."""
-    docs, names = _read_docs(Path(path))
+    docs, names = read_yaml_documents(Path(path), PolicyError, "policy")
     return PolicySet.from_documents(docs, names=names)
 
 

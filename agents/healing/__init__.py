@@ -1,0 +1,1 @@
+"""Self-healing: alerts to incidents, root cause, guarded remediation, verified recovery."""
