@@ -21,7 +21,6 @@ True
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from dharma.agents.healing.classify import ISSUE_TYPES, classify
+from dharma.agents.healing.classify import ISSUE_TYPES, classify, robust_noise
 from dharma.synthetic.access import AccessConfig
 from dharma.synthetic.model import DAY_MS, METRICS_TOPIC, Label
 from dharma.synthetic.schedule import IncidentConfig
@@ -78,13 +77,6 @@ def _simulate(seed: int, days: float, incidents_per_day: float) -> tuple[
     return source, {key: np.asarray(vals) for key, vals in columns.items()}
 
 
-def _noise(values: _Values) -> float:
-    diffs = np.diff(values)
-    if len(diffs) == 0:
-        return 0.0
-    return float(1.4826 * np.median(np.abs(diffs - np.median(diffs))) / math.sqrt(2))
-
-
 def alert_tick(values: _Values, onset: int, end: int) -> tuple[int, bool]:
     """When a static ``for: 30s`` rule on ``values`` fires for an incident over
     ``[onset, end)``, and whether it never did (then onset + half the duration).
@@ -95,7 +87,7 @@ def alert_tick(values: _Values, onset: int, end: int) -> tuple[int, bool]:
     """
     baseline = values[max(0, onset - HISTORY_TICKS):onset]
     centre = float(np.median(baseline))
-    band = max(4 * _noise(baseline), 0.1 * abs(centre))
+    band = max(4 * robust_noise(baseline), 0.1 * abs(centre))
     run_length = 0
     for tick in range(onset, min(end, len(values))):
         run_length = run_length + 1 if abs(values[tick] - centre) > band else 0

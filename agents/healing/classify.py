@@ -3,36 +3,42 @@
 ``classify(series, metric)`` reads every metric of one resource over the last
 hour up to the alert and names the issue: one of :data:`ISSUE_TYPES`.
 
-Each metric is reduced to a *change* (:class:`Change`).  The split where the
-series leaves its baseline is the one that best fits either a **step** (two
-flat levels) or a **ramp** (flat, then a straight climb), found by least squares
-over every split; the better of the two fits sets the baseline part.  Then
+Each metric is reduced to its last *change* (:class:`Change`).  The split where
+the series leaves its baseline is the one that best fits either a **step** (two
+flat levels) or a **ramp** (flat, then a straight climb), by least squares over
+every split.  When what follows that split is not the chosen model plus noise
+(its residual, or its last samples, more than 3 or 4 noise units off), the
+search moves past the split: an earlier incident inside the hour becomes the
+past, and the last change is measured against the level just before it.  Then
 
 * ``z``: recent level (median of the last 3 samples) minus the baseline's median,
-  in units of the baseline's noise (MAD of successive differences, robust to
-  slow trends such as daily seasonality);
+  in units of the baseline's noise (MAD of successive differences / sqrt 2, robust
+  to slow trends such as daily seasonality);
 * ``change``: the same difference relative to the baseline's level;
 * ``ramp``: in [0, 1], how much better the ramp fits than the step
-  (``SSE_step / (SSE_step + SSE_ramp)``; 0.5 when they fit alike);
+  (``SSE_step / (SSE_step + SSE_ramp)``; 0.5 when they fit alike); ``step = 1 - ramp``;
 * ``strength``: in [0, 1], ``(1 - exp(-(|z| - 2) / 4)) * (1 - exp(-|change| / 0.15))``:
-  both a change well beyond the noise and a material one are needed.
+  a change well beyond the noise *and* a material one.
 
 Metrics are recognised by name (``memory``, ``disk``/``filesystem``, ``cpu``,
 ``latency``/``duration``/``response_time``, ``requests_per_second``/``rps``/
 ``request_rate``/``throughput``); the rules, each a score in [0, 1]:
 
-* ``memory_leak``: memory up x ramp (a steady climb, not a jump);
-* ``disk_filling``: disk up x (0.5 + 0.5 ramp);
-* ``cpu_spike``: cpu up x (0.5 + 0.5 step), where step = 1 - ramp;
+* ``memory_leak``: memory up x steady, where steady goes from 0 (ramp <= 0.25, a
+  jump) to 1 (ramp >= 0.75, a steady climb);
+* ``disk_filling``: disk up x (0.5 + 0.5 ramp): a climb, or a big write;
+* ``cpu_spike``: cpu up x step (a plateau);
 * ``latency_shift``: latency up x step x (1 - cpu up): latency that rises with
   the CPU is the CPU's symptom;
-* ``traffic_drop``: requests down x (0.5 + 0.5 step).
+* ``traffic_drop``: requests down x step.
 
-When the alert's metric is given, rules that do not read it count half.  The
-best rule wins with confidence ``best * best / (best + second)`` (its strength,
-discounted by a close runner-up); below :data:`MIN_SCORE` the answer is
-``unknown`` with a confidence of at most 0.5.  Nothing is tuned per estate or
-seed: the thresholds are in noise units and relative changes.
+When the alert's metric is given, rules that do not read it (cpu_spike reads cpu
+and latency, traffic_drop requests and cpu, the others their own) count
+:data:`OTHER_WEIGHT`.  The best rule wins with confidence
+``best * best / (best + second)`` (its score, discounted by a close runner-up);
+below :data:`MIN_SCORE` the answer is ``unknown``, with a confidence of at most
+0.5 that falls as the best rule nears the threshold.  The thresholds are in
+noise units and relative changes: nothing depends on an estate or a seed.
 """
 
 from __future__ import annotations
@@ -44,8 +50,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["ISSUE_TYPES", "MIN_SCORE", "UNKNOWN", "Change", "Classification", "classify",
-           "measure_change", "metric_family"]
+__all__ = ["ISSUE_TYPES", "MIN_SCORE", "OTHER_WEIGHT", "UNKNOWN", "Change", "Classification",
+           "classify", "measure_change", "metric_family", "robust_noise"]
 
 UNKNOWN = "unknown"
 #: What :func:`classify` may answer (the generator's incident categories and unknown).
@@ -53,10 +59,12 @@ ISSUE_TYPES: tuple[str, ...] = ("memory_leak", "cpu_spike", "latency_shift", "di
                                 "traffic_drop", UNKNOWN)
 #: A best rule scoring below this is no evidence of anything.
 MIN_SCORE = 0.08
+#: Weight of the rules that do not read the alert's metric, when it is given.
+OTHER_WEIGHT = 0.3
 #: Fewest samples a metric needs to be read at all (a baseline and a recent part).
 MIN_SAMPLES = 8
 #: Series longer than this are averaged into this many buckets first.
-MAX_POINTS = 240
+MAX_POINTS = 4096
 #: Earlier changes stepped over to reach the last one.
 _MAX_DEPTH = 4
 
@@ -158,8 +166,13 @@ def _fit_errors(t: _Array, x: _Array) -> tuple[_Array, _Array, _Array, _Array, i
     return sse_before + step_after, step_after, sse_before + ramp_after, ramp_after, lo
 
 
-def _noise(baseline: _Array) -> float:
-    """Robust noise of a baseline: MAD of successive differences / sqrt(2)."""
+def robust_noise(baseline: _Array) -> float:
+    """Robust noise of a series: MAD of successive differences / sqrt(2) (a slow
+    trend barely moves it).
+
+    >>> robust_noise(np.arange(100.0)) == 0.0
+    True
+    """
     if len(baseline) < 3:
         return 0.0
     diffs = np.diff(baseline)
@@ -174,15 +187,30 @@ class _Fit:
     unexplained: bool  # the better model leaves structure after the split
 
 
+def _predicted_end(t: _Array, x: _Array, split: int, use_step: bool) -> float:
+    """The chosen model's value at the last sample."""
+    after = x[split:]
+    if use_step:
+        return float(after.mean())
+    mu0 = float(x[:split].mean())
+    u = t[split:] - t[split - 1]
+    uu = float(u @ u)
+    slope = float((after - mu0) @ u) / uu if uu > 0 else 0.0
+    return mu0 + slope * float(u[-1])
+
+
 def _best_split(t: _Array, x: _Array, floor: float) -> _Fit:
+    """The better of the best step and the best ramp; ``unexplained`` when what follows
+    the split is not that model plus noise (overall, or in its last samples)."""
     step, step_after, ramp, ramp_after, lo = _fit_errors(t, x)
     i_step, i_ramp = int(step.argmin()), int(ramp.argmin())
     use_step = step[i_step] <= ramp[i_ramp]
     i = i_step if use_step else i_ramp
     split = lo + i
-    after = x[split:]
-    rms = math.sqrt(float((step_after if use_step else ramp_after)[i]) / len(after))
-    unexplained = rms > 3 * max(_noise(after), floor)
+    noise = max(robust_noise(x[split:]), floor)
+    rms = math.sqrt(float((step_after if use_step else ramp_after)[i]) / (len(x) - split))
+    departs = abs(float(np.median(x[-3:])) - _predicted_end(t, x, split, use_step))
+    unexplained = rms > 3 * noise or departs > 4 * noise
     return _Fit(split, float(step[i_step]), float(ramp[i_ramp]), unexplained)
 
 
@@ -224,7 +252,7 @@ def measure_change(samples: Samples) -> Change:
     baseline = x[offset:offset + fit.split]
     base = float(np.median(baseline))
     recent = float(np.median(x[-3:]))
-    noise = max(_noise(baseline), floor)
+    noise = max(robust_noise(baseline), floor)
     total = fit.sse_step + fit.sse_ramp
     return Change(z=(recent - base) / noise, change=(recent - base) / max(abs(base), 1e-9),
                   ramp=fit.sse_step / total if total > 0 else 0.5)
@@ -243,6 +271,15 @@ def _changes(series: Mapping[str, Samples]) -> dict[str, tuple[str, Change]]:
     return found
 
 
+def _steady(ramp: float) -> float:
+    """How much a climb is steady: 0 up to ramp 0.25 (a jump), 1 from 0.75.
+
+    >>> _steady(0.1), _steady(0.5), _steady(0.9)
+    (0.0, 0.5, 1.0)
+    """
+    return min(max((ramp - 0.25) / 0.5, 0.0), 1.0)
+
+
 def _scores(ch: Mapping[str, Change]) -> dict[str, float]:
     """Each rule's score from the families' changes (module docstring)."""
     def get(family: str) -> Change:
@@ -250,11 +287,11 @@ def _scores(ch: Mapping[str, Change]) -> dict[str, float]:
 
     cpu_up = get("cpu").up()
     return {
-        "memory_leak": get("memory").up() * get("memory").ramp,
+        "memory_leak": get("memory").up() * _steady(get("memory").ramp),
         "disk_filling": get("disk").up() * (0.5 + 0.5 * get("disk").ramp),
-        "cpu_spike": cpu_up * (1 - 0.5 * get("cpu").ramp),
+        "cpu_spike": cpu_up * (1 - get("cpu").ramp),
         "latency_shift": get("latency").up() * (1 - get("latency").ramp) * (1 - cpu_up),
-        "traffic_drop": get("traffic").down() * (1 - 0.5 * get("traffic").ramp),
+        "traffic_drop": get("traffic").down() * (1 - get("traffic").ramp),
     }
 
 
@@ -274,7 +311,7 @@ def classify(series: Mapping[str, Samples], metric: str | None = None) -> Classi
     scores = _scores({family: change for family, (_, change) in changes.items()})
     alert_family = metric_family(metric) if metric else None
     if alert_family is not None:
-        scores = {rule: s * (1.0 if alert_family in _READS[rule] else 0.5)
+        scores = {rule: s * (1.0 if alert_family in _READS[rule] else OTHER_WEIGHT)
                   for rule, s in scores.items()}
     evidence = _evidence(changes, scores)
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], ISSUE_TYPES.index(kv[0])))

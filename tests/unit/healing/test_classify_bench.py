@@ -1,6 +1,6 @@
 """The classifier on the generator's labelled incidents (``dharma bench classify``).
 
-Rules were set on seed 7; this is seed 3, a run the rules never saw.
+The rules were worked out on seeds 1, 2, 3, 7 and 11; this is seed 23, a run they never saw.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dharma.synthetic.incidents import CATALOGUE
 
 
 def test_accuracy_on_an_unseen_seed() -> None:
-    figures = run(seed=3, days=2.0, incidents_per_day=60.0)
+    figures = run(seed=23, days=2.0, incidents_per_day=60.0)
     assert figures["incidents"] >= 100
     assert figures["accuracy"] >= 0.9, figures
     assert set(figures["recall"]) == set(CATALOGUE)
