@@ -19,7 +19,7 @@ import typer
 
 from dharma.cli.common import console, err_console, load_settings
 
-DEFAULT_TOPOLOGIES = ("ingest", "anomaly", "trust", "cmdb")
+DEFAULT_TOPOLOGIES = ("ingest", "anomaly", "trust", "cmdb", "healing")
 METRICS_BASE_PORT = 9464
 #: The generator replays compressed history (a day's run spans weeks of event time),
 #: so the demo's trust worker accepts requests that old instead of denying them stale.

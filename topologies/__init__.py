@@ -20,8 +20,8 @@ from dharma.streams.settings import Settings
 from dharma.topologies import capabilities
 from dharma.topologies.topology import Capability, Topology, TopologyError
 
-__all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "cmdb", "ingest",
-           "topology", "trust"]
+__all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "cmdb", "healing",
+           "ingest", "topology", "trust"]
 
 
 def ingest(settings: Settings) -> Topology:
@@ -45,9 +45,15 @@ def cmdb(settings: Settings) -> Topology:
     return Topology("cmdb", (capabilities.cmdb(settings),), settings)
 
 
+def healing(settings: Settings) -> Topology:
+    """Incidents, root cause and guarded remediation, from ``alerts.notifications`` and
+    ``infrastructure.events``."""
+    return Topology("healing", (capabilities.healing(settings),), settings)
+
+
 #: Topology name → its factory.
 TOPOLOGIES: dict[str, Callable[[Settings], Topology]] = {
-    "ingest": ingest, "anomaly": anomaly, "trust": trust, "cmdb": cmdb,
+    "ingest": ingest, "anomaly": anomaly, "trust": trust, "cmdb": cmdb, "healing": healing,
 }
 
 

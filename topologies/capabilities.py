@@ -8,6 +8,8 @@ from functools import partial
 
 from dharma.agents.anomaly import agent as anomaly_agent
 from dharma.agents.cmdb import agent as cmdb_agent
+from dharma.agents.healing import agent as healing_agent
+from dharma.agents.healing.playbooks import load_playbooks
 from dharma.agents.trust import agent as trust_agent
 from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.session import Session
@@ -16,6 +18,7 @@ from dharma.sinks.asset_changes import AssetChangeSink
 from dharma.sinks.audit import AuditSink
 from dharma.sinks.cmdb import Cmdb
 from dharma.sinks.graph import Graph, GraphSink, connect
+from dharma.sinks.incidents import IncidentStore
 from dharma.sinks.postgres import PostgresMetricsSink
 from dharma.sinks.sessions import SessionStore
 from dharma.sinks.silences import SilenceReader
@@ -29,7 +32,7 @@ from dharma.streams.topics import (
 )
 from dharma.topologies.topology import Capability
 
-__all__ = ["anomaly", "cmdb", "graph", "trust", "validation"]
+__all__ = ["anomaly", "cmdb", "graph", "healing", "trust", "validation"]
 
 
 def validation(settings: Settings) -> Capability:
@@ -85,3 +88,19 @@ def cmdb(settings: Settings) -> Capability:
         "cmdb", consumes=(INFRASTRUCTURE_EVENTS,), emits=(INFRASTRUCTURE_EVENTS.dlq,),
         dead_letters=(INFRASTRUCTURE_EVENTS,), sinks=(changes, sink),
         register=partial(cmdb_agent.register, changes=changes, graph=sink, cmdb=Cmdb(bolt)))
+
+
+def healing(settings: Settings) -> Capability:
+    """Self-healing on ``alerts.notifications`` and ``infrastructure.events``: incidents
+    and remediations in PostgreSQL, topology from the CMDB graph, the playbook set of
+    the healing settings (loaded now, so a bad set stops the worker before it starts)."""
+    dsn = settings.postgres.dsn.get_secret_value()
+    store, history = IncidentStore(dsn), AssetChangeSink(dsn)
+    playbooks = load_playbooks(settings.healing.playbook_dir)
+    topics = (ALERTS, INFRASTRUCTURE_EVENTS)
+    return Capability(
+        "healing", consumes=topics,
+        emits=(INFRASTRUCTURE_EVENTS, ALERTS, ALERTS.dlq, INFRASTRUCTURE_EVENTS.dlq),
+        dead_letters=topics, sinks=(store, history),
+        register=partial(healing_agent.register, store=store, cmdb=Cmdb(graph(settings)),
+                         history=history, playbooks=playbooks))

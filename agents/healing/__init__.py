@@ -1,1 +1,2 @@
-"""Self-healing: alerts to incidents, root cause, guarded remediation, verified recovery."""
+"""Self-healing: alerts to incidents, root cause from the CMDB, guarded remediation,
+verified recovery."""
