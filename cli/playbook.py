@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
@@ -107,7 +108,7 @@ def cmd_test(
     playbooks = _load(paths[0] if len(paths) == 2 else None, console)
     try:
         cases = load_cases(paths[-1])
-    except (OSError, ValidationError, ValueError) as exc:
+    except (OSError, ValidationError, ValueError, yaml.YAMLError) as exc:
         console.print(f"[red]error[/red] cannot read cases {paths[-1]}: {exc}")
         raise typer.Exit(1) from exc
     results = run_cases(playbooks, cases)

@@ -2,8 +2,8 @@
 
 Policy and playbook sets are read the same way: files in name order (so the
 order is the author's), ``yaml.safe_load`` only (whoever writes the file never
-runs code), every failure raised as the caller's own error type with the file
-named.
+runs code), every failure (no file, not UTF-8, not YAML) raised as the caller's own
+error type with the file named.
 """
 
 from __future__ import annotations
@@ -34,6 +34,6 @@ def read_yaml_documents(path: Path, error: Callable[[list[str]], Exception],
     for file in files:
         try:
             docs.append(yaml.safe_load(file.read_text(encoding="utf-8")))
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise error([f"{file.name}: {exc}"]) from exc
     return docs, [file.name for file in files]

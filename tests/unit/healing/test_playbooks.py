@@ -181,3 +181,9 @@ def test_match_is_the_first_of_the_most_specific(
         return
     expected = playbooks.playbooks[ranks.index(max(covering))]
     assert found is expected
+
+
+def test_a_file_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_bytes(b"playbooks:\n  - name: \xff\xfe\n")
+    with pytest.raises(PlaybookError, match=r"p\.yaml"):
+        load_playbooks(tmp_path)

@@ -95,3 +95,13 @@ def test_show_by_name_or_ref() -> None:
     code, out = invoke("show", "restart-stalled-service@1", "--dir", PLAYBOOKS)
     assert code == 0 and "above the alert's threshold" in out
     assert invoke("show", "nope")[0] == 1
+
+
+def test_cases_are_data_only(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    path = tmp_path / "cases.yaml"
+    path.write_text(f"cases: !!python/object/apply:os.system ['touch {marker}']\n",
+                    encoding="utf-8")
+    code, out = invoke("test", str(path))
+    assert code == 1 and "cannot read cases" in out
+    assert not marker.exists()
