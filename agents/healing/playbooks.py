@@ -1,7 +1,7 @@
 """Remediation playbooks: versioned YAML matched on issue type and asset type.
 
-A playbook file holds a ``playbooks`` list; a set is every ``*.yaml``/``*.yml``
-file of a directory, read in file-name order (or one file).  YAML is data only
+A playbook file holds a ``playbooks`` list (or is that list); a set is every
+``*.yaml``/``*.yml`` file of a directory, read in file-name order (or one file).  YAML is data only
 (``yaml.safe_load``): nothing in a playbook is ever executed here; the action is
 a name an executor maps to its own job.
 
@@ -139,7 +139,7 @@ class Playbook(BaseModel):
     asset_types: list[str] = []
     action: Action
     risk: Risk
-    estimated_downtime_s: int = Field(ge=0)
+    estimated_downtime_s: int = Field(0, ge=0)
     requires_approval: bool = False
     pre_checks: list[PreCheck] = []
     verification: Verification = Verification()
@@ -262,7 +262,8 @@ def _where(error: Any) -> str:
 
 
 def _playbook_list(doc: Any) -> tuple[list[Any], str]:
-    """The playbooks of a document, or why it holds none.
+    """The playbooks of a document (a ``playbooks`` mapping, or a bare list of
+    playbooks), or why it holds none.
 
     >>> _playbook_list({"playbook": []})[1]
     "unknown top-level key(s) ['playbook'] (only 'playbooks')"
@@ -271,15 +272,14 @@ def _playbook_list(doc: Any) -> tuple[list[Any], str]:
     """
     if doc is None:
         return [], "empty: no playbooks"
-    if not isinstance(doc, dict):
-        return [], "a playbook file is a mapping with a 'playbooks' list"
-    unknown = sorted(map(str, doc.keys() - {"playbooks"}))
-    if unknown:
-        return [], f"unknown top-level key(s) {unknown} (only 'playbooks')"
-    items = doc.get("playbooks")
-    if not isinstance(items, list) or not items:
+    if isinstance(doc, dict):
+        unknown = sorted(map(str, doc.keys() - {"playbooks"}))
+        if unknown:
+            return [], f"unknown top-level key(s) {unknown} (only 'playbooks')"
+        doc = doc.get("playbooks")
+    if not isinstance(doc, list) or not doc:
         return [], "'playbooks' must be a non-empty list"
-    return items, ""
+    return doc, ""
 
 
 def load_playbooks(path: str | Path | None = None) -> PlaybookSet:
@@ -305,4 +305,4 @@ def validate_playbooks(path: str | Path) -> list[str]:
 
 def default_playbook_dir() -> Path:
     """Directory of the packaged default playbook set."""
-    return Path(__file__).with_name("playbooks")
+    return Path(__file__).with_name("default_playbooks")

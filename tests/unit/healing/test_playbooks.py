@@ -187,3 +187,8 @@ def test_a_file_that_is_not_utf8_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_bytes(b"playbooks:\n  - name: \xff\xfe\n")
     with pytest.raises(PlaybookError, match=r"p\.yaml"):
         load_playbooks(tmp_path)
+
+
+def test_a_file_may_be_a_bare_list_of_playbooks(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump([MINIMAL]), encoding="utf-8")
+    assert [pb.ref for pb in load_playbooks(tmp_path)] == ["p@1"]
