@@ -105,10 +105,12 @@ class Healer:
 
     async def _apply(self, signal: Signal, batch: _Batch, now: int) -> None:
         if isinstance(signal, AlertSignal):
-            if signal.kind != ESCALATION:
+            if (signal.kind != ESCALATION and signal.labels.get("component")
+                    not in self.config.ignored_components):
                 await self.on_alert(signal, batch, now)
         elif isinstance(signal, Health):
             await self.store.record_health(signal.resource_id, signal.ts, signal.passing)
+            await self.on_alert(signal.as_alert(), batch, now)
         elif isinstance(signal, Activity):
             await self.store.record_activity(signal.kind, signal.activity_id, signal.resource_id,
                                              signal.scope, signal.ts, signal.active, signal.until)
