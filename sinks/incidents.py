@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     resolved_at bigint,
     mttr_ms bigint
 );
-CREATE INDEX IF NOT EXISTS incidents_live ON incidents (status) WHERE status <> 'resolved';
+CREATE INDEX IF NOT EXISTS incidents_live ON incidents (due_at) WHERE status <> 'resolved';
 CREATE TABLE IF NOT EXISTS incident_alerts (
     incident_id text NOT NULL,
     fingerprint text NOT NULL,
@@ -332,6 +332,29 @@ class IncidentStore(BatchSink[TimelineEntry]):
                                                       "n": limit})
         return [IncidentRow(**r) for r in rows]
 
+    async def due(self, now: int) -> list[IncidentRow]:
+        """Incidents whose group wait is over (pending), or grown ones whose group
+        interval is (``changed``), oldest due first."""
+        rows = await self._rows(_select(
+            IncidentRow, "FROM incidents WHERE status <> 'resolved' AND due_at <= %s "
+            "AND (status = 'pending' OR changed) ORDER BY due_at, incident_id"), (now,))
+        return [IncidentRow(**r) for r in rows]
+
+    async def quiet(self) -> list[IncidentRow]:
+        """Open incidents none of whose alerts fires and none of whose remediations is in
+        flight (decided, requested, started, or succeeded and not yet verified)."""
+        rows = await self._rows(_select(
+            IncidentRow, "FROM incidents i WHERE status IN ('open', 'acknowledged') "
+            "AND NOT EXISTS (SELECT 1 FROM incident_alerts a WHERE a.incident_id = "
+            "i.incident_id AND a.firing) AND NOT EXISTS (SELECT 1 FROM remediations r WHERE "
+            "r.incident_id = i.incident_id AND (r.status IN ('decided', 'requested', "
+            "'started') OR (r.status = 'succeeded' AND r.outcome IS NULL)))", alias="i"))
+        return [IncidentRow(**r) for r in rows]
+
+    async def count_live(self) -> int:
+        rows = await self._rows("SELECT count(*) AS n FROM incidents WHERE status <> 'resolved'")
+        return int(rows[0]["n"])
+
     async def alerts_of(self, incident_id: str) -> list[AlertRow]:
         rows = await self._rows(_select(
             AlertRow, "FROM incident_alerts WHERE incident_id = %s ORDER BY first_ts, fingerprint"),
@@ -461,10 +484,9 @@ class IncidentStore(BatchSink[TimelineEntry]):
             "ON CONFLICT DO NOTHING RETURNING key", (key, incident_id, at))
         return bool(rows)
 
-    async def forget_escalations(self, prefix: str, keep: Sequence[str]) -> None:
-        """Drop the escalations under ``prefix`` but ``keep`` (their condition ended)."""
-        await self._run("DELETE FROM healing_escalations WHERE starts_with(key, %s) AND "
-                        "NOT key = ANY(%s)", (prefix, list(keep)))
+    async def forget_escalation(self, key: str) -> None:
+        """Drop escalation ``key`` (its condition ended: the next one escalates again)."""
+        await self._run("DELETE FROM healing_escalations WHERE key = %s", (key,))
 
     async def paused(self) -> bool:
         rows = await self._rows("SELECT value FROM healing_controls WHERE name = 'paused'")

@@ -228,10 +228,7 @@ class Healer:
     async def open_due(self, now: int) -> None:
         """Open the incidents whose group wait is over; publish the grown ones whose
         group interval is."""
-        for incident in await self.store.incidents(statuses=["pending", "open",
-                                                             "acknowledged"]):
-            if incident.due_at > now:
-                continue
+        for incident in await self.store.due(now):
             if incident.status == "pending":
                 await self._open(incident, now)
             elif incident.changed:
@@ -239,8 +236,14 @@ class Healer:
 
     async def _open(self, incident: IncidentRow, now: int) -> None:
         alerts = [a for a in await self.store.alerts_of(incident.incident_id) if a.firing]
-        if not alerts:
-            alerts = await self.store.alerts_of(incident.incident_id)
+        if not alerts:  # every alert ended within the group wait: nothing to heal
+            ended = await self.store.alerts_of(incident.incident_id)
+            self._root(incident, ended)
+            incident.status = "open"
+            await self.announce(incident, now)
+            await self.resolve(incident, max(a.last_ts for a in ended),
+                               "every alert ended within the group wait", now)
+            return
         self._root(incident, alerts)
         root_alert = max((a for a in alerts if a.source == incident.root),
                          key=lambda a: (_SEVERITY.get(a.severity, 0), -a.first_ts))
@@ -326,7 +329,10 @@ class Healer:
                              group: str, now: int) -> None:
         if verdict.guard == "circuit_breaker":
             await self.escalate(incident, r.target, verdict.reason, f"breaker:{group}", now)
-        elif verdict.guard in ("chaos_experiment", "no_playbook"):
+            return
+        # the group is healthy enough again: its next trip escalates again
+        await self.store.forget_escalation(f"breaker:{group}")
+        if verdict.guard in ("chaos_experiment", "no_playbook"):
             incident.annotations = sorted({*incident.annotations,
                                            f"not remediated: {verdict.reason}"})
             incident.published = None

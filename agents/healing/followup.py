@@ -21,9 +21,6 @@ from dharma.sinks.incidents import IncidentRow, RemediationRow
 
 __all__ = ["FollowUp"]
 
-#: Remediations whose story is not over until the executor or the verification says so.
-_IN_FLIGHT = ("decided", "requested", "started", "succeeded")
-
 
 class FollowUp:
     """The healer's periodic work (see the module docstring)."""
@@ -34,12 +31,14 @@ class FollowUp:
 
     async def tick(self, now: int) -> None:
         await self.healer.open_due(now)
-        for r in await self.store.remediations(unsettled=True):
-            incident = (await self.store.incidents(ids=[r.incident_id]))[0]
-            await self._follow(r, incident, now)
+        unsettled = await self.store.remediations(unsettled=True)
+        ids = sorted({r.incident_id for r in unsettled})
+        incidents = {i.incident_id: i for i in await self.store.incidents(
+            ids=ids, limit=len(ids))} if ids else {}
+        for r in unsettled:
+            await self._follow(r, incidents[r.incident_id], now)
         await self._resolve_quiet(now)
-        live = await self.store.incidents(statuses=["pending", "open", "acknowledged"])
-        self.healer.metrics.incidents_open.set(len(live))
+        self.healer.metrics.incidents_open.set(await self.store.count_live())
         await self.healer.publish_pending(now)
 
     async def _follow(self, r: RemediationRow, incident: IncidentRow, now: int) -> None:
@@ -147,15 +146,12 @@ class FollowUp:
 
     async def _resolve_quiet(self, now: int) -> None:
         """Resolve the incidents all of whose alerts ended while nothing was in flight."""
-        for incident in await self.store.incidents(statuses=["open", "acknowledged"]):
+        for incident in await self.store.quiet():
             alerts = await self.store.alerts_of(incident.incident_id)
-            if not alerts or any(a.firing for a in alerts):
+            if not alerts:
                 continue
-            pending = await self.store.remediations(incidents=[incident.incident_id],
-                                                    unsettled=True)
-            if any(r.status in _IN_FLIGHT for r in pending):
-                continue
-            for r in pending:
+            for r in await self.store.remediations(incidents=[incident.incident_id],
+                                                   unsettled=True):
                 await self._drop(r, "the incident's alerts ended")
             await self.healer.resolve(incident, max(a.last_ts for a in alerts),
                                       "every alert of the incident ended", now)
