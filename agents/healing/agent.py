@@ -128,13 +128,22 @@ def register(app: faust.App, ctx: StreamContext, store: IncidentStore, cmdb: Cmd
                 await apply(signals)
             await ctx.emitter.flush()
 
+    postponed = False
+
     @app.timer(config.tick_s)
     async def follow_up_tick() -> None:
+        nonlocal postponed
         try:
             async with lock:
                 await guarded(lambda: follow_up.tick(now_ms()))
         except SinkUnavailable as exc:
-            logger.warning("healing follow-up postponed: %s", exc)
+            if not postponed:  # once an outage, not once a tick
+                logger.warning("healing follow-up postponed while a store is away: %s", exc)
+            postponed = True
+        else:
+            if postponed:
+                logger.warning("healing follow-up resumed")
+            postponed = False
         await ctx.emitter.flush()
 
     return healing_agent
