@@ -28,7 +28,6 @@ from dharma.agents.healing.logic import (
     Verdict,
     decide,
     incident_id,
-    remediation_id,
     root_cause,
 )
 from dharma.agents.healing.playbooks import Playbook, PlaybookSet
@@ -42,6 +41,7 @@ from dharma.agents.healing.signals import (
     Report,
     Signal,
 )
+from dharma.agents.healing.state import alert_row, new_incident, remediation_row
 from dharma.sinks.asset_changes import AssetChangeSink, ChangeRow
 from dharma.sinks.cmdb import Cmdb, UnknownAsset
 from dharma.sinks.incidents import (
@@ -147,18 +147,14 @@ class Healer:
             alert.source, self.config.topology_depth, at=alert.ts)}
         related = [a for a in batch.alerts if a.source == alert.source
                    or a.source in deps or alert.source in a.depends_on]
-        new_incident = incident_id(alert.fingerprint, alert.ts)
         target = min(related, key=lambda a: (a.first_ts, a.incident_id)).incident_id \
-            if related else new_incident
+            if related else incident_id(alert.fingerprint, alert.ts)
         if others := sorted({a.incident_id for a in related} - {target}):
             await self._merge(target, others, batch)
-        row = AlertRow(target, alert.fingerprint, alert.source, alert.kind, alert.severity,
-                       alert.summary, dict(alert.labels), True, alert.ts, alert.ts, sorted(deps))
+        row = alert_row(alert, target, deps)
         if not related:
-            await self.store.add_incident(IncidentRow(
-                new_incident, "pending", opened_at=alert.ts,
-                due_at=now + int(self.config.group_wait_s * 1000),
-                severity=alert.severity, title=alert.summary))
+            await self.store.add_incident(new_incident(
+                alert, due_at=now + int(self.config.group_wait_s * 1000)))
         else:
             await self._mark_changed(target)
         await self.store.save_alert(row)
@@ -287,15 +283,7 @@ class Healer:
         target = incident.root or alert.source
         asset_type = await self._asset_type(target)
         playbook = self.playbooks.match(incident.category or "unknown", asset_type)
-        ref = playbook.ref if playbook else "none"
-        r = RemediationRow(
-            remediation_id(incident.incident_id, ref, attempt), incident.incident_id,
-            "remediate", ref, attempt, target, playbook.action if playbook else "notify",
-            status="decided", reason="", decided_at=now,
-            risk=playbook.risk if playbook else None,
-            downtime_s=playbook.estimated_downtime_s if playbook else None,
-            parameters=_parameters(alert, incident), verification=_verification(playbook, alert),
-            dry_run=self.limits.dry_run)
+        r = remediation_row(incident, alert, playbook, target, attempt, now, self.limits.dry_run)
         if not await self.store.add_remediation(r):
             return  # decided already (a replay, or a restart after the decision)
         await self.rule(r, incident, playbook, now, retry=attempt > 1)
@@ -434,25 +422,3 @@ class Healer:
 
 
 _SEVERITY = {"info": 0, "warning": 1, "critical": 2}
-
-
-def _parameters(alert: AlertRow, incident: IncidentRow) -> dict[str, str]:
-    params = {"incident_title": incident.title, "category": incident.category or "unknown"}
-    if metric := alert.labels.get("metric"):
-        params["metric"] = metric
-    return params
-
-
-def _verification(playbook: Playbook | None, alert: AlertRow) -> dict[str, Any]:
-    if playbook is None:
-        return {}
-    v = playbook.verification
-    below = v.below
-    if below is None:
-        try:
-            below = float(alert.labels["threshold"])
-        except (KeyError, ValueError):
-            below = None
-    return {"metric": v.metric or alert.labels.get("metric"), "below": below,
-            "health_check": v.health_check, "window_s": v.window_s, "grace_s": v.grace_s,
-            "rollback": playbook.rollback}

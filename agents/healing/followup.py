@@ -16,7 +16,8 @@ from __future__ import annotations
 from typing import Any
 
 from dharma.agents.healing.engine import Healer
-from dharma.agents.healing.logic import Outcome, remediation_id, verify
+from dharma.agents.healing.logic import Outcome, verify
+from dharma.agents.healing.state import rollback_row
 from dharma.sinks.incidents import IncidentRow, RemediationRow
 
 __all__ = ["FollowUp"]
@@ -131,12 +132,7 @@ class FollowUp:
         action = r.verification.get("rollback")
         if not action:
             return
-        rollback = RemediationRow(
-            remediation_id(incident.incident_id, r.playbook, r.attempt, "rollback"),
-            incident.incident_id, "rollback", r.playbook, r.attempt, r.target, action,
-            status="requested", reason=f"rolling back {r.action}: verification failed",
-            decided_at=now, risk=r.risk, rollback_of=r.remediation_id, parameters=r.parameters,
-            requested_at=now, lease_until=now + int(self.config.lease_s * 1000))
+        rollback = rollback_row(r, action, now, int(self.config.lease_s * 1000))
         if await self.store.add_remediation(rollback):
             self.healer.metrics.remediations.labels("requested").inc()
             await self.healer.note(incident.incident_id, f"rollback:{rollback.remediation_id}",
