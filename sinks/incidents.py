@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS incident_alerts (
     PRIMARY KEY (incident_id, fingerprint)
 );
 CREATE INDEX IF NOT EXISTS incident_alerts_fingerprint ON incident_alerts (fingerprint);
+CREATE INDEX IF NOT EXISTS incident_alerts_source ON incident_alerts (source);
+CREATE INDEX IF NOT EXISTS incident_alerts_depends_on ON incident_alerts USING gin (depends_on);
 CREATE TABLE IF NOT EXISTS incident_timeline (
     key text PRIMARY KEY,
     incident_id text NOT NULL,
@@ -288,12 +290,31 @@ class IncidentStore(BatchSink[TimelineEntry]):
         return stored
 
     # -- incidents --------------------------------------------------------------------
-    async def live_alerts(self) -> list[AlertRow]:
-        """The alerts of every incident not resolved."""
+    async def live_alert(self, fingerprint: str) -> AlertRow | None:
+        """The alert of ``fingerprint`` in an incident not resolved."""
         rows = await self._rows(_select(
             AlertRow, "FROM incident_alerts a JOIN incidents i USING (incident_id) "
-            "WHERE i.status <> 'resolved'", alias="a"))
+            "WHERE a.fingerprint = %s AND i.status <> 'resolved' LIMIT 1", alias="a"),
+            (fingerprint,))
+        return AlertRow(**rows[0]) if rows else None
+
+    async def related_alerts(self, source: str, dependencies: Sequence[str]) -> list[AlertRow]:
+        """Alerts of unresolved incidents on ``source`` or its ``dependencies``, or on a
+        resource that depends on ``source``."""
+        rows = await self._rows(_select(
+            AlertRow, "FROM incident_alerts a JOIN incidents i USING (incident_id) "
+            "WHERE i.status <> 'resolved' AND (a.source = ANY(%s) OR a.depends_on ? %s) "
+            "ORDER BY a.first_ts, a.incident_id", alias="a"),
+            ([source, *dependencies], source))
         return [AlertRow(**r) for r in rows]
+
+    async def alerting(self, resources: Sequence[str]) -> set[str]:
+        """Which of ``resources`` have a firing alert in an unresolved incident."""
+        rows = await self._rows(
+            "SELECT DISTINCT a.source FROM incident_alerts a JOIN incidents i USING "
+            "(incident_id) WHERE a.firing AND i.status <> 'resolved' AND a.source = ANY(%s)",
+            (list(resources),))
+        return {r["source"] for r in rows}
 
     async def add_incident(self, incident: IncidentRow) -> bool:
         """Store a new incident; False when it is stored already (a replay)."""

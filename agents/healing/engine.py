@@ -18,7 +18,7 @@ rollback with escalation when it fails.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dharma.agents.healing.classify import classify
@@ -70,13 +70,6 @@ class Publisher:
     alert: Callable[[dict[str, Any]], None]
 
 
-@dataclass
-class _Batch:
-    """The live alerts, read once per batch and kept current as it goes."""
-
-    alerts: list[AlertRow] = field(default_factory=list)
-
-
 class Healer:
     """The self-healing loop (see the module docstring)."""
 
@@ -94,23 +87,22 @@ class Healer:
     async def handle(self, signals: Sequence[tuple[Any, Signal]], now: int
                      ) -> list[tuple[Any, ContractViolation]]:
         """Apply a batch of signals; the ones refused, with why (to dead-letter)."""
-        batch = _Batch(await self.store.live_alerts())
         refused = []
         for event, signal in signals:
             try:
-                await self._apply(signal, batch, now)
+                await self._apply(signal, now)
             except ContractViolation as exc:
                 refused.append((event, exc))
         return refused
 
-    async def _apply(self, signal: Signal, batch: _Batch, now: int) -> None:
+    async def _apply(self, signal: Signal, now: int) -> None:
         if isinstance(signal, AlertSignal):
             if (signal.kind != ESCALATION and signal.labels.get("component")
                     not in self.config.ignored_components):
-                await self.on_alert(signal, batch, now)
+                await self.on_alert(signal, now)
         elif isinstance(signal, Health):
             await self.store.record_health(signal.resource_id, signal.ts, signal.passing)
-            await self.on_alert(signal.as_alert(), batch, now)
+            await self.on_alert(signal.as_alert(), now)
         elif isinstance(signal, Activity):
             await self.store.record_activity(signal.kind, signal.activity_id, signal.resource_id,
                                              signal.scope, signal.ts, signal.active, signal.until)
@@ -119,11 +111,11 @@ class Healer:
         elif isinstance(signal, IncidentNote):
             await self.on_note(signal, now)
 
-    async def on_alert(self, alert: AlertSignal, batch: _Batch, now: int) -> None:
+    async def on_alert(self, alert: AlertSignal, now: int) -> None:
         """Attach an alert to its incident: the one holding its fingerprint, else one
         holding a resource it depends on or that depends on it, else a new one that
         collects alerts for the group wait."""
-        known = next((a for a in batch.alerts if a.fingerprint == alert.fingerprint), None)
+        known = await self.store.live_alert(alert.fingerprint)
         if known is None and not alert.firing:
             return  # the end of an episode no incident holds
         if known is not None:
@@ -135,22 +127,21 @@ class Healer:
             if was_firing != alert.firing:
                 await self._mark_changed(incident_of)
         else:
-            incident_of = await self._join_or_open(alert, batch, now)
+            incident_of = await self._join_or_open(alert, now)
         await self.store.flush([TimelineEntry(
             f"alert:{alert.alert_id}", incident_of, alert.ts, "alert",
             {"source": alert.source, "status": "firing" if alert.firing else "resolved",
              "severity": alert.severity, "summary": alert.summary, "kind": alert.kind,
              "labels": dict(alert.labels)})])
 
-    async def _join_or_open(self, alert: AlertSignal, batch: _Batch, now: int) -> str:
+    async def _join_or_open(self, alert: AlertSignal, now: int) -> str:
         deps = {d.id for d in await self.cmdb.dependencies(
             alert.source, self.config.topology_depth, at=alert.ts)}
-        related = [a for a in batch.alerts if a.source == alert.source
-                   or a.source in deps or alert.source in a.depends_on]
+        related = await self.store.related_alerts(alert.source, sorted(deps))
         target = min(related, key=lambda a: (a.first_ts, a.incident_id)).incident_id \
             if related else incident_id(alert.fingerprint, alert.ts)
         if others := sorted({a.incident_id for a in related} - {target}):
-            await self._merge(target, others, batch)
+            await self.store.merge(target, others)
         row = alert_row(alert, target, deps)
         if not related:
             await self.store.add_incident(new_incident(
@@ -158,17 +149,7 @@ class Healer:
         else:
             await self._mark_changed(target)
         await self.store.save_alert(row)
-        batch.alerts.append(row)
         return target
-
-    async def _merge(self, into: str, others: Sequence[str], batch: _Batch) -> None:
-        """An alert relates incidents still collecting alerts (services that share the
-        dependency now alerting): they become one, opened when the first would have."""
-        await self.store.merge(into, others)
-        kept = {i.incident_id for i in await self.store.incidents(ids=list(others))}
-        for a in batch.alerts:  # the decided ones stay as they are
-            if a.incident_id in others and a.incident_id not in kept:
-                a.incident_id = into
 
     async def _mark_changed(self, incident: str) -> None:
         for row in await self.store.incidents(ids=[incident]):
@@ -332,8 +313,7 @@ class Healer:
             group, members = await self.cmdb.group(r.target)
         except UnknownAsset:
             group, members = f"asset/{r.target}", [r.target]
-        live = await self.store.live_alerts()
-        alerting = {a.source for a in live if a.firing}
+        alerting = await self.store.alerting(members)
         health = await self.store.health(members)
         unhealthy = sum(1 for m in members if m in alerting or not health.get(m, (0, True, 0))[1])
         situation = Situation(
