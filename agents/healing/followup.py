@@ -103,10 +103,12 @@ class FollowUp:
         timed_out = now >= ((r.finished_wall or now) + grace + window
                             + int(self.config.verify_settle_s * 1000))
         results: list[tuple[Outcome, str] | None] = []
-        if v.get("metric") and v.get("below") is not None:
+        above = v.get("above") is not None
+        limit = v.get("above") if above else v.get("below")
+        if v.get("metric") and limit is not None:
             series = await self.store.samples(r.target, [v["metric"]], since=start)
-            results.append(verify(series.get(v["metric"], []), v["metric"], float(v["below"]),
-                                  start, window, timed_out))
+            results.append(verify(series.get(v["metric"], []), v["metric"], float(limit),
+                                  start, window, timed_out, above=above))
         if v.get("health_check"):
             results.append(await self._health(r.target, start, window, timed_out))
         if not results:

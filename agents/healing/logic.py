@@ -169,11 +169,11 @@ def decide(playbook: PlaybookLike | None, s: Situation, limits: Limits) -> Verdi
 Outcome = Literal["passed", "failed"]
 
 
-def verify(samples: Sequence[tuple[int, float]], metric: str, below: float, start: int,
-           window_ms: int, timed_out: bool) -> tuple[Outcome, str] | None:
+def verify(samples: Sequence[tuple[int, float]], metric: str, limit: float, start: int,
+           window_ms: int, timed_out: bool, above: bool = False) -> tuple[Outcome, str] | None:
     """Whether a verification window passed: every sample in ``[start, start + window]``
-    under ``below``, and samples reaching the window's end (or, ``timed_out``, none
-    left to wait for).  ``None``: not known yet.
+    under ``limit`` (``above``: at or over it, a drop's recovery), and samples reaching
+    the window's end (or, ``timed_out``, none left to wait for).  ``None``: not known yet.
 
     >>> verify([(0, 50.0), (100, 45.0)], "memory", 80, 0, 100, False)
     ('passed', 'memory under 80 for the window (max 50)')
@@ -181,6 +181,10 @@ def verify(samples: Sequence[tuple[int, float]], metric: str, below: float, star
     True
     >>> verify([(0, 50.0), (60, 91.0)], "memory", 80, 0, 100, True)
     ('failed', 'memory still at 91 (threshold 80)')
+    >>> verify([(0, 120.0), (100, 20.0)], "rps", 50, 0, 100, False, above=True)
+    ('failed', 'rps still at 20 (threshold 50)')
+    >>> verify([(0, 120.0), (100, 90.0)], "rps", 50, 0, 100, False, above=True)
+    ('passed', 'rps over 50 for the window (min 90)')
     """
     end = start + window_ms
     covered = any(ts >= end for ts, _ in samples)
@@ -189,7 +193,8 @@ def verify(samples: Sequence[tuple[int, float]], metric: str, below: float, star
     inside = [v for ts, v in samples if start <= ts <= end]
     if not inside:
         return "failed", f"no {metric} samples in the window"
-    peak = max(inside)
-    if peak >= below:
-        return "failed", f"{metric} still at {peak:g} (threshold {below:g})"
-    return "passed", f"{metric} under {below:g} for the window (max {peak:g})"
+    worst = min(inside) if above else max(inside)
+    if (worst < limit) if above else (worst >= limit):
+        return "failed", f"{metric} still at {worst:g} (threshold {limit:g})"
+    side, name = ("over", "min") if above else ("under", "max")
+    return "passed", f"{metric} {side} {limit:g} for the window ({name} {worst:g})"

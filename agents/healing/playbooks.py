@@ -74,10 +74,10 @@ class Verification(BaseModel):
     ``metric`` None means the alert's ``labels.metric``.  The metric must stay
     ``below`` a bound for ``window_s`` (None: the alert's ``labels.threshold``), or,
     for a drop's recovery (traffic back), ``above`` one (a number, or ``alert`` for
-    the alert's threshold).  With no metric and no bound known (an alert without
-    them), only the health check counts; ``health_check`` asks for a passing one of
-    the target besides.  Samples younger than ``grace_s`` after the success (the
-    restart's own downtime) are ignored.
+    the alert's threshold).  With no metric or no bound known (an alert without
+    them), no metric is watched; ``health_check`` asks for a passing health check
+    of the target (besides the metric, or instead of it).  Samples younger than
+    ``grace_s`` after the success (the restart's own downtime) are ignored.
 
     >>> Verification(below=80).bound(None), Verification().bound(92.0)
     (('below', 80.0), ('below', 92.0))
@@ -119,7 +119,7 @@ class Verification(BaseModel):
 
     def recovered(self, value: float, alert_threshold: float | None) -> bool:
         """Whether one sample is back on the healthy side (True when no bound is known:
-        then only the health check decides)."""
+        the metric is not watched then)."""
         bound = self.bound(alert_threshold)
         if bound is None:
             return True

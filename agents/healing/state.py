@@ -62,17 +62,17 @@ def _parameters(alert: AlertRow, incident: IncidentRow) -> dict[str, str]:
 
 
 def _verification(playbook: Playbook | None, alert: AlertRow) -> dict[str, Any]:
-    """What the verification watches: the playbook's metric and threshold, else the
-    alert's (``labels.metric``, ``labels.threshold``)."""
+    """What the verification watches: the playbook's metric and bound (``below``, or
+    ``above`` for a drop's recovery), else the alert's (``labels.metric``,
+    ``labels.threshold``)."""
     if playbook is None:
         return {}
     v = playbook.verification
-    below = v.below
-    if below is None:
-        try:
-            below = float(alert.labels["threshold"])
-        except (KeyError, ValueError):
-            below = None
-    return {"metric": v.metric or alert.labels.get("metric"), "below": below,
+    try:
+        threshold: float | None = float(alert.labels["threshold"])
+    except (KeyError, ValueError):
+        threshold = None
+    side, limit = v.bound(threshold) or ("below", None)
+    return {"metric": v.metric_for(alert.labels.get("metric")), side: limit,
             "health_check": v.health_check, "window_s": v.window_s, "grace_s": v.grace_s,
             "rollback": playbook.rollback}
