@@ -310,6 +310,17 @@ class IncidentStore(BatchSink[TimelineEntry]):
         await self._run(*_upsert("incident_alerts", alert, ("incident_id", "fingerprint"),
                                  keep=("first_ts", "depends_on")))
 
+    async def merge(self, into: str, others: Sequence[str]) -> None:
+        """Move the alerts and timeline of the pending incidents ``others`` into
+        ``into`` and drop them (they were never published)."""
+        pending = [r["incident_id"] for r in await self._rows(
+            "DELETE FROM incidents WHERE incident_id = ANY(%s) AND status = 'pending' "
+            "RETURNING incident_id", (list(others),))]
+        await self._run("UPDATE incident_alerts SET incident_id = %s WHERE incident_id = ANY(%s)",
+                        (into, pending))
+        await self._run("UPDATE incident_timeline SET incident_id = %s "
+                        "WHERE incident_id = ANY(%s)", (into, pending))
+
     async def incidents(self, *, statuses: Sequence[str] = (), ids: Sequence[str] = (),
                         limit: int = 1000) -> list[IncidentRow]:
         """Incidents by status or id, newest first."""

@@ -143,13 +143,16 @@ class Healer:
     async def _join_or_open(self, alert: AlertSignal, batch: _Batch, now: int) -> str:
         deps = {d.id for d in await self.cmdb.dependencies(
             alert.source, self.config.topology_depth, at=alert.ts)}
-        related = next((a for a in batch.alerts if a.source == alert.source
-                        or a.source in deps or alert.source in a.depends_on), None)
+        related = [a for a in batch.alerts if a.source == alert.source
+                   or a.source in deps or alert.source in a.depends_on]
         new_incident = incident_id(alert.fingerprint, alert.ts)
-        target = related.incident_id if related else new_incident
+        target = min(related, key=lambda a: (a.first_ts, a.incident_id)).incident_id \
+            if related else new_incident
+        if others := sorted({a.incident_id for a in related} - {target}):
+            await self._merge(target, others, batch)
         row = AlertRow(target, alert.fingerprint, alert.source, alert.kind, alert.severity,
                        alert.summary, dict(alert.labels), True, alert.ts, alert.ts, sorted(deps))
-        if related is None:
+        if not related:
             await self.store.add_incident(IncidentRow(
                 new_incident, "pending", opened_at=alert.ts,
                 due_at=now + int(self.config.group_wait_s * 1000),
@@ -159,6 +162,15 @@ class Healer:
         await self.store.save_alert(row)
         batch.alerts.append(row)
         return target
+
+    async def _merge(self, into: str, others: Sequence[str], batch: _Batch) -> None:
+        """An alert relates incidents still collecting alerts (services that share the
+        dependency now alerting): they become one, opened when the first would have."""
+        await self.store.merge(into, others)
+        kept = {i.incident_id for i in await self.store.incidents(ids=list(others))}
+        for a in batch.alerts:  # the decided ones stay as they are
+            if a.incident_id in others and a.incident_id not in kept:
+                a.incident_id = into
 
     async def _mark_changed(self, incident: str) -> None:
         for row in await self.store.incidents(ids=[incident]):
