@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from enum import StrEnum
+from string import Formatter
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -112,13 +113,9 @@ _TIMELINE = {
 }
 
 
-class _Blank(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "-"
-
-
 def one_line(kind: str, detail: dict[str, Any]) -> str:
-    """A timeline entry's detail on one line.
+    """A timeline entry's detail on one line (``key=value`` pairs when it is not the
+    shape its kind usually has).
 
     >>> one_line("decision", {"action": "restart_service", "target": "web-1",
     ...          "playbook": "restart-service@1", "status": "deferred", "guard": "paused",
@@ -126,16 +123,17 @@ def one_line(kind: str, detail: dict[str, Any]) -> str:
     'restart_service on web-1 (restart-service@1): deferred [paused]: remediation is paused'
     >>> one_line("resolved", {"why": "every alert ended", "mttr_ms": 65000})
     'every alert ended (MTTR 1m05s)'
-    >>> one_line("acknowledged", {"by": "pager"})
+    >>> one_line("resolved", {"by": "pager"})
     'by=pager'
     """
-    values = _Blank({k: "" if v is None else v for k, v in detail.items()})
+    values = {k: "" if v is None else v for k, v in detail.items()}
     values["mttr"] = duration(detail.get("mttr_ms"))
     values["guarded"] = f" [{detail['guard']}]" if detail.get("guard") else ""
     if isinstance(detail.get("symptoms"), list):
         values["symptoms"] = ", ".join(map(str, detail["symptoms"])) or "none"
-    template = _TIMELINE.get(kind)
-    if template is None:
+    template = _TIMELINE.get(kind, "")
+    needs = {name for _, name, _, _ in Formatter().parse(template) if name}
+    if not template or not needs <= values.keys():
         return ", ".join(f"{k}={v}" for k, v in sorted(detail.items()))
     return " ".join(template.format_map(values).split())
 
