@@ -138,14 +138,18 @@ def one_line(kind: str, detail: dict[str, Any]) -> str:
     return " ".join(template.format_map(values).split())
 
 
-def remediation_table(rows: list[RemediationRow], title: str) -> Table:
-    """Remediations as a table (shared with ``dharma remediation list``)."""
-    table = Table("id", "target", "action", "playbook", "status", "guard", "reason",
+def remediation_table(rows: list[RemediationRow], title: str,
+                      with_incident: bool = False) -> Table:
+    """Remediations as a table (``with_incident``: their incident and when each was
+    decided, for ``dharma remediation list``)."""
+    extra = ("incident", "decided") if with_incident else ()
+    table = Table("id", *extra, "target", "action", "playbook", "status", "guard", "reason",
                   "outcome", "attempt", "kind", "approved by", title=title)
     for r in rows:
-        table.add_row(*plain(r.remediation_id, r.target, r.action, r.playbook, r.status,
-                             r.guard or "-", r.reason or "-", r.outcome or "-", r.attempt,
-                             r.kind, r.approved_by or "-"))
+        where = (r.incident_id, iso(r.decided_at)) if with_incident else ()
+        table.add_row(*plain(r.remediation_id, *where, r.target, r.action, r.playbook,
+                             r.status, r.guard or "-", r.reason or "-", r.outcome or "-",
+                             r.attempt, r.kind, r.approved_by or "-"))
     return table
 
 

@@ -86,7 +86,7 @@ def list_(
     if paused is not None:
         say(f"remediation is PAUSED {_describe(paused)} (dharma remediation resume)")
     if rows:
-        console.print(remediation_table(rows, "remediations"))
+        console.print(remediation_table(rows, "remediations", with_incident=True))
     else:
         say("no remediations" + ("" if status is RemediationStatus.all else f" {status.value}"))
 

@@ -190,7 +190,8 @@ def test_show_unknown_incident_exits_1(dsn: str) -> None:
     assert "no incident 'inc-nothing-like-it'" in result.stderr
 
 
-def test_only_a_remediation_awaiting_approval_is_approved(settings: Any, dsn: str) -> None:
+def test_only_a_remediation_awaiting_approval_is_approved(settings: Any, dsn: str,
+                                                          wide: None) -> None:
     p = prefix()
     inc = f"inc-{p}db"
     waiting, other = (remediation(p, "wait", inc, "awaiting_approval", guard="approval"),
@@ -221,6 +222,10 @@ def test_only_a_remediation_awaiting_approval_is_approved(settings: Any, dsn: st
     assert rows == {waiting.remediation_id: ("awaiting_approval", "alice"),
                     other.remediation_id: ("requested", None),
                     defaulted.remediation_id: ("awaiting_approval", "carol")}
+    listed = cli("remediation", "list", "--status", "awaiting_approval", "--limit", "100000")
+    [line] = [x for x in listed.stdout.splitlines() if waiting.remediation_id in x]
+    for cell in (inc, "2026-12-01T18:00:02.000Z", "awaiting_approval", "approval", "alice"):
+        assert cell in line
     timeline = cli_json("incidents", "show", inc)["timeline"]
     assert sorted((e["kind"], e["detail"]["remediation_id"], e["detail"]["by"])
                   for e in timeline) == [
