@@ -233,6 +233,28 @@ def test_only_a_remediation_awaiting_approval_is_approved(settings: Any, dsn: st
         ("approval", waiting.remediation_id, "alice")]
 
 
+def test_a_worker_write_from_before_the_approval_keeps_it(dsn: str) -> None:
+    """The worker saves whole rows it read earlier (a tick following an incident, a
+    drop): such a row, stale since the approval, must not erase it."""
+    p = prefix()
+    inc = f"inc-{p}db"
+    waiting = remediation(p, "wait", inc, "awaiting_approval", guard="approval")
+    write(dsn, [IncidentRow(inc, "open", T0, T0, "critical", "db")], [], [waiting])
+    assert cli("remediation", "approve", waiting.remediation_id, "--by", "alice").exit_code == 0
+
+    async def stale_save() -> list[RemediationRow]:
+        store = IncidentStore(dsn)
+        await store.setup()
+        try:
+            await store.save_remediation(replace(waiting, reason="read before the approval"))
+            return await store.remediations(ids=[waiting.remediation_id])
+        finally:
+            await store.close()
+
+    [row] = asyncio.run(stale_save())
+    assert (row.reason, row.approved_by) == ("read before the approval", "alice")
+
+
 def test_pause_and_resume_are_recorded(dsn: str, resumed: None) -> None:
     paused = cli("remediation", "pause", "--reason", "network maintenance", "--by", "alice")
     assert paused.exit_code == 0, paused.output
