@@ -61,6 +61,7 @@ CREATE TABLE IF NOT EXISTS incident_alerts (
     PRIMARY KEY (incident_id, fingerprint)
 );
 CREATE INDEX IF NOT EXISTS incident_alerts_fingerprint ON incident_alerts (fingerprint);
+CREATE INDEX IF NOT EXISTS incident_alerts_source ON incident_alerts (source);
 CREATE TABLE IF NOT EXISTS incident_timeline (
     key text PRIMARY KEY,
     incident_id text NOT NULL,
@@ -295,6 +296,15 @@ class IncidentStore(BatchSink[TimelineEntry]):
             "WHERE i.status <> 'resolved'", alias="a"))
         return [AlertRow(**r) for r in rows]
 
+    async def alerting(self, resources: Sequence[str]) -> set[str]:
+        """Which of ``resources`` have a firing alert in an incident not resolved (what
+        :meth:`live_alerts` says of them, without reading every live alert)."""
+        rows = await self._rows(
+            "SELECT DISTINCT a.source FROM incident_alerts a JOIN incidents i "
+            "USING (incident_id) WHERE a.firing AND i.status <> 'resolved' "
+            "AND a.source = ANY(%s)", (list(resources),))
+        return {r["source"] for r in rows}
+
     async def add_incident(self, incident: IncidentRow) -> bool:
         """Store a new incident; False when it is stored already (a replay)."""
         values = _values(incident)
@@ -319,6 +329,24 @@ class IncidentStore(BatchSink[TimelineEntry]):
             "(cardinality(%(i)s::text[]) = 0 OR incident_id = ANY(%(i)s)) "
             "ORDER BY opened_at DESC LIMIT %(n)s"), {"s": list(statuses), "i": list(ids),
                                                       "n": limit})
+        return [IncidentRow(**r) for r in rows]
+
+    async def due(self, now: int) -> list[IncidentRow]:
+        """Incidents whose group wait (``pending``) or, grown since they were published
+        (``changed``), group interval is over at ``now``, newest first."""
+        rows = await self._rows(_select(
+            IncidentRow, "FROM incidents WHERE status IN ('pending', 'open', 'acknowledged') "
+            "AND due_at <= %s AND (status = 'pending' OR changed) ORDER BY opened_at DESC"),
+            (now,))
+        return [IncidentRow(**r) for r in rows]
+
+    async def quiet(self) -> list[IncidentRow]:
+        """Open and acknowledged incidents with alerts, none of them firing any more."""
+        rows = await self._rows(_select(
+            IncidentRow, "FROM incidents i WHERE status IN ('open', 'acknowledged') "
+            "AND EXISTS (SELECT 1 FROM incident_alerts a WHERE a.incident_id = i.incident_id)"
+            " AND NOT EXISTS (SELECT 1 FROM incident_alerts a WHERE "
+            "a.incident_id = i.incident_id AND a.firing) ORDER BY opened_at DESC"))
         return [IncidentRow(**r) for r in rows]
 
     async def alerts_of(self, incident_id: str) -> list[AlertRow]:

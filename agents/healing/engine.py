@@ -214,13 +214,10 @@ class Healer:
     async def open_due(self, now: int) -> None:
         """Open the incidents whose group wait is over; publish the grown ones whose
         group interval is."""
-        for incident in await self.store.incidents(statuses=["pending", "open",
-                                                             "acknowledged"]):
-            if incident.due_at > now:
-                continue
+        for incident in await self.store.due(now):
             if incident.status == "pending":
                 await self._open(incident, now)
-            elif incident.changed:
+            else:
                 await self._regroup(incident, now)
 
     async def _open(self, incident: IncidentRow, now: int) -> None:
@@ -324,8 +321,7 @@ class Healer:
             group, members = await self.cmdb.group(r.target)
         except UnknownAsset:
             group, members = f"asset/{r.target}", [r.target]
-        live = await self.store.live_alerts()
-        alerting = {a.source for a in live if a.firing}
+        alerting = await self.store.alerting(members)
         health = await self.store.health(members)
         unhealthy = sum(1 for m in members if m in alerting or not health.get(m, (0, True, 0))[1])
         situation = Situation(

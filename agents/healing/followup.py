@@ -35,17 +35,22 @@ class FollowUp:
     async def tick(self, now: int) -> None:
         await self.healer.open_due(now)
         for r in await self.store.remediations(unsettled=True):
-            incident = (await self.store.incidents(ids=[r.incident_id]))[0]
-            await self._follow(r, incident, now)
+            await self._follow(r, now)
         await self._resolve_quiet(now)
         live = await self.store.incidents(statuses=["pending", "open", "acknowledged"])
         self.healer.metrics.incidents_open.set(len(live))
         await self.healer.publish_pending(now)
 
-    async def _follow(self, r: RemediationRow, incident: IncidentRow, now: int) -> None:
+    async def _incident(self, r: RemediationRow) -> IncidentRow:
+        return (await self.store.incidents(ids=[r.incident_id]))[0]
+
+    async def _follow(self, r: RemediationRow, now: int) -> None:
+        """Move ``r`` on if it is due; its incident is read only then (most remediations
+        in flight are waiting for their executor, and a tick must not cost a read each)."""
         healer = self.healer
         if r.status == "decided" or r.status == "deferred" or (
                 r.status == "awaiting_approval" and r.approved_by is not None):
+            incident = await self._incident(r)
             if incident.status == "resolved":
                 await self._drop(r, "the incident is resolved")
             else:
@@ -56,9 +61,10 @@ class FollowUp:
             r.reason = "no outcome from the executor before its lease ran out"
             healer.metrics.remediations.labels("expired").inc()
             await self.store.save_remediation(r)
-            await healer.escalate(incident, r.target, r.reason, f"lease:{r.remediation_id}", now)
+            await healer.escalate(await self._incident(r), r.target, r.reason,
+                                  f"lease:{r.remediation_id}", now)
         elif r.status == "succeeded" and r.kind == "remediate":
-            await self._verify(r, incident, now)
+            await self._verify(r, await self._incident(r), now)
 
     async def _drop(self, r: RemediationRow, why: str) -> None:
         r.status, r.guard, r.reason = "skipped", "resolved", why
@@ -147,10 +153,8 @@ class FollowUp:
 
     async def _resolve_quiet(self, now: int) -> None:
         """Resolve the incidents all of whose alerts ended while nothing was in flight."""
-        for incident in await self.store.incidents(statuses=["open", "acknowledged"]):
+        for incident in await self.store.quiet():
             alerts = await self.store.alerts_of(incident.incident_id)
-            if not alerts or any(a.firing for a in alerts):
-                continue
             pending = await self.store.remediations(incidents=[incident.incident_id],
                                                     unsettled=True)
             if any(r.status in _IN_FLIGHT for r in pending):
