@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,8 @@ WHERE kind = 'alert' AND at >= %s AND detail->>'source' LIKE %s"""
 _SETTLED = """
 SELECT count(*) AS incidents, count(*) FILTER (WHERE i.status = 'pending') AS pending,
        count(*) FILTER (WHERE NOT EXISTS (
-           SELECT 1 FROM remediations r WHERE r.incident_id = i.incident_id)) AS undecided
+           SELECT 1 FROM remediations r WHERE r.incident_id = i.incident_id
+           AND r.status <> 'decided')) AS undecided
 FROM incidents i WHERE i.opened_at >= %s AND i.title LIKE %s"""
 
 _DECISIONS = """
@@ -154,6 +156,22 @@ def _settle(dsn: str, start_ms: int, prefix: str, timeout_s: float = 300) -> dic
             "settled_s": round(time.time() - start_ms / 1000, 1)}
 
 
+def _with_worker(settings: Settings, env: dict[str, str], log: Path,
+                 work: Callable[[AvroProducer], tuple[dict[str, Any], dict[str, Any]]]
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``work`` while a healing worker runs from the end of its topics (stopped after)."""
+    app_id = f"bench{uuid.uuid4().hex[:6]}"
+    for topic in (ALERTS.name, INFRASTRUCTURE_EVENTS.name):
+        skip_to_end(settings, f"{app_id}-healing", topic)
+    producer = AvroProducer(Producer({**settings.kafka.confluent_config(), "linger.ms": 5}),
+                            registry_client(settings))
+    worker = start_worker("healing", env, log, app_id)
+    try:
+        return work(producer)
+    finally:
+        stop(worker)
+
+
 def measure(settings: Settings, env: dict[str, str], log: Path, assets: int = 10_000,
             alerts: int = 1_500, rate: float = 5.0, trickle_alerts: int = 150,
             group_wait_s: float = 1.0, tick_s: float = 0.2,
@@ -163,22 +181,21 @@ def measure(settings: Settings, env: dict[str, str], log: Path, assets: int = 10
     prefix = prefix or f"heal{uuid.uuid4().hex[:6]}-"
     estate = Estate.generate(assets=assets, edges=3 * assets, churn=0.0, prefix=prefix)
     plan = AlertPlan.of(estate, latency=WARMUP + trickle_alerts)
-    mix_sources = {r["source"] for kind, r in plan.mix(alerts, 0) if kind == "new"}
-    loaded = asyncio.run(_prepare(settings, estate, [*plan.latency, *sorted(mix_sources)]))
-    app_id = f"bench{uuid.uuid4().hex[:6]}"
-    for topic in (ALERTS.name, INFRASTRUCTURE_EVENTS.name):
-        skip_to_end(settings, f"{app_id}-healing", topic)
-    producer = AvroProducer(Producer({**settings.kafka.confluent_config(), "linger.ms": 5}),
-                            registry_client(settings))
-    worker = start_worker("healing", worker_env(env, group_wait_s, tick_s), log, app_id)
-    try:
-        latency = _latency(settings, producer, plan.latency, rate, group_wait_s)
-        throughput = _throughput(settings, producer, plan, alerts, prefix)
-    finally:
-        stop(worker)
+    fresh = sorted({r["source"] for kind, r in plan.mix(alerts, 0) if kind == "new"})
+    loaded = asyncio.run(_prepare(settings, estate, [*plan.latency, *fresh]))
+
+    def phases(producer: AvroProducer) -> tuple[dict[str, Any], dict[str, Any]]:
+        return (_latency(settings, producer, plan.latency, rate, group_wait_s),
+                _throughput(settings, producer, plan, alerts, prefix))
+
+    latency, throughput = _with_worker(
+        settings, worker_env(env, group_wait_s, tick_s), log, phases)
     # batches of 100: with the default 1,000, a few thousand alerts leave the baseline
     # (timed from the end of its first batch) too few to time
     faust = faust_only_rate({**env, "DHARMA_WORKER_BATCH_SIZE": "100"}, ALERTS.name, alerts)
+    # above the breaker's 40 % of a team's web servers, new incidents are skipped
+    throughput["web_servers_alerting"] = round(
+        (len(plan.latency) + len(fresh)) / len(estate.layers["web"]), 3)
     throughput.update(faust_per_s=round(faust),
                       ratio=round(throughput["alerts_per_s"] / faust, 3) if faust else None)
     return {"estate": {**loaded, "depth_reached": estate.depth_reached},
