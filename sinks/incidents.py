@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     resolved_at bigint,
     mttr_ms bigint
 );
-CREATE INDEX IF NOT EXISTS incidents_live ON incidents (status) WHERE status <> 'resolved';
+CREATE INDEX IF NOT EXISTS incidents_live ON incidents (due_at) WHERE status <> 'resolved';
 CREATE TABLE IF NOT EXISTS incident_alerts (
     incident_id text NOT NULL,
     fingerprint text NOT NULL,
@@ -62,6 +62,7 @@ CREATE TABLE IF NOT EXISTS incident_alerts (
 );
 CREATE INDEX IF NOT EXISTS incident_alerts_fingerprint ON incident_alerts (fingerprint);
 CREATE INDEX IF NOT EXISTS incident_alerts_source ON incident_alerts (source);
+CREATE INDEX IF NOT EXISTS incident_alerts_depends_on ON incident_alerts USING gin (depends_on);
 CREATE TABLE IF NOT EXISTS incident_timeline (
     key text PRIMARY KEY,
     incident_id text NOT NULL,
@@ -289,20 +290,30 @@ class IncidentStore(BatchSink[TimelineEntry]):
         return stored
 
     # -- incidents --------------------------------------------------------------------
-    async def live_alerts(self) -> list[AlertRow]:
-        """The alerts of every incident not resolved."""
+    async def live_alert(self, fingerprint: str) -> AlertRow | None:
+        """The alert of ``fingerprint`` in an incident not resolved."""
         rows = await self._rows(_select(
             AlertRow, "FROM incident_alerts a JOIN incidents i USING (incident_id) "
-            "WHERE i.status <> 'resolved'", alias="a"))
+            "WHERE a.fingerprint = %s AND i.status <> 'resolved' LIMIT 1", alias="a"),
+            (fingerprint,))
+        return AlertRow(**rows[0]) if rows else None
+
+    async def related_alerts(self, source: str, dependencies: Sequence[str]) -> list[AlertRow]:
+        """Alerts of unresolved incidents on ``source`` or its ``dependencies``, or on a
+        resource that depends on ``source``."""
+        rows = await self._rows(_select(
+            AlertRow, "FROM incident_alerts a JOIN incidents i USING (incident_id) "
+            "WHERE i.status <> 'resolved' AND (a.source = ANY(%s) OR a.depends_on ? %s) "
+            "ORDER BY a.first_ts, a.incident_id", alias="a"),
+            ([source, *dependencies], source))
         return [AlertRow(**r) for r in rows]
 
     async def alerting(self, resources: Sequence[str]) -> set[str]:
-        """Which of ``resources`` have a firing alert in an incident not resolved (what
-        :meth:`live_alerts` says of them, without reading every live alert)."""
+        """Which of ``resources`` have a firing alert in an unresolved incident."""
         rows = await self._rows(
-            "SELECT DISTINCT a.source FROM incident_alerts a JOIN incidents i "
-            "USING (incident_id) WHERE a.firing AND i.status <> 'resolved' "
-            "AND a.source = ANY(%s)", (list(resources),))
+            "SELECT DISTINCT a.source FROM incident_alerts a JOIN incidents i USING "
+            "(incident_id) WHERE a.firing AND i.status <> 'resolved' AND a.source = ANY(%s)",
+            (list(resources),))
         return {r["source"] for r in rows}
 
     async def add_incident(self, incident: IncidentRow) -> bool:
@@ -320,6 +331,17 @@ class IncidentStore(BatchSink[TimelineEntry]):
         await self._run(*_upsert("incident_alerts", alert, ("incident_id", "fingerprint"),
                                  keep=("first_ts", "depends_on")))
 
+    async def merge(self, into: str, others: Sequence[str]) -> None:
+        """Move the alerts and timeline of the pending incidents ``others`` into
+        ``into`` and drop them (they were never published)."""
+        pending = [r["incident_id"] for r in await self._rows(
+            "DELETE FROM incidents WHERE incident_id = ANY(%s) AND status = 'pending' "
+            "RETURNING incident_id", (list(others),))]
+        await self._run("UPDATE incident_alerts SET incident_id = %s WHERE incident_id = ANY(%s)",
+                        (into, pending))
+        await self._run("UPDATE incident_timeline SET incident_id = %s "
+                        "WHERE incident_id = ANY(%s)", (into, pending))
+
     async def incidents(self, *, statuses: Sequence[str] = (), ids: Sequence[str] = (),
                         limit: int = 1000) -> list[IncidentRow]:
         """Incidents by status or id, newest first."""
@@ -332,22 +354,27 @@ class IncidentStore(BatchSink[TimelineEntry]):
         return [IncidentRow(**r) for r in rows]
 
     async def due(self, now: int) -> list[IncidentRow]:
-        """Incidents whose group wait (``pending``) or, grown since they were published
-        (``changed``), group interval is over at ``now``, newest first."""
+        """Incidents whose group wait is over (pending), or grown ones whose group
+        interval is (``changed``), oldest due first."""
         rows = await self._rows(_select(
-            IncidentRow, "FROM incidents WHERE status IN ('pending', 'open', 'acknowledged') "
-            "AND due_at <= %s AND (status = 'pending' OR changed) ORDER BY opened_at DESC"),
-            (now,))
+            IncidentRow, "FROM incidents WHERE status <> 'resolved' AND due_at <= %s "
+            "AND (status = 'pending' OR changed) ORDER BY due_at, incident_id"), (now,))
         return [IncidentRow(**r) for r in rows]
 
     async def quiet(self) -> list[IncidentRow]:
-        """Open and acknowledged incidents with alerts, none of them firing any more."""
+        """Open incidents none of whose alerts fires and none of whose remediations is in
+        flight (decided, requested, started, or succeeded and not yet verified)."""
         rows = await self._rows(_select(
             IncidentRow, "FROM incidents i WHERE status IN ('open', 'acknowledged') "
-            "AND EXISTS (SELECT 1 FROM incident_alerts a WHERE a.incident_id = i.incident_id)"
-            " AND NOT EXISTS (SELECT 1 FROM incident_alerts a WHERE "
-            "a.incident_id = i.incident_id AND a.firing) ORDER BY opened_at DESC"))
+            "AND NOT EXISTS (SELECT 1 FROM incident_alerts a WHERE a.incident_id = "
+            "i.incident_id AND a.firing) AND NOT EXISTS (SELECT 1 FROM remediations r WHERE "
+            "r.incident_id = i.incident_id AND (r.status IN ('decided', 'requested', "
+            "'started') OR (r.status = 'succeeded' AND r.outcome IS NULL)))", alias="i"))
         return [IncidentRow(**r) for r in rows]
+
+    async def count_live(self) -> int:
+        rows = await self._rows("SELECT count(*) AS n FROM incidents WHERE status <> 'resolved'")
+        return int(rows[0]["n"])
 
     async def alerts_of(self, incident_id: str) -> list[AlertRow]:
         rows = await self._rows(_select(
@@ -478,10 +505,9 @@ class IncidentStore(BatchSink[TimelineEntry]):
             "ON CONFLICT DO NOTHING RETURNING key", (key, incident_id, at))
         return bool(rows)
 
-    async def forget_escalations(self, prefix: str, keep: Sequence[str]) -> None:
-        """Drop the escalations under ``prefix`` but ``keep`` (their condition ended)."""
-        await self._run("DELETE FROM healing_escalations WHERE starts_with(key, %s) AND "
-                        "NOT key = ANY(%s)", (prefix, list(keep)))
+    async def forget_escalation(self, key: str) -> None:
+        """Drop escalation ``key`` (its condition ended: the next one escalates again)."""
+        await self._run("DELETE FROM healing_escalations WHERE key = %s", (key,))
 
     async def paused(self) -> bool:
         rows = await self._rows("SELECT value FROM healing_controls WHERE name = 'paused'")

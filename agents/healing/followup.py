@@ -16,13 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from dharma.agents.healing.engine import Healer
-from dharma.agents.healing.logic import Outcome, remediation_id, verify
+from dharma.agents.healing.logic import Outcome, verify
+from dharma.agents.healing.state import rollback_row
 from dharma.sinks.incidents import IncidentRow, RemediationRow
 
 __all__ = ["FollowUp"]
-
-#: Remediations whose story is not over until the executor or the verification says so.
-_IN_FLIGHT = ("decided", "requested", "started", "succeeded")
 
 
 class FollowUp:
@@ -34,23 +32,20 @@ class FollowUp:
 
     async def tick(self, now: int) -> None:
         await self.healer.open_due(now)
-        for r in await self.store.remediations(unsettled=True):
-            await self._follow(r, now)
+        unsettled = await self.store.remediations(unsettled=True)
+        ids = sorted({r.incident_id for r in unsettled})
+        incidents = {i.incident_id: i for i in await self.store.incidents(
+            ids=ids, limit=len(ids))} if ids else {}
+        for r in unsettled:
+            await self._follow(r, incidents[r.incident_id], now)
         await self._resolve_quiet(now)
-        live = await self.store.incidents(statuses=["pending", "open", "acknowledged"])
-        self.healer.metrics.incidents_open.set(len(live))
+        self.healer.metrics.incidents_open.set(await self.store.count_live())
         await self.healer.publish_pending(now)
 
-    async def _incident(self, r: RemediationRow) -> IncidentRow:
-        return (await self.store.incidents(ids=[r.incident_id]))[0]
-
-    async def _follow(self, r: RemediationRow, now: int) -> None:
-        """Move ``r`` on if it is due; its incident is read only then (most remediations
-        in flight are waiting for their executor, and a tick must not cost a read each)."""
+    async def _follow(self, r: RemediationRow, incident: IncidentRow, now: int) -> None:
         healer = self.healer
         if r.status == "decided" or r.status == "deferred" or (
                 r.status == "awaiting_approval" and r.approved_by is not None):
-            incident = await self._incident(r)
             if incident.status == "resolved":
                 await self._drop(r, "the incident is resolved")
             else:
@@ -61,10 +56,9 @@ class FollowUp:
             r.reason = "no outcome from the executor before its lease ran out"
             healer.metrics.remediations.labels("expired").inc()
             await self.store.save_remediation(r)
-            await healer.escalate(await self._incident(r), r.target, r.reason,
-                                  f"lease:{r.remediation_id}", now)
+            await healer.escalate(incident, r.target, r.reason, f"lease:{r.remediation_id}", now)
         elif r.status == "succeeded" and r.kind == "remediate":
-            await self._verify(r, await self._incident(r), now)
+            await self._verify(r, incident, now)
 
     async def _drop(self, r: RemediationRow, why: str) -> None:
         r.status, r.guard, r.reason = "skipped", "resolved", why
@@ -138,12 +132,7 @@ class FollowUp:
         action = r.verification.get("rollback")
         if not action:
             return
-        rollback = RemediationRow(
-            remediation_id(incident.incident_id, r.playbook, r.attempt, "rollback"),
-            incident.incident_id, "rollback", r.playbook, r.attempt, r.target, action,
-            status="requested", reason=f"rolling back {r.action}: verification failed",
-            decided_at=now, risk=r.risk, rollback_of=r.remediation_id, parameters=r.parameters,
-            requested_at=now, lease_until=now + int(self.config.lease_s * 1000))
+        rollback = rollback_row(r, action, now, int(self.config.lease_s * 1000))
         if await self.store.add_remediation(rollback):
             self.healer.metrics.remediations.labels("requested").inc()
             await self.healer.note(incident.incident_id, f"rollback:{rollback.remediation_id}",
@@ -155,11 +144,10 @@ class FollowUp:
         """Resolve the incidents all of whose alerts ended while nothing was in flight."""
         for incident in await self.store.quiet():
             alerts = await self.store.alerts_of(incident.incident_id)
-            pending = await self.store.remediations(incidents=[incident.incident_id],
-                                                    unsettled=True)
-            if any(r.status in _IN_FLIGHT for r in pending):
+            if not alerts:
                 continue
-            for r in pending:
+            for r in await self.store.remediations(incidents=[incident.incident_id],
+                                                   unsettled=True):
                 await self._drop(r, "the incident's alerts ended")
             await self.healer.resolve(incident, max(a.last_ts for a in alerts),
                                       "every alert of the incident ended", now)

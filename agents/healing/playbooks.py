@@ -65,7 +65,7 @@ class PlaybookSet:
 
 
 def load_playbooks(path: Path | None = None) -> PlaybookSet:
-    path = path or Path(__file__).parent / "playbooks"
+    path = path or Path(__file__).parent / "default_playbooks"
     files = sorted(path.glob("*.yaml")) if path.is_dir() else [path]
     out: list[Playbook] = []
     for f in files:
