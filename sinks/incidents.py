@@ -470,13 +470,16 @@ class IncidentStore(BatchSink[TimelineEntry]):
                 "ended_at = least(coalesce(healing_activity.ended_at, EXCLUDED.ended_at), "
                 "EXCLUDED.ended_at)", (kind, activity_id, resource_id, list(scope), ts))
 
-    async def active(self, kind: str, resource_id: str, now: int) -> str | None:
-        """The id of a ``kind`` activity in progress that covers ``resource_id``."""
+    async def active(self, kind: str, resource_id: str, at: int | None = None) -> str | None:
+        """The id of a ``kind`` activity covering ``resource_id`` that is in progress (no
+        end heard of), or, with ``at`` (event time, ms), that was running then."""
         rows = await self._rows(
-            "SELECT activity_id FROM healing_activity WHERE kind = %s AND started_at IS NOT NULL"
-            " AND (%s = ANY(scope) OR resource_id = %s) AND (ended_at IS NULL OR ended_at < "
-            "started_at) AND (until IS NULL OR until > %s) ORDER BY started_at LIMIT 1",
-            (kind, resource_id, resource_id, now))
+            "SELECT activity_id FROM healing_activity WHERE kind = %(k)s AND started_at IS NOT "
+            "NULL AND (%(r)s = ANY(scope) OR resource_id = %(r)s) AND (CASE WHEN %(at)s::bigint "
+            "IS NULL THEN ended_at IS NULL OR ended_at < started_at ELSE started_at <= %(at)s "
+            "AND (ended_at IS NULL OR ended_at < started_at OR ended_at > %(at)s) AND "
+            "(until IS NULL OR until > %(at)s) END) ORDER BY started_at LIMIT 1",
+            {"k": kind, "r": resource_id, "at": at})
         return rows[0]["activity_id"] if rows else None
 
     async def record_health(self, resource_id: str, ts: int, passing: bool) -> None:

@@ -318,8 +318,10 @@ class Healer:
         unhealthy = sum(1 for m in members if m in alerting or not health.get(m, (0, True, 0))[1])
         situation = Situation(
             now=now, paused=await self.store.paused(), members=len(members),
-            unhealthy=unhealthy, chaos=await self.store.active("chaos_experiment", r.target, now),
-            deployment=await self.store.active("deployment", r.target, now),
+            unhealthy=unhealthy,
+            # an experiment running when the incident began caused it: event time
+            chaos=await self.store.active("chaos_experiment", r.target, at=incident.opened_at),
+            deployment=await self.store.active("deployment", r.target),
             last_remediated=await self.store.last_requested(r.target, r.playbook,
                                                             incident.incident_id),
             requested=await self.store.requested_since(r.playbook, now - HOUR_MS),
