@@ -398,7 +398,10 @@ class IncidentStore(BatchSink[TimelineEntry]):
         return bool(rows)
 
     async def save_remediation(self, remediation: RemediationRow) -> None:
-        await self._run(*_upsert("remediations", remediation, ("remediation_id",)))
+        """Store a remediation's progress; its approval stays (only an operator writes
+        it, and this row may have been read before it)."""
+        await self._run(*_upsert("remediations", remediation, ("remediation_id",),
+                                 keep=("approved_by",)))
 
     async def remediations(self, *, statuses: Sequence[str] = (), ids: Sequence[str] = (),
                            incidents: Sequence[str] = (), unsettled: bool = False

@@ -288,10 +288,11 @@ class Healer:
         else:
             self.metrics.remediation_skips.labels(verdict.guard or "").inc()
         await self.store.save_remediation(r)
-        await self.note(incident.incident_id, f"decision:{r.remediation_id}:{r.status}", now,
-                         "decision", {"remediation_id": r.remediation_id, "action": r.action,
-                                      "playbook": r.playbook, "status": r.status,
-                                      "guard": r.guard, "reason": r.reason, "target": r.target})
+        await self.note(incident.incident_id, f"decision:{r.remediation_id}:{r.status}:{r.guard}",
+                        now, "decision", {
+                            "remediation_id": r.remediation_id, "action": r.action,
+                            "playbook": r.playbook, "status": r.status, "guard": r.guard,
+                            "reason": r.reason, "target": r.target})
         await self._after_verdict(verdict, r, incident, group, now)
 
     async def _after_verdict(self, verdict: Verdict, r: RemediationRow, incident: IncidentRow,
