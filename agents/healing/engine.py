@@ -28,6 +28,7 @@ from dharma.agents.healing.logic import (
     Verdict,
     decide,
     incident_id,
+    pre_checks,
     root_cause,
 )
 from dharma.agents.healing.playbooks import Playbook, PlaybookSet
@@ -292,7 +293,8 @@ class Healer:
                         now, "decision", {
                             "remediation_id": r.remediation_id, "action": r.action,
                             "playbook": r.playbook, "status": r.status, "guard": r.guard,
-                            "reason": r.reason, "target": r.target})
+                            "reason": r.reason, "target": r.target,
+                            "pre_checks": pre_checks(playbook, situation)})
         await self._after_verdict(verdict, r, incident, group, now)
 
     async def _after_verdict(self, verdict: Verdict, r: RemediationRow, incident: IncidentRow,
@@ -317,6 +319,8 @@ class Healer:
         alerting = await self.store.alerting(members)
         health = await self.store.health(members)
         unhealthy = sum(1 for m in members if m in alerting or not health.get(m, (0, True, 0))[1])
+        dependencies = await self.cmdb.dependencies(r.target, self.config.topology_depth)
+        sick = await self.store.alerting([d.id for d in dependencies])
         situation = Situation(
             now=now, paused=await self.store.paused(), members=len(members),
             unhealthy=unhealthy,
@@ -326,7 +330,7 @@ class Healer:
             last_remediated=await self.store.last_requested(r.target, r.playbook,
                                                             incident.incident_id),
             requested=await self.store.requested_since(r.playbook, now - HOUR_MS),
-            approved=r.approved_by is not None, retry=retry)
+            approved=r.approved_by is not None, retry=retry, dependencies_healthy=not sick)
         return situation, group
 
     async def _asset_type(self, target: str) -> str | None:

@@ -22,8 +22,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-__all__ = ["RESTART", "Limits", "Outcome", "PlaybookLike", "Situation", "Verdict", "decide",
-           "incident_id", "remediation_id", "root_cause", "verify"]
+__all__ = [
+    "RESTART",
+    "Limits",
+    "Outcome",
+    "PlaybookLike",
+    "Situation",
+    "Verdict",
+    "decide",
+    "incident_id",
+    "pre_checks",
+    "remediation_id",
+    "root_cause",
+    "verify",
+]
 
 HOUR_MS = 3_600_000
 
@@ -115,6 +127,7 @@ class Situation:
     requested: int = 0
     approved: bool = False
     retry: bool = False
+    dependencies_healthy: bool = True
 
 
 @dataclass(frozen=True)
@@ -164,6 +177,34 @@ def decide(playbook: PlaybookLike | None, s: Situation, limits: Limits) -> Verdi
     if playbook.needs_approval and not s.approved:
         return Verdict("awaiting_approval", "approval", f"{playbook.ref} needs approval")
     return Verdict("requested", reason=f"{playbook.ref}: {playbook.action}")
+
+
+class ChecksPlaybook(PlaybookLike, Protocol):
+    """A playbook with the seed's pre-remediation checks it lists."""
+
+    @property
+    def pre_checks(self) -> Sequence[str]: ...
+
+    @property
+    def rollback(self) -> str | None: ...
+
+
+def pre_checks(playbook: ChecksPlaybook | None, s: Situation) -> dict[str, bool]:
+    """The seed's pre-remediation checks a playbook lists, as the guards found them
+    (every guard applies to every playbook; the list says which the playbook's author
+    counts on, and the timeline shows each).
+
+    >>> class P: pre_checks, rollback = ["no_active_deployment", "rollback_plan_exists"], None
+    >>> pre_checks(P(), Situation(deployment="dep-1"))  # type: ignore[arg-type]
+    {'no_active_deployment': False, 'rollback_plan_exists': False}
+    """
+    if playbook is None:
+        return {}
+    found = {"no_active_deployment": s.deployment is None,
+             "not_in_chaos_experiment": s.chaos is None,
+             "rollback_plan_exists": playbook.rollback is not None,
+             "dependencies_healthy": s.dependencies_healthy}
+    return {check: found.get(check, False) for check in playbook.pre_checks}
 
 
 Outcome = Literal["passed", "failed"]

@@ -79,6 +79,11 @@ def test_high_memory_on_web_server_01_is_restarted_verified_and_resolved(
         settings, "SELECT kind FROM incident_timeline WHERE incident_id = %s ORDER BY at, key",
         incident["incident_id"])]
     assert {"alert", "opened", "decision", "executor", "verification", "resolved"} <= set(kinds)
+    [decision] = store_rows(settings, "SELECT detail FROM incident_timeline WHERE incident_id = %s "
+                            "AND kind = 'decision'", incident["incident_id"])
+    assert decision["detail"]["pre_checks"] == {  # the seed's pre-remediation checks
+        "no_active_deployment": True, "rollback_plan_exists": True,
+        "not_in_chaos_experiment": True}
     history_rows = store_rows(settings, "SELECT * FROM asset_changes WHERE resource_id = %s "
                               "AND kind = 'remediation'", web)
     assert [r["action"] for r in history_rows] == ["restart_service"]
