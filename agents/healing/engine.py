@@ -194,6 +194,8 @@ class Healer:
         if not found or _STATUS_ORDER[note.status] <= _STATUS_ORDER[found[0].status]:
             return  # unknown, or an echo of what was published already
         incident = found[0]
+        if incident.status == "pending" and note.status == "acknowledged":
+            return  # not opened yet: the acknowledgement must not keep it from its decision
         await self.note(incident.incident_id, f"note:{note.event_id}", note.ts, note.status,
                          {"by": "infrastructure.events"})
         if note.status == "resolved":
