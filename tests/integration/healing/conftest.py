@@ -10,9 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from confluent_kafka import Producer
 from healing_support import FAST
+from psycopg.conninfo import make_conninfo
 from workers import WorkerProcess, start_at_end
 
 from dharma.streams.admin import registry_client
@@ -22,7 +24,7 @@ from dharma.streams.producer import AvroProducer
 sys.path.insert(0, str(Path(__file__).parents[1] / "trust"))
 
 #: Playbooks of the guard tests: the seed's restart for web servers, a short lease
-#: for "batch" assets, an approval for "ledger" assets, notification for the rest.
+#: for "batch" assets, a restart for databases, notification for the rest.
 GUARD_PLAYBOOKS = """
 - name: restart-service
   version: 1
@@ -59,6 +61,17 @@ GUARD_PLAYBOOKS = """
   action: notify
   risk: LOW
 """
+
+
+@pytest.fixture
+def own_database(settings: Any) -> Iterator[str]:
+    """A database of its own on the session's server: the tick sees only this test."""
+    dsn, name = settings.postgres.dsn.get_secret_value(), f"tick_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")  # a generated name, no input
+    yield make_conninfo(dsn, dbname=name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture

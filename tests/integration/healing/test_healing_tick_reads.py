@@ -6,14 +6,11 @@ lock for most of its period and delayed every new incident's decision)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
-from psycopg.conninfo import make_conninfo
 
 from dharma.agents.healing.engine import Healer, Publisher
 from dharma.agents.healing.followup import FollowUp
@@ -46,17 +43,6 @@ class ReadCountingStore(IncidentStore):
     async def alerts_of(self, incident_id: str) -> list[AlertRow]:
         self.reads += 1
         return await super().alerts_of(incident_id)
-
-
-@pytest.fixture
-def own_database(settings: Any) -> Iterator[str]:
-    """A database of its own on the session's server: the tick sees only this test."""
-    dsn, name = settings.postgres.dsn.get_secret_value(), f"tick_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")  # a generated name, no input
-    yield make_conninfo(dsn, dbname=name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 async def _waiting(store: IncidentStore, first: int, n: int) -> None:
