@@ -20,8 +20,8 @@ from dharma.streams.settings import Settings
 from dharma.topologies import capabilities
 from dharma.topologies.topology import Capability, Topology, TopologyError
 
-__all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "cmdb", "ingest",
-           "topology", "trust"]
+__all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "cmdb", "executor",
+           "ingest", "topology", "trust"]
 
 
 def ingest(settings: Settings) -> Topology:
@@ -45,9 +45,17 @@ def cmdb(settings: Settings) -> Topology:
     return Topology("cmdb", (capabilities.cmdb(settings),), settings)
 
 
+def executor(settings: Settings) -> Topology:
+    """Remediation requests run through an HTTP webhook (``DHARMA_EXECUTOR_*``); it reads
+    ``infrastructure.events`` in its own group and dead-letters what it cannot read, as
+    the cmdb topology does for its own."""
+    return Topology("executor", (capabilities.executor(settings),), settings)
+
+
 #: Topology name → its factory.
 TOPOLOGIES: dict[str, Callable[[Settings], Topology]] = {
     "ingest": ingest, "anomaly": anomaly, "trust": trust, "cmdb": cmdb,
+    "executor": executor,
 }
 
 

@@ -55,7 +55,8 @@ def test_each_named_topology_says_who_dead_letters_its_input() -> None:
     assert owners == {"ingest": {"metrics.raw": ["validation"]},
                       "anomaly": {"metrics.raw": ["anomaly"]},
                       "trust": {"audit.logs": ["trust"]},
-                      "cmdb": {"infrastructure.events": ["cmdb"]}}
+                      "cmdb": {"infrastructure.events": ["cmdb"]},
+                      "executor": {"infrastructure.events": ["executor"]}}
 
 
 def test_the_topology_gives_each_capability_its_sinks() -> None:
