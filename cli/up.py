@@ -20,6 +20,9 @@ import typer
 from dharma.cli.common import console, err_console, load_settings
 
 DEFAULT_TOPOLOGIES = ("ingest", "anomaly", "trust", "cmdb")
+#: Topologies ``dharma up`` leaves out: the synthetic estate is the demo's executor, and
+#: the webhook executor would answer the same remediation requests a second time.
+NOT_IN_DEMO = ("executor",)
 #: The demo's incident: a memory leak once detectors have warmed up; the estate is an
 #: executor (``generate --executor``), so it lasts until the right remediation arrives.
 DEMO_INCIDENTS = ("memory_leak:web-server-01@90s",)
