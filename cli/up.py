@@ -19,7 +19,7 @@ import typer
 
 from dharma.cli.common import console, err_console, load_settings
 
-DEFAULT_TOPOLOGIES = ("ingest", "anomaly", "trust", "cmdb")
+DEFAULT_TOPOLOGIES = ("ingest", "anomaly", "trust", "cmdb", "healing")
 #: Topologies ``dharma up`` leaves out: the synthetic estate is the demo's executor, and
 #: the webhook executor would answer the same remediation requests a second time.
 NOT_IN_DEMO = ("executor",)

@@ -66,6 +66,16 @@ class BatchSink(ABC, Generic[Row]):
     async def close(self) -> None:
         """Release connections."""
 
+    async def ready(self) -> None:
+        """Connect (and create what is missing) unless connected already."""
+        if not self._ready:
+            await self.setup()
+            self._ready = True
+
+    def lost(self) -> None:
+        """Forget the connection: the next operation connects again."""
+        self._ready = False
+
     async def _attempt(self, op: Callable[[], Awaitable[T]]) -> T:
         try:
             if not self._ready:

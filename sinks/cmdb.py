@@ -117,6 +117,36 @@ class Cmdb:
             impacted += [Impact(i, level) for i in frontier]
         return BlastRadius(resource_id, impacted)
 
+    async def dependencies(self, resource_id: str, depth: int | None = None,
+                           at: int | None = None) -> list[Impact]:
+        """What ``resource_id`` depends on through ``DEPENDS_ON``/``RUNS_ON`` edges, up to
+        ``depth`` hops, nearest first (the other direction of :meth:`blast_radius`); empty
+        for an asset the CMDB does not hold."""
+        query = (f"{_frontier('d')}MATCH (d)-[r:{'|'.join(IMPACT_RELATIONS)}]->(t:Asset) "
+                 f"WHERE {_alive('r', at)} AND {_alive('t', at, node=True)} "
+                 "RETURN collect(DISTINCT t.id) AS ids")
+        seen, frontier, found = {resource_id}, [resource_id], []
+        level = 0
+        while frontier and (depth is None or level < depth):
+            level += 1
+            rows = await self.graph.query(query, frontier=frontier, at=at)
+            frontier = sorted({i for r in rows for i in r["ids"]} - seen)
+            seen.update(frontier)
+            found += [Impact(i, level) for i in frontier]
+        return found
+
+    async def group(self, resource_id: str, at: int | None = None) -> tuple[str, list[str]]:
+        """``resource_id``'s group, the assets of its type and team (live, or alive at
+        ``at``), as ``("type/team", ids)``; :class:`UnknownAsset` when there is none."""
+        asset = await self.asset(resource_id)
+        rows = await self.graph.query(
+            "MATCH (a:Asset) WHERE a.asset_type = $type AND a.team = $team AND "
+            f"NOT coalesce(a.placeholder, false) AND {_alive('a', at)} "
+            "RETURN collect(a.id) AS ids", type=asset.get("asset_type"), team=asset.get("team"),
+            at=at)
+        ids = sorted(set(rows[0]["ids"]) | {resource_id}) if rows else [resource_id]
+        return f"{asset.get('asset_type')}/{asset.get('team')}", ids
+
     async def path(self, source: str, target: str, at: int | None = None) -> list[Hop] | None:
         """The shortest chain of dependency edges from ``source`` to ``target`` (what
         ``source`` reaches by depending), or ``None`` when there is none."""

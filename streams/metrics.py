@@ -74,6 +74,21 @@ class PipelineMetrics:
             "outcome: succeeded, failed, refused (unknown action, no webhook), expired, or "
             "replayed (seen before: its stored reports published again, nothing executed).",
             ["outcome"], registry=registry)
+        self.incidents_open = Gauge(
+            "dharma_healing_incidents_open", "Incidents not resolved (pending, open or "
+            "acknowledged).", registry=registry)
+        self.remediations = Counter(
+            "dharma_healing_remediations", "Remediations by outcome: requested, succeeded, "
+            "failed, verified, verification_failed, rolled_back, expired (lease).", ["outcome"],
+            registry=registry)
+        self.remediation_skips = Counter(
+            "dharma_healing_skips", "Remediations decided and not requested, by the guard "
+            "that skipped, deferred or held them.", ["guard"], registry=registry)
+        self.mttr = Histogram(
+            "dharma_healing_mttr_seconds", "Time from an incident's first alert to its "
+            "recovery, for resolved incidents.", buckets=(30, 60, 120, 300, 600, 1200, 1800,
+                                                          3600, 7200, 14400, 43200, 86400),
+            registry=registry)
         self.latency = Histogram(
             "dharma_processing_latency_seconds",
             "From an event entering an agent's stream to its acknowledgement.",

@@ -305,6 +305,9 @@ class HealingSettings(BaseSettings):
     verify_window_s: float | None = Field(
         None, gt=0, description="DHARMA_HEALING_VERIFY_WINDOW_S: overrides every "
         "playbook's verification window (None: the playbook's, 5 minutes by default).")
+    verify_grace_s: float | None = Field(
+        None, ge=0, description="DHARMA_HEALING_VERIFY_GRACE_S: overrides every playbook's "
+        "grace after a remediation succeeded, before its window starts (None: the playbook's).")
     verify_settle_s: float = Field(
         15.0, ge=0, description="DHARMA_HEALING_VERIFY_SETTLE_S: extra wait after a "
         "verification window for its last samples to be stored.")

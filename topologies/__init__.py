@@ -21,7 +21,7 @@ from dharma.topologies import capabilities
 from dharma.topologies.topology import Capability, Topology, TopologyError
 
 __all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "cmdb", "executor",
-           "ingest", "topology", "trust"]
+           "healing", "ingest", "topology", "trust"]
 
 
 def ingest(settings: Settings) -> Topology:
@@ -52,9 +52,15 @@ def executor(settings: Settings) -> Topology:
     return Topology("executor", (capabilities.executor(settings),), settings)
 
 
+def healing(settings: Settings) -> Topology:
+    """Incidents, root cause and guarded remediation, from ``alerts.notifications`` and
+    ``infrastructure.events``."""
+    return Topology("healing", (capabilities.healing(settings),), settings)
+
+
 #: Topology name → its factory.
 TOPOLOGIES: dict[str, Callable[[Settings], Topology]] = {
-    "ingest": ingest, "anomaly": anomaly, "trust": trust, "cmdb": cmdb,
+    "ingest": ingest, "anomaly": anomaly, "trust": trust, "cmdb": cmdb, "healing": healing,
     "executor": executor,
 }
 

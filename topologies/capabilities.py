@@ -9,6 +9,8 @@ from functools import partial
 from dharma.agents.anomaly import agent as anomaly_agent
 from dharma.agents.cmdb import agent as cmdb_agent
 from dharma.agents.executor import agent as executor_agent
+from dharma.agents.healing import agent as healing_agent
+from dharma.agents.healing.playbooks import load_playbooks
 from dharma.agents.trust import agent as trust_agent
 from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.session import Session
@@ -18,6 +20,7 @@ from dharma.sinks.audit import AuditSink
 from dharma.sinks.cmdb import Cmdb
 from dharma.sinks.executions import ExecutionStore
 from dharma.sinks.graph import Graph, GraphSink, connect
+from dharma.sinks.incidents import IncidentStore
 from dharma.sinks.postgres import PostgresMetricsSink
 from dharma.sinks.sessions import SessionStore
 from dharma.sinks.silences import SilenceReader
@@ -32,7 +35,7 @@ from dharma.streams.topics import (
 )
 from dharma.topologies.topology import Capability
 
-__all__ = ["anomaly", "cmdb", "executor", "graph", "trust", "validation"]
+__all__ = ["anomaly", "cmdb", "executor", "graph", "healing", "trust", "validation"]
 
 
 def validation(settings: Settings) -> Capability:
@@ -101,3 +104,19 @@ def executor(settings: Settings) -> Capability:
         emits=(INFRASTRUCTURE_EVENTS, INFRASTRUCTURE_EVENTS.dlq),
         dead_letters=(INFRASTRUCTURE_EVENTS,), sinks=(executions, webhook),
         register=partial(executor_agent.register, executions=executions, webhook=webhook))
+
+
+def healing(settings: Settings) -> Capability:
+    """Self-healing on ``alerts.notifications`` and ``infrastructure.events``: incidents
+    and remediations in PostgreSQL, topology from the CMDB graph, the playbook set of
+    the healing settings (loaded now, so a bad set stops the worker before it starts)."""
+    dsn = settings.postgres.dsn.get_secret_value()
+    store, history = IncidentStore(dsn), AssetChangeSink(dsn)
+    playbooks = load_playbooks(settings.healing.playbook_dir)
+    topics = (ALERTS, INFRASTRUCTURE_EVENTS)
+    return Capability(
+        "healing", consumes=topics,
+        emits=(INFRASTRUCTURE_EVENTS, ALERTS, ALERTS.dlq, INFRASTRUCTURE_EVENTS.dlq),
+        dead_letters=topics, sinks=(store, history),
+        register=partial(healing_agent.register, store=store, cmdb=Cmdb(graph(settings)),
+                         history=history, playbooks=playbooks))
