@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
+from executor_support import TOPIC, Events
 
 from dharma.streams.admin import registry_client
 from dharma.streams.producer import AvroProducer
@@ -23,7 +24,6 @@ from dharma.streams.tailer import Tailer
 
 pytestmark = pytest.mark.integration
 
-TOPIC = "infrastructure.events"
 TOKEN = "s3cret-token"
 
 
@@ -79,28 +79,11 @@ def producer(settings: Any) -> AvroProducer:
     return AvroProducer(Producer(settings.kafka.confluent_config()), registry_client(settings))
 
 
-class Reports:
-    """The remediation reports on the topic, by remediation id (read from the start)."""
-
-    def __init__(self, settings: Any) -> None:
-        self.tailer = Tailer(settings, [TOPIC], from_beginning=True)
-        self.seen: list[dict[str, Any]] = []
-
-    def of(self, remediation_id: str) -> list[dict[str, Any]]:
-        for _, value in self.tailer.poll(0.2):
-            if value["type"] == "remediation" and value["attributes"]["status"] != "requested":
-                self.seen.append(value)
-        return [v for v in self.seen if v["attributes"]["remediation_id"] == remediation_id]
-
-    def statuses(self, remediation_id: str) -> list[str]:
-        return [v["attributes"]["status"] for v in self.of(remediation_id)]
-
-
 @pytest.fixture
-def reports(settings: Any) -> Iterator[Reports]:
-    value = Reports(settings)
+def reports(settings: Any) -> Iterator[Events]:
+    value = Events(settings)
     yield value
-    value.tailer.close()
+    value.close()
 
 
 def request(target: str, remediation_id: str, action: str = "restart_service",
@@ -126,7 +109,7 @@ def run(start_worker: Callable[..., Any], hook: Hook, **env: str) -> Any:
                         DHARMA_EXECUTOR_PAYLOAD_STYLE="generic", **env)
 
 
-def settled(poll: Any, reports: Reports, remediation_id: str, *statuses: str) -> None:
+def settled(poll: Any, reports: Events, remediation_id: str, *statuses: str) -> None:
     poll(lambda: reports.statuses(remediation_id)[-len(statuses):] == list(statuses),
          f"{remediation_id} reported {statuses}",
          describe=lambda: f"reports {reports.statuses(remediation_id)}")
@@ -134,7 +117,7 @@ def settled(poll: Any, reports: Reports, remediation_id: str, *statuses: str) ->
 
 def test_a_request_is_posted_once_with_its_body_and_headers_and_reported(
         start_worker: Callable[..., Any], hook: Hook, producer: AvroProducer,
-        reports: Reports, poll: Any) -> None:
+        reports: Events, poll: Any) -> None:
     rid, target = f"rem-{uuid.uuid4().hex[:8]}", f"web-{uuid.uuid4().hex[:6]}"
     run(start_worker, hook)
     first = request(target, rid)
@@ -150,7 +133,7 @@ def test_a_request_is_posted_once_with_its_body_and_headers_and_reported(
         "incident_id": f"inc-{rid}"}
     assert body["parameters"] == {"metric": "memory_utilization"}
     assert body["extra_vars"]["target"] == target
-    started, succeeded = reports.of(rid)
+    started, succeeded = reports.reports(rid)
     assert started["resource_id"] == succeeded["resource_id"] == target
     assert succeeded["attributes"]["reason"].startswith("webhook answered 200")
     for field in ("action", "incident_id", "playbook", "attempt"):
@@ -163,31 +146,31 @@ def test_a_request_is_posted_once_with_its_body_and_headers_and_reported(
             request(target, f"dry-{marker}", dry_run=True), request(target, marker))
     settled(poll, reports, marker, "started", "succeeded")
     assert len(hook.of(rid)) == 1, "a request seen again was posted again"
-    assert hook.of(f"dry-{marker}") == [] and reports.of(f"dry-{marker}") == []
-    again = reports.of(rid)
+    assert hook.of(f"dry-{marker}") == [] and reports.reports(f"dry-{marker}") == []
+    again = reports.reports(rid)
     assert {r["event_id"] for r in again} == {started["event_id"], succeeded["event_id"]}
     assert all(r in (started, succeeded) for r in again), "a replay reported otherwise"
 
 
 def test_an_error_answer_fails_and_a_transient_one_is_tried_again(
         start_worker: Callable[..., Any], hook: Hook, producer: AvroProducer,
-        reports: Reports, poll: Any) -> None:
+        reports: Events, poll: Any) -> None:
     broken, busy = f"rem-{uuid.uuid4().hex[:8]}", f"rem-{uuid.uuid4().hex[:8]}"
     hook.answers.update({broken: 500, busy: 503})
     run(start_worker, hook)
     produce(producer, request("db-01", broken), request("db-02", busy))
     settled(poll, reports, broken, "started", "failed")
     settled(poll, reports, busy, "started", "failed")
-    reason = reports.of(broken)[-1]["attributes"]["reason"]
+    reason = reports.reports(broken)[-1]["attributes"]["reason"]
     assert "500" in reason and "job template broken" in reason
     assert len(hook.of(broken)) == 1, "a 500 is the job's answer: not tried again"
     assert len(hook.of(busy)) == 3, "a 503 is transient: tried DHARMA_EXECUTOR_ATTEMPTS times"
-    assert "after 3 attempts" in reports.of(busy)[-1]["attributes"]["reason"]
+    assert "after 3 attempts" in reports.reports(busy)[-1]["attributes"]["reason"]
 
 
 def test_expired_unknown_and_unreadable_requests_are_not_executed(
         start_worker: Callable[..., Any], hook: Hook, producer: AvroProducer,
-        reports: Reports, poll: Any, settings: Any) -> None:
+        reports: Events, poll: Any, settings: Any) -> None:
     old, odd = f"rem-{uuid.uuid4().hex[:8]}", f"rem-{uuid.uuid4().hex[:8]}"
     run(start_worker, hook, DHARMA_EXECUTOR_MAX_AGE_S="600")
     produce(producer, request("app-01", old, ts=int(time.time() * 1000) - 3_600_000),
@@ -197,9 +180,9 @@ def test_expired_unknown_and_unreadable_requests_are_not_executed(
     raw.flush()
     settled(poll, reports, old, "failed")
     settled(poll, reports, odd, "failed")
-    reason = reports.of(old)[-1]["attributes"]["reason"]
+    reason = reports.reports(old)[-1]["attributes"]["reason"]
     assert reason.startswith("expired: requested 36") and reason.endswith("(max age 600 s)")
-    assert reports.of(odd)[-1]["attributes"]["reason"] == "refused: unknown action 'rm -rf /'"
+    assert reports.reports(odd)[-1]["attributes"]["reason"] == "refused: unknown action 'rm -rf /'"
     assert hook.of(old) == hook.of(odd) == []
     with Tailer(settings, [f"{TOPIC}.dlq"], from_beginning=True) as dlq:
         poll(lambda: any(v["original_value"] == b"\x00\x00\x00\x00\x01not avro"
@@ -208,11 +191,12 @@ def test_expired_unknown_and_unreadable_requests_are_not_executed(
 
 def test_after_a_sigkill_nothing_is_posted_twice(
         start_worker: Callable[..., Any], hook: Hook, producer: AvroProducer,
-        reports: Reports, poll: Any) -> None:
+        reports: Events, poll: Any) -> None:
     done, slow = f"rem-{uuid.uuid4().hex[:8]}", f"rem-{uuid.uuid4().hex[:8]}"
     hook.answers[slow] = "slow"
     target = f"web-{uuid.uuid4().hex[:6]}"
-    never_commit = {"DHARMA_WORKER_COMMIT_INTERVAL_S": "600"}  # the restart replays it all
+    # the restart replays it all; the slow call is not timed out (and tried again) first
+    never_commit = {"DHARMA_WORKER_COMMIT_INTERVAL_S": "600", "DHARMA_EXECUTOR_TIMEOUT_S": "300"}
     worker = run(start_worker, hook, **never_commit)
     produce(producer, request(target, done), request(target, slow))
     settled(poll, reports, done, "started", "succeeded")
@@ -220,9 +204,9 @@ def test_after_a_sigkill_nothing_is_posted_twice(
     worker.stop(9)  # during the slow call, nothing committed
     run(start_worker, hook, **never_commit)
     settled(poll, reports, slow, "started", "failed")
-    assert reports.of(slow)[-1]["attributes"]["reason"].startswith("outcome unknown")
+    assert reports.reports(slow)[-1]["attributes"]["reason"].startswith("outcome unknown")
     marker = f"rem-{uuid.uuid4().hex[:8]}"
     produce(producer, request(target, marker))
     settled(poll, reports, marker, "started", "succeeded")
     assert len(hook.of(done)) == 1 and len(hook.of(slow)) == 1, "posted again after a restart"
-    assert len({r["event_id"] for r in reports.of(done)}) == 2, "replayed reports differ"
+    assert len({r["event_id"] for r in reports.reports(done)}) == 2, "replayed reports differ"
