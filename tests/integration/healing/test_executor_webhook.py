@@ -210,3 +210,20 @@ def test_after_a_sigkill_nothing_is_posted_twice(
     settled(poll, reports, marker, "started", "succeeded")
     assert len(hook.of(done)) == 1 and len(hook.of(slow)) == 1, "posted again after a restart"
     assert len({r["event_id"] for r in reports.reports(done)}) == 2, "replayed reports differ"
+
+
+def test_without_its_store_nothing_is_called_and_the_request_is_dead_lettered(
+        start_worker: Callable[..., Any], hook: Hook, producer: AvroProducer,
+        settings: Any, poll: Any, pick_port: Callable[[], int]) -> None:
+    rid = f"rem-{uuid.uuid4().hex[:8]}"
+    run(start_worker, hook, DHARMA_WORKER_SINK_OUTAGE_LIMIT_S="1",
+        DHARMA_POSTGRES_DSN=f"postgresql://postgres@127.0.0.1:{pick_port()}/dharma")
+    produce(producer, request("db-09", rid))
+    with Tailer(settings, [f"{TOPIC}.dlq"], from_beginning=True) as dlq:
+        def dead_lettered() -> bool:
+            return any(v["error_kind"] == "sink_error" and rid.encode() in v["original_value"]
+                       and "not claimed, not executed" in v["reason"]
+                       for _, v in dlq.poll(0.5))
+
+        poll(dead_lettered, "the unclaimed request dead-lettered as sink_error", timeout=120)
+    assert hook.of(rid) == [], "a request was called without its claim"
