@@ -122,8 +122,8 @@ def register(app: faust.App, ctx: StreamContext, executions: ExecutionStore,
         """Record ``outcomes`` and publish the reports of ``requests`` as stored (a call's
         ``started`` aside: it went out before the call)."""
         for rid, e in (await settle(outcomes, requests, seen)).items():
-            records = reports(Request.from_dict(e.request), e.started_ms, e.outcome, e.reason,
-                              e.finished_ms)
+            records = reports(stored_request(e, requests.get(rid)), e.started_ms, e.outcome,
+                              e.reason, e.finished_ms)
             publish(r for r in records if not called or r["attributes"]["status"] != "started")
             metrics.executor_requests.labels(_label(e, rid in new)).inc()
         await flush()
@@ -164,6 +164,19 @@ def register(app: faust.App, ctx: StreamContext, executions: ExecutionStore,
             await flush()
 
     return executor_agent
+
+
+def stored_request(execution: Execution, in_hand: Request | None) -> Request:
+    """The request as first claimed; the one in hand when the stored row is not a request
+    (a row written by something else is data to check, never trusted)."""
+    try:
+        return Request.from_dict(execution.request)
+    except (TypeError, ValueError):
+        if in_hand is None:
+            raise
+        logger.error("remediation_executions row %s holds no readable request; reporting "
+                     "from the request in hand", execution.remediation_id)
+        return in_hand
 
 
 def _label(execution: Execution, new: bool) -> str:

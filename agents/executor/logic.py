@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from dharma.streams.errors import ContractViolation
 from dharma.streams.records import Name, first_error
@@ -71,13 +71,27 @@ class Request:
     rollback_of: str | None = None
     parameters: Mapping[str, str] = field(default_factory=dict)
 
+    __pydantic_config__ = ConfigDict(extra="forbid")  # read back from a store: checked
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (kept with the execution; :meth:`from_dict` reads it back)."""
         return {**asdict(self), "parameters": dict(self.parameters)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Request:
-        return cls(**data)
+    def from_dict(cls, data: Any) -> Request:
+        """The request ``data`` holds; ``ValueError`` (pydantic's ``ValidationError``) when
+        it holds none: a missing or unknown field, or a value of another type.
+
+        >>> Request.from_dict({"event_id": "e", "ts": "soon"})
+        Traceback (most recent call last):
+        ...
+        pydantic_core._pydantic_core.ValidationError: 5 validation errors for Request
+        ...
+        """
+        return _REQUEST.validate_python(data)
+
+
+_REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
 
 
 def _name(value: Any, what: str) -> str:

@@ -108,3 +108,18 @@ def test_the_token_goes_in_its_header() -> None:
     rundeck = Webhook("http://x", SecretStr("t0k"), "X-Rundeck-Auth-Token").headers("r1")
     assert rundeck["X-Rundeck-Auth-Token"] == "t0k" and "Authorization" not in rundeck
     assert "Authorization" not in Webhook("http://x").headers("r1")
+
+
+@pytest.mark.parametrize("stored", [
+    {"event_id": "e", "ts": "soon"}, ["not", "a", "request"], None,
+    {**Request("e", 1, "web-01", "r1", "notify", "x").to_dict(), "exec": "rm -rf /"}])
+def test_a_stored_row_that_is_not_a_request_is_refused_not_trusted(stored: Any) -> None:
+    with pytest.raises(ValueError):
+        Request.from_dict(stored)
+
+
+@given(st.builds(Request, st.text(), st.integers(0, 2**62), st.text(min_size=1), st.text(),
+                 st.sampled_from(sorted(ACTIONS)), st.text(),
+                 parameters=st.dictionaries(st.text(), st.text(), max_size=4)))
+def test_a_request_reads_back_as_it_was_stored(request: Request) -> None:
+    assert Request.from_dict(request.to_dict()) == request
