@@ -44,8 +44,8 @@ class Events:
     def reports(self, remediation_id: str) -> list[dict[str, Any]]:
         """The executor's reports on ``remediation_id`` (its requests left out)."""
         return [v for v in self.read() if v["type"] == "remediation"
-                and v["attributes"]["remediation_id"] == remediation_id
-                and v["attributes"]["status"] != "requested"]
+                and v["attributes"].get("remediation_id") == remediation_id
+                and v["attributes"].get("status") != "requested"]
 
     def statuses(self, remediation_id: str) -> list[str]:
         return [v["attributes"]["status"] for v in self.reports(remediation_id)]
