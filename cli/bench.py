@@ -1,4 +1,5 @@
-"""``dharma bench ingest | anomaly | trust | broker | soak | cmdb``: figures on this machine."""
+"""``dharma bench ingest | anomaly | trust | broker | soak | cmdb | healing``: figures on this
+machine."""
 
 from __future__ import annotations
 
@@ -108,6 +109,18 @@ def cmdb(events: int = typer.Option(20_000, help="Asset and dependency events pe
 
     _report("cmdb", run(events=events, rounds=rounds, assets=assets, edges=edges,
                         queries=queries))
+
+
+@bench_app.command()
+def healing(assets: int = typer.Option(10_000, help="Assets of the estate in the CMDB graph."),
+            alerts: int = typer.Option(1_500, help="Alerts of the throughput run."),
+            rate: float = typer.Option(5.0, help="Alerts/s of the latency trickle."),
+            trickle: int = typer.Option(150, help="Alerts of the latency trickle.")) -> None:
+    """Alert → remediation request latency (p50/p99, group wait excluded) and alerts/s
+    handled by a healing worker, against a Faust consume-and-decode agent."""
+    from dharma.bench.healing import run
+
+    _report("healing", run(assets=assets, alerts=alerts, rate=rate, trickle_alerts=trickle))
 
 
 def register(app: typer.Typer) -> None:

@@ -29,6 +29,8 @@ def worker(
                                   help="With --describe: a Markdown table (docs)."),
     log_level: str = typer.Option("warning", help="debug, info, warning or error."),
     setup: bool = typer.Option(True, help="Create topics and register contracts first."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="healing: decide and publish every "
+                                 "remediation, request none (DHARMA_HEALING_DRY_RUN)."),
 ) -> None:
     """Run one worker against whatever the settings point at, until Ctrl-C."""
     from dharma.streams.admin import create_topics, register_schemas
@@ -36,6 +38,9 @@ def worker(
     from dharma.streams.metrics import PipelineMetrics
 
     settings = load_settings()
+    if dry_run:
+        healing = settings.healing.model_copy(update={"dry_run": True})
+        settings = settings.model_copy(update={"healing": healing})
     try:
         value = named_topology(topology, settings)
     except TopologyError as exc:

@@ -1,5 +1,7 @@
 """The CMDB's change history in PostgreSQL (``asset_changes``): every ``asset`` and
-``dependency`` change, stored once per event id, never updated or deleted.
+``dependency`` change, stored once per event id, never updated or deleted; other
+capabilities add notes to an asset's history (self-healing: ``remediation``), which
+``dharma cmdb show`` lists and no graph state is made of.
 
 It is the CMDB's source of truth: the graph holds, for each asset and edge, the state
 its whole history here gives (:meth:`AssetChangeSink.histories`), so late, repeated
@@ -56,7 +58,8 @@ SELECT event_id, ts_ms, kind, key, resource_id, action, attributes FROM asset_ch
 WHERE key = ANY(%s) ORDER BY key, ts_ms, event_id"""
 
 _SELECT_KEYS_AFTER = """
-SELECT DISTINCT key FROM asset_changes WHERE %s::text IS NULL OR key > %s ORDER BY key LIMIT %s"""
+SELECT DISTINCT key FROM asset_changes WHERE kind IN ('asset', 'dependency')
+AND (%s::text IS NULL OR key > %s) ORDER BY key LIMIT %s"""
 
 _SELECT_RESOURCE = """
 SELECT event_id, ts_ms, kind, key, resource_id, action, attributes FROM asset_changes

@@ -17,6 +17,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+import neo4j.exceptions
+import psycopg
+import redis.exceptions
 from tenacity import AsyncRetrying, RetryError, stop_after_attempt, wait_exponential
 
 from dharma.streams.errors import DharmaError
@@ -29,6 +32,13 @@ T = TypeVar("T")
 
 class SinkUnavailable(DharmaError):
     """A batch could not be written after the bounded retries."""
+
+
+#: What a store that is away raises: PostgreSQL, the graph (FalkorDB's Redis protocol or
+#: Bolt), Redis, or the network under them.
+STORE_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.Error, redis.exceptions.RedisError, neo4j.exceptions.DriverError,
+    neo4j.exceptions.Neo4jError, OSError, TimeoutError)
 
 
 class BatchSink(ABC, Generic[Row]):

@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     resolved_at bigint,
     mttr_ms bigint
 );
-CREATE INDEX IF NOT EXISTS incidents_live ON incidents (status) WHERE status <> 'resolved';
+CREATE INDEX IF NOT EXISTS incidents_live ON incidents (due_at) WHERE status <> 'resolved';
 CREATE TABLE IF NOT EXISTS incident_alerts (
     incident_id text NOT NULL,
     fingerprint text NOT NULL,
@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS incident_alerts (
     PRIMARY KEY (incident_id, fingerprint)
 );
 CREATE INDEX IF NOT EXISTS incident_alerts_fingerprint ON incident_alerts (fingerprint);
+CREATE INDEX IF NOT EXISTS incident_alerts_source ON incident_alerts (source);
+CREATE INDEX IF NOT EXISTS incident_alerts_depends_on ON incident_alerts USING gin (depends_on);
 CREATE TABLE IF NOT EXISTS incident_timeline (
     key text PRIMARY KEY,
     incident_id text NOT NULL,
@@ -288,12 +290,31 @@ class IncidentStore(BatchSink[TimelineEntry]):
         return stored
 
     # -- incidents --------------------------------------------------------------------
-    async def live_alerts(self) -> list[AlertRow]:
-        """The alerts of every incident not resolved."""
+    async def live_alert(self, fingerprint: str) -> AlertRow | None:
+        """The alert of ``fingerprint`` in an incident not resolved."""
         rows = await self._rows(_select(
             AlertRow, "FROM incident_alerts a JOIN incidents i USING (incident_id) "
-            "WHERE i.status <> 'resolved'", alias="a"))
+            "WHERE a.fingerprint = %s AND i.status <> 'resolved' LIMIT 1", alias="a"),
+            (fingerprint,))
+        return AlertRow(**rows[0]) if rows else None
+
+    async def related_alerts(self, source: str, dependencies: Sequence[str]) -> list[AlertRow]:
+        """Alerts of unresolved incidents on ``source`` or its ``dependencies``, or on a
+        resource that depends on ``source``."""
+        rows = await self._rows(_select(
+            AlertRow, "FROM incident_alerts a JOIN incidents i USING (incident_id) "
+            "WHERE i.status <> 'resolved' AND (a.source = ANY(%s) OR a.depends_on ? %s) "
+            "ORDER BY a.first_ts, a.incident_id", alias="a"),
+            ([source, *dependencies], source))
         return [AlertRow(**r) for r in rows]
+
+    async def alerting(self, resources: Sequence[str]) -> set[str]:
+        """Which of ``resources`` have a firing alert in an unresolved incident."""
+        rows = await self._rows(
+            "SELECT DISTINCT a.source FROM incident_alerts a JOIN incidents i USING "
+            "(incident_id) WHERE a.firing AND i.status <> 'resolved' AND a.source = ANY(%s)",
+            (list(resources),))
+        return {r["source"] for r in rows}
 
     async def add_incident(self, incident: IncidentRow) -> bool:
         """Store a new incident; False when it is stored already (a replay)."""
@@ -332,6 +353,29 @@ class IncidentStore(BatchSink[TimelineEntry]):
                                                       "n": limit})
         return [IncidentRow(**r) for r in rows]
 
+    async def due(self, now: int) -> list[IncidentRow]:
+        """Incidents whose group wait is over (pending), or grown ones whose group
+        interval is (``changed``), oldest due first."""
+        rows = await self._rows(_select(
+            IncidentRow, "FROM incidents WHERE status <> 'resolved' AND due_at <= %s "
+            "AND (status = 'pending' OR changed) ORDER BY due_at, incident_id"), (now,))
+        return [IncidentRow(**r) for r in rows]
+
+    async def quiet(self) -> list[IncidentRow]:
+        """Open incidents none of whose alerts fires and none of whose remediations is in
+        flight (decided, requested, started, or succeeded and not yet verified)."""
+        rows = await self._rows(_select(
+            IncidentRow, "FROM incidents i WHERE status IN ('open', 'acknowledged') "
+            "AND NOT EXISTS (SELECT 1 FROM incident_alerts a WHERE a.incident_id = "
+            "i.incident_id AND a.firing) AND NOT EXISTS (SELECT 1 FROM remediations r WHERE "
+            "r.incident_id = i.incident_id AND (r.status IN ('decided', 'requested', "
+            "'started') OR (r.status = 'succeeded' AND r.outcome IS NULL)))", alias="i"))
+        return [IncidentRow(**r) for r in rows]
+
+    async def count_live(self) -> int:
+        rows = await self._rows("SELECT count(*) AS n FROM incidents WHERE status <> 'resolved'")
+        return int(rows[0]["n"])
+
     async def alerts_of(self, incident_id: str) -> list[AlertRow]:
         rows = await self._rows(_select(
             AlertRow, "FROM incident_alerts WHERE incident_id = %s ORDER BY first_ts, fingerprint"),
@@ -354,7 +398,10 @@ class IncidentStore(BatchSink[TimelineEntry]):
         return bool(rows)
 
     async def save_remediation(self, remediation: RemediationRow) -> None:
-        await self._run(*_upsert("remediations", remediation, ("remediation_id",)))
+        """Store a remediation's progress; its approval stays (only an operator writes
+        it, and this row may have been read before it)."""
+        await self._run(*_upsert("remediations", remediation, ("remediation_id",),
+                                 keep=("approved_by",)))
 
     async def remediations(self, *, statuses: Sequence[str] = (), ids: Sequence[str] = (),
                            incidents: Sequence[str] = (), unsettled: bool = False
@@ -426,13 +473,16 @@ class IncidentStore(BatchSink[TimelineEntry]):
                 "ended_at = least(coalesce(healing_activity.ended_at, EXCLUDED.ended_at), "
                 "EXCLUDED.ended_at)", (kind, activity_id, resource_id, list(scope), ts))
 
-    async def active(self, kind: str, resource_id: str, now: int) -> str | None:
-        """The id of a ``kind`` activity in progress that covers ``resource_id``."""
+    async def active(self, kind: str, resource_id: str, at: int | None = None) -> str | None:
+        """The id of a ``kind`` activity covering ``resource_id`` that is in progress (no
+        end heard of), or, with ``at`` (event time, ms), that was running then."""
         rows = await self._rows(
-            "SELECT activity_id FROM healing_activity WHERE kind = %s AND started_at IS NOT NULL"
-            " AND (%s = ANY(scope) OR resource_id = %s) AND (ended_at IS NULL OR ended_at < "
-            "started_at) AND (until IS NULL OR until > %s) ORDER BY started_at LIMIT 1",
-            (kind, resource_id, resource_id, now))
+            "SELECT activity_id FROM healing_activity WHERE kind = %(k)s AND started_at IS NOT "
+            "NULL AND (%(r)s = ANY(scope) OR resource_id = %(r)s) AND (CASE WHEN %(at)s::bigint "
+            "IS NULL THEN ended_at IS NULL OR ended_at < started_at ELSE started_at <= %(at)s "
+            "AND (ended_at IS NULL OR ended_at < started_at OR ended_at > %(at)s) AND "
+            "(until IS NULL OR until > %(at)s) END) ORDER BY started_at LIMIT 1",
+            {"k": kind, "r": resource_id, "at": at})
         return rows[0]["activity_id"] if rows else None
 
     async def record_health(self, resource_id: str, ts: int, passing: bool) -> None:
@@ -461,10 +511,9 @@ class IncidentStore(BatchSink[TimelineEntry]):
             "ON CONFLICT DO NOTHING RETURNING key", (key, incident_id, at))
         return bool(rows)
 
-    async def forget_escalations(self, prefix: str, keep: Sequence[str]) -> None:
-        """Drop the escalations under ``prefix`` but ``keep`` (their condition ended)."""
-        await self._run("DELETE FROM healing_escalations WHERE starts_with(key, %s) AND "
-                        "NOT key = ANY(%s)", (prefix, list(keep)))
+    async def forget_escalation(self, key: str) -> None:
+        """Drop escalation ``key`` (its condition ended: the next one escalates again)."""
+        await self._run("DELETE FROM healing_escalations WHERE key = %s", (key,))
 
     async def paused(self) -> bool:
         rows = await self._rows("SELECT value FROM healing_controls WHERE name = 'paused'")

@@ -316,6 +316,17 @@ class HealingSettings(BaseSettings):
         "incidents, leases, verifications, approvals) is looked at.")
     dry_run: bool = Field(
         False, description="DHARMA_HEALING_DRY_RUN: decide and publish, never request.")
+    ignored_components: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("trust", "healing"), description="DHARMA_HEALING_IGNORED_COMPONENTS: comma-separated "
+        "`component` labels of alerts that are not infrastructure incidents (security "
+        "alerts go to the security on-call; healing's own escalations are never re-healed).")
+
+    @field_validator("ignored_components", mode="before")
+    @classmethod
+    def _components(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
     playbook_dir: Path | None = Field(
         None, description="DHARMA_HEALING_PLAYBOOK_DIR: playbook set (None: packaged default).")
 

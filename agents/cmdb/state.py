@@ -17,6 +17,8 @@ from dharma.sinks.graph import RELATIONS, GraphRows
 
 __all__ = ["change_of", "graph_rows", "project_stored", "row_of"]
 
+_STATEFUL = ("asset", "dependency")
+
 
 def row_of(change: Change) -> ChangeRow:
     """``change`` as ``asset_changes`` stores it."""
@@ -25,16 +27,19 @@ def row_of(change: Change) -> ChangeRow:
 
 
 def change_of(row: ChangeRow) -> Change:
-    """A stored change read back (the table is written by the CMDB only)."""
+    """A stored asset or dependency change read back."""
     return Change(row.event_id, row.ts, cast(Kind, row.kind), row.resource_id, row.action,
                   row.attributes)
 
 
 def project_stored(histories: Mapping[str, Sequence[ChangeRow]]
                    ) -> tuple[list[AssetState], list[EdgeState]]:
-    """The batch step over histories as ``asset_changes`` returns them."""
-    return project_histories({key: [change_of(r) for r in rows]
-                              for key, rows in histories.items()})
+    """The batch step over histories as ``asset_changes`` returns them (the notes other
+    capabilities add to an asset's history, such as self-healing's remediations, are
+    history only: they change no state)."""
+    changes = {key: [change_of(r) for r in rows if r.kind in _STATEFUL]
+               for key, rows in histories.items()}
+    return project_histories({key: kept for key, kept in changes.items() if kept})
 
 
 def graph_rows(assets: Sequence[AssetState], edges: Sequence[EdgeState]) -> GraphRows:

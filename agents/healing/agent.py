@@ -21,8 +21,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import faust
-import psycopg
-import redis.exceptions
 from faust.types import EventT
 
 from dharma.agents.healing.engine import Healer, Publisher
@@ -30,7 +28,7 @@ from dharma.agents.healing.followup import FollowUp
 from dharma.agents.healing.playbooks import PlaybookSet
 from dharma.agents.healing.signals import Signal, to_alert, to_event
 from dharma.sinks.asset_changes import AssetChangeSink
-from dharma.sinks.base import SinkUnavailable
+from dharma.sinks.base import STORE_ERRORS, SinkUnavailable
 from dharma.sinks.cmdb import Cmdb
 from dharma.sinks.incidents import IncidentStore
 from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
@@ -43,9 +41,6 @@ from dharma.streams.topics import ALERTS, INFRASTRUCTURE_EVENTS
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: What a store being away raises (PostgreSQL, the graph's Redis protocol or Bolt).
-_STORE_ERRORS = (psycopg.Error, redis.exceptions.RedisError, OSError, TimeoutError)
 
 
 def alerts_until(latest: int) -> Callable[[EventT, Any], Signal | None]:
@@ -89,7 +84,7 @@ def register(app: faust.App, ctx: StreamContext, store: IncidentStore, cmdb: Cmd
             await store.ready()
             await history.ready()
             return await op()
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             store.lost()
             history.lost()
             raise SinkUnavailable(f"{store.name}: {exc!r}") from exc
@@ -128,13 +123,22 @@ def register(app: faust.App, ctx: StreamContext, store: IncidentStore, cmdb: Cmd
                 await apply(signals)
             await ctx.emitter.flush()
 
+    postponed = False
+
     @app.timer(config.tick_s)
     async def follow_up_tick() -> None:
+        nonlocal postponed
         try:
             async with lock:
                 await guarded(lambda: follow_up.tick(now_ms()))
         except SinkUnavailable as exc:
-            logger.warning("healing follow-up postponed: %s", exc)
+            if not postponed:  # once an outage, not once a tick
+                logger.warning("healing follow-up postponed while a store is away: %s", exc)
+            postponed = True
+        else:
+            if postponed:
+                logger.warning("healing follow-up resumed")
+            postponed = False
         await ctx.emitter.flush()
 
     return healing_agent

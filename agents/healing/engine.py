@@ -18,7 +18,7 @@ rollback with escalation when it fails.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dharma.agents.healing.classify import classify
@@ -28,7 +28,6 @@ from dharma.agents.healing.logic import (
     Verdict,
     decide,
     incident_id,
-    remediation_id,
     root_cause,
 )
 from dharma.agents.healing.playbooks import Playbook, PlaybookSet
@@ -42,6 +41,7 @@ from dharma.agents.healing.signals import (
     Report,
     Signal,
 )
+from dharma.agents.healing.state import alert_row, new_incident, remediation_row
 from dharma.sinks.asset_changes import AssetChangeSink, ChangeRow
 from dharma.sinks.cmdb import Cmdb, UnknownAsset
 from dharma.sinks.incidents import (
@@ -70,13 +70,6 @@ class Publisher:
     alert: Callable[[dict[str, Any]], None]
 
 
-@dataclass
-class _Batch:
-    """The live alerts, read once per batch and kept current as it goes."""
-
-    alerts: list[AlertRow] = field(default_factory=list)
-
-
 class Healer:
     """The self-healing loop (see the module docstring)."""
 
@@ -94,21 +87,22 @@ class Healer:
     async def handle(self, signals: Sequence[tuple[Any, Signal]], now: int
                      ) -> list[tuple[Any, ContractViolation]]:
         """Apply a batch of signals; the ones refused, with why (to dead-letter)."""
-        batch = _Batch(await self.store.live_alerts())
         refused = []
         for event, signal in signals:
             try:
-                await self._apply(signal, batch, now)
+                await self._apply(signal, now)
             except ContractViolation as exc:
                 refused.append((event, exc))
         return refused
 
-    async def _apply(self, signal: Signal, batch: _Batch, now: int) -> None:
+    async def _apply(self, signal: Signal, now: int) -> None:
         if isinstance(signal, AlertSignal):
-            if signal.kind != ESCALATION:
-                await self.on_alert(signal, batch, now)
+            if (signal.kind != ESCALATION and signal.labels.get("component")
+                    not in self.config.ignored_components):
+                await self.on_alert(signal, now)
         elif isinstance(signal, Health):
             await self.store.record_health(signal.resource_id, signal.ts, signal.passing)
+            await self.on_alert(signal.as_alert(), now)
         elif isinstance(signal, Activity):
             await self.store.record_activity(signal.kind, signal.activity_id, signal.resource_id,
                                              signal.scope, signal.ts, signal.active, signal.until)
@@ -117,11 +111,11 @@ class Healer:
         elif isinstance(signal, IncidentNote):
             await self.on_note(signal, now)
 
-    async def on_alert(self, alert: AlertSignal, batch: _Batch, now: int) -> None:
+    async def on_alert(self, alert: AlertSignal, now: int) -> None:
         """Attach an alert to its incident: the one holding its fingerprint, else one
         holding a resource it depends on or that depends on it, else a new one that
         collects alerts for the group wait."""
-        known = next((a for a in batch.alerts if a.fingerprint == alert.fingerprint), None)
+        known = await self.store.live_alert(alert.fingerprint)
         if known is None and not alert.firing:
             return  # the end of an episode no incident holds
         if known is not None:
@@ -133,44 +127,29 @@ class Healer:
             if was_firing != alert.firing:
                 await self._mark_changed(incident_of)
         else:
-            incident_of = await self._join_or_open(alert, batch, now)
+            incident_of = await self._join_or_open(alert, now)
         await self.store.flush([TimelineEntry(
             f"alert:{alert.alert_id}", incident_of, alert.ts, "alert",
             {"source": alert.source, "status": "firing" if alert.firing else "resolved",
              "severity": alert.severity, "summary": alert.summary, "kind": alert.kind,
              "labels": dict(alert.labels)})])
 
-    async def _join_or_open(self, alert: AlertSignal, batch: _Batch, now: int) -> str:
+    async def _join_or_open(self, alert: AlertSignal, now: int) -> str:
         deps = {d.id for d in await self.cmdb.dependencies(
             alert.source, self.config.topology_depth, at=alert.ts)}
-        related = [a for a in batch.alerts if a.source == alert.source
-                   or a.source in deps or alert.source in a.depends_on]
-        new_incident = incident_id(alert.fingerprint, alert.ts)
+        related = await self.store.related_alerts(alert.source, sorted(deps))
         target = min(related, key=lambda a: (a.first_ts, a.incident_id)).incident_id \
-            if related else new_incident
+            if related else incident_id(alert.fingerprint, alert.ts)
         if others := sorted({a.incident_id for a in related} - {target}):
-            await self._merge(target, others, batch)
-        row = AlertRow(target, alert.fingerprint, alert.source, alert.kind, alert.severity,
-                       alert.summary, dict(alert.labels), True, alert.ts, alert.ts, sorted(deps))
+            await self.store.merge(target, others)
+        row = alert_row(alert, target, deps)
         if not related:
-            await self.store.add_incident(IncidentRow(
-                new_incident, "pending", opened_at=alert.ts,
-                due_at=now + int(self.config.group_wait_s * 1000),
-                severity=alert.severity, title=alert.summary))
+            await self.store.add_incident(new_incident(
+                alert, due_at=now + int(self.config.group_wait_s * 1000)))
         else:
             await self._mark_changed(target)
         await self.store.save_alert(row)
-        batch.alerts.append(row)
         return target
-
-    async def _merge(self, into: str, others: Sequence[str], batch: _Batch) -> None:
-        """An alert relates incidents still collecting alerts (services that share the
-        dependency now alerting): they become one, opened when the first would have."""
-        await self.store.merge(into, others)
-        kept = {i.incident_id for i in await self.store.incidents(ids=list(others))}
-        for a in batch.alerts:  # the decided ones stay as they are
-            if a.incident_id in others and a.incident_id not in kept:
-                a.incident_id = into
 
     async def _mark_changed(self, incident: str) -> None:
         for row in await self.store.incidents(ids=[incident]):
@@ -226,10 +205,7 @@ class Healer:
     async def open_due(self, now: int) -> None:
         """Open the incidents whose group wait is over; publish the grown ones whose
         group interval is."""
-        for incident in await self.store.incidents(statuses=["pending", "open",
-                                                             "acknowledged"]):
-            if incident.due_at > now:
-                continue
+        for incident in await self.store.due(now):
             if incident.status == "pending":
                 await self._open(incident, now)
             elif incident.changed:
@@ -237,8 +213,14 @@ class Healer:
 
     async def _open(self, incident: IncidentRow, now: int) -> None:
         alerts = [a for a in await self.store.alerts_of(incident.incident_id) if a.firing]
-        if not alerts:
-            alerts = await self.store.alerts_of(incident.incident_id)
+        if not alerts:  # every alert ended within the group wait: nothing to heal
+            ended = await self.store.alerts_of(incident.incident_id)
+            self._root(incident, ended)
+            incident.status = "open"
+            await self.announce(incident, now)
+            await self.resolve(incident, max(a.last_ts for a in ended),
+                               "every alert ended within the group wait", now)
+            return
         self._root(incident, alerts)
         root_alert = max((a for a in alerts if a.source == incident.root),
                          key=lambda a: (_SEVERITY.get(a.severity, 0), -a.first_ts))
@@ -282,15 +264,7 @@ class Healer:
         target = incident.root or alert.source
         asset_type = await self._asset_type(target)
         playbook = self.playbooks.match(incident.category or "unknown", asset_type)
-        ref = playbook.ref if playbook else "none"
-        r = RemediationRow(
-            remediation_id(incident.incident_id, ref, attempt), incident.incident_id,
-            "remediate", ref, attempt, target, playbook.action if playbook else "notify",
-            status="decided", reason="", decided_at=now,
-            risk=playbook.risk if playbook else None,
-            downtime_s=playbook.estimated_downtime_s if playbook else None,
-            parameters=_parameters(alert, incident), verification=_verification(playbook, alert),
-            dry_run=self.limits.dry_run)
+        r = remediation_row(incident, alert, playbook, target, attempt, now, self.limits.dry_run)
         if not await self.store.add_remediation(r):
             return  # decided already (a replay, or a restart after the decision)
         await self.rule(r, incident, playbook, now, retry=attempt > 1)
@@ -314,17 +288,21 @@ class Healer:
         else:
             self.metrics.remediation_skips.labels(verdict.guard or "").inc()
         await self.store.save_remediation(r)
-        await self.note(incident.incident_id, f"decision:{r.remediation_id}:{r.status}", now,
-                         "decision", {"remediation_id": r.remediation_id, "action": r.action,
-                                      "playbook": r.playbook, "status": r.status,
-                                      "guard": r.guard, "reason": r.reason, "target": r.target})
+        await self.note(incident.incident_id, f"decision:{r.remediation_id}:{r.status}:{r.guard}",
+                        now, "decision", {
+                            "remediation_id": r.remediation_id, "action": r.action,
+                            "playbook": r.playbook, "status": r.status, "guard": r.guard,
+                            "reason": r.reason, "target": r.target})
         await self._after_verdict(verdict, r, incident, group, now)
 
     async def _after_verdict(self, verdict: Verdict, r: RemediationRow, incident: IncidentRow,
                              group: str, now: int) -> None:
         if verdict.guard == "circuit_breaker":
             await self.escalate(incident, r.target, verdict.reason, f"breaker:{group}", now)
-        elif verdict.guard in ("chaos_experiment", "no_playbook"):
+            return
+        # the group is healthy enough again: its next trip escalates again
+        await self.store.forget_escalation(f"breaker:{group}")
+        if verdict.guard in ("chaos_experiment", "no_playbook"):
             incident.annotations = sorted({*incident.annotations,
                                            f"not remediated: {verdict.reason}"})
             incident.published = None
@@ -336,14 +314,15 @@ class Healer:
             group, members = await self.cmdb.group(r.target)
         except UnknownAsset:
             group, members = f"asset/{r.target}", [r.target]
-        live = await self.store.live_alerts()
-        alerting = {a.source for a in live if a.firing}
+        alerting = await self.store.alerting(members)
         health = await self.store.health(members)
         unhealthy = sum(1 for m in members if m in alerting or not health.get(m, (0, True, 0))[1])
         situation = Situation(
             now=now, paused=await self.store.paused(), members=len(members),
-            unhealthy=unhealthy, chaos=await self.store.active("chaos_experiment", r.target, now),
-            deployment=await self.store.active("deployment", r.target, now),
+            unhealthy=unhealthy,
+            # an experiment running when the incident began caused it: event time
+            chaos=await self.store.active("chaos_experiment", r.target, at=incident.opened_at),
+            deployment=await self.store.active("deployment", r.target),
             last_remediated=await self.store.last_requested(r.target, r.playbook,
                                                             incident.incident_id),
             requested=await self.store.requested_since(r.playbook, now - HOUR_MS),
@@ -426,25 +405,3 @@ class Healer:
 
 
 _SEVERITY = {"info": 0, "warning": 1, "critical": 2}
-
-
-def _parameters(alert: AlertRow, incident: IncidentRow) -> dict[str, str]:
-    params = {"incident_title": incident.title, "category": incident.category or "unknown"}
-    if metric := alert.labels.get("metric"):
-        params["metric"] = metric
-    return params
-
-
-def _verification(playbook: Playbook | None, alert: AlertRow) -> dict[str, Any]:
-    if playbook is None:
-        return {}
-    v = playbook.verification
-    below = v.below
-    if below is None:
-        try:
-            below = float(alert.labels["threshold"])
-        except (KeyError, ValueError):
-            below = None
-    return {"metric": v.metric or alert.labels.get("metric"), "below": below,
-            "health_check": v.health_check, "window_s": v.window_s, "grace_s": v.grace_s,
-            "rollback": playbook.rollback}

@@ -16,13 +16,11 @@ from __future__ import annotations
 from typing import Any
 
 from dharma.agents.healing.engine import Healer
-from dharma.agents.healing.logic import Outcome, remediation_id, verify
+from dharma.agents.healing.logic import Outcome, verify
+from dharma.agents.healing.state import rollback_row
 from dharma.sinks.incidents import IncidentRow, RemediationRow
 
 __all__ = ["FollowUp"]
-
-#: Remediations whose story is not over until the executor or the verification says so.
-_IN_FLIGHT = ("decided", "requested", "started", "succeeded")
 
 
 class FollowUp:
@@ -34,12 +32,14 @@ class FollowUp:
 
     async def tick(self, now: int) -> None:
         await self.healer.open_due(now)
-        for r in await self.store.remediations(unsettled=True):
-            incident = (await self.store.incidents(ids=[r.incident_id]))[0]
-            await self._follow(r, incident, now)
+        unsettled = await self.store.remediations(unsettled=True)
+        ids = sorted({r.incident_id for r in unsettled})
+        incidents = {i.incident_id: i for i in await self.store.incidents(
+            ids=ids, limit=len(ids))} if ids else {}
+        for r in unsettled:
+            await self._follow(r, incidents[r.incident_id], now)
         await self._resolve_quiet(now)
-        live = await self.store.incidents(statuses=["pending", "open", "acknowledged"])
-        self.healer.metrics.incidents_open.set(len(live))
+        self.healer.metrics.incidents_open.set(await self.store.count_live())
         await self.healer.publish_pending(now)
 
     async def _follow(self, r: RemediationRow, incident: IncidentRow, now: int) -> None:
@@ -132,12 +132,7 @@ class FollowUp:
         action = r.verification.get("rollback")
         if not action:
             return
-        rollback = RemediationRow(
-            remediation_id(incident.incident_id, r.playbook, r.attempt, "rollback"),
-            incident.incident_id, "rollback", r.playbook, r.attempt, r.target, action,
-            status="requested", reason=f"rolling back {r.action}: verification failed",
-            decided_at=now, risk=r.risk, rollback_of=r.remediation_id, parameters=r.parameters,
-            requested_at=now, lease_until=now + int(self.config.lease_s * 1000))
+        rollback = rollback_row(r, action, now, int(self.config.lease_s * 1000))
         if await self.store.add_remediation(rollback):
             self.healer.metrics.remediations.labels("requested").inc()
             await self.healer.note(incident.incident_id, f"rollback:{rollback.remediation_id}",
@@ -147,15 +142,12 @@ class FollowUp:
 
     async def _resolve_quiet(self, now: int) -> None:
         """Resolve the incidents all of whose alerts ended while nothing was in flight."""
-        for incident in await self.store.incidents(statuses=["open", "acknowledged"]):
+        for incident in await self.store.quiet():
             alerts = await self.store.alerts_of(incident.incident_id)
-            if not alerts or any(a.firing for a in alerts):
+            if not alerts:
                 continue
-            pending = await self.store.remediations(incidents=[incident.incident_id],
-                                                    unsettled=True)
-            if any(r.status in _IN_FLIGHT for r in pending):
-                continue
-            for r in pending:
+            for r in await self.store.remediations(incidents=[incident.incident_id],
+                                                   unsettled=True):
                 await self._drop(r, "the incident's alerts ended")
             await self.healer.resolve(incident, max(a.last_ts for a in alerts),
                                       "every alert of the incident ended", now)

@@ -25,14 +25,18 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from dharma.streams.alerting import fingerprint
 from dharma.streams.errors import ContractViolation
-from dharma.streams.records import Name, first_error
+from dharma.streams.records import MAX_NAME, Name, first_error
 
-__all__ = ["ESCALATION", "Activity", "AlertSignal", "Health", "IncidentNote", "Report",
-           "Signal", "to_alert", "to_event"]
+__all__ = ["ESCALATION", "HEALTH_CHECK", "Activity", "AlertSignal", "Health", "IncidentNote",
+           "Report", "Signal", "to_alert", "to_event"]
 
 #: The kind of the alerts the healing agent raises itself (it never acts on them).
 ESCALATION = "escalation"
+
+#: The kind of the alerts healing makes of failing health checks.
+HEALTH_CHECK = "health_check"
 
 #: Remediation statuses an executor reports (the others are the healing agent's own).
 REPORTED = ("started", "succeeded", "failed")
@@ -102,6 +106,21 @@ class Health:
     resource_id: str
     ts: int
     passing: bool
+    check: str = ""
+    message: str = ""
+
+    def as_alert(self) -> AlertSignal:
+        """The check as an alert (the seed's other detection source): firing while it
+        fails, resolved when it passes, one fingerprint per resource and check."""
+        status = "passing" if self.passing else "failing"
+        return AlertSignal(
+            alert_id=f"health:{self.event_id}",
+            fingerprint=fingerprint(self.resource_id, self.check, HEALTH_CHECK),
+            firing=not self.passing, severity="critical", kind=HEALTH_CHECK,
+            source=self.resource_id,
+            summary=f"Health check {self.check} {status} on {self.resource_id}"
+                    + (f": {self.message}" if self.message and not self.passing else ""),
+            ts=self.ts, labels={"component": HEALTH_CHECK, "check": self.check})
 
 
 @dataclass(frozen=True)
@@ -164,7 +183,8 @@ def to_event(raw: Mapping[str, Any], latest: int) -> Signal | None:
     event_id, ts = str(raw["event_id"]), _not_after(_ms(raw["ts"]), latest)
     resource = _name(raw["resource_id"], "resource_id")
     if kind == "health_check":
-        return Health(event_id, resource, ts, attrs["status"] == "passing")
+        return Health(event_id, resource, ts, attrs["status"] == "passing",
+                      str(attrs["check"])[:MAX_NAME], str(attrs.get("message") or "")[:200])
     if kind == "deployment":
         return Activity(event_id, "deployment", _name(attrs["deployment_id"], "deployment_id"),
                         resource, ts, attrs["status"] == "started")

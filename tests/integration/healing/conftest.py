@@ -3,6 +3,7 @@ needs (CMDB, ingest, healing) started once for a module that shares them."""
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from workers import WorkerProcess, start_at_end
 
 from dharma.streams.admin import registry_client
 from dharma.streams.producer import AvroProducer
+
+# the servers a test stops and starts are the trust flow tests' (``trust_servers``)
+sys.path.insert(0, str(Path(__file__).parents[1] / "trust"))
 
 #: Playbooks of the guard tests: the seed's restart for web servers, a short lease
 #: for "batch" assets, an approval for "ledger" assets, notification for the rest.

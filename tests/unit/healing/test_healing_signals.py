@@ -49,8 +49,15 @@ def test_infrastructure_events_become_signals_or_pass_by() -> None:
     assert to_event(remediation("requested"), NOW) is None  # our own decisions
     assert to_event(remediation("skipped"), NOW) is None
     assert isinstance(to_event(remediation("succeeded"), NOW), Report)
-    assert to_event(event("health_check", {"check": "c", "status": "failing"}), NOW) == Health(
-        "e1", "web-01", NOW, False)
+    health = to_event(event("health_check", {"check": "http_get_/health", "status": "failing",
+                                             "message": "502"}), NOW)
+    assert health == Health("e1", "web-01", NOW, False, "http_get_/health", "502")
+    assert isinstance(health, Health)
+    failing = health.as_alert()
+    assert (failing.firing, failing.kind, failing.summary) == (
+        True, "health_check", "Health check http_get_/health failing on web-01: 502")
+    passing = Health("e2", "web-01", NOW + 1, True, "http_get_/health").as_alert()
+    assert passing.fingerprint == failing.fingerprint and not passing.firing
     note = to_event(event("incident", {"incident_id": "inc-1", "status": "acknowledged",
                                        "severity": "critical", "title": "t",
                                        "category": "memory_leak"}), NOW)
