@@ -20,6 +20,12 @@ import typer
 from dharma.cli.common import console, err_console, load_settings
 
 DEFAULT_TOPOLOGIES = ("ingest", "anomaly", "trust", "cmdb", "healing")
+#: Topologies ``dharma up`` leaves out: the synthetic estate is the demo's executor, and
+#: the webhook executor would answer the same remediation requests a second time.
+NOT_IN_DEMO = ("executor",)
+#: The demo's incident: a memory leak once detectors have warmed up; the estate is an
+#: executor (``generate --executor``), so it lasts until the right remediation arrives.
+DEMO_INCIDENTS = ("memory_leak:web-server-01@90s",)
 METRICS_BASE_PORT = 9464
 #: The generator replays compressed history (a day's run spans weeks of event time),
 #: so the demo's trust worker accepts requests that old instead of denying them stale.
@@ -82,6 +88,11 @@ def _show(topic: str, value: dict[str, Any]) -> None:
         console.print(f"[magenta]prediction[/] {value['source']} {value['metric']} "
                       f"value={value['value']:.2f} score={value['anomaly_score']:.2f}"
                       f"{' [bold red]ANOMALY[/]' if value['is_anomaly'] else ''}")
+    elif value.get("type") in ("incident", "remediation"):
+        attrs = value["attributes"]
+        what = attrs.get("action") or attrs.get("title")
+        console.print(f"[bold blue]{value['type']} {attrs['status']}[/] {value['resource_id']}"
+                      f" {what}: {attrs.get('reason') or attrs.get('category')}")
     elif value.get("kind") == "trust_decision":
         console.print(f"[cyan]access[/] {value['user_id']} {value['action']} {value['resource']}"
                       f" → {value['decision']} (trust {value['trust_score']:.2f})")
@@ -92,6 +103,8 @@ def up(
     topology: list[str] = typer.Option(list(DEFAULT_TOPOLOGIES), help="Topologies to run."),
     sample_every: int = typer.Option(50, help="Print one in N ordinary predictions."),
     days: float = typer.Option(0.05, help="Simulated days per generator hour (compression)."),
+    inject: list[str] = typer.Option(list(DEMO_INCIDENTS), help="Incidents the generator "
+                                     "injects, CATEGORY:RESOURCE@SECONDS (see generate)."),
 ) -> None:
     """Run the whole pipeline on the embedded stack and show it working, until Ctrl-C."""
     from dharma.infra.stack import EmbeddedStack, StackError
@@ -122,8 +135,9 @@ def up(
                                    {"DHARMA_WORKER_METRICS_PORT": str(port), **DEMO_TRUST}))
             console.print(f"worker [bold]{name}[/]: metrics at http://127.0.0.1:{port}/metrics,"
                           f" log {logs / f'worker-{name}.log'}")
+        injected = [arg for spec in inject for arg in ("--inject", spec)]
         children.append(_spawn(["generate", "--rate", str(rate), "--duration", "86400",
-                                "--days", str(days * 24), "--quiet"],
+                                "--days", str(days * 24), "--quiet", "--executor", *injected],
                                logs / "generate.log", {}))
         console.print("generator running; live output follows (Ctrl-C stops everything)")
         _watch(settings, sample_every, children)
@@ -143,9 +157,15 @@ def up(
 def _watch(settings: Any, sample_every: int, children: list[subprocess.Popen[bytes]]) -> None:
     """Print alerts, anomalies, decisions and dead letters as they arrive."""
     from dharma.streams.tailer import Tailer
-    from dharma.streams.topics import ALERTS, DEAD_LETTER_TOPICS, PREDICTIONS
+    from dharma.streams.topics import (
+        ALERTS,
+        DEAD_LETTER_TOPICS,
+        INFRASTRUCTURE_EVENTS,
+        PREDICTIONS,
+    )
 
-    topics = [PREDICTIONS.name, ALERTS.name, *(t.name for t in DEAD_LETTER_TOPICS)]
+    topics = [PREDICTIONS.name, ALERTS.name, INFRASTRUCTURE_EVENTS.name,
+              *(t.name for t in DEAD_LETTER_TOPICS)]
     seen = 0
     with Tailer(settings, topics) as tailer:
         while True:

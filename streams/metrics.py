@@ -69,6 +69,11 @@ class PipelineMetrics:
         self.cmdb_stale_assets = Gauge(
             "dharma_cmdb_stale_assets", "Assets their source's last complete sync did not see.",
             registry=registry)
+        self.executor_requests = Counter(
+            "dharma_executor_requests", "Remediation requests an executor answered, by "
+            "outcome: succeeded, failed, refused (unknown action, no webhook), expired, or "
+            "replayed (seen before: its stored reports published again, nothing executed).",
+            ["outcome"], registry=registry)
         self.incidents_open = Gauge(
             "dharma_healing_incidents_open", "Incidents not resolved (pending, open or "
             "acknowledged).", registry=registry)

@@ -331,6 +331,41 @@ class HealingSettings(BaseSettings):
         None, description="DHARMA_HEALING_PLAYBOOK_DIR: playbook set (None: packaged default).")
 
 
+class ExecutorSettings(BaseSettings):
+    """Webhook executor settings (``DHARMA_EXECUTOR_*``); read by the executor worker."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_EXECUTOR_")
+
+    url: str | None = Field(
+        None, description="DHARMA_EXECUTOR_URL: the webhook each remediation request is "
+        "POSTed to (None: every request is reported failed, nothing is called).")
+    token: SecretStr | None = Field(
+        None, description="DHARMA_EXECUTOR_TOKEN: sent in TOKEN_HEADER when set.")
+    token_header: str = Field(
+        "Authorization", description="DHARMA_EXECUTOR_TOKEN_HEADER: Authorization (the "
+        "token as 'Bearer TOKEN', AWX), or a header given the bare token "
+        "(X-Rundeck-Auth-Token, St2-Api-Key).")
+    timeout_s: float = Field(
+        10.0, gt=0, description="DHARMA_EXECUTOR_TIMEOUT_S: longest one POST may take.")
+    attempts: int = Field(
+        3, ge=1, le=10, description="DHARMA_EXECUTOR_ATTEMPTS: tries of a call that failed "
+        "transiently (connection error, timeout, 408, 425, 429, 502, 503, 504).")
+    payload_style: Literal["generic", "awx", "rundeck"] = Field(
+        "generic", description="DHARMA_EXECUTOR_PAYLOAD_STYLE: body shape: generic (also "
+        "StackStorm webhooks), awx (job template launch) or rundeck (job run).")
+    max_age_s: float = Field(
+        3600.0, gt=0, description="DHARMA_EXECUTOR_MAX_AGE_S: a request older than this "
+        "is reported failed (expired), never executed.")
+    concurrency: int = Field(
+        8, ge=1, le=256, description="DHARMA_EXECUTOR_CONCURRENCY: calls in flight at once.")
+
+    @field_validator("url", "token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable (compose's ``${NAME:-}``) means not set."""
+        return None if value == "" else value
+
+
 class StackSettings(BaseSettings):
     """Embedded stack settings (``DHARMA_STACK_*``): where it keeps state, which ports."""
 
@@ -359,6 +394,7 @@ class Settings(BaseModel):
     worker: WorkerSettings = Field(default_factory=lambda: WorkerSettings())
     trust: TrustSettings = Field(default_factory=lambda: TrustSettings())
     healing: HealingSettings = Field(default_factory=lambda: HealingSettings())
+    executor: ExecutorSettings = Field(default_factory=lambda: ExecutorSettings())
     stack: StackSettings = Field(default_factory=lambda: StackSettings())
 
     @model_validator(mode="after")

@@ -148,6 +148,9 @@ class ActiveIncident:
     magnitude: float
     start_tick: int
     end_tick: int  # exclusive
+    #: Where the effect reaches its plateau (None: at ``end_tick``); an incident that
+    #: waits for its remediation stays at the plateau from there.
+    plateau_tick: int | None = None
 
     def active(self, tick: int) -> bool:
         """Whether the incident affects samples at ``tick``."""
@@ -157,7 +160,8 @@ class ActiveIncident:
         """Rewrite the labelled series of ``values`` in place for ``tick``."""
         if not self.active(tick):
             return
-        progress = (tick - self.start_tick + 1) / (self.end_tick - self.start_tick)
+        span = (self.plateau_tick or self.end_tick) - self.start_tick
+        progress = min(1.0, (tick - self.start_tick + 1) / span)
         for metric in self.label.metrics:
             key = (self.label.source, metric)
             if key in values:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dharma.synthetic.estate import Resource, infra_event
 from dharma.synthetic.incidents import CATALOGUE, CHAOS_FAULTS, ActiveIncident
@@ -20,6 +20,27 @@ class ScriptedIncident:
     duration_ticks: int
     magnitude: float | None = None
     chaos: bool = False
+
+    @classmethod
+    def parse(cls, spec: str, ticks_per_second: float) -> ScriptedIncident:
+        """An incident from ``CATEGORY:RESOURCE@SECONDS`` (wall-clock seconds into a run
+        of ``ticks_per_second``), lasting its category's shortest duration.
+
+        >>> ScriptedIncident.parse("memory_leak:web-server-01@60s", ticks_per_second=4)
+        ScriptedIncident(category='memory_leak', source='web-server-01', start_tick=240, \
+duration_ticks=60, magnitude=None, chaos=False)
+        """
+        category, sep, rest = spec.partition(":")
+        source, at, when = rest.partition("@")
+        if not (sep and at and source) or category not in CATALOGUE:
+            raise ValueError(f"{spec!r}: expected CATEGORY:RESOURCE@SECONDS with CATEGORY one "
+                             f"of {', '.join(sorted(CATALOGUE))}")
+        try:
+            seconds = float(when.removesuffix("s"))
+        except ValueError:
+            raise ValueError(f"{spec!r}: {when!r} is not a number of seconds") from None
+        start = max(0, round(seconds * ticks_per_second))
+        return cls(category, source, start, CATALOGUE[category].duration[0])
 
 
 @dataclass(frozen=True)
@@ -44,6 +65,11 @@ class IncidentConfig:
         When false, incidents show only in the metrics (labels still record them).
     scripted
         Incidents placed by hand, in addition to the random ones.
+    executor
+        The estate as an executor: no scripted ``incident``/``remediation`` events; an
+        incident (not a chaos experiment) stays at its plateau after its drawn duration
+        until the remediation that heals it (:meth:`IncidentScheduler.heal`), or until
+        ``persist_factor`` times its duration (so a demo never wedges).
     """
 
     incidents_per_day: float = 6.0
@@ -55,6 +81,8 @@ class IncidentConfig:
     remediation_fraction: float = 0.6
     emit_incident_events: bool = True
     scripted: tuple[ScriptedIncident, ...] = ()
+    executor: bool = False
+    persist_factor: int = 6
 
 
 class IncidentScheduler:
@@ -81,6 +109,9 @@ class IncidentScheduler:
         self.pending: dict[int, list[Emission]] = {}
         self.busy_until: dict[str, int] = {}
         for s in config.scripted:
+            if s.source not in self.resources:
+                raise ValueError(f"no resource {s.source!r} in the estate; choose from "
+                                 f"{', '.join(self.resources)}")
             if not CATALOGUE[s.category].affected(self.resources[s.source].asset_type):
                 raise ValueError(f"{s.category} cannot hit {s.source}")
 
@@ -144,7 +175,8 @@ class IncidentScheduler:
         category = CATALOGUE[name]
         mag = magnitude if magnitude is not None else self.rng.uniform(*category.magnitude)
         incident_id = new_id(self.id_rng, "chaos-" if chaos else "inc-")
-        end = tick + duration
+        persists = self.config.executor and not chaos
+        end = tick + duration * (self.config.persist_factor if persists else 1)
         label = Label(
             incident_id,
             name,
@@ -155,13 +187,26 @@ class IncidentScheduler:
             category.severity,
             chaos,
         )
-        self.active.append(ActiveIncident(label, category, mag, tick, end))
+        self.active.append(ActiveIncident(label, category, mag, tick, end, tick + duration))
         self.labels.append(label)
         self.busy_until[source] = end + self.config.cooldown_ticks
         if chaos:
             self._queue_chaos(label, tick, end)
-        elif self.config.emit_incident_events:
+        elif self.config.emit_incident_events and not persists:
             self._queue_incident(label, tick, end)
+
+    def heal(self, source: str, action: str, tick: int) -> Label | None:
+        """End, at ``tick``, the incident on ``source`` that ``action`` heals (its
+        category's remediation; chaos experiments run their course); its label, ended."""
+        found = next((a for a in self.active if a.label.source == source and not a.label.chaos
+                      and a.category.remediation == action and a.active(tick)), None)
+        if found is None:
+            return None
+        ended = replace(found.label, end_ms=self.ts(tick))
+        self.labels[self.labels.index(found.label)] = found.label = ended
+        found.end_tick = tick
+        self.busy_until[source] = tick + self.config.cooldown_ticks
+        return ended
 
     def _queue(self, tick: int, kind: str, source: str, attrs: dict[str, object]) -> None:
         event = infra_event(self.id_rng, self.ts(tick), kind, source, attrs)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 from dharma.synthetic.access import AccessConfig, AccessSimulator, AccessTruth
 from dharma.synthetic.bad import bad_sample
 from dharma.synthetic.estate import EstateConfig, build_estate, estate_events
+from dharma.synthetic.executor import EstateExecutor
 from dharma.synthetic.metrics import UNITS, BaselineModel
 from dharma.synthetic.model import DAY_MS, METRICS_TOPIC, Emission, Label, derive_rng
 from dharma.synthetic.ops import Deployments, deployment_events, health_check
@@ -101,6 +103,7 @@ class SyntheticSource:
         self.health_check_every = max(1, health_check_every)
         self.bad_fraction = bad_fraction
         self.bad_rng = derive_rng(seed, "bad-stream")
+        self.executor = EstateExecutor(self.scheduler, sample_interval_ms)
         self.tick = 0
 
     def series_count(self) -> int:
@@ -134,6 +137,12 @@ class SyntheticSource:
                 yield emission
                 sent += 1
 
+    def execute(self, request: dict[str, Any]) -> None:
+        """Answer a remediation request (a decoded ``infrastructure.events`` value) from
+        the next tick on: see :mod:`dharma.synthetic.executor`.  Meant for executor mode
+        (``IncidentConfig(executor=True)``), where incidents wait for their remediation."""
+        self.executor.execute(request, self.tick)
+
     def ground_truth(self) -> list[Label]:
         """Labels of every incident and chaos experiment started so far."""
         return list(self.scheduler.labels)
@@ -148,6 +157,7 @@ class SyntheticSource:
         if tick == 0:
             out.extend(estate_events(self.resources, ts, self.events_rng))
         out.extend(self.scheduler.step(tick))
+        out.extend(self.executor.step(tick))
         out.extend(deployment_events(self.events_rng, ts, self.deployments.step(tick)))
         for i, r in enumerate(self.resources):
             if (tick + i) % self.health_check_every == 0:

@@ -20,8 +20,8 @@ from dharma.streams.settings import Settings
 from dharma.topologies import capabilities
 from dharma.topologies.topology import Capability, Topology, TopologyError
 
-__all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "cmdb", "healing",
-           "ingest", "topology", "trust"]
+__all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "cmdb", "executor",
+           "healing", "ingest", "topology", "trust"]
 
 
 def ingest(settings: Settings) -> Topology:
@@ -45,6 +45,13 @@ def cmdb(settings: Settings) -> Topology:
     return Topology("cmdb", (capabilities.cmdb(settings),), settings)
 
 
+def executor(settings: Settings) -> Topology:
+    """Remediation requests run through an HTTP webhook (``DHARMA_EXECUTOR_*``); it reads
+    ``infrastructure.events`` in its own group and dead-letters what it cannot read, as
+    the cmdb topology does for its own."""
+    return Topology("executor", (capabilities.executor(settings),), settings)
+
+
 def healing(settings: Settings) -> Topology:
     """Incidents, root cause and guarded remediation, from ``alerts.notifications`` and
     ``infrastructure.events``."""
@@ -54,6 +61,7 @@ def healing(settings: Settings) -> Topology:
 #: Topology name → its factory.
 TOPOLOGIES: dict[str, Callable[[Settings], Topology]] = {
     "ingest": ingest, "anomaly": anomaly, "trust": trust, "cmdb": cmdb, "healing": healing,
+    "executor": executor,
 }
 
 

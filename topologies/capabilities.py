@@ -8,6 +8,7 @@ from functools import partial
 
 from dharma.agents.anomaly import agent as anomaly_agent
 from dharma.agents.cmdb import agent as cmdb_agent
+from dharma.agents.executor import agent as executor_agent
 from dharma.agents.healing import agent as healing_agent
 from dharma.agents.healing.playbooks import load_playbooks
 from dharma.agents.trust import agent as trust_agent
@@ -17,11 +18,13 @@ from dharma.agents.validation import agent as validation_agent
 from dharma.sinks.asset_changes import AssetChangeSink
 from dharma.sinks.audit import AuditSink
 from dharma.sinks.cmdb import Cmdb
+from dharma.sinks.executions import ExecutionStore
 from dharma.sinks.graph import Graph, GraphSink, connect
 from dharma.sinks.incidents import IncidentStore
 from dharma.sinks.postgres import PostgresMetricsSink
 from dharma.sinks.sessions import SessionStore
 from dharma.sinks.silences import SilenceReader
+from dharma.sinks.webhook import Webhook
 from dharma.streams.settings import Settings
 from dharma.streams.topics import (
     ALERTS,
@@ -32,7 +35,7 @@ from dharma.streams.topics import (
 )
 from dharma.topologies.topology import Capability
 
-__all__ = ["anomaly", "cmdb", "graph", "healing", "trust", "validation"]
+__all__ = ["anomaly", "cmdb", "executor", "graph", "healing", "trust", "validation"]
 
 
 def validation(settings: Settings) -> Capability:
@@ -88,6 +91,19 @@ def cmdb(settings: Settings) -> Capability:
         "cmdb", consumes=(INFRASTRUCTURE_EVENTS,), emits=(INFRASTRUCTURE_EVENTS.dlq,),
         dead_letters=(INFRASTRUCTURE_EVENTS,), sinks=(changes, sink),
         register=partial(cmdb_agent.register, changes=changes, graph=sink, cmdb=Cmdb(bolt)))
+
+
+def executor(settings: Settings) -> Capability:
+    """Remediation requests on ``infrastructure.events`` run through the webhook of
+    ``DHARMA_EXECUTOR_*``, each claimed once in PostgreSQL before it is called."""
+    conf = settings.executor
+    executions = ExecutionStore(settings.postgres.dsn.get_secret_value())
+    webhook = Webhook(conf.url, conf.token, conf.token_header, conf.timeout_s, conf.attempts)
+    return Capability(
+        "executor", consumes=(INFRASTRUCTURE_EVENTS,),
+        emits=(INFRASTRUCTURE_EVENTS, INFRASTRUCTURE_EVENTS.dlq),
+        dead_letters=(INFRASTRUCTURE_EVENTS,), sinks=(executions, webhook),
+        register=partial(executor_agent.register, executions=executions, webhook=webhook))
 
 
 def healing(settings: Settings) -> Capability:

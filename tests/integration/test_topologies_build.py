@@ -34,7 +34,8 @@ def test_every_topology_builds_in_one_process_with_its_own_registry(settings: An
         PipelineMetrics(registry)) for name, registry in registries.items()}
     assert {name: _agent_names(app) for name, app in apps.items()} == {
         "ingest": ["validate-metrics"], "anomaly": ["detect-anomalies"],
-        "trust": ["trust-decide"], "cmdb": ["cmdb"], "healing": ["healing"],
+        "trust": ["trust-decide"], "cmdb": ["cmdb"],
+        "executor": ["execute-remediations"], "healing": ["healing"],
         "ingest-again": ["validate-metrics"]}
     assert apps["ingest"].conf.id == apps["ingest-again"].conf.id == \
         f"{settings.worker.app_id}-ingest"

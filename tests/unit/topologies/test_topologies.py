@@ -56,6 +56,7 @@ def test_each_named_topology_says_who_dead_letters_its_input() -> None:
                       "anomaly": {"metrics.raw": ["anomaly"]},
                       "trust": {"audit.logs": ["trust"]},
                       "cmdb": {"infrastructure.events": ["cmdb"]},
+                      "executor": {"infrastructure.events": ["executor"]},
                       "healing": {"alerts.notifications": ["healing"],
                                   "infrastructure.events": ["healing"]}}
 
