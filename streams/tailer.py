@@ -30,15 +30,23 @@ class Tailer:
             "log_level": 3,
         })
         self._consumer.subscribe(list(topics))
+        #: Records passed over because they did not decode.
+        self.undecodable = 0
 
     def poll_messages(self, timeout: float = 0.5, max_messages: int = 500) -> list[Any]:
-        """Raw messages (with partition, offset, key) and their decoded values."""
+        """Raw messages (with partition, offset, key) and their decoded values; a record
+        that does not decode (a hostile or broken producer's) is passed over and counted
+        in :attr:`undecodable`, so that one bad record never stops a reader."""
         out = []
         for msg in self._consumer.consume(max_messages, timeout):
             if msg.error():
                 continue
             topic = msg.topic() or ""
-            value = self._decode(msg.value(), SerializationContext(topic, MessageField.VALUE))
+            try:
+                value = self._decode(msg.value(), SerializationContext(topic, MessageField.VALUE))
+            except Exception:  # whatever the record is, the reader goes on
+                self.undecodable += 1
+                continue
             out.append((msg, value))
         return out
 

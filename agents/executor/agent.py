@@ -28,6 +28,7 @@ import faust
 from faust.types import EventT
 
 from dharma.agents.executor.logic import Request, payload, refusal, reports, to_request
+from dharma.agents.executor.state import count_label, stored_request
 from dharma.sinks.base import SinkUnavailable
 from dharma.sinks.executions import Claim, Execution, ExecutionStore, Outcome
 from dharma.sinks.webhook import Webhook
@@ -125,7 +126,7 @@ def register(app: faust.App, ctx: StreamContext, executions: ExecutionStore,
             records = reports(stored_request(e, requests.get(rid)), e.started_ms, e.outcome,
                               e.reason, e.finished_ms)
             publish(r for r in records if not called or r["attributes"]["status"] != "started")
-            metrics.executor_requests.labels(_label(e, rid in new)).inc()
+            metrics.executor_requests.labels(count_label(e, rid in new)).inc()
         await flush()
 
     async def settle(outcomes: list[Outcome], requests: dict[str, Request],
@@ -164,27 +165,3 @@ def register(app: faust.App, ctx: StreamContext, executions: ExecutionStore,
             await flush()
 
     return executor_agent
-
-
-def stored_request(execution: Execution, in_hand: Request | None) -> Request:
-    """The request as first claimed; the one in hand when the stored row is not a request
-    (a row written by something else is data to check, never trusted)."""
-    try:
-        return Request.from_dict(execution.request)
-    except (TypeError, ValueError):
-        if in_hand is None:
-            raise
-        logger.error("remediation_executions row %s holds no readable request; reporting "
-                     "from the request in hand", execution.remediation_id)
-        return in_hand
-
-
-def _label(execution: Execution, new: bool) -> str:
-    """How a request is counted: replayed (seen before), refused, expired or its outcome."""
-    if not new:
-        return "replayed"
-    reason = execution.reason or ""
-    for kind in ("refused", "expired"):
-        if reason.startswith(kind):
-            return kind
-    return execution.outcome or "failed"

@@ -22,10 +22,11 @@ from dharma.agents.validation import logic as validation_logic
 from dharma.streams import alerting
 
 ROOT = Path(__file__).resolve().parents[2]
-CAPABILITIES = ["validation", "anomaly", "trust", "cmdb", "healing"]
+CAPABILITIES = ["validation", "anomaly", "trust", "cmdb", "healing", "executor"]
 #: The batch step each capability's logic exposes (the agent, replays and tests run it).
 BATCH_STEPS = {"validation": "fold_batch", "anomaly": "BatchStep", "trust": "TrustStep",
-               "cmdb": "project_histories", "healing": "decide"}
+               "cmdb": "project_histories", "healing": "decide",
+               "executor": "reports"}
 IO_CLIENTS = ("psycopg", "redis", "confluent_kafka", "neo4j", "aiokafka")
 
 
