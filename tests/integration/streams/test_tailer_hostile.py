@@ -29,7 +29,10 @@ def test_an_undecodable_record_is_passed_over_and_counted(settings: Any, poll: A
         AvroProducer(raw, registry_client(settings)).produce(topic, good["fingerprint"], good)
         raw.flush()
         seen: list[dict[str, Any]] = []
-        poll(lambda: seen.extend(v for _t, v in tail.poll(0.2)
-                                 if v.get("source") == f"web-{tag}") or seen,
-             "the good record read past the bad one")
+
+        def read() -> list[dict[str, Any]]:
+            seen.extend(v for _t, v in tail.poll(0.2) if v.get("source") == f"web-{tag}")
+            return seen
+
+        poll(read, "the good record read past the bad one")
         assert tail.undecodable >= 1
