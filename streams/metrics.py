@@ -79,7 +79,8 @@ class PipelineMetrics:
             "acknowledged).", registry=registry)
         self.remediations = Counter(
             "dharma_healing_remediations", "Remediations by outcome: requested, succeeded, "
-            "failed, verified, verification_failed, rolled_back, expired (lease).", ["outcome"],
+            "failed, verified, unverified (nothing to verify), verification_failed, rolled_back, "
+            "expired (lease).", ["outcome"],
             registry=registry)
         self.remediation_skips = Counter(
             "dharma_healing_skips", "Remediations decided and not requested, by the guard "

@@ -244,10 +244,16 @@ class Healer:
         await self._decide(incident, root_alert, attempt=1, now=now)
 
     def _root(self, incident: IncidentRow, alerts: Sequence[AlertRow]) -> None:
+        """Root the incident among the alerts that began within its group wait (event
+        time): a dependency that started alerting later cannot have caused what was
+        already failing, so it is a symptom or a coincidence, never the root."""
+        began_by = incident.opened_at + int(self.config.group_wait_s * 1000)
+        early = [a for a in alerts if a.first_ts <= began_by] or list(alerts)
         depends: dict[str, frozenset[str]] = {}
-        for a in alerts:
+        for a in early:
             depends[a.source] = depends.get(a.source, frozenset()) | frozenset(a.depends_on)
-        incident.root, incident.symptoms = root_cause(depends)
+        incident.root, _ = root_cause(depends)
+        incident.symptoms = sorted({a.source for a in alerts} - {incident.root})
 
     async def _regroup(self, incident: IncidentRow, now: int) -> None:
         """Alerts joined an open incident: publish it again, with its new symptoms."""

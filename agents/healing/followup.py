@@ -13,7 +13,7 @@ engineer is paged and the incident stays open.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from dharma.agents.healing.engine import Healer
 from dharma.agents.healing.logic import Outcome, verify
@@ -70,6 +70,15 @@ class FollowUp:
             return
         result, why = outcome
         healer = self.healer
+        if result == "unverified":  # e.g. notify: a human has it; the alerts' end resolves it
+            r.outcome = "unverified"
+            healer.metrics.remediations.labels("unverified").inc()
+            await self.store.save_remediation(r)
+            await healer.note(incident.incident_id, f"verification:{r.remediation_id}", now,
+                              "verification", {"remediation_id": r.remediation_id,
+                                               "result": result, "detail": why})
+            await healer.record_in_cmdb(r, incident)
+            return
         await healer.note(incident.incident_id, f"verification:{r.remediation_id}", now,
                           "verification", {"remediation_id": r.remediation_id,
                                            "result": result, "detail": why})
@@ -93,7 +102,8 @@ class FollowUp:
         await healer.escalate(incident, r.target, f"verification failed after {r.action}: {why}",
                               f"verify:{r.remediation_id}", now)
 
-    async def _outcome(self, r: RemediationRow, now: int) -> tuple[Outcome, str] | None:
+    async def _outcome(self, r: RemediationRow,
+                       now: int) -> tuple[Outcome | Literal["unverified"], str] | None:
         """The verification's result, or ``None`` while its window is still open."""
         v: dict[str, Any] = r.verification
         window = int((self.config.verify_window_s or v.get("window_s") or 300) * 1000)
@@ -112,7 +122,7 @@ class FollowUp:
         if v.get("health_check"):
             results.append(await self._health(r.target, start, window, timed_out))
         if not results:
-            return "passed", "the playbook verifies nothing; the executor succeeded"
+            return "unverified", "the playbook verifies nothing: the incident stays open"
         failed = [x for x in results if x is not None and x[0] == "failed"]
         if failed:
             return failed[0]

@@ -25,10 +25,19 @@ from healing_support import (
     store_rows,
 )
 
+from dharma.streams.alerting import alert_record
 from dharma.streams.records import now_ms
 from dharma.streams.tailer import Tailer
 
 pytestmark = pytest.mark.integration
+
+
+def anomaly_alert(source: str, metric: str, status: str) -> dict[str, Any]:
+    """An alert as the anomaly capability raises it: its metric, no threshold."""
+    return alert_record(kind="anomaly", component="anomaly", source=source, subject=metric,
+                        status=status, severity="warning",  # type: ignore[arg-type]
+                        summary=f"{metric} on {source} is anomalous", ts=now_ms(),
+                        episode_start=now_ms(), labels={"metric": metric})
 
 
 def web_group(settings: Any, producer: Any, poll: Any, p: str, size: int = 5,
@@ -220,6 +229,41 @@ def test_a_database_and_three_services_on_it_make_one_incident_rooted_at_the_dat
     assert (incident["root"], incident["symptoms"]) == (db, services)
     [remediation] = remediations_on(settings, p)
     assert (remediation["target"], remediation["action"]) == (db, "restart_service")
+
+
+def test_a_dependency_that_began_alerting_later_is_a_symptom_not_the_root(
+        settings: Any, producer: Any, poll: Any, healing_workers: Any) -> None:
+    p = prefix()
+    web, db = f"{p}web-01", f"{p}db-01"
+    build_estate(settings, producer, poll, [(web, "web", f"{p}team"), (db, "db", f"{p}data")],
+                 edges=[(web, db)])
+    leaking(settings, producer, poll, web)
+    produce(producer, ALERTS, [alert(web, f"High Memory Usage on {web}", ts=now_ms() - 60_000),
+                               alert(db, f"CPU up on {db}", metric="cpu_utilization")])
+    poll(lambda: [i for i in incidents_on(settings, p) if i["status"] != "pending"],
+         "the incident opened")
+    [incident] = incidents_on(settings, p)
+    assert (incident["root"], incident["symptoms"]) == (web, [db])
+    [remediation] = remediations_on(settings, p)
+    assert (remediation["target"], remediation["action"]) == (web, "restart_service")
+
+
+def test_a_remediation_that_verifies_nothing_leaves_the_incident_open_until_its_alerts_end(
+        settings: Any, producer: Any, poll: Any, healing_workers: Any) -> None:
+    p = prefix()
+    queue = web_group(settings, producer, poll, p, asset_type="queue")[0]
+    # an anomaly alert: a metric, no threshold, so the fallback playbook watches nothing
+    firing = anomaly_alert(queue, "queue_depth", "firing")
+    with executor(settings, producer, {queue}) as ex:
+        produce(producer, ALERTS, [firing])
+        poll(lambda: [r for r in remediations_on(settings, p) if r["outcome"] == "unverified"],
+             "the notification ran, nothing verified")
+        assert [r["attributes"]["action"] for r in ex.requests] == ["notify"]
+    assert [i["status"] for i in incidents_on(settings, p)] == ["acknowledged"]
+    ended = anomaly_alert(queue, "queue_depth", "resolved")
+    produce(producer, ALERTS, [ended])
+    poll(lambda: [i["status"] for i in incidents_on(settings, p)] == ["resolved"],
+         "resolved once its alert ended")
 
 
 def test_bad_input_and_forged_reports_are_dead_lettered_with_the_reason(
