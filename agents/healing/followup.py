@@ -4,11 +4,12 @@ alerts all ended, and the outbox.
 
 Verification follows the seed: after the executor's ``succeeded`` (and the
 playbook's grace, e.g. the restart's downtime), the verification metric must stay
-under its threshold for the whole window, judged on the samples the ingest
-topology stored; a passing health check may be required too.  Passed: the
+on the right side of its bound for the whole window, judged on the samples the
+ingest topology stored; a passing health check may be required too.  Passed: the
 incident is resolved, its MTTR recorded and the remediation written into the
 target's CMDB history.  Failed: the playbook's rollback is requested, the on-call
-engineer is paged and the incident stays open.
+engineer is paged and the incident stays open.  Nothing to watch (``notify``):
+the incident stays open until its alerts end or a human resolves it.
 """
 
 from __future__ import annotations
@@ -70,18 +71,15 @@ class FollowUp:
             return
         result, why = outcome
         healer = self.healer
+        await healer.note(incident.incident_id, f"verification:{r.remediation_id}", now,
+                          "verification", {"remediation_id": r.remediation_id,
+                                           "result": result, "detail": why})
         if result == "unverified":  # e.g. notify: a human has it; the alerts' end resolves it
             r.outcome = "unverified"
             healer.metrics.remediations.labels("unverified").inc()
             await self.store.save_remediation(r)
-            await healer.note(incident.incident_id, f"verification:{r.remediation_id}", now,
-                              "verification", {"remediation_id": r.remediation_id,
-                                               "result": result, "detail": why})
             await healer.record_in_cmdb(r, incident)
             return
-        await healer.note(incident.incident_id, f"verification:{r.remediation_id}", now,
-                          "verification", {"remediation_id": r.remediation_id,
-                                           "result": result, "detail": why})
         if result == "passed":
             r.outcome = "passed"
             healer.metrics.remediations.labels("verified").inc()
