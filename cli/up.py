@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 import typer
+from rich.markup import escape
 
 from dharma.cli.common import console, err_console, load_settings
 
@@ -88,11 +89,20 @@ def _show(topic: str, value: dict[str, Any]) -> None:
         console.print(f"[magenta]prediction[/] {value['source']} {value['metric']} "
                       f"value={value['value']:.2f} score={value['anomaly_score']:.2f}"
                       f"{' [bold red]ANOMALY[/]' if value['is_anomaly'] else ''}")
-    elif value.get("type") in ("incident", "remediation"):
+    elif value.get("type") == "incident":  # what a topic carries is escaped, never markup
         attrs = value["attributes"]
-        what = attrs.get("action") or attrs.get("title")
-        console.print(f"[bold blue]{value['type']} {attrs['status']}[/] {value['resource_id']}"
-                      f" {what}: {attrs.get('reason') or attrs.get('category')}")
+        confidence = f" ({attrs['confidence']:.2f})" if attrs.get("confidence") is not None else ""
+        mttr = f", MTTR {attrs['mttr_ms'] / 60_000:.1f} min" if attrs.get("mttr_ms") else ""
+        root = attrs.get("root_cause") or value["resource_id"]
+        console.print(f"[bold blue]incident {attrs['status']}[/] " + escape(
+            f"{attrs['incident_id']} root {root}: {attrs['category']}{confidence}, "
+            f"{attrs['title']}{mttr}"), highlight=False)
+    elif value.get("type") == "remediation":
+        attrs = value["attributes"]
+        guard = f" (guard {attrs['guard']})" if attrs.get("guard") else ""
+        console.print(f"[bold blue]remediation {attrs['status']}[/] " + escape(
+            f"{attrs['action']} on {value['resource_id']}{guard}: {attrs['reason']}"),
+            highlight=False)
     elif value.get("kind") == "trust_decision":
         console.print(f"[cyan]access[/] {value['user_id']} {value['action']} {value['resource']}"
                       f" → {value['decision']} (trust {value['trust_score']:.2f})")
