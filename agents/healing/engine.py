@@ -148,14 +148,19 @@ class Healer:
             await self.store.add_incident(new_incident(
                 alert, due_at=now + int(self.config.group_wait_s * 1000)))
         else:
-            await self._mark_changed(target)
+            await self._mark_changed(target, began=alert.ts)
         await self.store.save_alert(row)
         return target
 
-    async def _mark_changed(self, incident: str) -> None:
+    async def _mark_changed(self, incident: str, began: int | None = None) -> None:
+        """Note that an incident's alerts changed; ``began``: a joining alert's time,
+        which moves the incident's start back when it is earlier (whatever the order
+        the alerts arrived in, the incident began with its first)."""
         for row in await self.store.incidents(ids=[incident]):
-            if row.status != "resolved" and not row.changed:
+            earlier = began is not None and began < row.opened_at
+            if row.status != "resolved" and (earlier or not row.changed):
                 row.changed = True
+                row.opened_at = min(row.opened_at, began) if began is not None else row.opened_at
                 await self.store.save_incident(row)
 
     async def on_report(self, report: Report, now: int) -> None:
@@ -247,7 +252,7 @@ class Healer:
         """Root the incident among the alerts that began within its group wait (event
         time): a dependency that started alerting later cannot have caused what was
         already failing, so it is a symptom or a coincidence, never the root."""
-        began_by = incident.opened_at + int(self.config.group_wait_s * 1000)
+        began_by = min(a.first_ts for a in alerts) + int(self.config.group_wait_s * 1000)
         early = [a for a in alerts if a.first_ts <= began_by] or list(alerts)
         depends: dict[str, frozenset[str]] = {}
         for a in early:

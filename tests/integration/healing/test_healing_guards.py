@@ -238,8 +238,10 @@ def test_a_dependency_that_began_alerting_later_is_a_symptom_not_the_root(
     build_estate(settings, producer, poll, [(web, "web", f"{p}team"), (db, "db", f"{p}data")],
                  edges=[(web, db)])
     leaking(settings, producer, poll, web)
-    produce(producer, ALERTS, [alert(web, f"High Memory Usage on {web}", ts=now_ms() - 60_000),
-                               alert(db, f"CPU up on {db}", metric="cpu_utilization")])
+    # the worst order: the later alert arrives first and opens the incident
+    produce(producer, ALERTS, [alert(db, f"CPU up on {db}", metric="cpu_utilization")])
+    poll(lambda: incidents_on(settings, p), "the database's incident collecting alerts")
+    produce(producer, ALERTS, [alert(web, f"High Memory Usage on {web}", ts=now_ms() - 60_000)])
     poll(lambda: [i for i in incidents_on(settings, p) if i["status"] != "pending"],
          "the incident opened")
     [incident] = incidents_on(settings, p)
