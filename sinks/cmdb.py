@@ -106,16 +106,8 @@ class Cmdb:
         """What depends on ``resource_id`` through ``DEPENDS_ON``/``RUNS_ON`` edges, up
         to ``depth`` hops (all when ``None``), each at its shortest distance."""
         await self.asset(resource_id)
-        query = impact_level(at)
-        seen, frontier, impacted = {resource_id}, [resource_id], []
-        level = 0
-        while frontier and (depth is None or level < depth):
-            level += 1
-            rows = await self.graph.query(query, frontier=frontier, at=at)
-            frontier = sorted({i for r in rows for i in r["ids"]} - seen)
-            seen.update(frontier)
-            impacted += [Impact(i, level) for i in frontier]
-        return BlastRadius(resource_id, impacted)
+        return BlastRadius(resource_id, await self._walk(impact_level(at), resource_id,
+                                                         depth, at))
 
     async def dependencies(self, resource_id: str, depth: int | None = None,
                            at: int | None = None) -> list[Impact]:
@@ -125,11 +117,17 @@ class Cmdb:
         query = (f"{_frontier('d')}MATCH (d)-[r:{'|'.join(IMPACT_RELATIONS)}]->(t:Asset) "
                  f"WHERE {_alive('r', at)} AND {_alive('t', at, node=True)} "
                  "RETURN collect(DISTINCT t.id) AS ids")
+        return await self._walk(query, resource_id, depth, at)
+
+    async def _walk(self, level_query: str, resource_id: str, depth: int | None,
+                    at: int | None) -> list[Impact]:
+        """Breadth first from ``resource_id``, one ``level_query`` a level (it returns the
+        next level's ``ids`` from ``$frontier``), each asset at its shortest distance."""
         seen, frontier, found = {resource_id}, [resource_id], []
         level = 0
         while frontier and (depth is None or level < depth):
             level += 1
-            rows = await self.graph.query(query, frontier=frontier, at=at)
+            rows = await self.graph.query(level_query, frontier=frontier, at=at)
             frontier = sorted({i for r in rows for i in r["ids"]} - seen)
             seen.update(frontier)
             found += [Impact(i, level) for i in frontier]

@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -36,6 +37,8 @@ MAX_LABEL_VALUE = 1024
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN)]
 LabelName = Annotated[str, StringConstraints(max_length=MAX_NAME, pattern=NAME_PATTERN)]
+
+_CHECKED_NAME: TypeAdapter[str] = TypeAdapter(Name)
 LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE,
                                               pattern=TEXT_PATTERN)]
 Unit = Annotated[str, StringConstraints(max_length=64, pattern=NAME_PATTERN)]
@@ -89,6 +92,23 @@ def validate_metric(raw: dict[str, Any], now: int, max_future_skew_ms: int) -> M
         limit = max_future_skew_ms // 1000
         raise ContractViolation(f"ts: {ahead:.0f}s in the future (limit {limit}s)")
     return sample
+
+
+def checked_name(value: Any, what: str) -> str:
+    """``value`` as a :data:`Name` (an id: not empty, not too long, nothing invisible);
+    :class:`ContractViolation` naming ``what`` otherwise.
+
+    >>> checked_name("web-01", "source")
+    'web-01'
+    >>> checked_name("web\u200b01", "source")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    dharma.streams.errors.ContractViolation: contract_violation: source: contains a control, ...
+    """
+    try:
+        return _CHECKED_NAME.validate_python(value)
+    except ValidationError as exc:
+        raise ContractViolation(f"{what}: {first_error(exc).split(': ', 1)[-1]}") from None
 
 
 def first_error(exc: ValidationError) -> str:

@@ -24,10 +24,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from dharma.streams.errors import ContractViolation
-from dharma.streams.records import Name, first_error
+from dharma.streams.records import Name, checked_name
 
 __all__ = ["ASSET_FIELDS", "OPEN", "RELATIONS", "AssetState", "Change", "EdgeState",
            "Version", "edge_key", "project", "project_histories", "to_change"]
@@ -47,14 +47,6 @@ _OPENS = {"asset": {"created", "updated"}, "dependency": {"added"}}
 Kind = Literal["asset", "dependency"]
 
 _NAME: TypeAdapter[str] = TypeAdapter(Name)
-
-
-def _checked_id(value: str, field_name: str) -> str:
-    """An asset id as a name must be: not empty, not too long, nothing invisible."""
-    try:
-        return _NAME.validate_python(value)
-    except ValidationError as exc:
-        raise ContractViolation(f"{field_name}: {first_error(exc).split(': ', 1)[1]}") from None
 
 
 def edge_key(source: str, relation: str, target: str) -> str:
@@ -116,8 +108,8 @@ def to_change(raw: Mapping[str, Any], latest: int | None = None) -> Change | Non
     if kind == "dependency" and attrs["target_id"] == raw["resource_id"]:
         raise ContractViolation(f"{raw['resource_id']} cannot depend on itself")
     if kind == "dependency":
-        _checked_id(attrs["target_id"], "target_id")
-    return Change(raw["event_id"], raw["ts"], kind, _checked_id(raw["resource_id"], "resource_id"),
+        checked_name(attrs["target_id"], "target_id")
+    return Change(raw["event_id"], raw["ts"], kind, checked_name(raw["resource_id"], "resource_id"),
                   action, {f: attrs.get(f) for f in expected})
 
 

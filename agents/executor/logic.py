@@ -30,10 +30,10 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter
 
 from dharma.streams.errors import ContractViolation
-from dharma.streams.records import Name, first_error
+from dharma.streams.records import Name, checked_name
 
 __all__ = ["ACTIONS", "PayloadStyle", "Request", "payload", "refusal", "report", "report_id",
            "reports", "to_request"]
@@ -94,13 +94,6 @@ class Request:
 _REQUEST: TypeAdapter[Request] = TypeAdapter(Request)
 
 
-def _name(value: Any, what: str) -> str:
-    try:
-        return _NAME.validate_python(value)
-    except ValidationError as exc:
-        raise ContractViolation(f"{what}: {first_error(exc).split(': ', 1)[1]}") from None
-
-
 def to_request(raw: Mapping[str, Any], latest: int | None = None) -> Request | None:
     """The request a decoded ``infrastructure.events`` value is (``None``: not one to
     act on); :class:`ContractViolation` when a remediation record is not readable as
@@ -120,8 +113,8 @@ def to_request(raw: Mapping[str, Any], latest: int | None = None) -> Request | N
     if len(parameters) > MAX_PARAMETERS:
         raise ContractViolation(f"{len(parameters)} parameters (at most {MAX_PARAMETERS})")
     return Request(
-        raw["event_id"], raw["ts"], _name(raw["resource_id"], "resource_id"),
-        _name(attrs["remediation_id"], "remediation_id"), attrs["action"], attrs["reason"],
+        raw["event_id"], raw["ts"], checked_name(raw["resource_id"], "resource_id"),
+        checked_name(attrs["remediation_id"], "remediation_id"), attrs["action"], attrs["reason"],
         attrs.get("incident_id"), attrs.get("playbook"), attrs.get("risk"),
         attrs.get("estimated_downtime_s"), attrs.get("attempt", 1), attrs.get("rollback_of"),
         parameters)

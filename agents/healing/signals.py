@@ -23,11 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
-
 from dharma.streams.alerting import fingerprint
 from dharma.streams.errors import ContractViolation
-from dharma.streams.records import MAX_NAME, Name, first_error
+from dharma.streams.records import MAX_NAME, checked_name
 
 __all__ = ["ESCALATION", "HEALTH_CHECK", "Activity", "AlertSignal", "Health", "IncidentNote",
            "Report", "Signal", "to_alert", "to_event"]
@@ -41,14 +39,6 @@ HEALTH_CHECK = "health_check"
 #: Remediation statuses an executor reports (the others are the healing agent's own).
 REPORTED = ("started", "succeeded", "failed")
 
-_NAME: TypeAdapter[str] = TypeAdapter(Name)
-
-
-def _name(value: Any, what: str) -> str:
-    try:
-        return _NAME.validate_python(value)
-    except ValidationError as exc:
-        raise ContractViolation(f"{what}: {first_error(exc).split(': ', 1)[-1]}") from None
 
 
 def _ms(value: Any) -> int:
@@ -168,9 +158,9 @@ def to_alert(raw: Mapping[str, Any], latest: int) -> AlertSignal:
     """A decoded alert as a signal (:class:`ContractViolation` when it is not one)."""
     labels = raw.get("labels") or {}
     return AlertSignal(
-        alert_id=str(raw["alert_id"]), fingerprint=_name(raw["fingerprint"], "fingerprint"),
+        alert_id=str(raw["alert_id"]), fingerprint=checked_name(raw["fingerprint"], "fingerprint"),
         firing=raw["status"] == "firing", severity=str(raw["severity"]), kind=str(raw["kind"]),
-        source=_name(raw["source"], "source"), summary=str(raw["summary"]),
+        source=checked_name(raw["source"], "source"), summary=str(raw["summary"]),
         ts=_not_after(_ms(raw["ts"]), latest), labels=dict(labels))
 
 
@@ -181,25 +171,27 @@ def to_event(raw: Mapping[str, Any], latest: int) -> Signal | None:
     if kind not in ("health_check", "deployment", "chaos_experiment", "remediation", "incident"):
         return None
     event_id, ts = str(raw["event_id"]), _not_after(_ms(raw["ts"]), latest)
-    resource = _name(raw["resource_id"], "resource_id")
+    resource = checked_name(raw["resource_id"], "resource_id")
     if kind == "health_check":
         return Health(event_id, resource, ts, attrs["status"] == "passing",
                       str(attrs["check"])[:MAX_NAME], str(attrs.get("message") or "")[:200])
     if kind == "deployment":
-        return Activity(event_id, "deployment", _name(attrs["deployment_id"], "deployment_id"),
+        deployment = checked_name(attrs["deployment_id"], "deployment_id")
+        return Activity(event_id, "deployment", deployment,
                         resource, ts, attrs["status"] == "started")
     if kind == "chaos_experiment":
         duration = int(attrs["duration_s"])
         if duration < 0:
             raise ContractViolation(f"duration_s {duration} is negative")
-        scope = tuple(_name(r, "blast_radius") for r in attrs.get("blast_radius") or ())
-        experiment = _name(attrs["experiment_id"], "experiment_id")
+        scope = tuple(checked_name(r, "blast_radius") for r in attrs.get("blast_radius") or ())
+        experiment = checked_name(attrs["experiment_id"], "experiment_id")
         return Activity(event_id, "chaos_experiment", experiment, resource, ts,
                         attrs["status"] == "started", ts + duration * 1000,
                         tuple(sorted({resource, *scope})))
     if kind == "remediation":
         if attrs["status"] not in REPORTED:
             return None
-        return Report(event_id, _name(attrs["remediation_id"], "remediation_id"), resource,
+        return Report(event_id, checked_name(attrs["remediation_id"], "remediation_id"), resource,
                       str(attrs["action"]), attrs["status"], ts, str(attrs["reason"]))
-    return IncidentNote(event_id, _name(attrs["incident_id"], "incident_id"), attrs["status"], ts)
+    incident = checked_name(attrs["incident_id"], "incident_id")
+    return IncidentNote(event_id, incident, attrs["status"], ts)
