@@ -216,6 +216,13 @@ class WorkerSettings(BaseSettings):
     )
 
 
+def split_commas(value: object) -> object:
+    """A comma-separated setting as a tuple of its non-empty parts (other values as given)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
 class TrustSettings(BaseSettings):
     """Zero-trust engine settings (``DHARMA_TRUST_*``); read by the trust worker."""
 
@@ -266,9 +273,7 @@ class TrustSettings(BaseSettings):
     @field_validator("internal_networks", "business_days", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        return split_commas(value)
 
 
 class HealingSettings(BaseSettings):
@@ -320,15 +325,13 @@ class HealingSettings(BaseSettings):
         ("trust", "healing"), description="DHARMA_HEALING_IGNORED_COMPONENTS: comma-separated "
         "`component` labels of alerts that are not infrastructure incidents (security "
         "alerts go to the security on-call; healing's own escalations are never re-healed).")
+    playbook_dir: Path | None = Field(
+        None, description="DHARMA_HEALING_PLAYBOOK_DIR: playbook set (None: packaged default).")
 
     @field_validator("ignored_components", mode="before")
     @classmethod
     def _components(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-    playbook_dir: Path | None = Field(
-        None, description="DHARMA_HEALING_PLAYBOOK_DIR: playbook set (None: packaged default).")
+        return split_commas(value)
 
 
 class ExecutorSettings(BaseSettings):

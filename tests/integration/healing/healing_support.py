@@ -10,7 +10,6 @@ playbook across the session, so tests that are not about them lift the limit.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -193,8 +192,3 @@ def incidents_on(settings: Any, prefix_: str) -> list[dict[str, Any]]:
 def remediations_on(settings: Any, prefix_: str) -> list[dict[str, Any]]:
     return store_rows(settings, "SELECT * FROM remediations WHERE target LIKE %s "
                       "ORDER BY decided_at", prefix_ + "%")
-
-
-def wait(seconds: float) -> None:
-    """Let time pass on purpose (a window that must elapse), not to hope for a result."""
-    time.sleep(seconds)
