@@ -369,6 +369,69 @@ class ExecutorSettings(BaseSettings):
         return None if value == "" else value
 
 
+class CostSettings(BaseSettings):
+    """Cost settings (``DHARMA_COST_*``); read by the cost worker and ``dharma cost``."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_COST_")
+
+    currency: str = Field(
+        "USD", pattern=r"^[A-Z]{3}$", description="DHARMA_COST_CURRENCY: ISO 4217 currency "
+        "of every price and amount (FOCUS BillingCurrency).")
+    tick_s: float = Field(
+        30.0, gt=0, description="DHARMA_COST_TICK_S: how often open assets accrue up to the "
+        "event-time watermark and usage is flushed.")
+    schedule_s: float = Field(
+        3600.0, gt=0, description="DHARMA_COST_SCHEDULE_S: how often forecasts, budgets and "
+        "recommendations are recomputed from the stored rollups (never per event).")
+    horizon_days: int = Field(
+        30, ge=1, le=366, description="DHARMA_COST_HORIZON_DAYS: days forecast.")
+    level: float = Field(
+        95.0, gt=0, lt=100, description="DHARMA_COST_LEVEL: forecast interval coverage, %.")
+    history_days: int = Field(
+        90, ge=7, description="DHARMA_COST_HISTORY_DAYS: daily actuals a forecast is fitted on "
+        "(the seed's 90 days).")
+    budget_thresholds: Annotated[tuple[float, ...], NoDecode] = Field(
+        (0.8, 1.0), description="DHARMA_COST_BUDGET_THRESHOLDS: comma-separated shares of a "
+        "month's budget whose crossing by actual spend raises an alert.")
+    usage_metrics: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("cpu_utilization", "memory_utilization"), description="DHARMA_COST_USAGE_METRICS: "
+        "metrics.raw metrics (percent) kept as hourly utilisation for recommendations.")
+    lookback_days: int = Field(
+        14, ge=1, description="DHARMA_COST_LOOKBACK_DAYS: utilisation window of right-sizing "
+        "(Compute Optimizer's 14 days).")
+    min_hours: int = Field(
+        30, ge=1, description="DHARMA_COST_MIN_HOURS: hours of utilisation needed before an "
+        "asset is right-sized (Compute Optimizer's 30).")
+    percentile: float = Field(
+        99.5, gt=0, le=100, description="DHARMA_COST_PERCENTILE: utilisation percentile a "
+        "smaller size must fit.")
+    headroom: float = Field(
+        1.2, ge=1, description="DHARMA_COST_HEADROOM: factor on that percentile.")
+    idle_percent: float = Field(
+        10.0, ge=0, le=100, description="DHARMA_COST_IDLE_PERCENT: a non-production asset "
+        "whose CPU stays below this outside business hours can be scheduled off.")
+    business_hours: tuple[int, int] = Field(
+        (8, 19), description="DHARMA_COST_BUSINESS_HOURS: [start, end) hours, UTC, Monday "
+        "to Friday, in which non-production assets stay on.")
+    commitment_cv: float = Field(
+        0.1, gt=0, description="DHARMA_COST_COMMITMENT_CV: a scope whose daily spend over "
+        "30 days varies less than this (coefficient of variation) gets a commitment.")
+    commitment_discount: float = Field(
+        0.28, gt=0, lt=1, description="DHARMA_COST_COMMITMENT_DISCOUNT: discount of a "
+        "commitment on the committed spend (1-year, no upfront: about 28 %).")
+    reconcile_threshold: float = Field(
+        0.05, ge=0, description="DHARMA_COST_RECONCILE_THRESHOLD: relative difference of "
+        "billed and estimated cost per resource and day that `dharma cost reconcile` reports.")
+    catalogue: Path | None = Field(
+        None, description="DHARMA_COST_CATALOGUE: instance catalogue CSV (size, vCPU, memory, "
+        "hourly price); None: the packaged one.")
+
+    @field_validator("budget_thresholds", "usage_metrics", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return split_commas(value)
+
+
 class StackSettings(BaseSettings):
     """Embedded stack settings (``DHARMA_STACK_*``): where it keeps state, which ports."""
 
@@ -398,6 +461,7 @@ class Settings(BaseModel):
     trust: TrustSettings = Field(default_factory=lambda: TrustSettings())
     healing: HealingSettings = Field(default_factory=lambda: HealingSettings())
     executor: ExecutorSettings = Field(default_factory=lambda: ExecutorSettings())
+    cost: CostSettings = Field(default_factory=lambda: CostSettings())
     stack: StackSettings = Field(default_factory=lambda: StackSettings())
 
     @model_validator(mode="after")

@@ -59,7 +59,7 @@ CONTRACT_METRICS = {
 }
 CONTRACT_HISTOGRAMS = {"dharma_processing_latency_seconds"}
 #: Settings groups that configure the process itself, not a backing service.
-NOT_BACKING_SERVICES = {"worker", "stack", "trust", "healing", "executor"}
+NOT_BACKING_SERVICES = {"worker", "stack", "trust", "healing", "executor", "cost"}
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|_AUTH$|USER_INFO|API_KEY", re.IGNORECASE)
 REF = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}")

@@ -1,0 +1,1 @@
+"""Cost: event-time accrual per asset, rollups, forecasts, budgets and recommendations."""
