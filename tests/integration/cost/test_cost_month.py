@@ -105,7 +105,7 @@ def test_a_simulated_month_reports_by_team_as_pandas_does(
     poll(lambda: matches(report(lo, hi), want), "the corrected report", timeout=60,
          describe=lambda: f"{report(lo, hi)} != {want}")
     with psycopg.connect(settings.postgres.dsn.get_secret_value()) as conn:
-        days = dict(conn.execute(
+        days: dict[int, Any] = dict(conn.execute(
             """SELECT extract(epoch FROM "ChargePeriodStart")::bigint * 1000, "EffectiveCost"
                FROM cost_rows WHERE "ResourceId" = %s AND x_granularity = 'day'""",
             (victim,)).fetchall())
