@@ -80,8 +80,8 @@ class Accountant:
     store: CostStore
     metrics: PipelineMetrics
     currency: str = "USD"
-    #: Per asset, the end of its last hour row (the first tick asks the store).
-    accrued: dict[str, int] = field(default_factory=dict)
+    #: Per asset, the end of its last hour row; None: asked, it has none.
+    accrued: dict[str, int | None] = field(default_factory=dict)
 
     def ledger(self, resource_id: str) -> Ledger:
         """The asset's ledger; a refused or foreign record starts it afresh."""
@@ -97,9 +97,11 @@ class Accountant:
         grouped: dict[str, list[tuple[EventT, Lifecycle]]] = {}
         for event, step in batch:
             grouped.setdefault(step.resource_id, []).append((event, step))
-        await self._load_accrued(list(grouped))
+        befores = {r: self.ledger(r) for r in grouped}
+        # an asset seen for the first time has nothing accrued to correct
+        await self._load_accrued([r for r, before in befores.items() if before.events])
         for resource_id, steps in grouped.items():
-            before = self.ledger(resource_id)
+            before = befores[resource_id]
             events = merge(before.events, (s for _, s in steps))
             if events == before.events:
                 continue  # a replay
@@ -112,17 +114,22 @@ class Accountant:
                                     earliest - earliest % HOUR_MS, accrued)
             self.ledgers.set(resource_id, Ledger(resource_id, events), steps[-1][0])
 
-    async def tick(self, now: int) -> int:
-        """Accrue every local asset up to the last closed hour before ``now``; rows written."""
+    def local(self) -> list[str]:
+        """The assets whose ledgers this worker holds."""
+        return local_assets(self.ledgers)
+
+    async def tick(self, now: int, assets: list[str]) -> int:
+        """Accrue ``assets`` up to the last closed hour before ``now``; rows written."""
         until = now - now % HOUR_MS
-        assets = local_assets(self.ledgers)
         await self._load_accrued(assets)
         written = 0
         for resource_id in assets:
             segs = segments(self.ledger(resource_id).events)
             if not segs:
                 continue
-            start = self.accrued.get(resource_id, segs[0].start - segs[0].start % HOUR_MS)
+            start = self.accrued.get(resource_id)
+            if start is None:
+                start = segs[0].start - segs[0].start % HOUR_MS
             last = segs[-1].end
             stop = until if last is None else min(until, _ceil_hour(last))
             if stop <= start:
@@ -137,7 +144,8 @@ class Accountant:
     async def _load_accrued(self, resource_ids: list[str]) -> None:
         unknown = [r for r in resource_ids if r not in self.accrued]
         if unknown:
-            self.accrued.update(await self.store.accrued(unknown))
+            found = await self.store.accrued(unknown)
+            self.accrued.update({r: found.get(r) for r in unknown})
 
     async def _correct(self, resource_id: str, segs: list[Segment], start: int, end: int) -> None:
         """Recompute ``[start, end)`` of an asset; revise and log what changed."""

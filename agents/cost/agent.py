@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Assets accrued under one hold of the store: the lifecycle batches wait no longer.
+TICK_SLICE = 200
+
 
 def lifecycle_until(latest: int) -> Callable[[EventT, Any], Lifecycle | None]:
     """Validator of asset events dated no later than ``latest`` (ms)."""
@@ -111,9 +114,12 @@ def register(app: faust.App, ctx: StreamContext, store: CostStore) -> faust.type
 
     @app.timer(config.tick_s)
     async def accrue() -> None:
+        """Accrue the local assets, a slice at a time: batches go on in between."""
         nonlocal postponed
+        now, assets = now_ms(), accountant.local()
         try:
-            await held(lambda: accountant.tick(now_ms()))
+            for i in range(0, len(assets), TICK_SLICE):
+                await held(partial(accountant.tick, now, assets[i:i + TICK_SLICE]))
         except SinkUnavailable as exc:
             if not postponed:  # once an outage, not once a tick
                 logger.warning("cost accrual postponed while the store is away: %s", exc)
