@@ -105,9 +105,11 @@ def register(app: faust.App, ctx: StreamContext, store: CostStore) -> faust.type
             await send_dead_letters(ctx, infra_dlq, rejected)
             if steps := [(e, s) for e, s in checked if s is not None]:
                 try:
-                    await held(partial(accountant.apply, steps))
+                    refused = await held(partial(accountant.apply, steps))
                 except SinkUnavailable as exc:
                     await _give_up(ctx, infra_dlq, [e for e, _ in steps], str(exc))
+                else:
+                    await send_dead_letters(ctx, infra_dlq, refused)
             await ctx.emitter.flush()
 
     postponed = False
