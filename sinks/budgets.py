@@ -9,8 +9,8 @@ fires none of them twice.  Rows are plain values; the cost capability decides wh
 they mean (and validates a stored record before trusting it).
 
 Writes are idempotent: a budget is keyed by its team; an alert's state by its
-fingerprint, and a record never replaces a newer one of the same fingerprint (a
-replay changes nothing).
+fingerprint, and a record never replaces a later one of the same fingerprint (the
+times of one alert only grow: a replay changes nothing).
 """
 
 from __future__ import annotations
@@ -63,8 +63,7 @@ VALUES (%(fingerprint)s, %(kind)s, %(month)s, %(status)s,
         to_timestamp(%(since)s / 1000.0), %(ts)s, %(record)s)
 ON CONFLICT (fingerprint) DO UPDATE SET kind = EXCLUDED.kind, month = EXCLUDED.month,
     status = EXCLUDED.status, since = EXCLUDED.since, ts = EXCLUDED.ts, record = EXCLUDED.record
-WHERE cost_alert_state.ts < EXCLUDED.ts
-   OR (cost_alert_state.ts = EXCLUDED.ts AND EXCLUDED.status = 'resolved')
+WHERE cost_alert_state.ts <= EXCLUDED.ts
 """
 
 
@@ -165,11 +164,11 @@ class BudgetStore:
             await cur.execute(_SELECT_BUDGETS)
             return [BudgetRow(**row) for row in await cur.fetchall()]
 
-    async def firing(self) -> list[dict[str, Any]]:
-        """The last record of every cost alert that is firing (as stored: validate it)."""
+    async def alerts(self) -> list[dict[str, Any]]:
+        """The last record of every cost alert, firing or resolved, oldest first (as
+        stored: validate it)."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT record FROM cost_alert_state WHERE status = 'firing' ORDER BY ts")
+            cur = await conn.execute("SELECT record FROM cost_alert_state ORDER BY ts")
             return [record for (record,) in await cur.fetchall()]
 
     async def save_alerts(self, records: Sequence[Mapping[str, Any]]) -> None:

@@ -1,10 +1,11 @@
 """Budget and cost-anomaly alerts (pure: no faust, no I/O).
 
 The cost worker calls these on its schedule with what it read from PostgreSQL
-(budgets, daily cost rows, the alerts firing) and its latest forecasts, publishes
-the records they return on ``alerts.notifications`` (the shared shape of
+(budgets, daily cost rows, the state of its alerts) and its latest forecasts,
+publishes the records they return on ``alerts.notifications`` (the shared shape of
 :func:`dharma.streams.alerting.alert_record`, ``component`` ``cost``) and stores
 them (:class:`dharma.sinks.budgets.BudgetStore`), so a restart fires nothing twice.
+The state (:func:`alert_state`) is the last record of each alert, firing or resolved.
 
 * :func:`evaluate_budgets`: kind ``budget`` when the month's actual spend of a scope
   (a team, or :data:`TOTAL` for the estate) reaches a threshold times its monthly budget
@@ -20,19 +21,21 @@ them (:class:`dharma.sinks.budgets.BudgetStore`), so a restart fires nothing twi
 Times are event time (epoch ms, UTC days).  A firing ``budget`` alert is dated at the
 start of the day its cumulative spend reached the threshold, a ``budget_forecast`` at
 the start of the last day it was judged on, a ``cost_anomaly`` at its day: evaluating the same
-inputs again gives the same records, with the same ids.
+inputs again gives the same records, with the same ids.  An alert that fires again
+after it resolved is a new episode, dated no earlier than that resolution, whose id
+names it.
 
 >>> day = 86_400_000
 >>> t0 = 1_796_083_200_000  # 2026-12-01T00:00:00Z
 >>> spend = {"web": [(t0 + i * day, 100.0) for i in range(9)]}
 >>> alerts = evaluate_budgets([Budget("web", 1000.0)], as_of_ms=t0 + 9 * day,
 ...                           spend_by_day=spend, month_end={"web": 3100.0},
-...                           thresholds=(0.8, 1.0), firing={})
+...                           thresholds=(0.8, 1.0), state={})
 >>> [(a["kind"], a["severity"], a["labels"].get("threshold")) for a in alerts]
 [('budget', 'warning', '0.8'), ('budget_forecast', 'critical', None)]
->>> state = firing_state(alerts)
+>>> state = alert_state(alerts)
 >>> evaluate_budgets([Budget("web", 1000.0)], as_of_ms=t0 + 9 * day, spend_by_day=spend,
-...                  month_end={"web": 3100.0}, thresholds=(0.8, 1.0), firing=state)
+...                  month_end={"web": 3100.0}, thresholds=(0.8, 1.0), state=state)
 []
 """
 
@@ -49,8 +52,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from dharma.streams.alerting import Severity, Status, alert_record, fingerprint
 
-__all__ = ["COMPONENT", "DAY_MS", "KINDS", "TOTAL", "Budget", "DailySpend", "Firing", "Interval",
-           "cost_anomalies", "evaluate_budgets", "firing_state", "intervals_before", "month_of"]
+__all__ = ["COMPONENT", "DAY_MS", "KINDS", "TOTAL", "AlertState", "Budget", "DailySpend",
+           "Interval", "alert_state", "cost_anomalies", "evaluate_budgets", "intervals_before",
+           "month_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +66,8 @@ AlertKind = Literal["budget", "budget_forecast", "cost_anomaly"]
 KINDS: tuple[AlertKind, ...] = ("budget", "budget_forecast", "cost_anomaly")
 _BUDGET_KINDS = ("budget", "budget_forecast")
 
-#: Firing alerts by fingerprint: the last ``firing`` record of each.
-Firing = Mapping[str, Mapping[str, Any]]
+#: The last record (firing or resolved) of each cost alert, by fingerprint.
+AlertState = Mapping[str, Mapping[str, Any]]
 DailySpend = Sequence[tuple[int, float]]
 
 
@@ -150,11 +154,21 @@ class _Condition:
     def fingerprint(self) -> str:
         return fingerprint(_source(self.team), self.subject, self.kind)
 
-    def record(self) -> dict[str, Any]:
+    def record(self, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Its ``firing`` record; after a ``previous`` (resolved) one, a new episode's."""
+        after = "" if previous is None else f"after:{previous['ts']}"
+        # never dated before the resolution it follows: one alert's times only grow
+        ts = self.ts if previous is None else max(self.ts, int(previous["ts"]))
         return alert_record(kind=self.kind, component=COMPONENT, source=_source(self.team),
                             subject=self.subject, status="firing", severity=self.severity,
-                            summary=self.summary, ts=self.ts, episode_start=self.ts,
-                            labels=self.labels, cause=self.cause)
+                            summary=self.summary, ts=ts, episode_start=ts, labels=self.labels,
+                            cause=":".join(filter(None, (self.cause, after))))
+
+
+def _firing(state: AlertState, fp: str) -> Mapping[str, Any] | None:
+    """The firing record of ``fp``; None when it is not firing."""
+    record = state.get(fp)
+    return record if record is not None and record["status"] == "firing" else None
 
 
 def _this_month(days: DailySpend, start: int, end: int) -> list[tuple[int, float]]:
@@ -209,7 +223,7 @@ def _forecast_condition(budget: Budget, month: str, spent: float, month_end: flo
 
 def evaluate_budgets(budgets: Iterable[Budget], *, as_of_ms: int,
                      spend_by_day: Mapping[str, DailySpend], month_end: Mapping[str, float],
-                     thresholds: Sequence[float], firing: Firing) -> list[dict[str, Any]]:
+                     thresholds: Sequence[float], state: AlertState) -> list[dict[str, Any]]:
     """The ``budget`` and ``budget_forecast`` alerts to publish at ``as_of_ms``.
 
     ``spend_by_day``: per scope (team, or :data:`TOTAL`), actual spend per UTC day
@@ -217,9 +231,9 @@ def evaluate_budgets(budgets: Iterable[Budget], *, as_of_ms: int,
     days are ignored.
     ``month_end``: per scope, actual spend so far plus the forecast means to the end
     of the month (a scope without one keeps its forecast alert as it is).
-    ``firing``: the firing cost alerts (:func:`firing_state`).  Returns new
-    ``firing`` records (conditions that hold and are not firing) and ``resolved``
-    ones (firing budget alerts whose condition no longer holds).
+    ``state``: the cost alerts' state (:func:`alert_state`).  Returns new ``firing``
+    records (conditions that hold and are not firing) and ``resolved`` ones (firing
+    budget alerts whose condition no longer holds).
     """
     month = month_of(as_of_ms - 1)  # spend before as_of_ms: at midnight, the month just over
     start, end = _month_bounds(month)
@@ -236,14 +250,14 @@ def evaluate_budgets(budgets: Iterable[Budget], *, as_of_ms: int,
         over = _forecast_condition(budget, month, sum(c for _, c in days), forecast, as_of_ms)
         if over is not None:
             holding[over.fingerprint] = over
-    fired = [c.record() for fp, c in holding.items() if fp not in firing]
-    ended = [_resolve(r, _why_budget_ended(r, month, holding, spend_by_day, as_of_ms))
-             for fp, r in sorted(firing.items())
-             if r["kind"] in _BUDGET_KINDS and fp not in holding and fp not in undecided]
+    fired = [c.record(state.get(fp)) for fp, c in holding.items() if not _firing(state, fp)]
+    ended = [_resolve(r, _why_budget_ended(r, month, spend_by_day, as_of_ms))
+             for fp, r in sorted(state.items()) if r["status"] == "firing"
+             and r["kind"] in _BUDGET_KINDS and fp not in holding and fp not in undecided]
     return fired + ended
 
 
-def _why_budget_ended(record: Mapping[str, Any], month: str, holding: Mapping[str, _Condition],
+def _why_budget_ended(record: Mapping[str, Any], month: str,
                       spend_by_day: Mapping[str, DailySpend], as_of_ms: int
                       ) -> tuple[int, str, dict[str, str]]:
     """When and why a firing budget alert resolves, and its labels' new figures."""
@@ -295,7 +309,7 @@ def intervals_before(forecasts: Iterable[Mapping[str, Any]]) -> dict[int, Interv
 
 
 def cost_anomalies(actual_by_day: Mapping[str, DailySpend],
-                   forecast_by_day: Mapping[str, Mapping[int, Interval]], firing: Firing, *,
+                   forecast_by_day: Mapping[str, Mapping[int, Interval]], state: AlertState, *,
                    as_of_ms: int, currency: str = "USD") -> list[dict[str, Any]]:
     """The ``cost_anomaly`` alerts to publish at ``as_of_ms``.
 
@@ -312,9 +326,10 @@ def cost_anomalies(actual_by_day: Mapping[str, DailySpend],
             if interval is None or day + DAY_MS > as_of_ms or not math.isfinite(cost):
                 continue
             condition = _anomaly(team, day, cost, interval, currency)
-            was = firing.get(fingerprint(_source(team), _iso_day(day), "cost_anomaly"))
+            fp = fingerprint(_source(team), _iso_day(day), "cost_anomaly")
+            was = _firing(state, fp)
             if condition is not None and was is None:
-                out.append(condition.record())
+                out.append(condition.record(state.get(fp)))
             elif condition is None and was is not None:
                 why = f"{_money(cost)} {currency} is inside [{_money(interval.lower)}, " \
                       f"{_money(interval.upper)}] after a correction"
@@ -341,7 +356,7 @@ def _anomaly(team: str, day: int, cost: float, interval: Interval,
 # -- state ---------------------------------------------------------------------------------
 
 class _StoredAlert(BaseModel):
-    """What a stored firing alert must hold to be trusted (data only, validated)."""
+    """What a stored cost alert must hold to be trusted (data only, validated)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -355,11 +370,11 @@ class _StoredAlert(BaseModel):
     labels: dict[str, str]
 
 
-def firing_state(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The firing alerts among stored or just-published cost alert records, by
-    fingerprint (a later record of a fingerprint replaces an earlier one; ``resolved``
-    ends it).  A record that is not a well-formed cost alert, or whose fingerprint
-    is not its own, is left out (logged): stored state never forges an alert."""
+def alert_state(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The last record of each cost alert among stored or just-published ones, by
+    fingerprint (a later record of a fingerprint replaces an earlier one).  A record
+    that is not a well-formed cost alert, or whose fingerprint is not its own, is left
+    out (logged): stored state never forges an alert."""
     state: dict[str, dict[str, Any]] = {}
     for raw in records:
         try:
@@ -376,8 +391,5 @@ def firing_state(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
             logger.warning("cost alert state ignored: fingerprint=%s reason=not its own",
                            alert.fingerprint)
             continue
-        if alert.status == "firing":
-            state[own] = alert.model_dump()
-        else:
-            state.pop(own, None)
+        state[own] = alert.model_dump()
     return state

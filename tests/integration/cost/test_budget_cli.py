@@ -23,8 +23,8 @@ from typer.testing import CliRunner, Result
 from dharma.agents.cost.budgets import (
     DAY_MS,
     Budget,
+    alert_state,
     evaluate_budgets,
-    firing_state,
 )
 from dharma.cli import app
 from dharma.sinks.budgets import BudgetStore, list_budgets
@@ -132,7 +132,7 @@ def month_of_spend(team: str, days: int, per_day: float) -> list[dict[str, Any]]
     spend = [(DEC + i * DAY_MS, per_day) for i in range(days)]
     return evaluate_budgets([Budget(team, 1000.0)], as_of_ms=DEC + days * DAY_MS,
                             spend_by_day={team: spend}, month_end={team: per_day * 31},
-                            thresholds=(0.8, 1.0), firing={})
+                            thresholds=(0.8, 1.0), state={})
 
 
 async def restart_fires_nothing_twice(dsn: str, team: str) -> None:
@@ -148,21 +148,22 @@ async def restart_fires_nothing_twice(dsn: str, team: str) -> None:
     restarted = BudgetStore(dsn)
     await restarted.setup()
     try:
-        stored = [r for r in await restarted.firing() if r["labels"]["team"] == team]
-        state = firing_state(stored)
-        assert state == firing_state(records)
+        stored = [r for r in await restarted.alerts() if r["labels"]["team"] == team]
+        state = alert_state(stored)
+        assert state == alert_state(records)
         again = evaluate_budgets([Budget(team, 1000.0)], as_of_ms=DEC + 10 * DAY_MS,
                                  spend_by_day={team: [(DEC + i * DAY_MS, 100.0)
                                                       for i in range(10)]},
-                                 month_end={team: 3100.0}, thresholds=(0.8, 1.0), firing=state)
+                                 month_end={team: 3100.0}, thresholds=(0.8, 1.0), state=state)
         assert again == []
         raised = evaluate_budgets([Budget(team, 9000.0)], as_of_ms=DEC + 11 * DAY_MS,
                                   spend_by_day={team: []}, month_end={team: 3100.0},
-                                  thresholds=(0.8, 1.0), firing=state)
+                                  thresholds=(0.8, 1.0), state=state)
         assert {r["status"] for r in raised} == {"resolved"}
         await restarted.save_alerts(raised)
         await restarted.save_alerts(records)  # an older replay does not reopen them
-        assert [r for r in await restarted.firing() if r["labels"]["team"] == team] == []
+        stored = [r for r in await restarted.alerts() if r["labels"]["team"] == team]
+        assert sorted(r["status"] for r in stored) == ["resolved"] * 3
         assert await restarted.forget_resolved(DEC + 12 * DAY_MS) >= 3
     finally:
         await restarted.close()
@@ -183,13 +184,13 @@ def test_poisoned_alert_state_is_never_trusted(dsn: str, tag: str) -> None:
         await store.setup()
         try:
             await store.save_alerts([forged])
-            return [r for r in await store.firing() if r["labels"]["team"] == team]
+            return [r for r in await store.alerts() if r["labels"]["team"] == team]
         finally:
             await store.close()
 
     stored = asyncio.run(store_and_read())
     assert stored == [forged]
-    assert firing_state(stored) == {}  # its fingerprint is not its own
+    assert alert_state(stored) == {}  # its fingerprint is not its own
 
 
 async def saved_within(store: BudgetStore, records: list[dict[str, Any]],
@@ -215,7 +216,8 @@ async def through_an_outage(url: str, team: str, stop: Any, start: Any) -> None:
             await store.save_alerts(budget[1:])
         await asyncio.to_thread(start)
         await saved_within(store, budget[1:], 60.0)
-        assert firing_state(await store.firing()) == firing_state(budget)
+        stored = [r for r in await store.alerts() if r["labels"]["team"] == team]
+        assert alert_state(stored) == alert_state(budget)
     finally:
         await store.close()
 

@@ -20,12 +20,12 @@ from dharma.agents.cost.budgets import (
     COMPONENT,
     DAY_MS,
     TOTAL,
+    AlertState,
     Budget,
-    Firing,
     Interval,
+    alert_state,
     cost_anomalies,
     evaluate_budgets,
-    firing_state,
     intervals_before,
 )
 from dharma.streams.alerting import fingerprint
@@ -51,13 +51,13 @@ def naive_month_end(days: Sequence[tuple[int, float]], month_days: int = 31) -> 
     return spent + spent / len(days) * (month_days - len(days)) if days else 0.0
 
 
-def judge(budgets: Sequence[Budget], state: Firing, as_of: int, days: Sequence[tuple[int, float]],
-          month_end: float | None, thresholds: Sequence[float] = THRESHOLDS, team: str = "web"
-          ) -> list[dict[str, Any]]:
+def judge(budgets: Sequence[Budget], state: AlertState, as_of: int,
+          days: Sequence[tuple[int, float]], month_end: float | None,
+          thresholds: Sequence[float] = THRESHOLDS, team: str = "web") -> list[dict[str, Any]]:
     """``evaluate_budgets`` for one scope."""
     return evaluate_budgets(budgets, as_of_ms=as_of, spend_by_day={team: days},
                             month_end={} if month_end is None else {team: month_end},
-                            thresholds=thresholds, firing=state)
+                            thresholds=thresholds, state=state)
 
 
 def run_month(spend: Sequence[float], budget: float, team: str = "web"
@@ -71,7 +71,7 @@ def run_month(spend: Sequence[float], budget: float, team: str = "web"
         records = judge([Budget(team, budget)], state, day(n) + DAY_MS, days,
                         naive_month_end(days), team=team)
         published += records
-        state = firing_state([*state.values(), *records])
+        state = alert_state([*state.values(), *records])
     return published, state
 
 
@@ -121,8 +121,8 @@ def test_a_raised_budget_resolves_its_alerts_once() -> None:
         assert record["labels"]["episode_start"] == state[record["fingerprint"]]["labels"][
             "episode_start"]
         assert fastavro.validate(record, SCHEMA)
-    after = firing_state([*state.values(), *records])
-    assert after == {}
+    after = alert_state([*state.values(), *records])
+    assert {r["status"] for r in after.values()} == {"resolved"}
     assert judge([Budget("web", 5000.0)], after, day(31), spend, 3100.0) == []
 
 
@@ -131,20 +131,36 @@ def test_a_correction_that_lowers_spend_resolves_and_a_deleted_budget_too() -> N
     corrected = [(day(i), 90.0) for i in range(1, 31)]  # 2700: over 80 %, under 100 %
     records = evaluate_budgets([Budget("web", 3000.0)], as_of_ms=day(31),
                                spend_by_day={"web": corrected}, month_end={"web": 2790.0},
-                               thresholds=THRESHOLDS, firing=state)
+                               thresholds=THRESHOLDS, state=state)
     assert sorted((r["kind"], r["labels"].get("threshold"), r["status"]) for r in records) == [
         ("budget", "1", "resolved"), ("budget_forecast", None, "resolved")]
-    state = firing_state([*state.values(), *records])
+    state = alert_state([*state.values(), *records])
     gone = evaluate_budgets([], as_of_ms=day(31), spend_by_day={"web": corrected},
-                            month_end={}, thresholds=THRESHOLDS, firing=state)
+                            month_end={}, thresholds=THRESHOLDS, state=state)
     assert [(r["kind"], r["status"]) for r in gone] == [("budget", "resolved")]
+
+
+def test_firing_again_after_a_resolution_is_a_new_episode() -> None:
+    days = [(day(i), 100.0) for i in range(1, 11)]  # 1000: 100 % of 1000 on day 10
+    fired = judge([Budget("web", 1000.0)], {}, day(11), days, 1000.0, thresholds=(1.0,))
+    state = alert_state(fired)
+    resolved = judge([Budget("web", 2000.0)], state, day(12), days, 1000.0, thresholds=(1.0,))
+    state = alert_state([*state.values(), *resolved])
+    again = judge([Budget("web", 1000.0)], state, day(13), days, 1000.0, thresholds=(1.0,))
+    assert [r["status"] for r in (*fired, *resolved, *again)] == [
+        "firing", "resolved", "firing"]
+    assert len({r["fingerprint"] for r in (*fired, *resolved, *again)}) == 1
+    assert len({r["alert_id"] for r in (*fired, *resolved, *again)}) == 3
+    assert fired[0]["ts"] == day(10) and resolved[0]["ts"] == again[0]["ts"] == day(12)
+    state = alert_state([*state.values(), *again])
+    assert judge([Budget("web", 1000.0)], state, day(14), days, 1000.0, thresholds=(1.0,)) == []
 
 
 def test_a_missing_forecast_neither_fires_nor_resolves_the_forecast_alert() -> None:
     _, state = run_month([100.0] * 30, 3000.0)
     records = evaluate_budgets([Budget("web", 3000.0)], as_of_ms=day(31),
                                spend_by_day={"web": [(day(i), 100.0) for i in range(1, 31)]},
-                               month_end={}, thresholds=THRESHOLDS, firing=state)
+                               month_end={}, thresholds=THRESHOLDS, state=state)
     assert records == []
 
 
@@ -154,15 +170,15 @@ def test_a_new_month_starts_fresh() -> None:
     january = {"web": [(JAN, 10.0)]}
     records = evaluate_budgets([Budget("web", 3000.0)], as_of_ms=JAN + 3_600_000,
                                spend_by_day=january, month_end={"web": 310.0},
-                               thresholds=THRESHOLDS, firing=state)
+                               thresholds=THRESHOLDS, state=state)
     assert sorted(r["status"] for r in records) == ["resolved"] * 3
     assert all(r["ts"] == JAN and r["labels"]["month"] == "2026-12" for r in records)
     assert all("2026-12 is over" in r["summary"] for r in records)
-    state = firing_state([*state.values(), *records])
+    state = alert_state([*state.values(), *records])
     big = {"web": [(JAN, 2500.0)]}
     again = evaluate_budgets([Budget("web", 3000.0)], as_of_ms=JAN + DAY_MS,
                              spend_by_day=big, month_end={"web": 5000.0},
-                             thresholds=THRESHOLDS, firing=state)
+                             thresholds=THRESHOLDS, state=state)
     assert sorted((r["kind"], r["status"], r["labels"]["month"]) for r in again) == [
         ("budget", "firing", "2027-01"), ("budget_forecast", "firing", "2027-01")]
 
@@ -171,7 +187,7 @@ def test_the_estate_and_teams_are_separate_scopes() -> None:
     days = [(day(1), 900.0)]
     records = evaluate_budgets(
         [Budget(TOTAL, 1000.0), Budget("total", 1000.0)], as_of_ms=day(2),
-        spend_by_day={TOTAL: days, "total": days}, month_end={}, thresholds=(0.8,), firing={})
+        spend_by_day={TOTAL: days, "total": days}, month_end={}, thresholds=(0.8,), state={})
     assert sorted((r["source"], r["labels"]["scope"]) for r in records) == [
         ("team:total", "team"), ("total", "total")]
     assert len({r["fingerprint"] for r in records}) == 2
@@ -182,7 +198,7 @@ def test_spend_outside_the_month_or_not_a_number_counts_for_nothing() -> None:
             (day(40), 5000.0)]
     assert evaluate_budgets([Budget("web", 1000.0)], as_of_ms=day(3), spend_by_day={"web": days},
                             month_end={"web": float("nan")}, thresholds=THRESHOLDS,
-                            firing={}) == []
+                            state={}) == []
 
 
 def test_a_budget_must_be_a_positive_amount() -> None:
@@ -205,7 +221,7 @@ def test_repeated_evaluation_never_fires_twice(spend: list[float], budget: float
     assert first == judge(budgets, {}, as_of, days, month_end, thresholds)
     assert all(r["status"] == "firing" for r in first)
     assert len({r["fingerprint"] for r in first}) == len(first)
-    state = firing_state(first)
+    state = alert_state(first)
     assert judge(budgets, state, as_of, days, month_end, thresholds) == []
 
 
@@ -230,8 +246,8 @@ def test_stored_state_that_is_not_its_own_is_ignored() -> None:
     broken = [{**good, "labels": {**good["labels"], "episode_start": "soon"}},
               {**good, "labels": {**good["labels"], "month": "someday"}},
               {**good, "kind": "anomaly"}, {"fingerprint": good["fingerprint"]}, "text"]
-    assert firing_state([forged, other, *broken]) == {}  # type: ignore[list-item]
-    assert firing_state([good, forged]) == {good["fingerprint"]: good}
+    assert alert_state([forged, other, *broken]) == {}  # type: ignore[list-item]
+    assert alert_state([good, forged]) == {good["fingerprint"]: good}
 
 
 def test_healing_leaves_cost_alerts_alone() -> None:
@@ -259,7 +275,7 @@ def test_a_day_outside_the_interval_fires_once_and_resolves_after_a_correction()
     assert "150.00 USD on 2026-12-02, above the forecast interval [80.00, 120.00]" in \
         first["summary"]
     assert all(fastavro.validate(r, SCHEMA) for r in records)
-    state = firing_state(records)
+    state = alert_state(records)
     assert cost_anomalies(actual, intervals, state, as_of_ms=day(6)) == []
     corrected = {"web": [(day(2), 110.0), (day(3), 60.0)]}
     resolved = cost_anomalies(corrected, intervals, state, as_of_ms=day(6))
@@ -284,7 +300,7 @@ def test_only_complete_days_with_an_interval_made_before_them_are_judged() -> No
 
 def test_budget_evaluation_leaves_anomalies_alone() -> None:
     intervals = {"web": intervals_before([forecast(day(1), [day(1)])])}
-    state = firing_state(cost_anomalies({"web": [(day(1), 500.0)]}, intervals, {},
+    state = alert_state(cost_anomalies({"web": [(day(1), 500.0)]}, intervals, {},
                                         as_of_ms=day(2)))
     assert evaluate_budgets([], as_of_ms=JAN + DAY_MS, spend_by_day={}, month_end={},
-                            thresholds=THRESHOLDS, firing=state) == []
+                            thresholds=THRESHOLDS, state=state) == []
