@@ -190,7 +190,7 @@ def _actual_conditions(budget: Budget, month: str, days: Sequence[tuple[int, flo
                        thresholds: Iterable[float]) -> list[_Condition]:
     spent = sum(c for _, c in days)
     found = []
-    for threshold in sorted(set(thresholds)):
+    for threshold in sorted({t for t in thresholds if math.isfinite(t) and t > 0}):
         crossed = _crossing_day(days, threshold * budget.monthly)
         if crossed is None:
             continue
@@ -253,7 +253,8 @@ def evaluate_budgets(budgets: Iterable[Budget], *, as_of_ms: int,
     fired = [c.record(state.get(fp)) for fp, c in holding.items() if not _firing(state, fp)]
     ended = [_resolve(r, _why_budget_ended(r, month, spend_by_day, as_of_ms))
              for fp, r in sorted(state.items()) if r["status"] == "firing"
-             and r["kind"] in _BUDGET_KINDS and fp not in holding and fp not in undecided]
+             and r["kind"] in _BUDGET_KINDS and fp not in holding and fp not in undecided
+             and r["labels"]["month"] <= month]  # a clock gone back ends no later month
     return fired + ended
 
 

@@ -201,6 +201,18 @@ def test_spend_outside_the_month_or_not_a_number_counts_for_nothing() -> None:
                             state={}) == []
 
 
+def test_a_clock_gone_back_ends_no_alert_of_a_later_month() -> None:
+    _, state = run_month([100.0] * 31, 3000.0)
+    november = judge([Budget("web", 3000.0)], state, DEC - DAY_MS, [], 0.0)
+    assert november == []
+
+
+def test_thresholds_that_are_not_positive_shares_are_ignored() -> None:
+    days = [(day(1), 0.0)]
+    assert judge([Budget("web", 100.0)], {}, day(2), days, 0.0,
+                 thresholds=(0.0, -1.0, float("nan"), float("inf"))) == []
+
+
 def test_a_budget_must_be_a_positive_amount() -> None:
     for amount in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="positive"):
