@@ -50,18 +50,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from dharma.agents.cost.logic import DAY_MS
 from dharma.streams.alerting import Severity, Status, alert_record, fingerprint
+from dharma.streams.records import month_start, next_month
 
 __all__ = ["COMPONENT", "DAY_MS", "KINDS", "TOTAL", "AlertState", "Budget", "DailySpend",
            "Interval", "alert_state", "cost_anomalies", "evaluate_budgets", "intervals_before",
-           "month_of"]
+           "intervals_by_scope", "month_of"]
 
 logger = logging.getLogger(__name__)
 
 COMPONENT = "cost"
 #: The scope of the whole estate (a budget's ``team``).
 TOTAL = "*"
-DAY_MS = 86_400_000
 AlertKind = Literal["budget", "budget_forecast", "cost_anomaly"]
 KINDS: tuple[AlertKind, ...] = ("budget", "budget_forecast", "cost_anomaly")
 _BUDGET_KINDS = ("budget", "budget_forecast")
@@ -102,11 +103,9 @@ def month_of(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m")
 
 
-def _month_bounds(month: str) -> tuple[int, int]:
-    """Start of ``month`` and of the next one (epoch ms)."""
-    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
-    following = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
-    return int(start.timestamp() * 1000), int(following.timestamp() * 1000)
+def _parse_month(month: str) -> int:
+    """Start (epoch ms) of a ``YYYY-MM`` month; ValueError for anything else."""
+    return int(datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def _iso_day(ms: int) -> str:
@@ -235,8 +234,8 @@ def evaluate_budgets(budgets: Iterable[Budget], *, as_of_ms: int,
     records (conditions that hold and are not firing) and ``resolved`` ones (firing
     budget alerts whose condition no longer holds).
     """
-    month = month_of(as_of_ms - 1)  # spend before as_of_ms: at midnight, the month just over
-    start, end = _month_bounds(month)
+    last = as_of_ms - 1  # spend before as_of_ms: at midnight, the month just over
+    month, start, end = month_of(last), month_start(last), next_month(last)
     holding: dict[str, _Condition] = {}
     undecided: set[str] = set()
     for budget in budgets:
@@ -264,9 +263,9 @@ def _why_budget_ended(record: Mapping[str, Any], month: str,
     """When and why a firing budget alert resolves, and its labels' new figures."""
     labels = record["labels"]
     if labels.get("month") != month:
-        _, following = _month_bounds(labels["month"])
+        following = next_month(_parse_month(labels["month"]))
         return min(following, as_of_ms), f"{labels['month']} is over", {}
-    start, end = _month_bounds(month)
+    start, end = _parse_month(month), next_month(_parse_month(month))
     days = _this_month(spend_by_day.get(labels["team"], ()), start, min(end, as_of_ms))
     spent = _money(sum(c for _, c in days))
     return as_of_ms, f"no longer true at {spent} {labels.get('currency', '')} spent", \
@@ -307,6 +306,22 @@ def intervals_before(forecasts: Iterable[Mapping[str, Any]]) -> dict[int, Interv
             if day >= made and (day not in issued or issued[day][0] < made):
                 issued[day] = made, Interval(entry["mean"], entry["lower"], entry["upper"])
     return {day: interval for day, (_, interval) in issued.items()}
+
+
+def intervals_by_scope(forecasts: Iterable[Mapping[str, Any]]) -> dict[str, dict[int, Interval]]:
+    """:func:`intervals_before` per scope (a team, or :data:`TOTAL` for a forecast whose
+    ``scope`` is ``total``) of any ``CostForecast`` records.
+
+    >>> f = {"scope": "total", "scope_value": "all", "ts": 0,
+    ...      "daily": [{"day": 0, "mean": 5, "lower": 4, "upper": 6}]}
+    >>> intervals_by_scope([f, {**f, "scope": "team", "scope_value": "all"}]).keys()
+    dict_keys(['*', 'all'])
+    """
+    by_scope: dict[str, list[Mapping[str, Any]]] = {}
+    for forecast in forecasts:
+        scope = TOTAL if forecast["scope"] == "total" else str(forecast["scope_value"])
+        by_scope.setdefault(scope, []).append(forecast)
+    return {scope: intervals_before(found) for scope, found in by_scope.items()}
 
 
 def cost_anomalies(actual_by_day: Mapping[str, DailySpend],
@@ -382,7 +397,7 @@ def alert_state(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any
             alert = _StoredAlert.model_validate(raw)
             labels = alert.labels
             int(labels["episode_start"])
-            _month_bounds(labels["month"])
+            _parse_month(labels["month"])
             str(labels["team"])  # every cost alert names its scope
             own = fingerprint(alert.source, labels["subject"], alert.kind)
         except (ValidationError, KeyError, ValueError, TypeError) as exc:

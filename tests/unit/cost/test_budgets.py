@@ -27,6 +27,7 @@ from dharma.agents.cost.budgets import (
     cost_anomalies,
     evaluate_budgets,
     intervals_before,
+    intervals_by_scope,
 )
 from dharma.streams.alerting import fingerprint
 from dharma.streams.settings import HealingSettings
@@ -268,10 +269,12 @@ def test_healing_leaves_cost_alerts_alone() -> None:
 
 # -- cost anomalies ----------------------------------------------------------------------
 
-def forecast(made: int, days: Sequence[int], mean: float = 100.0,
-             width: float = 20.0) -> dict[str, Any]:
-    return {"ts": made, "daily": [{"day": d, "mean": mean, "lower": mean - width,
-                                   "upper": mean + width} for d in days]}
+def forecast(made: int, days: Sequence[int], mean: float = 100.0, width: float = 20.0,
+             team: str = TOTAL) -> dict[str, Any]:
+    scope = ("total", "all") if team == TOTAL else ("team", team)
+    daily = [{"day": d, "mean": mean, "lower": mean - width, "upper": mean + width}
+             for d in days]
+    return {"scope": scope[0], "scope_value": scope[1], "ts": made, "daily": daily}
 
 
 def test_a_day_outside_the_interval_fires_once_and_resolves_after_a_correction() -> None:
@@ -299,8 +302,9 @@ def test_a_day_outside_the_interval_fires_once_and_resolves_after_a_correction()
 def test_only_complete_days_with_an_interval_made_before_them_are_judged() -> None:
     late = forecast(day(3), [day(2), day(3), day(4)], mean=1000.0)  # made after day 2
     early = forecast(day(1), [day(1), day(2)])
-    intervals = {TOTAL: intervals_before([late, early])}
+    intervals = intervals_by_scope([late, early, forecast(day(1), [day(4)], team="all")])
     assert intervals[TOTAL][day(2)] == Interval(100.0, 80.0, 120.0)
+    assert intervals["all"] == {day(4): Interval(100.0, 80.0, 120.0)}  # a team named "all"
     actual = {TOTAL: [(day(2), 100.0), (day(3), 1000.0), (day(4), 5000.0), (day(5), 0.0)]}
     assert cost_anomalies(actual, intervals, {}, as_of_ms=day(5) - 1) == [], \
         "days 2 and 3 are inside their intervals, day 4 is not over, day 5 has none"
