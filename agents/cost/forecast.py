@@ -29,6 +29,7 @@ of ``ml.predictions`` (schemas/ml.predictions-value.avsc).
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Sequence
@@ -60,6 +61,8 @@ MAX_MISSING_SHARE = 0.5
 #: The fallback's spread never goes below this share of the last season's level.
 FALLBACK_MIN_SPREAD = 0.05
 MODELS = "AutoETS+OptimizedTheta"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -157,26 +160,28 @@ def forecast(timestamps_ms: Sequence[int], values: Sequence[float], horizon: int
     series = regularise(timestamps_ms, values)
     season = season_for(series.cadence_ms)
     y = series.values[-MAX_FIT_POINTS:]
-    fallback = len(y) < max(2 * season, MIN_FIT_POINTS)
-    if fallback:
-        mean, lower, upper, model = _seasonal_naive(y, season, horizon, level)
-    else:
-        mean, lower, upper, model = _ensemble(y, season, horizon, level)
+    short = len(y) < max(2 * season, MIN_FIT_POINTS)
+    fitted = None if short else _ensemble(y, season, horizon, level)
+    with np.errstate(over="ignore"):
+        mean, lower, upper, model = fitted or _seasonal_naive(y, season, horizon, level)
+    if not np.isfinite([mean, lower, upper]).all():
+        raise ValueError("values too large to forecast: the interval overflows")
     lower, upper = np.minimum(lower, mean), np.maximum(upper, mean)
     if series.values.min() >= 0:
         mean, lower, upper = (np.maximum(b, 0.0) for b in (mean, lower, upper))
     steps = np.arange(1, horizon + 1, dtype=np.int64) * series.cadence_ms
     return Forecast(timestamps=(series.end_ms + steps).tolist(), mean=mean.tolist(),
                     lower=lower.tolist(), upper=upper.tolist(), model=model,
-                    fallback=fallback, season=season, level=level,
+                    fallback=fitted is None, season=season, level=level,
                     cadence_ms=series.cadence_ms)
 
 
 Bands = tuple[np.ndarray, np.ndarray, np.ndarray, str]
 
 
-def _ensemble(y: np.ndarray, season: int, horizon: int, level: float) -> Bands:
-    """Mean of AutoETS and OptimizedTheta, envelope of their intervals."""
+def _ensemble(y: np.ndarray, season: int, horizon: int, level: float) -> Bands | None:
+    """Mean of AutoETS and OptimizedTheta, envelope of their intervals; ``None`` when
+    either cannot fit (statsforecast raises a bare ``Exception`` then)."""
     from statsforecast.models import AutoETS, OptimizedTheta
 
     models = (AutoETS(season_length=season if season <= ETS_MAX_SEASON else 1),
@@ -185,12 +190,17 @@ def _ensemble(y: np.ndarray, season: int, horizon: int, level: float) -> Bands:
         # constant stretches make the seasonality test divide by zero; it then
         # finds no season, which is the right answer
         warnings.simplefilter("ignore", RuntimeWarning)
-        fits = [m.forecast(y=y, h=horizon, level=[level]) for m in models]
+        try:
+            fits = [m.forecast(y=y, h=horizon, level=[level]) for m in models]
+        except Exception as exc:  # statsforecast's "no model able to be fitted"
+            log.warning("forecast_model_failed points=%d season=%d reason=%r",
+                        len(y), season, str(exc))
+            return None
     mean = np.mean([f["mean"] for f in fits], axis=0)
     lower = np.min([f[f"lo-{level}"] for f in fits], axis=0)
     upper = np.max([f[f"hi-{level}"] for f in fits], axis=0)
     if not np.isfinite([mean, lower, upper]).all():
-        return _seasonal_naive(y, season, horizon, level)
+        return None
     return mean, lower, upper, f"{MODELS}/statsforecast-{version('statsforecast')}"
 
 

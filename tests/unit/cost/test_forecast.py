@@ -275,3 +275,15 @@ def test_cli_error_for_a_missing_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli_app(), ["forecast", "--input", str(tmp_path / "no.csv"),
                                             "--horizon", "3", "--output", "o.csv"])
     assert result.exit_code == 1 and "No such file" in result.output
+
+
+def test_a_series_the_models_cannot_fit_falls_back_to_seasonal_naive() -> None:
+    hours = [JAN_1 + i * HOUR_MS for i in range(100)]
+    fc = forecast(hours, [1e300 * (1 + i % 3) for i in range(100)], 3)
+    assert fc.fallback and fc.model == "seasonal_naive"
+    assert fc.mean == [1e300 * (1 + (100 + i) % 3) for i in range(3)]
+
+
+def test_values_whose_interval_overflows_are_refused() -> None:
+    with pytest.raises(ValueError, match="too large to forecast"):
+        forecast([0, 1, 2, 3], [1e308, -1e308, 1e308, -1e308], 2)
