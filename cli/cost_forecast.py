@@ -101,7 +101,7 @@ class TimeFormat:
 
 def read_series(path: Path) -> tuple[list[int], list[float], TimeFormat]:
     """Times (epoch ms), values and time format of a ``timestamp,value`` CSV."""
-    with path.open(newline="") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # a spreadsheet's BOM
         rows = csv.reader(handle)
         header = [cell.strip().lower() for cell in next(rows, [])]
         if header[:2] != HEADER:

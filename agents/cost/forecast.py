@@ -15,7 +15,8 @@ Pure (no I/O). One configuration serves every series:
   each model alone and with AutoARIMA on rolling-origin backtests (docs/cost.md);
   AutoETS models no season longer than 24 steps, so beyond that it runs
   non-seasonal beside the seasonal Theta;
-* with **little history** (fewer than two seasons, or than eight points) it is
+* with **little history** (fewer than two seasons, or than eight points), or
+  when a model cannot fit the series, it is
   seasonal naive (naive below one season plus one point) whose interval comes
   from the seasonal differences seen so far, with Student's t quantile for their
   few degrees of freedom, growing with the square root of the seasons ahead:

@@ -287,3 +287,13 @@ def test_a_series_the_models_cannot_fit_falls_back_to_seasonal_naive() -> None:
 def test_values_whose_interval_overflows_are_refused() -> None:
     with pytest.raises(ValueError, match="too large to forecast"):
         forecast([0, 1, 2, 3], [1e308, -1e308, 1e308, -1e308], 2)
+
+
+def test_a_spreadsheet_export_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("timestamp,value\n2026-01-01,1\n2026-01-02,2\n2026-01-03,3\n",
+                      encoding="utf-8-sig")
+    result = CliRunner().invoke(cli_app(), ["forecast", "--input", str(source), "--horizon",
+                                            "2", "--output", str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.csv").read_text().splitlines()[1].startswith("2026-01-04,3.0,")
