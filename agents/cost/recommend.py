@@ -154,8 +154,16 @@ def _is_business_hour(hour_ms: int, business_hours: tuple[int, int]) -> bool:
 
 
 def _recent(series: Mapping[int, float] | None, start: int, end: int) -> list[tuple[int, float]]:
-    return sorted((h, v) for h, v in (series or {}).items()
-                  if start <= h < end and math.isfinite(v))
+    """The hours of ``series`` in ``[start, end)``, in order.
+
+    A percent below 0 or not finite is no evidence and is left out; one above 100
+    counts as 100 (saturated), so a forged reading can never make a size look idle.
+
+    >>> _recent({0: 5.0, 1: -1.0, 2: float("nan"), 3: 250.0, 9: 1.0}, 0, 9)
+    [(0, 5.0), (3, 100.0)]
+    """
+    return sorted((h, min(v, 100.0)) for h, v in (series or {}).items()
+                  if start <= h < end and v >= 0 and not math.isnan(v))
 
 
 def _num(value: float) -> str:
@@ -243,15 +251,16 @@ class _Rules:
         assert old is not None and new is not None  # right_size proposed catalogue sizes
         return old.hourly_price - new.hourly_price
 
-    def schedule(self, asset: Asset, resized: Recommendation | None) -> Recommendation | None:
-        rid, hours = asset.resource_id, self.settings.business_hours
+    def _idle_off_hours(self, asset: Asset) -> list[float] | None:
+        """The CPU maxima outside business hours of an asset idle then (None: not a case)."""
+        rid = asset.resource_id
         if asset.env.lower() in PRODUCTION:
             return None
-        if asset.hourly_cost is None:
+        if asset.hourly_cost is None or not 0 < asset.hourly_cost < math.inf:
             self.skip("schedule_shutdown", rid, "no known price")
             return None
         off = [v for h, v in _recent(self.usage.get(rid, {}).get(CPU), self.since, self.now)
-               if not _is_business_hour(h, hours)]
+               if not _is_business_hour(h, self.settings.business_hours)]
         if len(off) < self.settings.min_hours:
             self.skip("schedule_shutdown", rid, f"{len(off)} hours of CPU data outside "
                       f"business hours ({self.settings.min_hours} needed)")
@@ -260,16 +269,28 @@ class _Rules:
             self.skip("schedule_shutdown", rid, f"CPU reached {_num(max(off))} % outside "
                       f"business hours (idle below {_num(self.settings.idle_percent)} %)")
             return None
-        rate = max(0.0, asset.hourly_cost - self._price_cut(resized))
-        off_month = off_hours_per_month(hours)
-        window = f"off {hours[1]:02d}:00-{hours[0]:02d}:00 UTC on weekdays and all weekend"
+        return off
+
+    def schedule(self, asset: Asset, resized: Recommendation | None) -> Recommendation | None:
+        off = self._idle_off_hours(asset)
+        if off is None or asset.hourly_cost is None:
+            return None
+        rate = asset.hourly_cost - self._price_cut(resized)
+        if rate <= 0:
+            self.skip("schedule_shutdown", asset.resource_id, "nothing left to save after "
+                      "right-sizing")
+            return None
+        start, end = self.settings.business_hours
+        off_month = off_hours_per_month((start, end))
+        window = f"off {end % 24:02d}:00-{start:02d}:00 UTC on weekdays and all weekend"
         evidence = {"env": asset.env, "off_hours_observed": str(len(off)),
                     "cpu_max_off_hours_percent": _num(max(off)),
                     "idle_percent": _num(self.settings.idle_percent),
                     "hourly_rate": _num(rate), "off_hours_per_month": _num(off_month)}
         return self.recommendation(
-            "schedule_shutdown", rid, asset.team, "always on", window, rate * off_month,
-            evidence, f"{asset.name} ({asset.env}) idles outside business hours: {window}")
+            "schedule_shutdown", asset.resource_id, asset.team, "always on", window,
+            rate * off_month, evidence,
+            f"{asset.name} ({asset.env}) idles outside business hours: {window}")
 
     def commitment(self, scope: str, team: str, days: Mapping[int, float],
                    covered_hourly: float) -> Recommendation | None:

@@ -133,6 +133,20 @@ def test_a_type_the_catalogue_does_not_list_is_skipped_saying_so() -> None:
         "instance type (none) is not in the catalogue"]
 
 
+def test_forged_readings_never_make_an_asset_look_smaller_than_it_is() -> None:
+    cpu = hours(48, 10.0)
+    for i, forged in enumerate([-500.0, float("nan"), float("-inf")]):
+        cpu[NOW - (60 + i) * HOUR] = forged  # not evidence
+    cpu[NOW - HOUR] = 1e9  # saturated: counts as 100 %
+    usage = {"app-1": {"cpu_utilization": cpu, "memory_utilization": hours(48, 10.0)}}
+    result = run([asset("app-1", "m5.4xlarge")], usage)
+    assert only(result, "right_size") == []
+    assert result.skipped[0].reason.startswith("no cheaper m5 size fits")
+    del cpu[NOW - HOUR]
+    [rec] = only(run([asset("app-1", "m5.4xlarge")], usage), "right_size")
+    assert rec.evidence["cpu_hours"] == "47"
+
+
 # schedule_shutdown -----------------------------------------------------------------------
 
 def office_usage(idle: float, busy: float = 60.0) -> dict[str, dict[int, float]]:
@@ -187,6 +201,14 @@ def test_an_unpriced_asset_is_not_scheduled() -> None:
         [(s.rule, s.reason) for s in result.skipped]
 
 
+@pytest.mark.parametrize("cost", [0.0, float("nan"), float("inf")])
+def test_a_price_that_is_no_price_schedules_nothing(cost: float) -> None:
+    result = run([asset("web-dev", "t3.medium", env="dev", cost=cost)],
+                 {"web-dev": office_usage(1.0)})
+    assert result.items == []
+    assert result.skipped[-1].reason == "no known price"
+
+
 def test_a_right_sized_asset_is_scheduled_at_its_new_price() -> None:
     usage = office_usage(1.0, busy=10.0)
     usage["memory_utilization"] = hours(14 * 24, 10.0)
@@ -197,6 +219,15 @@ def test_a_right_sized_asset_is_scheduled_at_its_new_price() -> None:
     assert schedule.monthly_savings == round(0.096 * (168 - 55) * 52 / 12, 2)
     assert result.potential_savings == round(resize.monthly_savings
                                              + schedule.monthly_savings, 2)
+
+
+def test_an_asset_right_sizing_already_makes_cheaper_than_its_rate_is_not_scheduled() -> None:
+    usage = office_usage(1.0, busy=10.0)
+    usage["memory_utilization"] = hours(14 * 24, 10.0)
+    # a negotiated 0.5 USD/h, less than the 0.672 USD/h the right-size takes off the list price
+    result = run([asset("app-dev", "m5.4xlarge", env="dev", cost=0.5)], {"app-dev": usage})
+    assert [r.type for r in result.items] == ["right_size"]
+    assert result.skipped[-1].reason == "nothing left to save after right-sizing"
 
 
 def test_business_hours_that_make_no_day_are_refused() -> None:
@@ -230,6 +261,20 @@ def test_a_commitment_needs_thirty_days_of_spend() -> None:
     result = run([], daily={"all": days(STEADY[:29])})
     assert result.items == []
     assert result.skipped[0].reason == "29 of the last 30 days have spend"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_day_of_spend_that_is_no_figure_is_a_missing_day(bad: float) -> None:
+    result = run([], daily={"all": days([*STEADY[:29], bad])})
+    assert result.items == []
+    assert result.skipped[0].reason == "29 of the last 30 days have spend"
+
+
+def test_refunds_that_sink_the_lowest_day_below_zero_commit_nothing() -> None:
+    result = run([], daily={"all": days([*STEADY[:29], -1.0])}, rules=CostSettings(
+        commitment_cv=10))
+    assert result.items == []
+    assert result.skipped[0].reason == "nothing left to commit after the other savings"
 
 
 def test_the_current_partial_day_is_not_part_of_the_evidence() -> None:
