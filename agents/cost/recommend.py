@@ -34,15 +34,16 @@ import statistics
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from dharma.agents.cost.catalogue import Catalogue, InstanceSize
 from dharma.streams.settings import CostSettings
 
-__all__ = ["COMMITMENT_DAYS", "HOURS_PER_MONTH", "Asset", "Recommendation", "Recommendations",
-           "Skipped", "off_hours_per_month", "recommend"]
+__all__ = ["COMMITMENT_DAYS", "DAY_MS", "HOURS_PER_MONTH", "Asset", "DailySpend", "HourlyMax",
+           "Recommendation", "Recommendations", "Skipped", "Usage", "hourly_usage",
+           "off_hours_per_month", "recommend"]
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -59,6 +60,34 @@ _NAMESPACE = uuid.UUID("0d6c8f9e-5a3b-4f57-9c1e-7b2a4d6e8f10")
 Usage = Mapping[str, Mapping[str, Mapping[int, float]]]
 #: scope ('team:T' or 'all') -> UTC day start (epoch ms) -> spend.
 DailySpend = Mapping[str, Mapping[int, float]]
+
+
+class HourlyMax(Protocol):
+    """A stored hourly maximum of one utilisation metric of one asset."""
+
+    @property
+    def resource_id(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def hour(self) -> int: ...
+    @property
+    def max(self) -> float: ...
+
+
+def hourly_usage(rows: Iterable[HourlyMax]) -> dict[str, dict[str, dict[int, float]]]:
+    """Stored hourly maxima as the rules read them; an hour given twice keeps its highest.
+
+    >>> from collections import namedtuple
+    >>> Row = namedtuple("Row", "resource_id metric hour max")
+    >>> hourly_usage([Row("a", "cpu", 0, 5.0), Row("a", "cpu", 0, 7.0), Row("a", "cpu", 1, 2.0)])
+    {'a': {'cpu': {0: 7.0, 1: 2.0}}}
+    """
+    out: dict[str, dict[str, dict[int, float]]] = {}
+    for row in rows:
+        hours = out.setdefault(row.resource_id, {}).setdefault(row.metric, {})
+        hours[row.hour] = max(row.max, hours.get(row.hour, row.max))
+    return out
 
 
 @dataclass(frozen=True)
@@ -118,6 +147,7 @@ class Skipped:
 
     rule: str
     subject: str
+    team: str
     reason: str
 
 
@@ -185,8 +215,11 @@ class _Rules:
         self.skipped: list[Skipped] = []
         self.committed: dict[str, float] = {}  # scope -> hourly commitment proposed
 
-    def skip(self, rule: str, subject: str, reason: str) -> None:
-        self.skipped.append(Skipped(rule, subject, reason))
+    def skip(self, rule: str, subject: str, team: str, reason: str) -> None:
+        self.skipped.append(Skipped(rule, subject, team, reason))
+
+    def pass_over(self, rule: str, asset: Asset, reason: str) -> None:
+        self.skip(rule, asset.resource_id, asset.team, reason)
 
     def recommendation(self, kind: str, subject: str, team: str, current: str, proposed: str,
                        savings: float, evidence: dict[str, str], summary: str) -> Recommendation:
@@ -210,8 +243,8 @@ class _Rules:
     def right_size(self, asset: Asset) -> Recommendation | None:
         rid, current = asset.resource_id, self.catalogue.get(asset.instance_type)
         if current is None:
-            self.skip("right_size", rid, f"instance type {asset.instance_type or '(none)'} "
-                      "is not in the catalogue")
+            self.pass_over("right_size", asset, f"instance type {asset.instance_type or '(none)'} "
+                           "is not in the catalogue")
             return None
         evidence = {"lookback_days": str(self.settings.lookback_days),
                     "headroom": _num(self.settings.headroom),
@@ -219,15 +252,15 @@ class _Rules:
                     "current_memory_gib": _num(current.memory_gib)}
         cpu_hours, vcpu = self._needed(rid, CPU, current.vcpu, "cpu", evidence)
         if cpu_hours < self.settings.min_hours:
-            self.skip("right_size", rid, f"{cpu_hours} hours of CPU data in the last "
-                      f"{self.settings.lookback_days} days ({self.settings.min_hours} needed)")
+            self.pass_over("right_size", asset, f"{cpu_hours} hours of CPU data in the last "
+                           f"{self.settings.lookback_days} days ({self.settings.min_hours} needed)")
             return None
         _, memory = self._needed(rid, MEMORY, current.memory_gib, "memory", evidence)
         fits = [s for s in self.catalogue.cheaper_in_family(current.size)
                 if s.vcpu >= vcpu and s.memory_gib >= memory]
         if not fits:
-            self.skip("right_size", rid, f"no cheaper {current.family} size fits "
-                      f"{_num(vcpu)} vCPU and {_num(memory)} GiB")
+            self.pass_over("right_size", asset, f"no cheaper {current.family} size fits "
+                           f"{_num(vcpu)} vCPU and {_num(memory)} GiB")
             return None
         return self._resize(asset, current, fits[0], evidence)
 
@@ -257,17 +290,17 @@ class _Rules:
         if asset.env.lower() in PRODUCTION:
             return None
         if asset.hourly_cost is None or not 0 < asset.hourly_cost < math.inf:
-            self.skip("schedule_shutdown", rid, "no known price")
+            self.pass_over("schedule_shutdown", asset, "no known price")
             return None
         off = [v for h, v in _recent(self.usage.get(rid, {}).get(CPU), self.since, self.now)
                if not _is_business_hour(h, self.settings.business_hours)]
         if len(off) < self.settings.min_hours:
-            self.skip("schedule_shutdown", rid, f"{len(off)} hours of CPU data outside "
-                      f"business hours ({self.settings.min_hours} needed)")
+            self.pass_over("schedule_shutdown", asset, f"{len(off)} hours of CPU data outside "
+                           f"business hours ({self.settings.min_hours} needed)")
             return None
         if max(off) >= self.settings.idle_percent:
-            self.skip("schedule_shutdown", rid, f"CPU reached {_num(max(off))} % outside "
-                      f"business hours (idle below {_num(self.settings.idle_percent)} %)")
+            self.pass_over("schedule_shutdown", asset, f"CPU reached {_num(max(off))} % outside "
+                           f"business hours (idle below {_num(self.settings.idle_percent)} %)")
             return None
         return off
 
@@ -277,8 +310,8 @@ class _Rules:
             return None
         rate = asset.hourly_cost - self._price_cut(resized)
         if rate <= 0:
-            self.skip("schedule_shutdown", asset.resource_id, "nothing left to save after "
-                      "right-sizing")
+            self.pass_over("schedule_shutdown", asset, "nothing left to save after "
+                           "right-sizing")
             return None
         start, end = self.settings.business_hours
         off_month = off_hours_per_month((start, end))
@@ -299,18 +332,18 @@ class _Rules:
         window = [today - (COMMITMENT_DAYS - i) * DAY_MS for i in range(COMMITMENT_DAYS)]
         spend = [days[d] for d in window if d in days and math.isfinite(days[d])]
         if len(spend) < COMMITMENT_DAYS:
-            self.skip("commitment", scope, f"{len(spend)} of the last {COMMITMENT_DAYS} "
+            self.skip("commitment", scope, team, f"{len(spend)} of the last {COMMITMENT_DAYS} "
                       "days have spend")
             return None
         mean = statistics.fmean(spend)
         cv = statistics.pstdev(spend) / mean if mean > 0 else math.inf
         if cv >= self.settings.commitment_cv:
-            self.skip("commitment", scope, f"daily spend varies: coefficient of variation "
+            self.skip("commitment", scope, team, f"daily spend varies: coefficient of variation "
                       f"{_num(cv)} (below {_num(self.settings.commitment_cv)} needed)")
             return None
         hourly = math.floor((min(spend) / 24 - covered_hourly) * 1000) / 1000
         if hourly <= 0:
-            self.skip("commitment", scope, "nothing left to commit after the other savings")
+            self.skip("commitment", scope, team, "nothing left to commit after the other savings")
             return None
         self.committed[scope] = hourly
         discount = self.settings.commitment_discount

@@ -131,6 +131,7 @@ def test_a_type_the_catalogue_does_not_list_is_skipped_saying_so() -> None:
     assert [s.reason for s in result.skipped] == [
         "instance type p4d.24xlarge is not in the catalogue",
         "instance type (none) is not in the catalogue"]
+    assert {s.team for s in result.skipped} == {"payments"}
 
 
 def test_forged_readings_never_make_an_asset_look_smaller_than_it_is() -> None:
@@ -255,6 +256,8 @@ def test_a_spiky_series_gets_no_commitment() -> None:
     result = run([], daily={"team:payments": days(spiky), "all": days(spiky)})
     assert result.items == []
     assert result.skipped[0].reason.startswith("daily spend varies: coefficient of variation 0.5")
+    assert [(s.subject, s.team) for s in result.skipped] == [("team:payments", "payments"),
+                                                            ("all", "")]
 
 
 def test_a_commitment_needs_thirty_days_of_spend() -> None:
