@@ -11,7 +11,7 @@ The rules run in this order, each on what the one before leaves:
    in full (an unseen footprint is never shrunk).  The cheapest smaller size of
    the same family in the catalogue that fits is proposed; savings are the
    difference of the list prices * 730 hours.
-2. **schedule_shutdown**: a non-production asset (env not ``prod``/``production``)
+2. **schedule_shutdown**: a non-production asset (env set, not ``prod``/``production``)
    whose CPU stayed below ``idle_percent`` in every hour outside business hours
    (Monday-Friday ``[start, end)`` UTC) with at least ``min_hours`` such hours;
    off outside business hours saves its rate (after right-sizing) * the off hours
@@ -288,6 +288,9 @@ class _Rules:
         """The CPU maxima outside business hours of an asset idle then (None: not a case)."""
         rid = asset.resource_id
         if asset.env.lower() in PRODUCTION:
+            return None
+        if not asset.env.strip():
+            self.pass_over("schedule_shutdown", asset, "no env: taken as production")
             return None
         if asset.hourly_cost is None or not 0 < asset.hourly_cost < math.inf:
             self.pass_over("schedule_shutdown", asset, "no known price")

@@ -173,6 +173,12 @@ def test_production_is_never_scheduled(env: str) -> None:
     assert [s.rule for s in result.skipped] == ["right_size"]  # nothing to say: not a candidate
 
 
+def test_an_asset_without_env_is_taken_as_production() -> None:
+    result = run([asset("web-1", "t3.medium", env=" ")], {"web-1": office_usage(0.0)})
+    assert result.items == []
+    assert result.skipped[-1].reason == "no env: taken as production"
+
+
 def test_one_busy_night_hour_keeps_the_asset_on() -> None:
     usage = office_usage(3.0)
     night = next(h for h in usage["cpu_utilization"] if not business(h))
