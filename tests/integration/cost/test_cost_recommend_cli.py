@@ -1,8 +1,10 @@
 """``dharma cost recommend`` against the session's PostgreSQL: cost rows and hourly
-utilisation written through :class:`CostStore`, recommendations read back as JSON.
+utilisation written through :class:`CostStore`, recommendations read back as JSON;
+and the whole way from asset events and utilisation samples on Kafka through the cost
+worker.
 
-The rows belong to a team of the test's own, in 2031, so that other tests' rows in
-the same database never enter its windows.
+Each test's rows belong to a team of its own (the stored ones in 2031), so that other
+tests' rows in the same database never enter its windows.
 """
 
 from __future__ import annotations
@@ -10,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 from typer.testing import CliRunner, Result
 
 from dharma.cli import app
 from dharma.sinks.costs import CostRow, UsageRow, connect_store
+from dharma.streams.admin import registry_client
+from dharma.streams.producer import AvroProducer
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +131,60 @@ def test_a_database_away_is_an_error_not_a_traceback(pick_port: Any) -> None:
     result = cli("--json", DHARMA_POSTGRES_DSN=dsn)
     assert result.exit_code == 1
     assert "error:" in result.stderr and result.stdout == ""
+
+
+def asset_event(rid: str, team: str, env: str, itype: str, rate: float, ts: int
+                ) -> dict[str, Any]:
+    return {"event_id": uuid.uuid4().hex, "ts": ts, "type": "asset", "resource_id": rid,
+            "attributes": {"action": "created", "asset_type": "app", "name": rid,
+                           "provider": "aws", "region": "us-east-1", "team": team,
+                           "env": env, "instance_type": itype, "hourly_cost": rate}}
+
+
+def sample(rid: str, metric: str, value: float, ts: int) -> dict[str, Any]:
+    return {"source": rid, "metric": metric, "value": value, "ts": ts, "labels": {},
+            "unit": "percent"}
+
+
+def produce(settings: Any, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Each (topic, value), keyed by its resource; flushed, and the producer closed."""
+    producer = AvroProducer(Producer(settings.kafka.confluent_config()),
+                            registry_client(settings))
+    for topic, value in events:
+        producer.produce(topic, value.get("resource_id") or value["source"], value)
+    producer.flush()
+
+
+def test_events_and_samples_through_the_cost_worker_become_recommendations(
+        settings: Any, start_worker: Any, poll: Any) -> None:
+    team = f"kafka-{uuid.uuid4().hex[:8]}"
+    app_id, web_id = f"{team}-app", f"{team}-web"
+    now = int(time.time() * 1000)
+    at = now - now % HOUR  # the last closed hour is accrued by the worker's timer
+    start_worker("cost", DHARMA_COST_TICK_S="0.5")
+    events = [("infrastructure.events", asset_event(app_id, team, "prod", *APP, at - 72 * HOUR)),
+              ("infrastructure.events", asset_event(web_id, team, "dev", *WEB, at - 72 * HOUR))]
+    for h in (at - (i + 1) * HOUR for i in range(72)):
+        for minute, low in ((5, 2.0), (35, 0.0)):  # two samples an hour: it keeps the highest
+            ts = h + minute * 60_000
+            events += [("metrics.raw", sample(app_id, m, 10.0 - low, ts))
+                       for m in ("cpu_utilization", "memory_utilization")]
+            busy = 60.0 - low if business(h) else 3.0 - low
+            events.append(("metrics.raw", sample(web_id, "cpu_utilization", busy, ts)))
+    produce(settings, events)
+
+    def recommended() -> dict[str, Any] | None:
+        result = cli("--json", "--team", team, "--at", str(at))
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.stdout)
+        by_type = {r["type"]: r for r in out["recommendations"]}
+        ready = by_type.keys() == {"right_size", "schedule_shutdown"} and \
+            by_type["right_size"]["evidence"]["cpu_hours"] == "72"
+        return by_type if ready else None
+
+    by_type = poll(recommended, "right-size and shutdown from the worker's rows")
+    assert (by_type["right_size"]["subject"], by_type["right_size"]["proposed"]) == \
+        (app_id, "m5.large")
+    assert by_type["right_size"]["evidence"]["cpu_p99.5_percent"] == "10"
+    assert by_type["schedule_shutdown"]["subject"] == web_id
+    assert by_type["schedule_shutdown"]["evidence"]["cpu_max_off_hours_percent"] == "3"
