@@ -21,41 +21,17 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
+from dharma.agents.cost.advisor import recommendations
 from dharma.agents.cost.catalogue import load_catalogue
-from dharma.agents.cost.recommend import (
-    COMMITMENT_DAYS,
-    DAY_MS,
-    Asset,
-    DailySpend,
-    Recommendations,
-    Usage,
-    hourly_usage,
-    recommend,
-)
+from dharma.agents.cost.recommend import Recommendations
 from dharma.cli.cmdb import AT_HELP, JSON_HELP, emit_json, failures, parse_at, plain, say
 from dharma.cli.common import console, load_settings
 from dharma.streams.records import now_ms
 
 if TYPE_CHECKING:
-    from dharma.sinks.costs import CostStore
     from dharma.streams.settings import CostSettings
 
 __all__ = ["recommend_command", "register"]
-
-
-async def store_inputs(store: CostStore, settings: CostSettings, now: int
-                       ) -> tuple[list[Asset], Usage, DailySpend]:
-    """What the rules read at ``now``: live assets, hourly utilisation over the
-    lookback, and the daily spend of the complete days a commitment rests on."""
-    since = now - settings.lookback_days * DAY_MS
-    today = now // DAY_MS * DAY_MS
-    first = today - COMMITMENT_DAYS * DAY_MS
-    assets = [Asset(**row) for row in await store.assets(now)]
-    usage = hourly_usage(await store.usage(since, now))
-    daily = {"all": dict(await store.daily(None, first, today))}
-    for team in await store.teams(first, today):
-        daily[f"team:{team}"] = dict(await store.daily(team, first, today))
-    return assets, usage, daily
 
 
 async def _recommend(dsn: str, settings: CostSettings, now: int) -> Recommendations:
@@ -64,10 +40,9 @@ async def _recommend(dsn: str, settings: CostSettings, now: int) -> Recommendati
     catalogue = load_catalogue(settings.catalogue)
     store = await connect_store(dsn)
     try:
-        inputs = await store_inputs(store, settings, now)
+        return await recommendations(store, settings, catalogue, now)
     finally:
         await store.close()
-    return recommend(*inputs, settings, catalogue, now)
 
 
 def _of_team(result: Recommendations, team: str | None) -> Recommendations:
