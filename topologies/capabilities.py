@@ -9,6 +9,7 @@ from functools import partial
 from dharma.agents.anomaly import agent as anomaly_agent
 from dharma.agents.cmdb import agent as cmdb_agent
 from dharma.agents.cost import agent as cost_agent
+from dharma.agents.cost.catalogue import load_catalogue
 from dharma.agents.executor import agent as executor_agent
 from dharma.agents.healing import agent as healing_agent
 from dharma.agents.healing.playbooks import load_playbooks
@@ -18,6 +19,7 @@ from dharma.agents.trust.session import Session
 from dharma.agents.validation import agent as validation_agent
 from dharma.sinks.asset_changes import AssetChangeSink
 from dharma.sinks.audit import AuditSink
+from dharma.sinks.budgets import BudgetStore
 from dharma.sinks.cmdb import Cmdb
 from dharma.sinks.costs import CostStore
 from dharma.sinks.executions import ExecutionStore
@@ -127,12 +129,18 @@ def healing(settings: Settings) -> Capability:
 
 def cost(settings: Settings) -> Capability:
     """Cost accrual on ``infrastructure.events`` (asset lifecycles): cost rows per asset
-    and window in PostgreSQL."""
-    store = CostStore(settings.postgres.dsn.get_secret_value())
+    and window in PostgreSQL; on a schedule, forecasts and recommendations on
+    ``ml.predictions`` and budget and cost-anomaly alerts.  The instance catalogue is
+    loaded now, so a bad one stops the worker before it starts."""
+    dsn = settings.postgres.dsn.get_secret_value()
+    store, budgets = CostStore(dsn), BudgetStore(dsn)
+    catalogue = load_catalogue(settings.cost.catalogue)
     return Capability(
-        "cost", consumes=(INFRASTRUCTURE_EVENTS,), emits=(INFRASTRUCTURE_EVENTS.dlq,),
-        dead_letters=(INFRASTRUCTURE_EVENTS,), sinks=(store,),
-        register=partial(cost_agent.register, store=store))
+        "cost", consumes=(INFRASTRUCTURE_EVENTS,),
+        emits=(PREDICTIONS, ALERTS, INFRASTRUCTURE_EVENTS.dlq),
+        dead_letters=(INFRASTRUCTURE_EVENTS,), sinks=(store, budgets),
+        register=partial(cost_agent.register, store=store, budgets=budgets,
+                         catalogue=catalogue))
 
 
 def usage(settings: Settings, dead_letters: bool = True) -> Capability:
