@@ -191,6 +191,11 @@ def _schedule(app: faust.App, ctx: StreamContext, planner: Planner) -> None:
                 logger.warning("cost schedule postponed while a store is away: %r", exc)
             failing = True
             return
+        except Exception:  # a run that breaks must not stop the worker's accrual
+            logger.exception("cost schedule run failed; the next one is due in %.0f s",
+                             config.schedule_s)
+            last_run = now
+            return
         failing = False
         last_run = now
         logger.info("cost schedule: %d forecasts, %d recommendations, %d alerts",
