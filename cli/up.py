@@ -20,7 +20,7 @@ from rich.markup import escape
 
 from dharma.cli.common import console, err_console, load_settings
 
-DEFAULT_TOPOLOGIES = ("ingest", "anomaly", "trust", "cmdb", "healing")
+DEFAULT_TOPOLOGIES = ("ingest", "anomaly", "trust", "cmdb", "healing", "cost")
 #: Topologies ``dharma up`` leaves out: the synthetic estate is the demo's executor, and
 #: the webhook executor would answer the same remediation requests a second time.
 NOT_IN_DEMO = ("executor",)

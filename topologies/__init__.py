@@ -20,8 +20,8 @@ from dharma.streams.settings import Settings
 from dharma.topologies import capabilities
 from dharma.topologies.topology import Capability, Topology, TopologyError
 
-__all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "cmdb", "executor",
-           "healing", "ingest", "topology", "trust"]
+__all__ = ["TOPOLOGIES", "Capability", "Topology", "TopologyError", "anomaly", "cmdb", "cost",
+           "executor", "healing", "ingest", "topology", "trust"]
 
 
 def ingest(settings: Settings) -> Topology:
@@ -58,10 +58,15 @@ def healing(settings: Settings) -> Topology:
     return Topology("healing", (capabilities.healing(settings),), settings)
 
 
+def cost(settings: Settings) -> Topology:
+    """Cost: providers' bills (FOCUS) from ``billing.focus``, beside the estimates."""
+    return Topology("cost", (capabilities.billing(settings),), settings)
+
+
 #: Topology name → its factory.
 TOPOLOGIES: dict[str, Callable[[Settings], Topology]] = {
     "ingest": ingest, "anomaly": anomaly, "trust": trust, "cmdb": cmdb, "healing": healing,
-    "executor": executor,
+    "executor": executor, "cost": cost,
 }
 
 

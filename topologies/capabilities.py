@@ -8,6 +8,7 @@ from functools import partial
 
 from dharma.agents.anomaly import agent as anomaly_agent
 from dharma.agents.cmdb import agent as cmdb_agent
+from dharma.agents.cost import bills as bills_agent
 from dharma.agents.executor import agent as executor_agent
 from dharma.agents.healing import agent as healing_agent
 from dharma.agents.healing.playbooks import load_playbooks
@@ -17,6 +18,7 @@ from dharma.agents.trust.session import Session
 from dharma.agents.validation import agent as validation_agent
 from dharma.sinks.asset_changes import AssetChangeSink
 from dharma.sinks.audit import AuditSink
+from dharma.sinks.bills import BillStore
 from dharma.sinks.cmdb import Cmdb
 from dharma.sinks.executions import ExecutionStore
 from dharma.sinks.graph import Graph, GraphSink, connect
@@ -29,13 +31,14 @@ from dharma.streams.settings import Settings
 from dharma.streams.topics import (
     ALERTS,
     AUDIT_LOGS,
+    BILLING_FOCUS,
     INFRASTRUCTURE_EVENTS,
     METRICS_RAW,
     PREDICTIONS,
 )
 from dharma.topologies.topology import Capability
 
-__all__ = ["anomaly", "cmdb", "executor", "graph", "healing", "trust", "validation"]
+__all__ = ["anomaly", "billing", "cmdb", "executor", "graph", "healing", "trust", "validation"]
 
 
 def validation(settings: Settings) -> Capability:
@@ -120,3 +123,13 @@ def healing(settings: Settings) -> Capability:
         dead_letters=topics, sinks=(store, history),
         register=partial(healing_agent.register, store=store, cmdb=Cmdb(graph(settings)),
                          history=history, playbooks=playbooks))
+
+
+def billing(settings: Settings) -> Capability:
+    """Providers' bills on ``billing.focus`` (FOCUS lines, ``dharma cost import``) stored
+    in PostgreSQL beside the estimated cost (``dharma cost reconcile``)."""
+    bills = BillStore(settings.postgres.dsn.get_secret_value())
+    return Capability(
+        "billing", consumes=(BILLING_FOCUS,), emits=(BILLING_FOCUS.dlq,),
+        dead_letters=(BILLING_FOCUS,), sinks=(bills,),
+        register=partial(bills_agent.register, bills=bills))

@@ -1,0 +1,388 @@
+"""Providers' bills in FOCUS 1.x: one rule set for a CSV export's rows and for the
+``billing.focus`` records made of them.
+
+FOCUS (the FinOps Open Cost and Usage Specification) names the columns, their types,
+allowed values and nullability; :class:`FocusRow` checks a line against them: costs are
+decimals in FOCUS's numeric format (no currency sign, no thousands separator, no plus
+sign), kept exact to :data:`SCALE` decimal places; date/times are UTC ISO 8601
+(``ChargePeriodStart`` inclusive, ``ChargePeriodEnd`` exclusive and later);
+``BillingCurrency`` is an ISO 4217 code; ``ChargeCategory`` is one of
+:data:`CHARGE_CATEGORIES`; ``PricingQuantity`` and ``PricingUnit`` are null on Tax lines
+and present on Usage and Purchase lines that are not corrections (a negative quantity is
+a correction's); ``ResourceType`` goes with a ``ResourceId``.
+
+Every record carries ``x_line_id``, a hash of its content (:func:`line_id`), so a file
+imported twice stores each line once; a worker recomputes it and refuses a record whose
+id does not match.
+
+>>> row = FocusRow.model_validate({
+...     "BillingAccountId": "acct-1", "ChargeCategory": "Usage",
+...     "ChargePeriodStart": "2026-11-01T00:00:00Z", "ChargePeriodEnd": "2026-11-02T00:00:00Z",
+...     "BilledCost": "2.40", "EffectiveCost": "2.4", "ListCost": "2.88",
+...     "BillingCurrency": "USD", "PricingQuantity": "24", "PricingUnit": "Hours",
+...     "ResourceId": "web-01", "ResourceType": "Virtual Machine", "ServiceName": "EC2",
+...     "ProviderName": "AWS", "Tags": '{"team": "web", "billable": true}'})
+>>> record = row.record(occurrence=1)
+>>> record["BilledCost"], record["ChargePeriodStart"], record["Tags"]
+(Decimal('2.400000000000000000'), 1793491200000, {'team': 'web', 'billable': 'true'})
+>>> record["x_line_id"] == line_id(record) == row.record(occurrence=1)["x_line_id"]
+True
+>>> record["x_line_id"] != row.record(occurrence=2)["x_line_id"]
+True
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+
+from dharma.sinks.bills import BilledRow
+from dharma.streams.errors import ContractViolation, DharmaError
+
+__all__ = ["CHARGE_CATEGORIES", "COLUMNS", "REQUIRED_COLUMNS", "SCALE", "FocusFileError",
+           "FocusImport", "FocusRow", "billed_row", "line_id", "parse_focus_csv", "reasons"]
+
+#: Decimal places a cost or quantity keeps (Avro ``decimal(38, 18)``); a value with more
+#: is rounded half-even there, a change below 10**-18 of the currency.
+SCALE = 18
+PRECISION = 38
+QUANTUM = Decimal(1).scaleb(-SCALE)
+#: Arithmetic wide enough for every decimal(38, 18) (the default context keeps 28 digits).
+_EXACT = Context(prec=2 * PRECISION, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
+
+#: FOCUS 1.x ChargeCategory allowed values.
+CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
+
+#: FOCUS columns a file must have (FOCUS makes them mandatory; each is kept).
+REQUIRED_COLUMNS = (
+    "BilledCost", "BillingAccountId", "BillingCurrency", "ChargeCategory", "ChargePeriodEnd",
+    "ChargePeriodStart", "EffectiveCost", "ListCost", "PricingQuantity", "PricingUnit",
+    "ProviderName", "ServiceName",
+)
+#: FOCUS columns kept when present (conditional in FOCUS, or nullable): absent means null.
+OPTIONAL_COLUMNS = (
+    "ChargeClass", "ChargeDescription", "RegionId", "ResourceId", "ResourceName",
+    "ResourceType", "Tags",
+)
+COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
+#: The other FOCUS 1.0-1.2 columns: known, not kept.
+UNKEPT_COLUMNS = frozenset((
+    "AvailabilityZone", "BillingAccountName", "BillingAccountType", "BillingPeriodEnd",
+    "BillingPeriodStart", "CapacityReservationId", "CapacityReservationStatus", "ChargeFrequency",
+    "CommitmentDiscountCategory", "CommitmentDiscountId", "CommitmentDiscountName",
+    "CommitmentDiscountQuantity", "CommitmentDiscountStatus", "CommitmentDiscountType",
+    "CommitmentDiscountUnit", "ConsumedQuantity", "ConsumedUnit", "ContractedCost",
+    "ContractedUnitPrice", "InvoiceId", "InvoiceIssuerName", "ListUnitPrice", "PricingCategory",
+    "PricingCurrency", "PricingCurrencyContractedUnitPrice", "PricingCurrencyEffectiveCost",
+    "PricingCurrencyListUnitPrice", "PublisherName", "RegionName", "ServiceCategory",
+    "ServiceSubcategory", "SkuId", "SkuMeter", "SkuPriceDetails", "SkuPriceId", "SubAccountId",
+    "SubAccountName", "SubAccountType",
+))
+
+# FOCUS numeric format: an integer, a decimal or E notation; no plus sign, no separators.
+_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE]-?\d+)?")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_YEAR_10000_MS = 253_402_300_800_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _decimal(value: object) -> Decimal:
+    """A FOCUS decimal (text, or a :class:`~decimal.Decimal` read from a record), exact to
+    :data:`SCALE` places."""
+    if isinstance(value, str):
+        if not _NUMBER.fullmatch(value):
+            raise ValueError(f"{value!r} is not a FOCUS number (digits, one '.', optional "
+                             "E exponent, '-' for negatives; no sign, separator or unit)")
+        value = Decimal(value)
+    if not isinstance(value, Decimal) or not value.is_finite():
+        raise ValueError(f"{value!r} is not a finite decimal")
+    try:
+        exact = _EXACT.add(value.quantize(QUANTUM, context=_EXACT), 0)  # adding 0: no -0
+    except InvalidOperation:
+        exact = None
+    if exact is None or len(exact.as_tuple().digits) > PRECISION:
+        raise ValueError(f"{value} is beyond {PRECISION - SCALE} integer digits")
+    return exact
+
+
+def _instant(value: object) -> int:
+    """Epoch ms of a FOCUS date/time: ISO 8601 in UTC (``2026-11-01T00:00:00Z``), or ms."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < _YEAR_10000_MS:
+            raise ValueError(f"{value} ms is not a date/time from 1970 to 9999")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a date/time")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not ISO 8601 (2026-11-01T00:00:00Z)") from None
+    offset = moment.utcoffset()
+    if offset is None or offset.total_seconds() != 0:
+        raise ValueError(f"{value!r} is not in UTC (FOCUS date/times end in Z)")
+    if moment.microsecond % 1000:
+        raise ValueError(f"{value!r} is finer than a millisecond")
+    return _instant((moment - _EPOCH) // timedelta(milliseconds=1))
+
+
+def _currency(value: object) -> str:
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code (three capital letters, "
+                         "e.g. USD)")
+    return value
+
+
+def _present(value: object) -> object:
+    if value is None or value == "":
+        raise ValueError("must not be null (empty)")
+    return value
+
+
+def _tags(value: object) -> dict[str, str]:
+    """FOCUS Tags: a JSON object of finalized tags (scalar values), or a map already."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value, object_pairs_hook=_unique_keys)
+        except ValueError as exc:
+            raise ValueError(f"not a JSON object of tags: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object of tags")
+    tags = {}
+    for key, tag in value.items():
+        if isinstance(tag, dict | list):
+            raise ValueError(f"tag {key!r}: a value must be a string, number or boolean")
+        if tag is not None:
+            tags[str(key)] = tag if isinstance(tag, str) else json.dumps(tag)
+    return tags
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("a tag key appears twice")
+    return dict(pairs)
+
+
+Money = Annotated[Decimal, BeforeValidator(_decimal)]
+Instant = Annotated[int, BeforeValidator(_instant)]
+Required = Annotated[str, BeforeValidator(_present)]
+
+
+def _blank(value: object) -> object:
+    return None if value == "" else value
+
+
+Nullable = Annotated[str | None, BeforeValidator(_blank)]
+
+
+class FocusRow(BaseModel):
+    """One FOCUS line, checked (see the module docstring); empty cells are nulls."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    BillingAccountId: Required
+    ChargeCategory: Annotated[Literal["Usage", "Purchase", "Tax", "Credit", "Adjustment"],
+                              BeforeValidator(_present)]
+    ChargeClass: Annotated[Literal["Correction"] | None, BeforeValidator(_blank)] = None
+    ChargeDescription: Nullable = None
+    ChargePeriodStart: Annotated[Instant, BeforeValidator(_present)]
+    ChargePeriodEnd: Annotated[Instant, BeforeValidator(_present)]
+    BilledCost: Annotated[Money, BeforeValidator(_present)]
+    EffectiveCost: Annotated[Money, BeforeValidator(_present)]
+    ListCost: Annotated[Money, BeforeValidator(_present)]
+    BillingCurrency: Annotated[str, BeforeValidator(_currency)]
+    PricingQuantity: Annotated[Money | None, BeforeValidator(_blank)] = None
+    PricingUnit: Nullable = None
+    ResourceId: Nullable = None
+    ResourceName: Nullable = None
+    ResourceType: Nullable = None
+    ServiceName: Required
+    RegionId: Nullable = None
+    ProviderName: Required
+    Tags: Annotated[dict[str, str], BeforeValidator(_tags)] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FocusRow:
+        if self.ChargePeriodEnd <= self.ChargePeriodStart:
+            raise ValueError("ChargePeriodEnd (exclusive) must be after ChargePeriodStart")
+        priced = {"PricingQuantity": self.PricingQuantity, "PricingUnit": self.PricingUnit}
+        for name, value in priced.items():
+            if self.ChargeCategory == "Tax" and value is not None:
+                raise ValueError(f"{name} must be null on a Tax line")
+            if (self.ChargeCategory in ("Usage", "Purchase") and self.ChargeClass is None
+                    and value is None):
+                raise ValueError(f"{name} must not be null on a {self.ChargeCategory} line "
+                                 "that is not a correction")
+        if self.PricingQuantity is not None and self.PricingQuantity < 0 \
+                and self.ChargeClass is None:
+            raise ValueError("PricingQuantity may be negative on a correction only")
+        if self.ResourceId is None and self.ResourceType is not None:
+            raise ValueError("ResourceType without a ResourceId")
+        texts = [v for v in self.model_dump().values() if isinstance(v, str)]
+        if any("\x00" in t for t in [*texts, *self.Tags.keys(), *self.Tags.values()]):
+            raise ValueError("a NUL character in a cell (no store can keep it)")
+        return self
+
+    def record(self, occurrence: int) -> dict[str, Any]:
+        """This line as a ``billing.focus`` record, the ``occurrence``-th identical line of
+        its file (from 1)."""
+        body = {"x_occurrence": occurrence, **self.model_dump()}
+        return {"x_line_id": line_id(body), **body}
+
+    @property
+    def key(self) -> str:
+        """The record's key: its resource, or its billing account."""
+        return self.ResourceId or self.BillingAccountId
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(int(value.scaleb(SCALE, context=_EXACT)))  # one text per value
+    if isinstance(value, dict):
+        return sorted(value.items())
+    return value
+
+
+def line_id(record: dict[str, Any]) -> str:
+    """The id of a ``billing.focus`` record: sha256 (first 32 hex digits) of every field but
+    ``x_line_id`` itself, in canonical form (sorted names, decimals as unscaled integers)."""
+    content = {k: _canonical(v) for k, v in record.items() if k != "x_line_id"}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def reasons(error: ValidationError) -> list[str]:
+    """A validation error as one reason per problem, named by its column.
+
+    >>> try:
+    ...     FocusRow.model_validate({"BillingCurrency": "usd"})
+    ... except ValidationError as exc:
+    ...     print(*(r[:50] for r in reasons(exc) if r.startswith("Billing")), sep="; ")
+    BillingAccountId: missing; BillingCurrency: 'usd' is not an ISO 4217 currency
+    """
+    out = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"])
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if problem["type"] == "missing":
+            message = "missing"
+        out.append(f"{where}: {message}" if where else message)
+    return out
+
+
+class FocusFileError(DharmaError):
+    """A file that is not a FOCUS export at all (its header): nothing of it is imported."""
+
+
+@dataclass
+class FocusImport:
+    """What a FOCUS CSV holds: valid records (with their keys), invalid lines, notes."""
+
+    records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: ``(line number, reasons)`` of each invalid line.
+    invalid: list[tuple[int, list[str]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_focus_csv(text: str) -> FocusImport:
+    """Check every line of a FOCUS CSV export (the header names the columns).
+
+    FOCUS columns not in :data:`COLUMNS` are left out; other columns are kept as tags
+    when ``x_``-prefixed (FOCUS's prefix of custom columns) and ignored, with a note,
+    otherwise.  Line numbers are those of
+    the file (the header is line 1; a quoted cell may span lines).
+    """
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header:
+        raise FocusFileError("empty file: no header line")
+    if twice := sorted({name for name in header if header.count(name) > 1}):
+        raise FocusFileError(f"columns named twice: {', '.join(twice)}")
+    if missing := [name for name in REQUIRED_COLUMNS if name not in header]:
+        raise FocusFileError(f"not a FOCUS export: no {', '.join(missing)} column")
+    result = FocusImport()
+    ignored = [name for name in header if name not in COLUMNS and name not in UNKEPT_COLUMNS
+               and not name.startswith("x_")]
+    if ignored:
+        result.notes.append(f"columns ignored (neither FOCUS nor x_-prefixed): "
+                            f"{', '.join(ignored)}")
+    seen: Counter[str] = Counter()
+    line = reader.line_num
+    for cells in reader:
+        first, line = line + 1, reader.line_num
+        if not any(cells):
+            continue
+        try:
+            row = _row(header, cells)
+        except ValidationError as exc:
+            result.invalid.append((first, reasons(exc)))
+            continue
+        except ValueError as exc:
+            result.invalid.append((first, [str(exc)]))
+            continue
+        content = line_id(row.model_dump())
+        seen[content] += 1
+        result.records.append((row.key, row.record(seen[content])))
+    return result
+
+
+def _row(header: list[str], cells: list[str]) -> FocusRow:
+    """A line as a checked row, its x_ columns among its tags."""
+    if len(cells) != len(header):
+        raise ValueError(f"{len(cells)} cells, the header has {len(header)}")
+    named = dict(zip(header, cells, strict=True))
+    extras = {k: v for k, v in named.items() if k.startswith("x_") and v != ""}
+    row = FocusRow.model_validate({k: v for k, v in named.items() if k in COLUMNS})
+    if clash := sorted(extras.keys() & row.Tags.keys()):
+        raise ValueError(f"{', '.join(clash)}: both a column and a tag")
+    return row.model_copy(update={"Tags": {**row.Tags, **extras}})
+
+
+#: The decimal fields of a ``billing.focus`` record.
+DECIMALS = ("BilledCost", "EffectiveCost", "ListCost", "PricingQuantity")
+#: Bytes of the largest unscaled decimal(38, 18) (10**38 needs 127 bits and a sign).
+_MAX_DECIMAL_BYTES = 16
+
+
+def _from_avro(value: object) -> object:
+    """A decimal as the worker's codec reads it (the unscaled integer's big-endian
+    two's-complement bytes: logical types are not applied), or as it is."""
+    if not isinstance(value, bytes):
+        return value
+    if len(value) > _MAX_DECIMAL_BYTES:
+        raise ValueError(f"a decimal of {len(value)} bytes: beyond decimal({PRECISION}, "
+                         f"{SCALE})")
+    return Decimal(int.from_bytes(value, "big", signed=True)).scaleb(-SCALE, context=_EXACT)
+
+
+def billed_row(raw: dict[str, Any]) -> BilledRow:
+    """A decoded ``billing.focus`` record as a row to store, checked by the rules a file's
+    line is checked by, its ``x_line_id`` recomputed; :class:`ContractViolation` when it
+    breaks them."""
+    try:
+        fields = {k: _from_avro(raw[k]) if k in DECIMALS else raw[k] for k in FocusRow.model_fields}
+        row = FocusRow.model_validate(fields)
+    except ValidationError as exc:
+        raise ContractViolation("; ".join(reasons(exc))) from None
+    except ValueError as exc:
+        raise ContractViolation(str(exc)) from None
+    occurrence = raw["x_occurrence"]
+    if not isinstance(occurrence, int) or occurrence < 1:
+        raise ContractViolation(f"x_occurrence {occurrence!r}: lines count from 1")
+    record = row.record(occurrence)
+    if record["x_line_id"] != raw["x_line_id"]:
+        raise ContractViolation(f"x_line_id {raw['x_line_id']!r} is not the hash of the "
+                                f"line's content ({record['x_line_id']})")
+    return BilledRow(**record)
