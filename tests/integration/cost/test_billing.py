@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from hostile import worker_metrics
@@ -269,3 +270,16 @@ def test_reconcile_covers_whole_days_from_the_one_holding_from() -> None:
         ("sample-db-01", "2025-03-02"), ("sample-web-01", "2025-03-02")]
     bad = cli("cost", "reconcile", "--from", "2025-03-03T00:00:00Z", "--to", "2025-03-01T00:00:00Z")
     assert bad.exit_code == 2 and "--to must be after --from" in bad.output
+
+
+def test_reconcile_without_estimates_says_so(settings: Any) -> None:
+    dsn = settings.postgres.dsn.get_secret_value()
+    name = f"bills_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    empty = psycopg.conninfo.make_conninfo(dsn, dbname=name)
+    result = runner.invoke(app, ["cost", "reconcile", "--from", "2025-03-01T00:00:00Z",
+                                 "--to", "2025-03-02T00:00:00Z"],
+                           env={"DHARMA_POSTGRES_DSN": empty})
+    assert result.exit_code == 1
+    assert "no cost_rows table: the cost topology has estimated nothing yet" in result.stderr
