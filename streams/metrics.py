@@ -90,6 +90,12 @@ class PipelineMetrics:
             "recovery, for resolved incidents.", buckets=(30, 60, 120, 300, 600, 1200, 1800,
                                                           3600, 7200, 14400, 43200, 86400),
             registry=registry)
+        self.cost_rows = Counter(
+            "dharma_cost_rows_written", "Cost rows (asset and window) stored new or revised, by "
+            "granularity.", ["granularity"], registry=registry)
+        self.cost_corrections = Counter(
+            "dharma_cost_corrections", "Hour rows of stored cost that a late or out-of-order "
+            "lifecycle event changed (each is logged in cost_corrections).", registry=registry)
         self.latency = Histogram(
             "dharma_processing_latency_seconds",
             "From an event entering an agent's stream to its acknowledgement.",

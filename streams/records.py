@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -78,6 +79,25 @@ class MetricSample(BaseModel):
     def series(self) -> str:
         """Series key: ``source|metric``."""
         return f"{self.source}|{self.metric}"
+
+
+def month_start(ts: int) -> int:
+    """Start (epoch ms) of the UTC month holding ``ts`` (epoch ms).
+
+    >>> month_start(1_700_000_000_000)  # 2023-11-14
+    1698796800000
+    """
+    t = datetime.fromtimestamp(ts / 1000, UTC)
+    return int(datetime(t.year, t.month, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def next_month(ts: int) -> int:
+    """Start (epoch ms) of the UTC month after the one holding ``ts``.
+
+    >>> next_month(1_700_000_000_000)  # 2023-12-01
+    1701388800000
+    """
+    return month_start(month_start(ts) + 32 * 86_400_000)
 
 
 def validate_metric(raw: dict[str, Any], now: int, max_future_skew_ms: int) -> MetricSample:

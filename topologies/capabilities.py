@@ -8,6 +8,7 @@ from functools import partial
 
 from dharma.agents.anomaly import agent as anomaly_agent
 from dharma.agents.cmdb import agent as cmdb_agent
+from dharma.agents.cost import agent as cost_agent
 from dharma.agents.cost import bills as bills_agent
 from dharma.agents.executor import agent as executor_agent
 from dharma.agents.healing import agent as healing_agent
@@ -20,6 +21,7 @@ from dharma.sinks.asset_changes import AssetChangeSink
 from dharma.sinks.audit import AuditSink
 from dharma.sinks.bills import BillStore
 from dharma.sinks.cmdb import Cmdb
+from dharma.sinks.costs import CostStore
 from dharma.sinks.executions import ExecutionStore
 from dharma.sinks.graph import Graph, GraphSink, connect
 from dharma.sinks.incidents import IncidentStore
@@ -38,7 +40,8 @@ from dharma.streams.topics import (
 )
 from dharma.topologies.topology import Capability
 
-__all__ = ["anomaly", "billing", "cmdb", "executor", "graph", "healing", "trust", "validation"]
+__all__ = ["anomaly", "billing", "cmdb", "cost", "executor", "graph", "healing", "trust",
+           "usage", "validation"]
 
 
 def validation(settings: Settings) -> Capability:
@@ -123,6 +126,27 @@ def healing(settings: Settings) -> Capability:
         dead_letters=topics, sinks=(store, history),
         register=partial(healing_agent.register, store=store, cmdb=Cmdb(graph(settings)),
                          history=history, playbooks=playbooks))
+
+
+def cost(settings: Settings) -> Capability:
+    """Cost accrual on ``infrastructure.events`` (asset lifecycles): cost rows per asset
+    and window in PostgreSQL."""
+    store = CostStore(settings.postgres.dsn.get_secret_value())
+    return Capability(
+        "cost", consumes=(INFRASTRUCTURE_EVENTS,), emits=(INFRASTRUCTURE_EVENTS.dlq,),
+        dead_letters=(INFRASTRUCTURE_EVENTS,), sinks=(store,),
+        register=partial(cost_agent.register, store=store))
+
+
+def usage(settings: Settings, dead_letters: bool = True) -> Capability:
+    """Hourly utilisation per asset from ``metrics.raw``, for cost recommendations;
+    ``dead_letters``: whether it answers for bad input in its topology."""
+    store = CostStore(settings.postgres.dsn.get_secret_value())
+    dlq = (METRICS_RAW.dlq,) if dead_letters else ()
+    return Capability(
+        "usage", consumes=(METRICS_RAW,), emits=dlq,
+        dead_letters=(METRICS_RAW,) if dead_letters else (), sinks=(store,),
+        register=partial(cost_agent.register_usage, store=store, dead_letters=dead_letters))
 
 
 def billing(settings: Settings) -> Capability:

@@ -1,6 +1,6 @@
 """Real bills through Kafka: ``dharma cost import`` → ``billing.focus`` → the cost worker
-→ ``cost_billed``; poisoned records dead-lettered; ``dharma cost reconcile`` against the
-estimated ``cost_rows``.
+→ ``cost_billed``; poisoned records dead-lettered; ``dharma cost reconcile`` against
+estimated ``cost_rows`` the test writes (tables created by the cost core's store).
 
 The sample export (tests/data/focus_sample.csv) is written from the FOCUS 1.x column
 definitions.  The import test renames its resources and account per run, so its lines
@@ -30,6 +30,7 @@ from typer.testing import CliRunner, Result
 from dharma.agents.cost.focus import parse_focus_csv
 from dharma.cli import app
 from dharma.sinks.bills import BillStore
+from dharma.sinks.costs import connect_store
 from dharma.streams.admin import registry_client
 from dharma.streams.producer import AvroProducer
 from dharma.streams.tailer import Tailer
@@ -43,18 +44,6 @@ pytestmark = pytest.mark.integration
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "focus_sample.csv"
 ACCOUNT = "123456789012"
-
-#: The estimated cost rows' contract (the cost core's store creates the same table).
-COST_ROWS_DDL = """
-CREATE TABLE IF NOT EXISTS cost_rows (
-  "ResourceId" text, "ResourceName" text, "ResourceType" text,
-  "ChargePeriodStart" timestamptz, "ChargePeriodEnd" timestamptz, x_granularity text,
-  "ListCost" numeric, "EffectiveCost" numeric, "BilledCost" numeric,
-  "BillingCurrency" text, "ServiceName" text, "RegionId" text, "ProviderName" text,
-  x_team text, x_env text, x_instance_type text, x_unpriced_hours double precision,
-  x_revision int, x_updated_at timestamptz,
-  PRIMARY KEY ("ResourceId", x_granularity, "ChargePeriodStart")
-)"""
 
 runner = CliRunner()
 
@@ -195,12 +184,20 @@ def test_postgres_away_holds_the_lines_and_stores_each_once_when_back(
 def estimate(conn: psycopg.Connection, resource: str, day: str, cost: str | None,
              granularity: str = "day") -> None:
     conn.execute(
-        'INSERT INTO cost_rows ("ResourceId", x_granularity, "ChargePeriodStart", '
-        '"ChargePeriodEnd", "EffectiveCost", "BillingCurrency", x_unpriced_hours) '
-        "VALUES (%s, %s, %s::timestamptz, %s::timestamptz + interval '1 day', %s, 'USD', %s) "
+        'INSERT INTO cost_rows ("ResourceId", "ResourceName", "ResourceType", x_granularity, '
+        '"ChargePeriodStart", "ChargePeriodEnd", "EffectiveCost", "BillingCurrency", '
+        '"ServiceName", "RegionId", "ProviderName", x_team, x_env, x_unpriced_hours) '
+        "VALUES (%s, %s, 'app', %s, %s::timestamptz, %s::timestamptz + interval '1 day', %s, "
+        "'USD', 'compute', 'us-east-1', 'aws', 'web', 'prod', %s) "
         'ON CONFLICT ("ResourceId", x_granularity, "ChargePeriodStart") '
         'DO UPDATE SET "EffectiveCost" = EXCLUDED."EffectiveCost"',
-        (resource, granularity, day, day, cost, 24.0 if cost is None else 0.0))
+        (resource, resource, granularity, day, day, cost, 24.0 if cost is None else 0.0))
+
+
+async def cost_tables(dsn: str) -> None:
+    """``cost_rows`` as the cost core's store creates it."""
+    store = await connect_store(dsn)
+    await store.close()
 
 
 @pytest.fixture
@@ -218,8 +215,8 @@ def sample_beside_estimates(settings: Any) -> None:
             await store.close()
 
     asyncio.run(write())
+    asyncio.run(cost_tables(settings.postgres.dsn.get_secret_value()))
     with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
-        conn.execute(COST_ROWS_DDL)
         for resource, day, cost in [
                 ("sample-web-01", "2025-03-01", "0.9984"),
                 ("sample-web-01", "2025-03-02", "0.9984"),

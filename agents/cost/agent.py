@@ -1,0 +1,156 @@
+"""Cost agents on ``infrastructure.events`` and ``metrics.raw`` (Faust wiring only; the
+accrual is :class:`~dharma.agents.cost.accrual.Accountant`).
+
+- ``cost``: asset lifecycle events into each asset's ledger (a changelog-backed
+  table); a late event corrects the stored rows it changes.  Other event types pass by.
+- ``cost-usage``: the hourly maximum of the utilisation metrics per asset, for
+  recommendations.
+- A timer accrues every local asset up to the last closed hour
+  (``DHARMA_COST_TICK_S``).
+
+Bad input is dead-lettered with its reason.  A store that is away holds the batch
+(partitions paused) up to the worker's outage limit; then the batch is dead-lettered as
+``sink_error``, and ``dharma dlq redrive`` applies it again (rows are idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import faust
+from faust.types import EventT
+
+from dharma.agents.cost.accrual import Accountant
+from dharma.agents.cost.logic import Lifecycle
+from dharma.agents.cost.signals import hourly_maxima, to_lifecycle, to_usage
+from dharma.agents.cost.state import ledger_table
+from dharma.sinks.base import STORE_ERRORS, SinkUnavailable
+from dharma.sinks.costs import CostStore, UsageRow
+from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
+from dharma.streams.backpressure import Backpressure
+from dharma.streams.errors import RejectedEvent
+from dharma.streams.intake import check_events
+from dharma.streams.records import now_ms, validate_metric
+from dharma.streams.topics import INFRASTRUCTURE_EVENTS, METRICS_RAW
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def lifecycle_until(latest: int) -> Callable[[EventT, Any], Lifecycle | None]:
+    """Validator of asset events dated no later than ``latest`` (ms)."""
+    return lambda _event, raw: to_lifecycle(raw, latest)
+
+
+def usage_of(metrics: tuple[str, ...], skew_ms: int) -> Callable[[EventT, Any], UsageRow | None]:
+    """Validator of utilisation samples of ``metrics`` (none beyond ``skew_ms`` ahead)."""
+    now = now_ms()
+    return lambda _event, raw: to_usage(validate_metric(raw, now, skew_ms), metrics)
+
+
+def _holder(app: faust.App, ctx: StreamContext, store: CostStore, topic: str
+            ) -> Callable[[Callable[[], Awaitable[T]]], Awaitable[T]]:
+    """``held(op)``: ``op`` with the store connected, its batch held through an outage
+    (one lock per agent and its timer: the accrued marks are shared)."""
+    backpressure = Backpressure.for_worker(lambda: app.consumer, [topic], ctx.metrics,
+                                           ctx.settings.worker, retry_on=SinkUnavailable)
+    lock = asyncio.Lock()
+
+    async def held(op: Callable[[], Awaitable[T]]) -> T:
+        async def attempt() -> T:
+            try:
+                await store.ready()
+                return await op()
+            except STORE_ERRORS as exc:
+                store.lost()
+                raise SinkUnavailable(f"{store.name}: {exc!r}") from exc
+        async with lock:
+            return await backpressure.hold(store.name, attempt)
+
+    return held
+
+
+async def _give_up(ctx: StreamContext, dlq: faust.TopicT | None, events: Sequence[EventT],
+                   why: str) -> None:
+    if dlq is not None:
+        failed = RejectedEvent("sink_error", why)
+        await send_dead_letters(ctx, dlq, [(e, failed) for e in events])
+
+
+def register(app: faust.App, ctx: StreamContext, store: CostStore) -> faust.types.AgentT:
+    """Add the cost agent (lifecycles) and its accrual timer to ``app``."""
+    worker, config = ctx.settings.worker, ctx.settings.cost
+    infra = raw_topic(app, INFRASTRUCTURE_EVENTS)
+    infra_dlq = raw_topic(app, INFRASTRUCTURE_EVENTS.dlq)
+    held = _holder(app, ctx, store, INFRASTRUCTURE_EVENTS.name)
+    accountant = Accountant(ledger_table(app, ctx), store, ctx.metrics, config.currency)
+    skew = int(worker.max_future_skew_s * 1000)
+
+    @app.agent(infra, name="cost")
+    async def cost_agent(stream: faust.StreamT) -> None:
+        """Asset lifecycles into ledgers; late events correct the stored cost."""
+        async for events in stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
+                worker.batch_size, within=worker.batch_within_s):
+            await ctx.resolve_schemas(events)
+            checked, rejected = check_events(ctx, events, INFRASTRUCTURE_EVENTS,
+                                             lifecycle_until(now_ms() + skew))
+            await send_dead_letters(ctx, infra_dlq, rejected)
+            if steps := [(e, s) for e, s in checked if s is not None]:
+                try:
+                    await held(partial(accountant.apply, steps))
+                except SinkUnavailable as exc:
+                    await _give_up(ctx, infra_dlq, [e for e, _ in steps], str(exc))
+            await ctx.emitter.flush()
+
+    postponed = False
+
+    @app.timer(config.tick_s)
+    async def accrue() -> None:
+        nonlocal postponed
+        try:
+            await held(lambda: accountant.tick(now_ms()))
+        except SinkUnavailable as exc:
+            if not postponed:  # once an outage, not once a tick
+                logger.warning("cost accrual postponed while the store is away: %s", exc)
+            postponed = True
+        else:
+            postponed = False
+        await ctx.emitter.flush()
+
+    return cost_agent
+
+
+def register_usage(app: faust.App, ctx: StreamContext, store: CostStore,
+                   dead_letters: bool = True) -> faust.types.AgentT:
+    """Add the usage agent to ``app``; ``dead_letters``: whether it answers for bad
+    ``metrics.raw`` input in its topology."""
+    worker, config = ctx.settings.worker, ctx.settings.cost
+    metrics = raw_topic(app, METRICS_RAW)
+    metrics_dlq = raw_topic(app, METRICS_RAW.dlq) if dead_letters else None
+    held = _holder(app, ctx, store, METRICS_RAW.name)
+    skew = int(worker.max_future_skew_s * 1000)
+
+    @app.agent(metrics, name="cost-usage")
+    async def usage_agent(stream: faust.StreamT) -> None:
+        """Hourly utilisation maxima per asset."""
+        async for events in stream.take_events(  # type: ignore[attr-defined]  # on Stream, not StreamT
+                worker.batch_size, within=worker.batch_within_s):
+            await ctx.resolve_schemas(events)
+            usage, rejected = check_events(ctx, events, METRICS_RAW,
+                                           usage_of(config.usage_metrics, skew))
+            if metrics_dlq is not None:
+                await send_dead_letters(ctx, metrics_dlq, rejected)
+            rows: list[UsageRow] = hourly_maxima([r for _, r in usage if r is not None])
+            if rows:
+                try:
+                    await held(partial(store.record_usage, rows))
+                except SinkUnavailable as exc:
+                    await _give_up(ctx, metrics_dlq, [e for e, _ in usage], str(exc))
+            await ctx.emitter.flush()
+
+    return usage_agent
