@@ -4,7 +4,7 @@ beside the estimated cost.
     dharma cost import focus-2026-11.csv
     dharma cost reconcile --from 2026-11-01T00:00:00Z --to 2026-12-01T00:00:00Z --json
 
-An import checks every line (:mod:`dharma.agents.cost.focus`), sends the valid ones to
+An import checks every line (:mod:`dharma.agents.cost.focus_csv`), sends the valid ones to
 ``billing.focus`` (the cost worker stores them in ``cost_billed``) and lists the
 invalid ones on stderr with their line numbers and reasons (exit code 1).  Line ids are
 hashes of their content, so the fixed file can simply be imported again: the lines
@@ -37,7 +37,7 @@ def import_bills(
     the estimated cost.  Invalid lines are listed on stderr (line number and reasons)
     and the valid ones are sent anyway; exit code 1 when any was invalid.  Importing a
     file again sends the same line ids: nothing is stored twice."""
-    from dharma.agents.cost.focus import parse_focus_csv
+    from dharma.agents.cost.focus_csv import parse_focus_csv
     from dharma.streams.topics import BILLING_FOCUS
 
     with failures():

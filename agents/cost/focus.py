@@ -33,13 +33,9 @@ True
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import re
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
@@ -47,10 +43,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from dharma.sinks.bills import BilledRow
-from dharma.streams.errors import ContractViolation, DharmaError
+from dharma.streams.errors import ContractViolation
 
-__all__ = ["CHARGE_CATEGORIES", "COLUMNS", "REQUIRED_COLUMNS", "SCALE", "FocusFileError",
-           "FocusImport", "FocusRow", "billed_row", "line_id", "parse_focus_csv", "reasons"]
+__all__ = ["CHARGE_CATEGORIES", "SCALE", "FocusRow", "billed_row", "line_id", "reasons"]
 
 #: Decimal places a cost or quantity keeps (Avro ``decimal(38, 18)``); a value with more
 #: is rounded half-even there, a change below 10**-18 of the currency.
@@ -62,32 +57,6 @@ _EXACT = Context(prec=2 * PRECISION, rounding=ROUND_HALF_EVEN, traps=[InvalidOpe
 
 #: FOCUS 1.x ChargeCategory allowed values.
 CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
-
-#: FOCUS columns a file must have (FOCUS makes them mandatory; each is kept).
-REQUIRED_COLUMNS = (
-    "BilledCost", "BillingAccountId", "BillingCurrency", "ChargeCategory", "ChargePeriodEnd",
-    "ChargePeriodStart", "EffectiveCost", "ListCost", "PricingQuantity", "PricingUnit",
-    "ProviderName", "ServiceName",
-)
-#: FOCUS columns kept when present (conditional in FOCUS, or nullable): absent means null.
-OPTIONAL_COLUMNS = (
-    "ChargeClass", "ChargeDescription", "RegionId", "ResourceId", "ResourceName",
-    "ResourceType", "Tags",
-)
-COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
-#: The other FOCUS 1.0-1.2 columns: known, not kept.
-UNKEPT_COLUMNS = frozenset((
-    "AvailabilityZone", "BillingAccountName", "BillingAccountType", "BillingPeriodEnd",
-    "BillingPeriodStart", "CapacityReservationId", "CapacityReservationStatus", "ChargeFrequency",
-    "CommitmentDiscountCategory", "CommitmentDiscountId", "CommitmentDiscountName",
-    "CommitmentDiscountQuantity", "CommitmentDiscountStatus", "CommitmentDiscountType",
-    "CommitmentDiscountUnit", "ConsumedQuantity", "ConsumedUnit", "ContractedCost",
-    "ContractedUnitPrice", "InvoiceId", "InvoiceIssuerName", "ListUnitPrice", "PricingCategory",
-    "PricingCurrency", "PricingCurrencyContractedUnitPrice", "PricingCurrencyEffectiveCost",
-    "PricingCurrencyListUnitPrice", "PublisherName", "RegionName", "ServiceCategory",
-    "ServiceSubcategory", "SkuId", "SkuMeter", "SkuPriceDetails", "SkuPriceId", "SubAccountId",
-    "SubAccountName", "SubAccountType",
-))
 
 # FOCUS numeric format: an integer, a decimal or E notation; no plus sign, no separators.
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE]-?\d+)?")
@@ -280,74 +249,6 @@ def reasons(error: ValidationError) -> list[str]:
             message = "missing"
         out.append(f"{where}: {message}" if where else message)
     return out
-
-
-class FocusFileError(DharmaError):
-    """A file that is not a FOCUS export at all (its header): nothing of it is imported."""
-
-
-@dataclass
-class FocusImport:
-    """What a FOCUS CSV holds: valid records (with their keys), invalid lines, notes."""
-
-    records: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    #: ``(line number, reasons)`` of each invalid line.
-    invalid: list[tuple[int, list[str]]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def parse_focus_csv(text: str) -> FocusImport:
-    """Check every line of a FOCUS CSV export (the header names the columns).
-
-    FOCUS columns not in :data:`COLUMNS` are left out; other columns are kept as tags
-    when ``x_``-prefixed (FOCUS's prefix of custom columns) and ignored, with a note,
-    otherwise.  Line numbers are those of
-    the file (the header is line 1; a quoted cell may span lines).
-    """
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if not header:
-        raise FocusFileError("empty file: no header line")
-    if twice := sorted({name for name in header if header.count(name) > 1}):
-        raise FocusFileError(f"columns named twice: {', '.join(twice)}")
-    if missing := [name for name in REQUIRED_COLUMNS if name not in header]:
-        raise FocusFileError(f"not a FOCUS export: no {', '.join(missing)} column")
-    result = FocusImport()
-    ignored = [name for name in header if name not in COLUMNS and name not in UNKEPT_COLUMNS
-               and not name.startswith("x_")]
-    if ignored:
-        result.notes.append(f"columns ignored (neither FOCUS nor x_-prefixed): "
-                            f"{', '.join(ignored)}")
-    seen: Counter[str] = Counter()
-    line = reader.line_num
-    for cells in reader:
-        first, line = line + 1, reader.line_num
-        if not any(cells):
-            continue
-        try:
-            row = _row(header, cells)
-        except ValidationError as exc:
-            result.invalid.append((first, reasons(exc)))
-            continue
-        except ValueError as exc:
-            result.invalid.append((first, [str(exc)]))
-            continue
-        content = line_id(row.model_dump())
-        seen[content] += 1
-        result.records.append((row.key, row.record(seen[content])))
-    return result
-
-
-def _row(header: list[str], cells: list[str]) -> FocusRow:
-    """A line as a checked row, its x_ columns among its tags."""
-    if len(cells) != len(header):
-        raise ValueError(f"{len(cells)} cells, the header has {len(header)}")
-    named = dict(zip(header, cells, strict=True))
-    extras = {k: v for k, v in named.items() if k.startswith("x_") and v != ""}
-    row = FocusRow.model_validate({k: v for k, v in named.items() if k in COLUMNS})
-    if clash := sorted(extras.keys() & row.Tags.keys()):
-        raise ValueError(f"{', '.join(clash)}: both a column and a tag")
-    return row.model_copy(update={"Tags": {**row.Tags, **extras}})
 
 
 #: The decimal fields of a ``billing.focus`` record.

@@ -27,7 +27,8 @@ from hostile import worker_metrics
 from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner, Result
 
-from dharma.agents.cost.focus import parse_focus_csv
+from dharma.agents.cost.focus import billed_row
+from dharma.agents.cost.focus_csv import parse_focus_csv
 from dharma.cli import app
 from dharma.sinks.bills import BillStore
 from dharma.sinks.costs import connect_store
@@ -204,7 +205,6 @@ async def cost_tables(dsn: str) -> None:
 def sample_beside_estimates(settings: Any) -> None:
     """The sample's lines in cost_billed; estimates for its resources in cost_rows."""
     store = BillStore(settings.postgres.dsn.get_secret_value())
-    from dharma.agents.cost.focus import billed_row
 
     async def write() -> None:
         await store.setup()

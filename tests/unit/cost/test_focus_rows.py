@@ -15,13 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dharma.agents.cost.focus import (
-    REQUIRED_COLUMNS,
-    FocusFileError,
-    billed_row,
-    line_id,
-    parse_focus_csv,
-)
+from dharma.agents.cost.focus import billed_row, line_id
+from dharma.agents.cost.focus_csv import REQUIRED_COLUMNS, FocusFileError, parse_focus_csv
 from dharma.schemas import load_schema
 from dharma.streams.errors import ContractViolation
 from dharma.streams.writer_schemas import strip_logical_types
@@ -156,6 +151,12 @@ def test_a_header_without_focus_columns_refuses_the_file() -> None:
         parse_focus_csv("")
     with pytest.raises(FocusFileError, match="columns named twice: Tags"):
         parse_focus_csv(",".join([*USAGE, "Tags"]) + "\n")
+
+
+def test_a_file_that_stops_being_csv_is_refused_with_its_line() -> None:
+    huge = {**USAGE, "ChargeDescription": "x" * (csv.field_size_limit() + 1)}
+    with pytest.raises(FocusFileError, match=r"line 3: not CSV \(field larger than"):
+        parse_focus_csv(csv_text(USAGE, huge))
 
 
 def test_extra_columns_are_tags_when_x_prefixed_else_ignored_with_a_note() -> None:
