@@ -4,11 +4,11 @@ beside the estimated cost.
     dharma cost import focus-2026-11.csv
     dharma cost reconcile --from 2026-11-01T00:00:00Z --to 2026-12-01T00:00:00Z --json
 
-An import checks every line (:mod:`dharma.agents.cost.focus_csv`), sends the valid ones to
-``billing.focus`` (the cost worker stores them in ``cost_billed``) and lists the
-invalid ones on stderr with their line numbers and reasons (exit code 1).  Line ids are
-hashes of their content, so the fixed file can simply be imported again: the lines
-sent before are not stored twice.
+An import reads the file as it sends it, checks every line
+(:mod:`dharma.agents.cost.focus_csv`), sends the valid ones to ``billing.focus`` (the cost
+worker stores them in ``cost_billed``) and lists the invalid ones on stderr with their
+line numbers and reasons (exit code 1).  Line ids are hashes of their content, so the
+fixed file can simply be imported again: the lines sent before are not stored twice.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import typer
 from rich.table import Table
 
 from dharma.cli.cmdb import JSON_HELP, emit_json, failures, parse_at, plain, say
-from dharma.cli.common import console, load_settings, produce_all, read_utf8
+from dharma.cli.common import console, load_settings, produce_all, utf8_text
 from dharma.streams.settings import Settings
 
 __all__ = ["import_bills", "reconcile", "register"]
@@ -37,21 +37,26 @@ def import_bills(
     the estimated cost.  Invalid lines are listed on stderr (line number and reasons)
     and the valid ones are sent anyway; exit code 1 when any was invalid.  Importing a
     file again sends the same line ids: nothing is stored twice."""
-    from dharma.agents.cost.focus_csv import parse_focus_csv
+    from dharma.agents.cost.focus_csv import FocusReader
     from dharma.streams.topics import BILLING_FOCUS
 
-    with failures():
-        parsed = parse_focus_csv(read_utf8(file))
-        for note in parsed.notes:
-            say(f"note: {note}", err=True)
-        produce_all(load_settings(), BILLING_FOCUS.name, parsed.records, what="line")
-    for line, why in parsed.invalid:
+    invalid = 0
+
+    def told(line: int, why: list[str]) -> None:
+        nonlocal invalid
+        invalid += 1
         say(f"line {line}: {'; '.join(why)}", err=True)
+
+    with failures(), utf8_text(file) as stream:
+        reader = FocusReader(stream, told)
+        for note in reader.notes:
+            say(f"note: {note}", err=True)
+        sent = produce_all(load_settings(), BILLING_FOCUS.name, reader, what="line")
     if as_json:
-        emit_json({"sent": len(parsed.records), "invalid": len(parsed.invalid)})
+        emit_json({"sent": sent, "invalid": invalid})
     else:
-        say(f"{len(parsed.records)} lines sent to billing.focus, {len(parsed.invalid)} invalid")
-    if parsed.invalid:
+        say(f"{sent} lines sent to billing.focus, {invalid} invalid")
+    if invalid:
         raise typer.Exit(1)
 
 

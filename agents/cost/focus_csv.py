@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from dharma.agents.cost.focus import FocusRow, line_id, reasons
 from dharma.streams.errors import DharmaError
 
 __all__ = ["COLUMNS", "REQUIRED_COLUMNS", "UNKEPT_COLUMNS", "FocusFileError", "FocusImport",
-           "parse_focus_csv"]
+           "FocusReader", "parse_focus_csv"]
 
 #: FOCUS columns a file must have (FOCUS makes them mandatory; each is kept).
 REQUIRED_COLUMNS = (
@@ -61,7 +61,45 @@ UNKEPT_COLUMNS = frozenset((
 
 
 class FocusFileError(DharmaError):
-    """A file that is not a FOCUS export at all (its header): nothing of it is imported."""
+    """A file that is not a FOCUS export (its header), or stops being CSV at some line."""
+
+
+#: Hears each invalid line: its number in the file and the reasons.
+OnInvalid = Callable[[int, list[str]], None]
+
+
+class FocusReader:
+    """The valid lines of a FOCUS CSV export as ``(key, billing.focus record)`` pairs,
+    read as they are iterated (a file of any size), each invalid line told to
+    ``on_invalid``.
+
+    The header is read when the reader is made: :class:`FocusFileError` when it is not
+    a FOCUS export's.  FOCUS columns not in :data:`COLUMNS` are left out; other columns
+    are kept as tags when ``x_``-prefixed (FOCUS's prefix of custom columns) and ignored,
+    with a note, otherwise.  Line numbers are those of the file (the header is line 1;
+    a quoted cell may span lines).
+    """
+
+    def __init__(self, stream: Iterable[str], on_invalid: OnInvalid) -> None:
+        self._lines = _lines(csv.reader(stream))
+        _, self._header = next(self._lines, (0, []))
+        self.notes = _header_notes(self._header)
+        self._on_invalid = on_invalid
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        seen: Counter[str] = Counter()
+        for number, cells in self._lines:
+            try:
+                row = _row(self._header, cells)
+            except ValidationError as exc:
+                self._on_invalid(number, reasons(exc))
+                continue
+            except ValueError as exc:
+                self._on_invalid(number, [str(exc)])
+                continue
+            content = line_id(row.model_dump())
+            seen[content] += 1
+            yield row.key, row.record(seen[content])
 
 
 @dataclass
@@ -75,29 +113,12 @@ class FocusImport:
 
 
 def parse_focus_csv(text: str) -> FocusImport:
-    """Check every line of a FOCUS CSV export (the header names the columns).
-
-    FOCUS columns not in :data:`COLUMNS` are left out; other columns are kept as tags
-    when ``x_``-prefixed (FOCUS's prefix of custom columns) and ignored, with a note,
-    otherwise.  Line numbers are those of the file (the header is line 1; a quoted
-    cell may span lines).  A file that is not CSV from some line on is refused whole.
-    """
-    lines = _lines(csv.reader(io.StringIO(text)))
-    _, header = next(lines, (0, []))
-    result = FocusImport(notes=_header_notes(header))
-    seen: Counter[str] = Counter()
-    for number, cells in lines:
-        try:
-            row = _row(header, cells)
-        except ValidationError as exc:
-            result.invalid.append((number, reasons(exc)))
-            continue
-        except ValueError as exc:
-            result.invalid.append((number, [str(exc)]))
-            continue
-        content = line_id(row.model_dump())
-        seen[content] += 1
-        result.records.append((row.key, row.record(seen[content])))
+    """Every line of a FOCUS CSV export held in ``text``, checked (see
+    :class:`FocusReader`)."""
+    result = FocusImport()
+    reader = FocusReader(io.StringIO(text), lambda line, why: result.invalid.append((line, why)))
+    result.records.extend(reader)
+    result.notes.extend(reader.notes)
     return result
 
 

@@ -280,3 +280,17 @@ def test_reconcile_without_estimates_says_so(settings: Any) -> None:
                            env={"DHARMA_POSTGRES_DSN": empty})
     assert result.exit_code == 1
     assert "no cost_rows table: the cost topology has estimated nothing yet" in result.stderr
+
+
+def test_an_import_of_a_file_that_is_not_utf8_or_not_focus_says_so(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(SAMPLE.read_bytes().replace(b"web 1", b"caf\xe9 1"))
+    result = cli("cost", "import", str(latin))
+    assert result.exit_code == 1
+    said = " ".join(result.stderr.split())   # rich wraps long lines
+    assert f"{latin}: not UTF-8 text (invalid continuation byte)" in said
+    other = tmp_path / "inventory.csv"
+    other.write_text("resource_id,team\nweb-01,web\n")
+    result = cli("cost", "import", str(other))
+    assert result.exit_code == 1
+    assert "not a FOCUS export: no BilledCost, BillingAccountId" in " ".join(result.stderr.split())
