@@ -1,4 +1,4 @@
-"""``dharma bench ingest | anomaly | trust | broker | soak | cmdb | healing | classify``:
+"""``dharma bench ingest | anomaly | trust | broker | soak | cmdb | healing | classify | cost``:
 figures on this machine."""
 
 from __future__ import annotations
@@ -33,6 +33,16 @@ def _print_rows(name: str, rows: list[dict[str, object]]) -> None:
     for row in flat:
         table.add_row(*(str(row.get(c, "")) for c in flat[0]))
     console.print(table)
+
+
+@bench_app.command()
+def cost(events: int = typer.Option(20_000, help="Events per phase (lifecycle, usage)."),
+         rounds: int = typer.Option(2, help="Rounds of both phases.")) -> None:
+    """Lifecycle and usage events/s through the cost topology against a Faust
+    consume-and-decode agent on the same events."""
+    from dharma.bench.cost import run
+
+    _report("cost", run(events=events, rounds=rounds))
 
 
 @bench_app.command()

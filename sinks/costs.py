@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from dharma.sinks.base import BatchSink
 from dharma.streams.records import month_start, next_month
@@ -75,6 +76,14 @@ CREATE TABLE IF NOT EXISTS cost_corrections (
     corrected_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY ("ResourceId", "ChargePeriodStart", revision)
 );
+CREATE TABLE IF NOT EXISTS cost_forecasts (
+    prediction_id text PRIMARY KEY,
+    scope_value text NOT NULL,
+    ts timestamptz NOT NULL,
+    record jsonb NOT NULL,
+    made_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS cost_forecasts_scope ON cost_forecasts (scope_value, ts);
 CREATE TABLE IF NOT EXISTS cost_usage (
     resource_id text NOT NULL,
     metric text NOT NULL,
@@ -295,6 +304,27 @@ class CostStore(BatchSink[CostRow]):
             """SELECT resource_id, metric, hour, max FROM cost_usage
                WHERE hour >= %s AND hour < %s ORDER BY 1, 2, 3""", (_ts(start), _ts(end)))
         return [UsageRow(r, m, _ms(h), v) for r, m, h, v in await cur.fetchall()]
+
+    async def save_forecasts(self, records: Sequence[dict[str, Any]]) -> None:
+        """Keep published ``CostForecast`` records (a recomputation replaces its own id):
+        a day's actual spend is judged against the forecast made before it."""
+        async with self.conn.cursor() as cur:
+            await cur.executemany(
+                """INSERT INTO cost_forecasts (prediction_id, scope_value, ts, record)
+                   VALUES (%s, %s, %s, %s) ON CONFLICT (prediction_id)
+                   DO UPDATE SET record = EXCLUDED.record, made_at = now()""",
+                [(r["prediction_id"], r["scope_value"], _ts(r["ts"]), Jsonb(r))
+                 for r in records])
+
+    async def forecasts(self, since: int) -> dict[str, list[dict[str, Any]]]:
+        """Stored forecasts whose first day is at or after ``since``, by scope value."""
+        cur = await self.conn.execute(
+            """SELECT scope_value, record FROM cost_forecasts WHERE ts >= %s ORDER BY ts""",
+            (_ts(since),))
+        out: dict[str, list[dict[str, Any]]] = {}
+        for scope, record in await cur.fetchall():
+            out.setdefault(scope, []).append(record)
+        return out
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TypeVar
 
 from faust.types import EventT
 
@@ -35,15 +36,17 @@ from dharma.agents.cost.logic import (
     window_costs,
     windows,
 )
-from dharma.agents.cost.state import Ledger, local_assets
+from dharma.agents.cost.state import MAX_EVENTS, Ledger, local_assets
 from dharma.sinks.costs import Correction, CostRow, CostStore
 from dharma.streams.checkpoint import TypedTable
-from dharma.streams.errors import BrokenCheckpoint
+from dharma.streams.errors import BrokenCheckpoint, ContractViolation, RejectedEvent
 from dharma.streams.metrics import PipelineMetrics
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Accountant", "to_rows"]
+__all__ = ["Accountant", "admitted", "to_rows"]
+
+E = TypeVar("E")  # what a step came with (its event)
 
 _GRANULARITIES: tuple[Granularity, ...] = ("hour", "day", "month")
 
@@ -72,6 +75,28 @@ def to_rows(resource_id: str, segs: list[Segment], costs: Iterable[WindowCost],
     return out
 
 
+def admitted(ledger: Ledger, steps: Sequence[tuple[E, Lifecycle]]
+             ) -> tuple[list[tuple[E, Lifecycle]], list[tuple[E, RejectedEvent]]]:
+    """The steps new to ``ledger``, and those refused: an event id it holds for another
+    step (the first stored is kept: a forger cannot rewrite history by replaying an
+    id), or a ledger already holding :data:`MAX_EVENTS` events."""
+    known = {e.event_id: e for e in ledger.events}
+    new: list[tuple[E, Lifecycle]] = []
+    refused: list[tuple[E, RejectedEvent]] = []
+    for event, step in steps:
+        held = known.get(step.event_id)
+        if held is None and len(known) >= MAX_EVENTS:
+            refused.append((event, ContractViolation(
+                f"{step.resource_id} holds {MAX_EVENTS} lifecycle events already")))
+        elif held is None:
+            known[step.event_id] = step
+            new.append((event, step))
+        elif held != step:
+            refused.append((event, ContractViolation(
+                f"conflict: event id {step.event_id} is stored for another step")))
+    return new, refused
+
+
 @dataclass
 class Accountant:
     """Writes the cost rows of the assets whose ledgers this worker holds."""
@@ -80,8 +105,8 @@ class Accountant:
     store: CostStore
     metrics: PipelineMetrics
     currency: str = "USD"
-    #: Per asset, the end of its last hour row (the first tick asks the store).
-    accrued: dict[str, int] = field(default_factory=dict)
+    #: Per asset, the end of its last hour row; None: asked, it has none.
+    accrued: dict[str, int | None] = field(default_factory=dict)
 
     def ledger(self, resource_id: str) -> Ledger:
         """The asset's ledger; a refused or foreign record starts it afresh."""
@@ -91,38 +116,51 @@ class Accountant:
             return Ledger(resource_id)
         return ledger if ledger.resource_id == resource_id else Ledger(resource_id)
 
-    async def apply(self, batch: Sequence[tuple[EventT, Lifecycle]]) -> None:
+    async def apply(self, batch: Sequence[tuple[EventT, Lifecycle]]
+                    ) -> list[tuple[EventT, RejectedEvent]]:
         """Add a batch's lifecycle events to their ledgers and correct what late ones
-        change."""
+        change; the events refused (an id the ledger holds for another step, a full
+        ledger)."""
         grouped: dict[str, list[tuple[EventT, Lifecycle]]] = {}
         for event, step in batch:
             grouped.setdefault(step.resource_id, []).append((event, step))
-        await self._load_accrued(list(grouped))
+        befores = {r: self.ledger(r) for r in grouped}
+        # an asset seen for the first time has nothing accrued to correct
+        await self._load_accrued([r for r, before in befores.items() if before.events])
+        refused: list[tuple[EventT, RejectedEvent]] = []
         for resource_id, steps in grouped.items():
-            before = self.ledger(resource_id)
-            events = merge(before.events, (s for _, s in steps))
-            if events == before.events:
-                continue  # a replay
+            before = befores[resource_id]
+            new, rejected = admitted(before, steps)
+            refused += rejected
+            if not new:
+                continue  # replays
+            events = merge(before.events, (s for _, s in new))
             accrued = self.accrued.get(resource_id)
-            earliest = min(s.ts for _, s in steps)
+            earliest = min(s.ts for _, s in new)
             if accrued is not None and earliest < accrued:
                 # the store first: a batch that fails here is redelivered (or redriven) to
                 # a ledger without its events, and corrects again
                 await self._correct(resource_id, segments(events),
                                     earliest - earliest % HOUR_MS, accrued)
-            self.ledgers.set(resource_id, Ledger(resource_id, events), steps[-1][0])
+            self.ledgers.set(resource_id, Ledger(resource_id, events), new[-1][0])
+        return refused
 
-    async def tick(self, now: int) -> int:
-        """Accrue every local asset up to the last closed hour before ``now``; rows written."""
+    def local(self) -> list[str]:
+        """The assets whose ledgers this worker holds."""
+        return local_assets(self.ledgers)
+
+    async def tick(self, now: int, assets: list[str]) -> int:
+        """Accrue ``assets`` up to the last closed hour before ``now``; rows written."""
         until = now - now % HOUR_MS
-        assets = local_assets(self.ledgers)
         await self._load_accrued(assets)
         written = 0
         for resource_id in assets:
             segs = segments(self.ledger(resource_id).events)
             if not segs:
                 continue
-            start = self.accrued.get(resource_id, segs[0].start - segs[0].start % HOUR_MS)
+            start = self.accrued.get(resource_id)
+            if start is None:
+                start = segs[0].start - segs[0].start % HOUR_MS
             last = segs[-1].end
             stop = until if last is None else min(until, _ceil_hour(last))
             if stop <= start:
@@ -137,7 +175,8 @@ class Accountant:
     async def _load_accrued(self, resource_ids: list[str]) -> None:
         unknown = [r for r in resource_ids if r not in self.accrued]
         if unknown:
-            self.accrued.update(await self.store.accrued(unknown))
+            found = await self.store.accrued(unknown)
+            self.accrued.update({r: found.get(r) for r in unknown})
 
     async def _correct(self, resource_id: str, segs: list[Segment], start: int, end: int) -> None:
         """Recompute ``[start, end)`` of an asset; revise and log what changed."""

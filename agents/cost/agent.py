@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Assets accrued under one hold of the store: the lifecycle batches wait no longer.
+TICK_SLICE = 200
+
 
 def lifecycle_until(latest: int) -> Callable[[EventT, Any], Lifecycle | None]:
     """Validator of asset events dated no later than ``latest`` (ms)."""
@@ -102,18 +105,23 @@ def register(app: faust.App, ctx: StreamContext, store: CostStore) -> faust.type
             await send_dead_letters(ctx, infra_dlq, rejected)
             if steps := [(e, s) for e, s in checked if s is not None]:
                 try:
-                    await held(partial(accountant.apply, steps))
+                    refused = await held(partial(accountant.apply, steps))
                 except SinkUnavailable as exc:
                     await _give_up(ctx, infra_dlq, [e for e, _ in steps], str(exc))
+                else:
+                    await send_dead_letters(ctx, infra_dlq, refused)
             await ctx.emitter.flush()
 
     postponed = False
 
     @app.timer(config.tick_s)
     async def accrue() -> None:
+        """Accrue the local assets, a slice at a time: batches go on in between."""
         nonlocal postponed
+        now, assets = now_ms(), accountant.local()
         try:
-            await held(lambda: accountant.tick(now_ms()))
+            for i in range(0, len(assets), TICK_SLICE):
+                await held(partial(accountant.tick, now, assets[i:i + TICK_SLICE]))
         except SinkUnavailable as exc:
             if not postponed:  # once an outage, not once a tick
                 logger.warning("cost accrual postponed while the store is away: %s", exc)

@@ -21,13 +21,14 @@ from dharma.streams.checkpoint import TypedTable, checkpoint_table
 from dharma.streams.records import now_ms
 from dharma.streams.topics import INFRASTRUCTURE_EVENTS
 
-__all__ = ["LEDGER_TABLE", "Ledger", "ledger_table", "local_assets"]
+__all__ = ["LEDGER_TABLE", "MAX_EVENTS", "Ledger", "ledger_table", "local_assets"]
 
 LEDGER_TABLE = "cost-ledgers"
 
-#: Lifecycle events kept per asset: beyond this a ledger is refused (an asset's life has
-#: a handful of steps; a flood of updates must not grow one record without bound).
-MAX_EVENTS = 2_000
+#: Lifecycle events kept per asset (an asset's life has a handful of steps; a flood of
+#: updates must not grow one record without bound): further events are dead-lettered,
+#: and a record read back holding more is refused.  200 events fit a changelog record.
+MAX_EVENTS = 200
 
 
 @dataclass(frozen=True)

@@ -123,3 +123,19 @@ def test_windows_add_up_to_the_whole(events: list[Lifecycle]) -> None:
     assert math.isclose(sum(h.unpriced_hours for h in hours), whole.unpriced_hours,
                         abs_tol=1e-9)
     assert all(s.end is None or s.end > s.start for s in segs)
+
+
+def test_an_id_reused_for_another_step_is_refused_and_a_replay_is_not_new() -> None:
+    from dharma.agents.cost.accrual import admitted
+    from dharma.agents.cost.state import MAX_EVENTS, Ledger
+
+    created = step("a", 0, "created", 1.0)
+    ledger = Ledger("app-01", (created,))
+    forged = step("a", 0, "created", 0.0)  # the same id, a cheaper price
+    new, refused = admitted(ledger, [("e1", created), ("e2", forged),
+                                     ("e3", step("b", HOUR_MS, "retired"))])
+    assert [s.event_id for _, s in new] == ["b"]
+    assert [(e, r.reason.split(":")[0]) for e, r in refused] == [("e2", "conflict")]
+    full = Ledger("app-01", tuple(step(f"u{i}", i, "updated") for i in range(MAX_EVENTS)))
+    new, refused = admitted(full, [("e4", step("z", 10**7, "retired"))])
+    assert not new and "holds" in refused[0][1].reason
