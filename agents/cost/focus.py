@@ -38,7 +38,7 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
@@ -56,7 +56,8 @@ QUANTUM = Decimal(1).scaleb(-SCALE)
 _EXACT = Context(prec=2 * PRECISION, rounding=ROUND_HALF_EVEN, traps=[InvalidOperation])
 
 #: FOCUS 1.x ChargeCategory allowed values.
-CHARGE_CATEGORIES = ("Usage", "Purchase", "Tax", "Credit", "Adjustment")
+Category = Literal["Usage", "Purchase", "Tax", "Credit", "Adjustment"]
+CHARGE_CATEGORIES: tuple[str, ...] = get_args(Category)
 
 # FOCUS numeric format: an integer, a decimal or E notation; no plus sign, no separators.
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE]-?\d+)?")
@@ -162,8 +163,7 @@ class FocusRow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     BillingAccountId: Required
-    ChargeCategory: Annotated[Literal["Usage", "Purchase", "Tax", "Credit", "Adjustment"],
-                              BeforeValidator(_present)]
+    ChargeCategory: Annotated[Category, BeforeValidator(_present)]
     ChargeClass: Annotated[Literal["Correction"] | None, BeforeValidator(_blank)] = None
     ChargeDescription: Nullable = None
     ChargePeriodStart: Annotated[Instant, BeforeValidator(_present)]

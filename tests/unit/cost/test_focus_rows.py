@@ -15,9 +15,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dharma.agents.cost.focus import billed_row, line_id
+from dharma.agents.cost.focus import CHARGE_CATEGORIES, FocusRow, billed_row, line_id
 from dharma.agents.cost.focus_csv import REQUIRED_COLUMNS, FocusFileError, parse_focus_csv
 from dharma.schemas import load_schema
+from dharma.sinks.bills import BilledRow
 from dharma.streams.errors import ContractViolation
 from dharma.streams.writer_schemas import strip_logical_types
 
@@ -62,6 +63,13 @@ def through_the_wire(record: dict[str, Any]) -> dict[str, Any]:
     fastavro.schemaless_writer(buf, WRITER, record)
     buf.seek(0)
     return fastavro.schemaless_reader(buf, READER, None)  # type: ignore[return-value]  # a record
+
+
+def test_the_rules_and_the_contract_name_the_same_fields_and_categories() -> None:
+    fields = {f["name"]: f for f in CONTRACT["fields"]}
+    assert list(fields) == ["x_line_id", "x_occurrence", *FocusRow.model_fields]
+    assert fields["ChargeCategory"]["type"]["symbols"] == list(CHARGE_CATEGORIES)
+    assert list(BilledRow._fields) == list(fields)
 
 
 def test_the_sample_export_is_valid_and_keeps_its_tags() -> None:
