@@ -322,9 +322,10 @@ class HealingSettings(BaseSettings):
     dry_run: bool = Field(
         False, description="DHARMA_HEALING_DRY_RUN: decide and publish, never request.")
     ignored_components: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("trust", "healing"), description="DHARMA_HEALING_IGNORED_COMPONENTS: comma-separated "
-        "`component` labels of alerts that are not infrastructure incidents (security "
-        "alerts go to the security on-call; healing's own escalations are never re-healed).")
+        ("trust", "healing", "cost"), description="DHARMA_HEALING_IGNORED_COMPONENTS: "
+        "comma-separated `component` labels of alerts that are not infrastructure incidents "
+        "(security alerts go to the security on-call, budget and cost anomaly alerts to "
+        "whoever owns the spend; healing's own escalations are never re-healed).")
     playbook_dir: Path | None = Field(
         None, description="DHARMA_HEALING_PLAYBOOK_DIR: playbook set (None: packaged default).")
 
