@@ -15,7 +15,7 @@ from dharma.streams.errors import DharmaError
 from dharma.streams.settings import Settings
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line, for grep
 
 
 def load_settings() -> Settings:
