@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from dharma.agents.cost.forecast import (
-    DAY_MS,
     Forecast,
     forecast,
     regularise,
@@ -24,11 +23,11 @@ from dharma.agents.cost.forecast import (
     summarise,
     to_record,
 )
+from dharma.agents.cost.logic import DAY_MS, HOUR_MS
 from dharma.cli import cost_forecast
 from dharma.schemas import load_schema
 from dharma.streams.codec import strip_logical_types
 
-HOUR_MS = 3_600_000
 JAN_1 = 1_767_225_600_000  # 2026-01-01T00:00Z
 cadences = st.sampled_from([300_000, 900_000, HOUR_MS, 6 * HOUR_MS, DAY_MS, 7 * DAY_MS])
 
