@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import re
+import statistics
 import tempfile
 import time
 import urllib.request
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from dharma.bench.cost_forecast import measure_forecast_time
 from dharma.bench.harness import (
     bench_stack,
     faust_only_rate,
@@ -135,9 +137,17 @@ def measure(settings: Settings, env: dict[str, str], log: Path, events: int,
     return out
 
 
-def run(events: int = 20_000, rounds: int = 2) -> dict[str, Any]:
-    """Throughput rounds on a private embedded stack; figures as a dict."""
+def run(events: int = 20_000, rounds: int = 2, forecasts: int = 50) -> dict[str, Any]:
+    """Forecast time per series after warm-up, then throughput rounds on a private
+    embedded stack; figures as a dict."""
+    forecast = measure_forecast_time(forecasts)
     log = Path(tempfile.mkdtemp(prefix="dharma-bench-cost-")) / "worker.log"
     with bench_stack() as (settings, env):
         throughput = measure(settings, env, log, events, rounds)
-    return {"throughput": throughput, "worker_log": str(log)}
+    ratios: dict[str, list[float]] = {}
+    for row in throughput:
+        if row["ratio"] is not None:
+            ratios.setdefault(row["topic"], []).append(row["ratio"])
+    return {"throughput": throughput,
+            "ratio_median": {t: round(statistics.median(r), 3) for t, r in ratios.items()},
+            "forecast": forecast, "worker_log": str(log)}

@@ -23,15 +23,10 @@ from rich.table import Table
 
 from dharma.agents.cmdb.inventory import Inventory, inventory_events, parse_inventory
 from dharma.cli.cmdb import JSON_HELP, cmdb_graph, emit_json, failures, iso, plain, say
-from dharma.cli.common import console, load_settings
-from dharma.streams.errors import DharmaError
+from dharma.cli.common import console, load_settings, produce_all, read_utf8
 from dharma.streams.settings import Settings
 
 __all__ = ["SyncReport", "rebuild", "run_sync", "sync", "syncs"]
-
-
-class SyncFailed(DharmaError):
-    """The sync did not complete: nothing was marked stale."""
 
 
 class SyncReport(NamedTuple):
@@ -45,27 +40,12 @@ class SyncReport(NamedTuple):
 
 
 def _produce(settings: Settings, events: list[dict[str, Any]]) -> None:
-    """Send ``events`` to ``infrastructure.events``; :class:`SyncFailed` unless the broker
+    """Send ``events`` to ``infrastructure.events``; :class:`CliFailure` unless the broker
     acknowledged every one."""
-    from confluent_kafka import KafkaError, Message
-
-    from dharma.streams.admin import registry_client
-    from dharma.streams.producer import AvroProducer, batching_producer
     from dharma.streams.topics import INFRASTRUCTURE_EVENTS
 
-    failed: list[KafkaError] = []
-
-    def delivered(err: KafkaError | None, _: Message) -> None:
-        if err is not None:
-            failed.append(err)
-
-    producer = AvroProducer(batching_producer(settings, linger_ms=50), registry_client(settings))
-    for event in events:
-        producer.produce(INFRASTRUCTURE_EVENTS.name, event["resource_id"], event,
-                         on_delivery=delivered)
-    if producer.flush(60) > 0 or failed:
-        raise SyncFailed(f"the broker did not take every event ({len(failed)} failed"
-                         f"{f': {failed[0]}' if failed else ', or no answer within 60 s'})")
+    produce_all(settings, INFRASTRUCTURE_EVENTS.name,
+                [(event["resource_id"], event) for event in events], what="event")
 
 
 async def _reconcile(settings: Settings, inventory: Inventory, source: str, tag: int,
@@ -121,12 +101,7 @@ def sync(
     if kind not in ("json", "csv") or not source.strip():
         raise typer.BadParameter("a .json or .csv file (or --format json|csv) and a --source")
     with failures():
-        try:
-            text = file.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise SyncFailed(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})") \
-                from None
-        inventory = parse_inventory(text, "json" if kind == "json" else "csv")
+        inventory = parse_inventory(read_utf8(file), "json" if kind == "json" else "csv")
         report = run_sync(load_settings(), inventory, source, partial)
     if as_json:
         emit_json({**report._asdict(), "status": "complete"})

@@ -16,7 +16,8 @@ cost_app = typer.Typer(help="Cost: report, forecast, budgets, recommendations, b
                        no_args_is_help=True)
 
 #: Modules under ``dharma.cli`` that add ``dharma cost`` subcommands.
-COST_MODULES: tuple[str, ...] = ("cost_report", "cost_budget", "cost_forecast")
+COST_MODULES: tuple[str, ...] = ("cost_report", "cost_budget", "cost_forecast",
+                                 "cost_recommend", "cost_bills")
 
 
 def register(app: typer.Typer) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from decimal import Decimal
 from typing import Any
 
 import typer
@@ -12,7 +13,14 @@ from dharma.cli.common import console, load_settings
 
 
 def _plain(value: Any) -> Any:
-    """JSON-friendly copy: bytes shown as a short hex prefix, datetimes as ISO."""
+    """JSON-friendly copy: bytes shown as a short hex prefix, datetimes as ISO, decimals
+    (bill amounts) as their exact text.
+
+    >>> _plain({"BilledCost": Decimal("0.998400000000000000"), "raw": b"ab"})
+    {'BilledCost': '0.998400000000000000', 'raw': '<2 bytes 6162>'}
+    """
+    if isinstance(value, Decimal):
+        return str(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):

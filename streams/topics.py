@@ -45,14 +45,18 @@ AUDIT_LOGS = TopicSpec("audit.logs", 5)
 METRICS_RAW = TopicSpec("metrics.raw", 10)
 ALERTS = TopicSpec("alerts.notifications", 2)
 PREDICTIONS = TopicSpec("ml.predictions", 3, consumed=False)  # produced only: no DLQ
+#: Providers' bills, one FOCUS line a record (``dharma cost import``), keyed by resource.
+BILLING_FOCUS = TopicSpec("billing.focus", 3)
 
-#: The design's topics, in the seed's order.
+#: The design's topics, in the seed's order (then those added since).
 TOPICS: tuple[TopicSpec, ...] = (
-    INFRASTRUCTURE_EVENTS, AUDIT_LOGS, METRICS_RAW, ALERTS, PREDICTIONS,
+    INFRASTRUCTURE_EVENTS, AUDIT_LOGS, METRICS_RAW, ALERTS, PREDICTIONS, BILLING_FOCUS,
 )
 
 #: Topics agents consume, and so those with a dead-letter topic.
-CONSUMED: tuple[TopicSpec, ...] = (INFRASTRUCTURE_EVENTS, AUDIT_LOGS, METRICS_RAW, ALERTS)
+CONSUMED: tuple[TopicSpec, ...] = (
+    INFRASTRUCTURE_EVENTS, AUDIT_LOGS, METRICS_RAW, ALERTS, BILLING_FOCUS,
+)
 
 DEAD_LETTER_TOPICS: tuple[TopicSpec, ...] = tuple(t.dlq for t in CONSUMED)
 

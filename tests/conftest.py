@@ -1,18 +1,22 @@
 """Session fixtures: the real embedded stack on free loopback ports, and helpers.
 
 The stack (Tansu broker, registry, PostgreSQL, FalkorDB) starts once per test
-session under a temporary state directory, on ports nobody else uses, so a
-developer's running ``make run`` is never touched.  Tests poll for conditions
-with deadlines; none sleeps and hopes.
+process under a temporary state directory, on ports nobody else uses, so a
+developer's running ``make run`` is never touched.  pytest-xdist runs several
+test processes (``addopts`` in ``pyproject.toml``), each with a stack of its own:
+nothing a test writes to a topic, table or consumer group is seen by another
+process.  Tests poll for conditions with deadlines; none sleeps and hopes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +98,31 @@ def pick_port() -> Callable[[], int]:
     return free_port
 
 
+@contextmanager
+def _one_stack_starting_at_a_time(lock_dir: Path | None) -> Iterator[None]:
+    """Hold the run's stack start-up lock (in ``lock_dir``; none when ``None``).
+
+    A stack picks its ports free and binds them while it starts: two test processes
+    starting stacks at once could pick the same port, so under pytest-xdist they take
+    turns until every server of theirs listens.
+    """
+    if lock_dir is None:
+        yield
+        return
+    with (lock_dir / "stack-start.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
 @pytest.fixture(scope="session")
-def stack_env() -> Iterator[dict[str, str]]:
-    """Start the embedded stack for the session; yield the env pointing at it."""
-    with ephemeral_stack(prefix="dharma-test-") as (_, env):
+def stack_env(worker_id: str, tmp_path_factory: pytest.TempPathFactory,
+              ) -> Iterator[dict[str, str]]:
+    """Start the embedded stack for this test process; yield the env pointing at it."""
+    # under xdist each process's base temp is a folder of the run's own
+    run_dir = tmp_path_factory.getbasetemp().parent if worker_id != "master" else None
+    with ExitStack() as running:
+        with _one_stack_starting_at_a_time(run_dir):
+            _, env = running.enter_context(ephemeral_stack(prefix="dharma-test-"))
         yield env
 
 

@@ -59,9 +59,11 @@ def healing(settings: Settings) -> Topology:
 
 
 def cost(settings: Settings) -> Topology:
-    """Cost accrual per asset and window from ``infrastructure.events`` and utilisation
-    from ``metrics.raw``, in its own consumer group."""
-    return Topology("cost", (capabilities.cost(settings), capabilities.usage(settings)), settings)
+    """Cost accrual per asset and window from ``infrastructure.events``, utilisation from
+    ``metrics.raw``, and providers' bills (FOCUS) from ``billing.focus``, in its own
+    consumer group."""
+    return Topology("cost", (capabilities.cost(settings), capabilities.usage(settings),
+                             capabilities.billing(settings)), settings)
 
 
 #: Topology name → its factory.

@@ -9,6 +9,8 @@ from functools import partial
 from dharma.agents.anomaly import agent as anomaly_agent
 from dharma.agents.cmdb import agent as cmdb_agent
 from dharma.agents.cost import agent as cost_agent
+from dharma.agents.cost import bills as bills_agent
+from dharma.agents.cost.catalogue import load_catalogue
 from dharma.agents.executor import agent as executor_agent
 from dharma.agents.healing import agent as healing_agent
 from dharma.agents.healing.playbooks import load_playbooks
@@ -18,6 +20,8 @@ from dharma.agents.trust.session import Session
 from dharma.agents.validation import agent as validation_agent
 from dharma.sinks.asset_changes import AssetChangeSink
 from dharma.sinks.audit import AuditSink
+from dharma.sinks.bills import BillStore
+from dharma.sinks.budgets import BudgetStore
 from dharma.sinks.cmdb import Cmdb
 from dharma.sinks.costs import CostStore
 from dharma.sinks.executions import ExecutionStore
@@ -31,14 +35,15 @@ from dharma.streams.settings import Settings
 from dharma.streams.topics import (
     ALERTS,
     AUDIT_LOGS,
+    BILLING_FOCUS,
     INFRASTRUCTURE_EVENTS,
     METRICS_RAW,
     PREDICTIONS,
 )
 from dharma.topologies.topology import Capability
 
-__all__ = ["anomaly", "cmdb", "cost", "executor", "graph", "healing", "trust", "usage",
-           "validation"]
+__all__ = ["anomaly", "billing", "cmdb", "cost", "executor", "graph", "healing", "trust",
+           "usage", "validation"]
 
 
 def validation(settings: Settings) -> Capability:
@@ -127,12 +132,18 @@ def healing(settings: Settings) -> Capability:
 
 def cost(settings: Settings) -> Capability:
     """Cost accrual on ``infrastructure.events`` (asset lifecycles): cost rows per asset
-    and window in PostgreSQL."""
-    store = CostStore(settings.postgres.dsn.get_secret_value())
+    and window in PostgreSQL; on a schedule, forecasts and recommendations on
+    ``ml.predictions`` and budget and cost-anomaly alerts.  The instance catalogue is
+    loaded now, so a bad one stops the worker before it starts."""
+    dsn = settings.postgres.dsn.get_secret_value()
+    store, budgets = CostStore(dsn), BudgetStore(dsn)
+    catalogue = load_catalogue(settings.cost.catalogue)
     return Capability(
-        "cost", consumes=(INFRASTRUCTURE_EVENTS,), emits=(INFRASTRUCTURE_EVENTS.dlq,),
-        dead_letters=(INFRASTRUCTURE_EVENTS,), sinks=(store,),
-        register=partial(cost_agent.register, store=store))
+        "cost", consumes=(INFRASTRUCTURE_EVENTS,),
+        emits=(PREDICTIONS, ALERTS, INFRASTRUCTURE_EVENTS.dlq),
+        dead_letters=(INFRASTRUCTURE_EVENTS,), sinks=(store, budgets),
+        register=partial(cost_agent.register, store=store, budgets=budgets,
+                         catalogue=catalogue))
 
 
 def usage(settings: Settings, dead_letters: bool = True) -> Capability:
@@ -144,3 +155,13 @@ def usage(settings: Settings, dead_letters: bool = True) -> Capability:
         "usage", consumes=(METRICS_RAW,), emits=dlq,
         dead_letters=(METRICS_RAW,) if dead_letters else (), sinks=(store,),
         register=partial(cost_agent.register_usage, store=store, dead_letters=dead_letters))
+
+
+def billing(settings: Settings) -> Capability:
+    """Providers' bills on ``billing.focus`` (FOCUS lines, ``dharma cost import``) stored
+    in PostgreSQL beside the estimated cost (``dharma cost reconcile``)."""
+    bills = BillStore(settings.postgres.dsn.get_secret_value())
+    return Capability(
+        "billing", consumes=(BILLING_FOCUS,), emits=(BILLING_FOCUS.dlq,),
+        dead_letters=(BILLING_FOCUS,), sinks=(bills,),
+        register=partial(bills_agent.register, bills=bills))

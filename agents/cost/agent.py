@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -25,17 +26,21 @@ import faust
 from faust.types import EventT
 
 from dharma.agents.cost.accrual import Accountant
+from dharma.agents.cost.catalogue import Catalogue
+from dharma.agents.cost.forecast import warm
 from dharma.agents.cost.logic import Lifecycle
+from dharma.agents.cost.schedule import Planner
 from dharma.agents.cost.signals import hourly_maxima, to_lifecycle, to_usage
 from dharma.agents.cost.state import ledger_table
 from dharma.sinks.base import STORE_ERRORS, SinkUnavailable
+from dharma.sinks.budgets import BudgetStore
 from dharma.sinks.costs import CostStore, UsageRow
 from dharma.streams.app import StreamContext, raw_topic, send_dead_letters
 from dharma.streams.backpressure import Backpressure
 from dharma.streams.errors import RejectedEvent
 from dharma.streams.intake import check_events
 from dharma.streams.records import now_ms, validate_metric
-from dharma.streams.topics import INFRASTRUCTURE_EVENTS, METRICS_RAW
+from dharma.streams.topics import ALERTS, INFRASTRUCTURE_EVENTS, METRICS_RAW, PREDICTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +48,8 @@ T = TypeVar("T")
 
 #: Assets accrued under one hold of the store: the lifecycle batches wait no longer.
 TICK_SLICE = 200
+#: Longest wait for the schedule's first run after a worker starts (seconds).
+FIRST_RUN_S = 60.0
 
 
 def lifecycle_until(latest: int) -> Callable[[EventT, Any], Lifecycle | None]:
@@ -85,8 +92,9 @@ async def _give_up(ctx: StreamContext, dlq: faust.TopicT | None, events: Sequenc
         await send_dead_letters(ctx, dlq, [(e, failed) for e in events])
 
 
-def register(app: faust.App, ctx: StreamContext, store: CostStore) -> faust.types.AgentT:
-    """Add the cost agent (lifecycles) and its accrual timer to ``app``."""
+def register(app: faust.App, ctx: StreamContext, store: CostStore, budgets: BudgetStore,
+             catalogue: Catalogue) -> faust.types.AgentT:
+    """Add the cost agent (lifecycles), its accrual timer and the schedule to ``app``."""
     worker, config = ctx.settings.worker, ctx.settings.cost
     infra = raw_topic(app, INFRASTRUCTURE_EVENTS)
     infra_dlq = raw_topic(app, INFRASTRUCTURE_EVENTS.dlq)
@@ -130,7 +138,68 @@ def register(app: faust.App, ctx: StreamContext, store: CostStore) -> faust.type
             postponed = False
         await ctx.emitter.flush()
 
+    _schedule(app, ctx, Planner(store, budgets, config, catalogue, *_publishers(ctx)))
     return cost_agent
+
+
+def _publishers(ctx: StreamContext) -> tuple[Callable[[str, dict[str, Any]], None],
+                                             Callable[[dict[str, Any]], None]]:
+    """Emit a prediction (union branch, record) and an alert."""
+    wire = ctx.wire
+
+    def predict(branch: str, record: dict[str, Any]) -> None:
+        ctx.emitter.emit(PREDICTIONS.name,
+                         wire.encode_key(PREDICTIONS.key_subject, record["prediction_id"]),
+                         wire.encode(PREDICTIONS.value_subject, (branch, record)))
+
+    def alert(record: dict[str, Any]) -> None:
+        ctx.emitter.emit(ALERTS.name, wire.encode_key(ALERTS.key_subject, record["fingerprint"]),
+                         wire.encode(ALERTS.value_subject, record))
+
+    return predict, alert
+
+
+def _schedule(app: faust.App, ctx: StreamContext, planner: Planner) -> None:
+    """Warm the forecasting JIT at start; run the planner every ``DHARMA_COST_SCHEDULE_S``
+    on the leader (one worker of the topology publishes), the first run within a minute."""
+    config = ctx.settings.cost
+    last_run: float | None = None
+    failing = opened = False
+
+    @app.task
+    async def warm_forecasts() -> None:
+        seconds = await asyncio.to_thread(warm)
+        logger.info("forecast models compiled in %.1f s", seconds)
+
+    @app.timer(min(config.schedule_s, FIRST_RUN_S), on_leader=True)
+    async def plan() -> None:
+        nonlocal last_run, failing, opened
+        now = time.monotonic()
+        if last_run is not None and now - last_run < config.schedule_s:
+            return
+        try:
+            await planner.costs.ready()
+            if not opened:  # a pool: it replaces broken connections itself
+                await planner.budgets.setup()
+                opened = True
+            run = await planner.run(now_ms())
+            await ctx.emitter.flush()  # published before stored: a crash republishes
+            await planner.keep(run)
+        except STORE_ERRORS as exc:
+            planner.costs.lost()
+            if not failing:
+                logger.warning("cost schedule postponed while a store is away: %r", exc)
+            failing = True
+            return
+        except Exception:  # a run that breaks must not stop the worker's accrual
+            logger.exception("cost schedule run failed; the next one is due in %.0f s",
+                             config.schedule_s)
+            last_run = now
+            return
+        failing = False
+        last_run = now
+        logger.info("cost schedule: %d forecasts, %d recommendations, %d alerts",
+                    len(run.forecasts), len(run.recommendations), len(run.alerts))
 
 
 def register_usage(app: faust.App, ctx: StreamContext, store: CostStore,

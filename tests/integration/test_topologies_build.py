@@ -36,7 +36,7 @@ def test_every_topology_builds_in_one_process_with_its_own_registry(settings: An
         "ingest": ["validate-metrics"], "anomaly": ["detect-anomalies"],
         "trust": ["trust-decide"], "cmdb": ["cmdb"],
         "executor": ["execute-remediations"], "healing": ["healing"],
-        "ingest-again": ["validate-metrics"]}
+        "cost": ["cost", "cost-bills", "cost-usage"], "ingest-again": ["validate-metrics"]}
     assert apps["ingest"].conf.id == apps["ingest-again"].conf.id == \
         f"{settings.worker.app_id}-ingest"
     for registry in registries.values():

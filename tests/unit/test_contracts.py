@@ -175,6 +175,26 @@ def test_audit_logs_contract() -> None:
     assert f["location"]["default"] is None
 
 
+def test_billing_focus_contract_follows_focus() -> None:
+    f = fields_of(load_schema("billing.focus-value"))
+    money = {"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": 18}
+    for name in ("BilledCost", "EffectiveCost", "ListCost"):
+        assert f[name]["type"] == money, name
+    assert f["PricingQuantity"]["type"] == ["null", money]
+    for name in ("ChargePeriodStart", "ChargePeriodEnd"):
+        assert f[name]["type"] == TIMESTAMP, name
+    assert named(f["ChargeCategory"]["type"])["symbols"] == [
+        "Usage", "Purchase", "Tax", "Credit", "Adjustment"]
+    for name in ("x_line_id", "BillingAccountId", "BillingCurrency", "ServiceName",
+                 "ProviderName"):
+        assert f[name]["type"] == "string", name
+    for name in ("ResourceId", "ResourceName", "ResourceType", "RegionId", "PricingUnit",
+                 "ChargeDescription"):
+        assert f[name]["type"] == ["null", "string"] and f[name]["default"] is None, name
+    assert f["Tags"]["type"] == {"type": "map", "values": "string"}
+    assert load_schema("billing.focus-key")["type"] == "string"
+
+
 def test_dead_letter_contract_keeps_the_original_bytes() -> None:
     f = fields_of(load_schema(DEAD_LETTER))
     assert f["original_key"]["type"] == ["null", "bytes"]

@@ -20,6 +20,7 @@ PARTITIONS = {
     "metrics.raw": 10,
     "alerts.notifications": 2,
     "ml.predictions": 3,
+    "billing.focus": 3,
 }
 
 

@@ -59,7 +59,8 @@ def test_each_named_topology_says_who_dead_letters_its_input() -> None:
                       "executor": {"infrastructure.events": ["executor"]},
                       "healing": {"alerts.notifications": ["healing"],
                                   "infrastructure.events": ["healing"]},
-                      "cost": {"infrastructure.events": ["cost"], "metrics.raw": ["usage"]}}
+                      "cost": {"infrastructure.events": ["cost"], "metrics.raw": ["usage"],
+                               "billing.focus": ["billing"]}}
 
 
 def test_the_topology_gives_each_capability_its_sinks() -> None:

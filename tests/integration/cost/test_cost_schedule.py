@@ -1,0 +1,91 @@
+"""The cost worker's schedule through Kafka: assets with three weeks of history become
+a forecast per team and in total on ``ml.predictions`` (30 days, mean within its 95 %
+interval, the seed's summary fields), and a team's budget its alerts on
+``alerts.notifications``: 80 % of the budget crossed and the month-end forecast over
+it, each once however many runs follow."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+from confluent_kafka import Producer
+from typer.testing import CliRunner
+
+from dharma.cli import app
+from dharma.streams.admin import registry_client
+from dharma.streams.producer import AvroProducer
+from dharma.streams.records import month_start
+from dharma.streams.tailer import Tailer
+
+pytestmark = pytest.mark.integration
+
+DAY_MS = 86_400_000
+
+
+def asset(rid: str, team: str, ts: int, cost: float) -> dict[str, Any]:
+    return {"event_id": uuid.uuid4().hex, "ts": ts, "type": "asset", "resource_id": rid,
+            "attributes": {"action": "created", "asset_type": "app", "name": rid,
+                           "provider": "aws", "region": "eu-west-1", "team": team,
+                           "env": "prod", "instance_type": "m5.large", "hourly_cost": cost}}
+
+
+def month_to_date(dsn: str, team: str, now: int) -> float:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("""SELECT coalesce(sum("EffectiveCost"), 0)::float8 FROM cost_rows
+                              WHERE x_granularity = 'hour' AND x_team = %s
+                              AND "ChargePeriodStart" >= to_timestamp(%s / 1000.0)""",
+                           (team, month_start(now))).fetchone()
+    return float(row[0]) if row else 0.0
+
+
+def test_forecasts_and_budget_alerts_on_the_schedule(
+        settings: Any, start_worker: Any, poll: Any) -> None:
+    dsn = settings.postgres.dsn.get_secret_value()
+    tag = uuid.uuid4().hex[:6]
+    team = f"team-{tag}"
+    now = int(time.time() * 1000)
+    producer = AvroProducer(Producer(settings.kafka.confluent_config()), registry_client(settings))
+    start_worker("cost", DHARMA_COST_TICK_S="0.5", DHARMA_COST_SCHEDULE_S="2")
+    for i, cost in enumerate((4.0, 6.0)):
+        rid = f"{tag}-app-{i}"
+        producer.produce("infrastructure.events", rid,
+                         asset(rid, team, now - 21 * DAY_MS - i * 3_600_000, cost))
+    producer.flush()
+    # a month's spend accrued (the hours before now), then the budget: 80 % crossed, not 100 %
+    spent = poll(lambda: (s := month_to_date(dsn, team, now)) > 0 and s, "this month accrued",
+                 timeout=90)
+    monthly = round(spent / 0.9, 2)
+    result = CliRunner().invoke(app, ["cost", "budget", "set", "--team", team, "--monthly",
+                                      str(monthly)])
+    assert result.exit_code == 0, result.output
+    with Tailer(settings, ["ml.predictions", "alerts.notifications"],
+                from_beginning=True) as tail:
+        seen: list[dict[str, Any]] = []
+
+        def read() -> list[dict[str, Any]]:
+            seen.extend(r for _, r in tail.poll(0.5)
+                        if r.get("scope_value") == team or r.get("labels", {}).get("team") == team)
+            return seen
+
+        def forecast() -> dict[str, Any] | None:
+            found = [r for r in read() if r.get("kind") == "cost_forecast"]
+            return found[-1] if found else None
+
+        record = poll(forecast, "the team's forecast", timeout=120)
+        poll(lambda: {r["kind"] for r in read() if r.get("status") == "firing"}
+             >= {"budget", "budget_forecast"}, "the budget alerts", timeout=60)
+        time.sleep(6)  # runs that follow (every 2 s) fire nothing again
+        read()
+    assert record["scope"] == "team" and len(record["daily"]) == 30
+    assert all(d["lower"] <= d["mean"] <= d["upper"] for d in record["daily"])
+    assert record["daily"][0]["day"].timestamp() * 1000 == now - now % DAY_MS
+    assert record["monthly_total"] == pytest.approx(sum(d["mean"] for d in record["daily"]))
+    assert record["trend"] in ("increasing", "decreasing", "stable")
+    assert record["monthly_total"] == pytest.approx(30 * 240, rel=0.1)  # $10 an hour
+    firing = [r for r in seen if r.get("status") == "firing"]
+    assert sorted(r["kind"] for r in firing) == ["budget", "budget_forecast"]
+    assert next(r for r in firing if r["kind"] == "budget")["labels"]["threshold"] == "0.8"
