@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dharma.agents.cost.forecast import DAY_MS, forecast, regularise, warm
+from dharma.agents.cost.forecast import forecast, regularise, warm
+from dharma.agents.cost.logic import DAY_MS, HOUR_MS
 
 __all__ = ["backtest", "hourly_series", "measure_forecast_time", "run"]
 
-HOUR_MS = 3_600_000
 SEASON = 24
 HORIZON = 48
 MIN_HISTORY = 7 * 24

@@ -41,12 +41,13 @@ from typing import Any
 
 import numpy as np
 
+from dharma.agents.cost.logic import DAY_MS
+
 __all__ = [
-    "DAY_MS", "Forecast", "RegularSeries", "Summary", "forecast", "regularise",
+    "Forecast", "RegularSeries", "Summary", "forecast", "regularise",
     "season_for", "summarise", "to_record", "warm",
 ]
 
-DAY_MS = 86_400_000
 #: Fewer points than this cannot show a cadence and one difference.
 MIN_POINTS = 3
 #: Below this many points (or two seasons) the models are not fitted.
