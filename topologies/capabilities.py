@@ -142,19 +142,18 @@ def cost(settings: Settings) -> Capability:
         "cost", consumes=(INFRASTRUCTURE_EVENTS,),
         emits=(PREDICTIONS, ALERTS, INFRASTRUCTURE_EVENTS.dlq),
         dead_letters=(INFRASTRUCTURE_EVENTS,), sinks=(store, budgets),
-        register=partial(cost_agent.register, store=store, budgets=budgets,
-                         catalogue=catalogue))
+        register=partial(cost_agent.register, store=store, planned=CostStore(dsn),
+                         budgets=budgets, catalogue=catalogue))
 
 
-def usage(settings: Settings, dead_letters: bool = True) -> Capability:
-    """Hourly utilisation per asset from ``metrics.raw``, for cost recommendations;
-    ``dead_letters``: whether it answers for bad input in its topology."""
+def usage(settings: Settings) -> Capability:
+    """Hourly utilisation per asset from ``metrics.raw``, for cost recommendations (the
+    only reader of that topic in its topology, it dead-letters what it rejects)."""
     store = CostStore(settings.postgres.dsn.get_secret_value())
-    dlq = (METRICS_RAW.dlq,) if dead_letters else ()
     return Capability(
-        "usage", consumes=(METRICS_RAW,), emits=dlq,
-        dead_letters=(METRICS_RAW,) if dead_letters else (), sinks=(store,),
-        register=partial(cost_agent.register_usage, store=store, dead_letters=dead_letters))
+        "usage", consumes=(METRICS_RAW,), emits=(METRICS_RAW.dlq,),
+        dead_letters=(METRICS_RAW,), sinks=(store,),
+        register=partial(cost_agent.register_usage, store=store))
 
 
 def billing(settings: Settings) -> Capability:

@@ -7,6 +7,8 @@ accrual is :class:`~dharma.agents.cost.accrual.Accountant`).
   recommendations.
 - A timer accrues every local asset up to the last closed hour
   (``DHARMA_COST_TICK_S``).
+- The schedule (:class:`~dharma.agents.cost.schedule.Planner`) on the leader, every
+  ``DHARMA_COST_SCHEDULE_S``: forecasts, recommendations, budget and cost-anomaly alerts.
 
 Bad input is dead-lettered with its reason.  A store that is away holds the batch
 (partitions paused) up to the worker's outage limit; then the batch is dead-lettered as
@@ -85,16 +87,16 @@ def _holder(app: faust.App, ctx: StreamContext, store: CostStore, topic: str
     return held
 
 
-async def _give_up(ctx: StreamContext, dlq: faust.TopicT | None, events: Sequence[EventT],
+async def _give_up(ctx: StreamContext, dlq: faust.TopicT, events: Sequence[EventT],
                    why: str) -> None:
-    if dlq is not None:
-        failed = RejectedEvent("sink_error", why)
-        await send_dead_letters(ctx, dlq, [(e, failed) for e in events])
+    failed = RejectedEvent("sink_error", why)
+    await send_dead_letters(ctx, dlq, [(e, failed) for e in events])
 
 
-def register(app: faust.App, ctx: StreamContext, store: CostStore, budgets: BudgetStore,
-             catalogue: Catalogue) -> faust.types.AgentT:
-    """Add the cost agent (lifecycles), its accrual timer and the schedule to ``app``."""
+def register(app: faust.App, ctx: StreamContext, store: CostStore, planned: CostStore,
+             budgets: BudgetStore, catalogue: Catalogue) -> faust.types.AgentT:
+    """Add the cost agent (lifecycles), its accrual timer and the schedule to ``app``;
+    ``planned``: the schedule's own connection to the cost rows."""
     worker, config = ctx.settings.worker, ctx.settings.cost
     infra = raw_topic(app, INFRASTRUCTURE_EVENTS)
     infra_dlq = raw_topic(app, INFRASTRUCTURE_EVENTS.dlq)
@@ -138,7 +140,7 @@ def register(app: faust.App, ctx: StreamContext, store: CostStore, budgets: Budg
             postponed = False
         await ctx.emitter.flush()
 
-    _schedule(app, ctx, Planner(store, budgets, config, catalogue, *_publishers(ctx)))
+    _schedule(app, ctx, Planner(planned, budgets, config, catalogue, *_publishers(ctx)))
     return cost_agent
 
 
@@ -168,8 +170,12 @@ def _schedule(app: faust.App, ctx: StreamContext, planner: Planner) -> None:
 
     @app.task
     async def warm_forecasts() -> None:
-        seconds = await asyncio.to_thread(warm)
-        logger.info("forecast models compiled in %.1f s", seconds)
+        try:
+            seconds = await asyncio.to_thread(warm)
+        except Exception:  # the first forecast compiles instead
+            logger.exception("forecast models not compiled at start")
+        else:
+            logger.info("forecast models compiled in %.1f s", seconds)
 
     @app.timer(min(config.schedule_s, FIRST_RUN_S), on_leader=True)
     async def plan() -> None:
@@ -202,13 +208,11 @@ def _schedule(app: faust.App, ctx: StreamContext, planner: Planner) -> None:
                     len(run.forecasts), len(run.recommendations), len(run.alerts))
 
 
-def register_usage(app: faust.App, ctx: StreamContext, store: CostStore,
-                   dead_letters: bool = True) -> faust.types.AgentT:
-    """Add the usage agent to ``app``; ``dead_letters``: whether it answers for bad
-    ``metrics.raw`` input in its topology."""
+def register_usage(app: faust.App, ctx: StreamContext, store: CostStore) -> faust.types.AgentT:
+    """Add the usage agent to ``app`` (it dead-letters the ``metrics.raw`` input it
+    rejects: the only reader of that topic in its topology)."""
     worker, config = ctx.settings.worker, ctx.settings.cost
-    metrics = raw_topic(app, METRICS_RAW)
-    metrics_dlq = raw_topic(app, METRICS_RAW.dlq) if dead_letters else None
+    metrics, metrics_dlq = raw_topic(app, METRICS_RAW), raw_topic(app, METRICS_RAW.dlq)
     held = _holder(app, ctx, store, METRICS_RAW.name)
     skew = int(worker.max_future_skew_s * 1000)
 
@@ -220,8 +224,7 @@ def register_usage(app: faust.App, ctx: StreamContext, store: CostStore,
             await ctx.resolve_schemas(events)
             usage, rejected = check_events(ctx, events, METRICS_RAW,
                                            usage_of(config.usage_metrics, skew))
-            if metrics_dlq is not None:
-                await send_dead_letters(ctx, metrics_dlq, rejected)
+            await send_dead_letters(ctx, metrics_dlq, rejected)
             rows: list[UsageRow] = hourly_maxima([r for _, r in usage if r is not None])
             if rows:
                 try:
