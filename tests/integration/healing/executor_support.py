@@ -42,10 +42,12 @@ class Events:
         return self.seen
 
     def reports(self, remediation_id: str) -> list[dict[str, Any]]:
-        """The executor's reports on ``remediation_id`` (its requests left out)."""
-        return [v for v in self.read() if v["type"] == "remediation"
-                and v["attributes"].get("remediation_id") == remediation_id
-                and v["attributes"].get("status") != "requested"]
+        """The executor's reports on ``remediation_id`` (its requests left out), each
+        once: a report published again (at least once) has the same event id."""
+        found = {v["event_id"]: v for v in self.read() if v["type"] == "remediation"
+                 and v["attributes"].get("remediation_id") == remediation_id
+                 and v["attributes"].get("status") != "requested"}
+        return list(found.values())
 
     def statuses(self, remediation_id: str) -> list[str]:
         return [v["attributes"]["status"] for v in self.reports(remediation_id)]
