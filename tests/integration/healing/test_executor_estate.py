@@ -70,11 +70,9 @@ def test_the_generator_heals_an_injected_incident_on_the_right_action(
                    for rid in (wrong, right) for v in events.reports(rid)}
     finally:
         proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:  # an overloaded machine: not what this test is about
-            proc.kill()
-            proc.wait(10)
+        # it flushes what it produced, then writes its labels: on a loaded machine the
+        # embedded broker takes its time to take the last records
+        proc.wait(180)
         events.close()
     assert reports[right, "started"]["event_id"] != reports[right, "succeeded"]["event_id"]
     assert "healed" not in reports[wrong, "succeeded"]["attributes"]["reason"]
