@@ -49,11 +49,14 @@ def hourly_series(path: Path) -> tuple[list[int], list[float]]:
 
 
 def _score_origin(times: list[int], values: np.ndarray, actual: np.ndarray,
-                  origin: int) -> tuple[float, float, int]:
-    """MASE of the forecast and of seasonal naive at one origin; actuals inside."""
-    fc = forecast(times[:origin], values[:origin].tolist(), horizon=HORIZON, level=LEVEL)
+                  origin: int) -> tuple[float, float, int] | None:
+    """MASE of the forecast and of seasonal naive at one origin; actuals inside (None for
+    a history without seasonal change: its MASE is undefined)."""
     history = regularise(times[:origin], values[:origin].tolist()).values
     scale = float(np.mean(np.abs(history[SEASON:] - history[:-SEASON])))
+    if scale == 0:
+        return None
+    fc = forecast(times[:origin], values[:origin].tolist(), horizon=HORIZON, level=LEVEL)
     naive = np.resize(history[-SEASON:], HORIZON)
     inside = int(np.sum((actual >= fc.lower) & (actual <= fc.upper)))
     return (float(np.mean(np.abs(np.asarray(fc.mean) - actual))) / scale,
@@ -61,13 +64,14 @@ def _score_origin(times: list[int], values: np.ndarray, actual: np.ndarray,
 
 
 def backtest_series(path: Path) -> dict[str, Any] | None:
-    """Figures of one series; ``None`` when it is too short for one origin."""
+    """Figures of one series; ``None`` when it is too short (or too flat) for one origin."""
     times, raw = hourly_series(path)
     grid = regularise(times, raw)
     values = grid.values
     stamps = [grid.start_ms + i * HOUR_MS for i in range(len(values))]
     origins = range(MIN_HISTORY, len(values) - HORIZON + 1, ORIGIN_STEP)
-    scores = [_score_origin(stamps, values, values[o:o + HORIZON], o) for o in origins]
+    scored = (_score_origin(stamps, values, values[o:o + HORIZON], o) for o in origins)
+    scores = [s for s in scored if s is not None]
     if not scores:
         return None
     mase, naive, inside = (np.array(column) for column in zip(*scores, strict=True))

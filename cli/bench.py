@@ -40,12 +40,16 @@ def _print_rows(name: str, rows: list[dict[str, object]]) -> None:
 @bench_app.command()
 def cost(events: int = typer.Option(20_000, help="Events per phase (lifecycle, usage)."),
          rounds: int = typer.Option(2, help="Rounds of both phases."),
-         forecasts: int = typer.Option(50, help="Forecasts timed after warm-up.")) -> None:
+         forecasts: int = typer.Option(50, help="Forecasts timed after warm-up."),
+         span_hours: float = typer.Option(2.0, help="Lifecycle events are dated over the "
+                                          "last this many hours (more: a backfill, whose "
+                                          "past hours are accrued too).")) -> None:
     """Lifecycle and usage events/s through the cost topology against a Faust
     consume-and-decode agent on the same events; forecast time per series."""
     from dharma.bench.cost import run
 
-    _report("cost", run(events=events, rounds=rounds, forecasts=forecasts))
+    _report("cost", run(events=events, rounds=rounds, forecasts=forecasts,
+                        span_hours=span_hours))
 
 
 @bench_app.command()

@@ -162,20 +162,17 @@ def _publishers(ctx: StreamContext) -> tuple[Callable[[str, dict[str, Any]], Non
 
 
 def _schedule(app: faust.App, ctx: StreamContext, planner: Planner) -> None:
-    """Warm the forecasting JIT at start; run the planner every ``DHARMA_COST_SCHEDULE_S``
-    on the leader (one worker of the topology publishes), the first run within a minute."""
+    """Warm the forecasting models now (the worker has not started); run the planner every
+    ``DHARMA_COST_SCHEDULE_S`` on the leader (one worker of the topology publishes), the
+    first run within a minute."""
     config = ctx.settings.cost
     last_run: float | None = None
     failing = opened = False
 
-    @app.task
-    async def warm_forecasts() -> None:
-        try:
-            seconds = await asyncio.to_thread(warm)
-        except Exception:  # the first forecast compiles instead
-            logger.exception("forecast models not compiled at start")
-        else:
-            logger.info("forecast models compiled in %.1f s", seconds)
+    try:  # before the worker consumes: its first batches do not wait on the imports
+        logger.info("forecast models loaded in %.1f s", warm())
+    except Exception:  # the first forecast loads them instead
+        logger.exception("forecast models not loaded at start")
 
     @app.timer(min(config.schedule_s, FIRST_RUN_S), on_leader=True)
     async def plan() -> None:

@@ -9,7 +9,7 @@ asset's events is refused, and the asset starts afresh from its next event.
 from __future__ import annotations
 
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import faust
 import orjson
@@ -39,7 +39,17 @@ class Ledger:
     events: tuple[Lifecycle, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The ledger as JSON-ready data (by hand: ``asdict`` took a third of the agent's
+        own time per lifecycle event)."""
+        return {"resource_id": self.resource_id, "events": [_event(e) for e in self.events]}
+
+
+def _event(e: Lifecycle) -> dict[str, object]:
+    p = e.placement
+    return {"event_id": e.event_id, "resource_id": e.resource_id, "ts": e.ts,
+            "action": e.action, "hourly_cost": e.hourly_cost, "placement": {
+                "name": p.name, "asset_type": p.asset_type, "team": p.team, "env": p.env,
+                "provider": p.provider, "region": p.region, "instance_type": p.instance_type}}
 
 
 def ledger_table(app: faust.App, ctx: StreamContext) -> TypedTable[Ledger]:

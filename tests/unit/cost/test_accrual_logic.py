@@ -139,3 +139,14 @@ def test_an_id_reused_for_another_step_is_refused_and_a_replay_is_not_new() -> N
     full = Ledger("app-01", tuple(step(f"u{i}", i, "updated") for i in range(MAX_EVENTS)))
     new, refused = admitted(full, [("e4", step("z", 10**7, "retired"))])
     assert not new and "holds" in refused[0][1].reason
+
+
+@given(events_strategy)
+def test_a_ledger_survives_its_changelog_record(events: list[Lifecycle]) -> None:
+    import orjson
+
+    from dharma.agents.cost.state import Ledger
+    from dharma.streams.checkpoint import strict_json
+
+    ledger = Ledger("app-01", tuple(sorted(events, key=lambda e: e.order)))
+    assert strict_json(Ledger)(orjson.dumps(ledger.to_dict())) == ledger
