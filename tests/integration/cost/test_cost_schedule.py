@@ -49,7 +49,7 @@ def test_forecasts_and_budget_alerts_on_the_schedule(
     team = f"team-{tag}"
     now = int(time.time() * 1000)
     producer = AvroProducer(Producer(settings.kafka.confluent_config()), registry_client(settings))
-    start_worker("cost", DHARMA_COST_TICK_S="0.5", DHARMA_COST_SCHEDULE_S="2")
+    worker = start_worker("cost", DHARMA_COST_TICK_S="0.5", DHARMA_COST_SCHEDULE_S="2")
     for i, cost in enumerate((4.0, 6.0)):
         rid = f"{tag}-app-{i}"
         producer.produce("infrastructure.events", rid,
@@ -81,7 +81,9 @@ def test_forecasts_and_budget_alerts_on_the_schedule(
         expected = {"budget", "budget_forecast"} if hours else {"budget_forecast"}
         poll(lambda: {r["kind"] for r in read() if r.get("status") == "firing"} >= expected,
              "the budget alerts", timeout=60)
-        time.sleep(6)  # runs that follow (every 2 s) fire nothing again
+        runs = worker.output().count("cost schedule:")
+        poll(lambda: worker.output().count("cost schedule:") >= runs + 2,
+             "two more runs of the schedule")  # which fire nothing again
         read()
     assert record["scope"] == "team" and len(record["daily"]) == 30
     assert all(d["lower"] <= d["mean"] <= d["upper"] for d in record["daily"])
