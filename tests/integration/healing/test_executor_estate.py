@@ -70,10 +70,13 @@ def test_the_generator_heals_an_injected_incident_on_the_right_action(
                    for rid in (wrong, right) for v in events.reports(rid)}
     finally:
         proc.send_signal(signal.SIGINT)
-        # it flushes what it produced, then writes its labels: on a loaded machine the
-        # embedded broker takes its time to take the last records
-        proc.wait(180)
-        events.close()
+        try:  # it flushes (30 s at most), then writes its labels
+            proc.wait(180)
+        finally:  # never left running: it would answer the next tests' requests
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            events.close()
     assert reports[right, "started"]["event_id"] != reports[right, "succeeded"]["event_id"]
     assert "healed" not in reports[wrong, "succeeded"]["attributes"]["reason"]
     healed = reports[right, "succeeded"]
