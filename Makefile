@@ -12,7 +12,7 @@ PIP_INSTALL = python -m pip install --quiet --disable-pip-version-check
 # The packages as `dharma.*`, through the links in typecheck/dharma (pyproject, [tool.mypy]).
 TYPED := typecheck/dharma tests
 
-.PHONY: install run test lint bench lock clean
+.PHONY: install browser run test lint bench lock clean
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -21,10 +21,17 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 
 install: $(STAMP)
 
+# The page tests drive Debian's chromium through Playwright (no browser download works
+# here): installed with apt where missing, when we may (root); otherwise they say how.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium missing: install Debian's chromium package for the page tests"
+
 run: install
 	$(BIN)/dharma up
 
-test: install
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(TYPED)
 	$(BIN)/lint-imports

@@ -14,7 +14,7 @@ app = typer.Typer(
 #: Modules under ``dharma.cli`` that add commands through ``register(app)``.
 COMMAND_MODULES = (
     "stack", "schemas", "worker", "tail", "generate", "up", "bench", "detect", "policy", "alerts",
-    "dlq", "cmdb", "incidents", "remediation", "playbook", "cost",
+    "dlq", "cmdb", "incidents", "remediation", "playbook", "cost", "api",
 )
 
 

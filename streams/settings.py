@@ -28,6 +28,7 @@ DEFAULT_PORTS = {
     "postgres": 15432,
     "redis": 16379,
     "bolt": 17687,
+    "api": 18400,
 }
 
 
@@ -433,6 +434,26 @@ class CostSettings(BaseSettings):
         return split_commas(value)
 
 
+class ApiSettings(BaseSettings):
+    """Read API and live page settings (``DHARMA_API_*``); read by ``dharma api serve``."""
+
+    model_config = SettingsConfigDict(env_prefix="DHARMA_API_")
+
+    host: str = Field("127.0.0.1", description="DHARMA_API_HOST: address the API listens on.")
+    port: int = Field(DEFAULT_PORTS["api"], ge=0, le=65535,
+                      description="DHARMA_API_PORT (0: any free port).")
+    rate_limit: int = Field(
+        600, ge=1, description="DHARMA_API_RATE_LIMIT: requests per token per window.")
+    rate_window_s: int = Field(
+        60, ge=1, description="DHARMA_API_RATE_WINDOW_S: the rate limit's window.")
+    max_page: int = Field(
+        500, ge=1, le=10_000, description="DHARMA_API_MAX_PAGE: the largest page a query "
+        "may ask for (more is a 422, never an unbounded query).")
+    live_buffer: int = Field(
+        1000, ge=1, description="DHARMA_API_LIVE_BUFFER: events held per live subscriber; "
+        "a slower subscriber loses the oldest (counted), never slows the pipeline.")
+
+
 class StackSettings(BaseSettings):
     """Embedded stack settings (``DHARMA_STACK_*``): where it keeps state, which ports."""
 
@@ -463,6 +484,7 @@ class Settings(BaseModel):
     healing: HealingSettings = Field(default_factory=lambda: HealingSettings())
     executor: ExecutorSettings = Field(default_factory=lambda: ExecutorSettings())
     cost: CostSettings = Field(default_factory=lambda: CostSettings())
+    api: ApiSettings = Field(default_factory=lambda: ApiSettings())
     stack: StackSettings = Field(default_factory=lambda: StackSettings())
 
     @model_validator(mode="after")

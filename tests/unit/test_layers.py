@@ -44,6 +44,7 @@ INVERSIONS = [
     ("synthetic/model.py", "import dharma.agents.validation.logic", {"synthetic"}),
     ("bench/harness.py", "import dharma.cli.common", {"top"}),
     ("streams/errors.py", "import dharma.synthetic", {"kernel"}),
+    ("api/app.py", "import dharma.cli.common", {"api"}),
 ]
 
 

@@ -1,0 +1,28 @@
+"""The API served on a thread of the test process, against the session's stack."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from dharma.api.server import ApiServer
+
+
+@pytest.fixture(scope="module")
+def api_server(settings: Any) -> Iterator[ApiServer]:
+    """One API server per test module, on a free port."""
+    server = ApiServer(settings, host="127.0.0.1", port=0).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def api(api_server: ApiServer) -> Iterator[httpx.Client]:
+    """An HTTP client of the module's API server (no token)."""
+    with httpx.Client(base_url=api_server.url, timeout=30) as client:
+        yield client
