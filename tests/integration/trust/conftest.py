@@ -28,6 +28,10 @@ def outputs(settings: Any) -> Iterator[Outputs]:
 
 @pytest.fixture
 def redis_client(settings: Any) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(settings.redis.url.get_secret_value(), decode_responses=True)
+    # The tests read state through it, they do not time Redis: on a loaded 2-core CI
+    # machine the session's server once took over redis-py's 5 s default to answer a
+    # handshake, so reads wait as long as a test's own deadline would.
+    client = redis.Redis.from_url(settings.redis.url.get_secret_value(), decode_responses=True,
+                                  socket_timeout=30, socket_connect_timeout=30)
     yield client
     client.close()
