@@ -31,7 +31,9 @@ refused request from an unknown device (or place, or hour) cannot make the
 next one look familiar.
 
 A record replayed after a restart (its (partition, offset) at or before
-:attr:`UserBehaviour.last_seen`) is decided again but not observed again.
+:attr:`UserBehaviour.last_seen`) is decided again but not observed again; so is
+a duplicate at another offset (a producer's retry: the same event id, among the
+user's last :data:`MAX_RECENT_IDS` events observed, :attr:`UserBehaviour.recent_ids`).
 
 Memory per user is bounded: at most 10 known devices (least recently used
 evicted), a 24-bin hour histogram (halved beyond 1,000), the last located
@@ -63,13 +65,16 @@ from dharma.agents.trust.models import (
     to_epoch_ms,
 )
 
-__all__ = ["MAX_DENIALS", "MAX_DEVICES", "BehaviourRules", "ReportedPosture", "UserBehaviour",
+__all__ = ["MAX_DENIALS", "MAX_DEVICES", "MAX_RECENT_IDS", "BehaviourRules", "ReportedPosture", "UserBehaviour",
            "haversine_km"]
 
 #: Most devices a behaviour may remember (``BehaviourRules.max_devices`` is at most this).
 MAX_DEVICES = 100
 #: Most recent denial times a behaviour keeps.
 MAX_DENIALS = 32
+#: Event ids of a user's latest events a behaviour remembers: a producer's retried
+#: duplicate follows its original closely on the user's partition.
+MAX_RECENT_IDS = 32
 
 #: A time a behaviour may hold: one an access event may carry (2000-2100, epoch ms).
 EpochMs = Annotated[int, Field(ge=to_epoch_ms(datetime(2000, 1, 1, tzinfo=UTC)),
@@ -217,6 +222,8 @@ class UserBehaviour:
     compromised_ms: EpochMs | None = None
     #: the newest posture reported for each of the user's last reported devices
     postures: Annotated[tuple[ReportedPosture, ...], Field(max_length=MAX_DEVICES)] = ()
+    #: ids of the last events observed: a duplicate at another offset is not counted again
+    recent_ids: Annotated[tuple[Identifier, ...], Field(max_length=MAX_RECENT_IDS)] = ()
 
     @model_validator(mode="after")
     def _located_or_not(self) -> UserBehaviour:
@@ -234,7 +241,8 @@ class UserBehaviour:
                 "last_credit_ms": self.last_credit_ms, "events": self.events,
                 "last_seen": None if self.last_seen is None else list(self.last_seen),
                 "compromised_ms": self.compromised_ms,
-                "postures": [p.to_dict() for p in self.postures]}
+                "postures": [p.to_dict() for p in self.postures],
+                "recent_ids": list(self.recent_ids)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UserBehaviour:
@@ -260,10 +268,13 @@ class UserBehaviour:
             out.append("unusual_hour")
         return out
 
-    def has_seen(self, position: tuple[int, int]) -> bool:
-        """Whether the record at ``(partition, offset)`` is already counted (a replay)."""
+    def has_seen(self, position: tuple[int, int], event_id: str | None = None) -> bool:
+        """Whether the record at ``(partition, offset)`` is already counted (a replay), or
+        event ``event_id`` (a duplicate at another offset)."""
         last = self.last_seen
-        return last is not None and last[0] == position[0] and position[1] <= last[1]
+        if last is not None and last[0] == position[0] and position[1] <= last[1]:
+            return True
+        return event_id is not None and event_id in self.recent_ids
 
     def reported_posture(self, device_id: str) -> ReportedPosture | None:
         """The posture last reported for ``device_id``, if any."""
@@ -302,7 +313,8 @@ class UserBehaviour:
         ``at_ms``: the deciding clock, if any)."""
         seen = self.last_seen if position is None else position
         if event.event_type != "access_request":
-            return self._updated(event, rules, seen, at_ms)
+            return replace(self._updated(event, rules, seen, at_ms),
+                           recent_ids=_recent(self.recent_ids, event.event_id))
         outcome = str(getattr(decision, "decision", decision))
         sigs = self.signals(event, rules, at_ms) if signals is None else signals
         now = event.ts_ms
@@ -330,7 +342,8 @@ class UserBehaviour:
             devices = _remember(devices, event.device.device_id, rules)
             hours = _count_hour(hours, _utc_hour(now if at_ms is None else at_ms), rules)
         return UserBehaviour(_clamp(score), devices, hours, lat, lon, located, denials, credited,
-                             self.events + 1, seen, self.compromised_ms, self.postures)
+                             self.events + 1, seen, self.compromised_ms, self.postures,
+                             _recent(self.recent_ids, event.event_id))
 
     def _updated(self, event: AccessEvent, rules: BehaviourRules, seen: tuple[int, int] | None,
                  at_ms: int | None) -> UserBehaviour:
@@ -366,6 +379,10 @@ def _penalty(signals: list[str], rules: BehaviourRules) -> float:
         "unusual_hour": rules.unusual_hour_penalty,
     }
     return sum(table.get(s, 0.0) for s in signals)
+
+
+def _recent(ids: tuple[str, ...], event_id: str) -> tuple[str, ...]:
+    return ids if event_id in ids else (*ids, event_id)[-MAX_RECENT_IDS:]
 
 
 def _remember(devices: tuple[str, ...], device: str, rules: BehaviourRules) -> tuple[str, ...]:

@@ -222,7 +222,7 @@ class TrustStep:
         engine, rules = self.engine, self.engine.rules
         for event, access in events:
             at = position(event)
-            replayed = behaviour.has_seen(at)  # decided again, not counted again
+            replayed = behaviour.has_seen(at, access.event_id)  # decided, not counted again
             if access.event_type != "access_request":  # applied whatever its age
                 out.updates.append((event, access, behaviour))
                 if not replayed:
@@ -265,7 +265,7 @@ class TrustStep:
             behaviour = before
             for event, access in out.events[user]:
                 at = position(event)
-                if behaviour.has_seen(at):
+                if behaviour.has_seen(at, access.event_id):
                     continue
                 if access.event_type != "access_request":
                     behaviour = behaviour.observe(access, "update", rules, position=at,

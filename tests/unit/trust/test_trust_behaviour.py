@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from dharma.agents.trust import AccessEvent, UserBehaviour, haversine_km, parse_access_event
-from dharma.agents.trust.behaviour import BEHAVIOUR_ADAPTER, ReportedPosture
+from dharma.agents.trust.behaviour import BEHAVIOUR_ADAPTER, MAX_RECENT_IDS, ReportedPosture
 
 Seed = Callable[..., dict[str, Any]]
 MIN = 60_000
@@ -190,3 +190,15 @@ def test_a_refused_request_teaches_nothing(seed: Seed) -> None:
                 device={"device_id": "stolen_laptop"}, location=sydney)
     assert {"new_device", "impossible_travel"} <= set(b.signals(again))
     assert b.events == 3
+
+
+def test_a_duplicate_at_another_offset_is_recognised_by_its_event_id(seed: Seed) -> None:
+    """A producer's retry writes the same event again at a later offset."""
+    b = UserBehaviour().observe(_ev(seed), "ALLOW", position=(3, 41))
+    assert b.has_seen((3, 42), _ev(seed).event_id)
+    assert not b.has_seen((3, 42), "evt-another")
+    for n in range(MAX_RECENT_IDS):
+        b = b.observe(_ev(seed, event_id=f"evt-{n}"), "ALLOW", position=(3, 43 + n))
+    assert len(b.recent_ids) == MAX_RECENT_IDS  # bounded: the oldest forgotten
+    assert not b.has_seen((3, 100), _ev(seed).event_id)
+    assert UserBehaviour.from_dict(json.loads(json.dumps(b.to_dict()))) == b

@@ -225,3 +225,21 @@ def test_an_allow_turned_deny_after_the_fold_teaches_nothing(engine: TrustEngine
     (record,) = [v for topic, _, v, _ in emitter.sent[sent:]
                  if topic.endswith(f"{BEHAVIOUR_TABLE}-changelog")]
     assert record is not None and orjson.loads(record) == after.to_dict()  # written once
+
+
+def test_a_retried_duplicate_at_a_later_offset_is_decided_but_counted_once(
+        engine: TrustEngine, seed: Seed) -> None:
+    """A producer retry writes the same access request twice, at two offsets: the
+    duplicate is decided again (its enforcement point gets an answer) but teaches
+    nothing, in the same batch as its original or in a later one."""
+    state, _ = state_of(PipelineMetrics(CollectorRegistry()), engine)
+    (first,) = batch(seed, ["u"])
+    again = (event_at(0, 1), first[1])
+    out = state.fold([first, again], NOW)
+    state.store(out)
+    assert len(out.decided) == 2
+    once = state.behaviour_of("u")
+    assert once.events == 1
+    out = state.fold([(event_at(0, 7), first[1])], NOW)
+    state.store(out)
+    assert len(out.decided) == 1 and state.behaviour_of("u") == once
