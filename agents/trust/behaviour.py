@@ -65,8 +65,8 @@ from dharma.agents.trust.models import (
     to_epoch_ms,
 )
 
-__all__ = ["MAX_DENIALS", "MAX_DEVICES", "MAX_RECENT_IDS", "BehaviourRules", "ReportedPosture", "UserBehaviour",
-           "haversine_km"]
+__all__ = ["MAX_DENIALS", "MAX_DEVICES", "MAX_RECENT_IDS", "BehaviourRules", "ReportedPosture",
+           "UserBehaviour", "haversine_km"]
 
 #: Most devices a behaviour may remember (``BehaviourRules.max_devices`` is at most this).
 MAX_DEVICES = 100
