@@ -60,6 +60,8 @@ CONTRACT_METRICS = {
 CONTRACT_HISTOGRAMS = {"dharma_processing_latency_seconds"}
 #: Settings groups that configure the process itself, not a backing service.
 NOT_BACKING_SERVICES = {"worker", "stack", "trust", "healing", "executor", "cost"}
+#: Settings of an address a process listens on, not of a service it connects to.
+LISTENERS = {"api"}
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|_AUTH$|USER_INFO|API_KEY", re.IGNORECASE)
 REF = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}")
@@ -101,6 +103,8 @@ def endpoint_variables() -> dict[str, str]:
     """Variables whose default names a loopback host, keyed to their group."""
     out = {}
     for group, cls in _settings_groups().items():
+        if group in LISTENERS:
+            continue
         for field in cls.model_fields:
             if any(host in _default_text(cls, field) for host in LOOPBACK):
                 out[_env_name(cls, field)] = group
@@ -234,7 +238,7 @@ def test_required_services_exist(services: dict[str, dict[str, Any]]) -> None:
 
 def test_endpoint_variables_are_derived_for_every_backing_service() -> None:
     groups = set(endpoint_variables().values())
-    expected = set(_settings_groups()) - NOT_BACKING_SERVICES
+    expected = set(_settings_groups()) - NOT_BACKING_SERVICES - LISTENERS
     assert groups == expected, f"settings groups without a loopback endpoint: {expected - groups}"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DIST = "dharma-streams"
 ROOTS = ("streams", "schemas", "agents", "sinks", "topologies", "infra", "bench", "cli",
-         "synthetic")
+         "synthetic", "api")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
