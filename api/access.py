@@ -41,7 +41,7 @@ from dharma.agents.trust.models import to_epoch_ms
 from dharma.api.feed import DecisionFeed
 from dharma.api.gate import Gate, GateUnavailable
 from dharma.api.principal import Principal
-from dharma.api.resource import request_resource
+from dharma.api.resource import API_PREFIX, is_resource, request_resource
 from dharma.api.verdict import access_event, answer, peer_address, unauthorized
 from dharma.sinks.api_tokens import TokenRow, TokenStore, matches, parse_token
 from dharma.sinks.audit import AuditSink, audit_row
@@ -67,11 +67,25 @@ _STORE_ERRORS = tuple(_STORES)
 
 
 def _unavailable(what: str) -> HTTPException:
-    return HTTPException(503, f"access check unavailable: {what} did not answer")
+    return HTTPException(503, f"access check unavailable: {what} did not answer",
+                         headers={"Retry-After": "5"})
 
 
 def _store_of(exc: BaseException) -> str:
     return next(name for kind, name in _STORES.items() if isinstance(exc, kind))
+
+
+def route_template(request: Request) -> str:
+    """The full path template of the API route ``request`` matched (its path when none).
+
+    ``scope["route"]`` is the route as its router declared it: FastAPI 0.16x includes
+    routers lazily, so the ``/api/v1`` prefix :func:`~dharma.api.app.create_app` mounts
+    them under is not part of it there (older versions copy routes with it).
+    """
+    path = getattr(request.scope.get("route"), "path", None)
+    if not isinstance(path, str):
+        return str(request.scope["path"])
+    return path if path.startswith(f"{API_PREFIX}/") else f"{API_PREFIX}{path}"
 
 
 class AccessControl:
@@ -95,10 +109,9 @@ class AccessControl:
     async def authorize(self, request: Request) -> Principal:
         """The principal of ``request``, decided for the resource of its route."""
         token = await self._guarded(self._admit(request))
-        route = request.scope.get("route")
-        template = getattr(route, "path", "") or request.scope["path"]
-        resource = request_resource(request.scope["path"], template)
-        await self._guarded(self._enforce(request, token, resource))
+        path = request.scope["path"]
+        template = path if is_resource(path.removeprefix("/")) else route_template(request)
+        await self._guarded(self._enforce(request, token, request_resource(path, template)))
         principal = Principal(user_id=token.user_id, roles=token.roles,
                               token_id=token.token_id)
         request.state.principal, request.state.token = principal, token
