@@ -295,3 +295,26 @@ def test_a_poisoned_token_row_is_denied_never_allowed(
     response = served.get("/api/v1/access/me", headers=bearer(token))
     assert response.status_code == 403
     assert response.json()["detail"]["decision"] == "DENY"
+
+
+def test_an_exception_while_deciding_is_a_deny_never_an_allow(
+        settings: Any, issue: Callable[..., str]) -> None:
+    from dharma.api.access import AccessControl
+
+    class Broken:
+        def decide(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("policy index corrupted")
+
+    app = create_app(settings)
+    access = AccessControl(settings)
+    access.engine = Broken()  # type: ignore[assignment]  # a stand-in that fails
+    app.state.context.resources["access"] = access
+    server = ApiServer(settings, "127.0.0.1", 0, app).start()
+    try:
+        response = httpx.get(f"{server.url}/api/v1/access/me",
+                             headers=bearer(issue("admin")), timeout=60)
+    finally:
+        server.stop()
+    assert response.status_code == 403
+    assert response.json()["detail"] == {"decision": "DENY", "policy_id": None,
+                                         "reasons": ["internal error: RuntimeError"]}
