@@ -1,4 +1,5 @@
-"""``dharma up``: the embedded stack, the workers and the generator, live in the terminal.
+"""``dharma up``: the embedded stack, the workers, the generator and the live page, live in the
+terminal.
 
 Ctrl-C stops everything this command started (workers, generator, and the
 stack if it was not already running), and waits for it to be gone.
@@ -12,7 +13,7 @@ import subprocess
 import sys
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psutil
 import typer
@@ -130,6 +131,7 @@ def up(
     stack = EmbeddedStack(settings)
     children: list[subprocess.Popen[bytes]] = []
     started: list[str] = []
+    page: _Page | None = None
     try:
         with console.status("starting the embedded stack..."):
             started = stack.up()
@@ -145,11 +147,13 @@ def up(
                                    {"DHARMA_WORKER_METRICS_PORT": str(port), **DEMO_TRUST}))
             console.print(f"worker [bold]{name}[/]: metrics at http://127.0.0.1:{port}/metrics,"
                           f" log {logs / f'worker-{name}.log'}")
+        page = _serve_api(settings, children, logs)
         injected = [arg for spec in inject for arg in ("--inject", spec)]
         children.append(_spawn(["generate", "--rate", str(rate), "--duration", "86400",
                                 "--days", str(days * 24), "--quiet", "--executor", *injected],
                                logs / "generate.log", {}))
         console.print("generator running; live output follows (Ctrl-C stops everything)")
+        console.print(f"live page: [bold]{page.url}[/]")
         _watch(settings, sample_every, children)
     except StackError as exc:
         err_console.print(f"[red]error:[/] {exc}")
@@ -158,10 +162,38 @@ def up(
         console.print("stopping...")
     finally:
         _terminate(children)
+        if page is not None:
+            page.revoke(settings)
         if started:
             stack.down()
         console.print("stopped: nothing left running" if started else "stopped workers and "
                       "generator (the stack was already running and is left up)")
+
+
+class _Page(NamedTuple):
+    """The live page of this run: its URL carries an admin token revoked when ``up`` stops."""
+
+    url: str
+    token_id: str
+
+    def revoke(self, settings: Any) -> None:
+        from dharma.sinks.api_tokens import revoke_token
+
+        with suppress(Exception):  # the stack may be gone already: the token expires anyway
+            revoke_token(settings.postgres.dsn.get_secret_value(), self.token_id)
+
+
+def _serve_api(settings: Any, children: list[subprocess.Popen[bytes]], logs: Path) -> _Page:
+    """Start the API and live page; its URL with a day's admin token in the fragment (never
+    sent to the server, never in its logs)."""
+    from dharma.cli.api_token import issue_token
+
+    host, port = settings.api.host, settings.api.port
+    children.append(_spawn(["api", "serve", "--host", host, "--port", str(port)],
+                           logs / "api.log", {}))
+    issued = issue_token(settings, "operator", ["admin"], mfa=True, ttl_days=1)
+    console.print(f"API: http://{host}:{port}/api/docs (OpenAPI), log {logs / 'api.log'}")
+    return _Page(f"http://{host}:{port}/#token={issued.token}", issued.row.token_id)
 
 
 def _watch(settings: Any, sample_every: int, children: list[subprocess.Popen[bytes]]) -> None:

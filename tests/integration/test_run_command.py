@@ -1,14 +1,17 @@
-"""``dharma up`` (what ``make run`` calls): live output, and Ctrl-C leaves nothing behind."""
+"""``dharma up`` (what ``make run`` calls): live output, the live page's URL and token, and
+Ctrl-C leaves nothing behind."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 
@@ -25,6 +28,7 @@ def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll:
         "DHARMA_WORKER_APP_ID": "uptest",
         **{f"DHARMA_STACK_{name}_PORT": str(pick_port())
            for name in ("KAFKA", "REGISTRY", "POSTGRES", "REDIS", "BOLT")},
+        "DHARMA_API_PORT": str(pick_port()),
     }
     for key in [k for k in env if k.startswith(("DHARMA_KAFKA", "DHARMA_REGISTRY_URL"))]:
         env.pop(key)
@@ -43,6 +47,12 @@ def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll:
 
         poll(live_output, "predictions printed live", timeout=180)
         assert "metrics at http://127.0.0.1:" in log.read_text()
+        page = re.search(r"live page: (http://\S+)/#token=(\S+)", log.read_text())
+        assert page, log.read_text()[-3000:]
+        alerts = poll(lambda: httpx.get(f"{page[1]}/api/v1/alerts", timeout=10, headers={
+            "Authorization": f"Bearer {page[2]}"}), "the API answering with the printed token")
+        assert alerts.status_code == 200, alerts.text
+        assert "<html" in httpx.get(f"{page[1]}/", timeout=10).text.lower()
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
         proc.wait(timeout=90)
     finally:
@@ -56,4 +66,4 @@ def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll:
                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
 
     poll(lambda: not alive(), "every started process gone", timeout=10)
-    assert len(family) >= 8  # stack (4 servers and their children), 2 workers, generator
+    assert len(family) >= 9  # stack (4 servers and their children), 2 workers, API, generator
