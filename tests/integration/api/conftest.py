@@ -26,3 +26,9 @@ def api(api_server: ApiServer) -> Iterator[httpx.Client]:
     """An HTTP client of the module's API server (no token)."""
     with httpx.Client(base_url=api_server.url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def admin_headers() -> dict[str, str]:
+    """The header of an admin token (placeholder until the access slice issues real ones)."""
+    return {"Authorization": "Bearer test-admin"}
