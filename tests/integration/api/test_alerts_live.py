@@ -64,7 +64,8 @@ def test_pages_cover_every_alert_once(api: httpx.Client, admin_headers: dict[str
 
     seen, cursor, pages = [], None, 0
     while True:
-        params = {"resource": source, "limit": 2, **({"cursor": cursor} if cursor else {})}
+        params: dict[str, Any] = {"resource": source, "limit": 2,
+                                  **({"cursor": cursor} if cursor else {})}
         page = api.get("/api/v1/alerts", params=params, headers=admin_headers).json()
         seen += [(a["ts"], a["fingerprint"]) for a in page["items"]]
         pages, cursor = pages + 1, page["next"]
