@@ -1,11 +1,16 @@
 """The API's feed: it rebuilds its views from the lookback when it (re)starts, without
-counting anything twice; records older than the lookback stay out; views stay bounded."""
+counting anything twice; records older than the lookback stay out; views stay bounded;
+a registry that is away loses nothing."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from live_helpers import Records, now_ms
@@ -98,3 +103,60 @@ def test_views_at_capacity_forget_the_least_recent(
     poll(lambda: feed.caught_up.is_set() and views.alerts.evicted >= 3
          and views.series.evicted >= 4, "the views forget beyond their capacity")
     assert len(views.alerts) == 3 and len(views.series) == 2
+
+
+class Forwarder:
+    """A TCP forwarder to ``target`` on a port picked now and listened on from
+    :meth:`start`: the schema registry, away and then back."""
+
+    def __init__(self, target: tuple[str, int], port: int) -> None:
+        self.target, self.port = target, port
+        self._server: socket.socket | None = None
+
+    def start(self) -> None:
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, args=(self._server,), daemon=True).start()
+
+    def _accept(self, server: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # closed
+            while True:
+                client, _ = server.accept()
+                upstream = socket.create_connection(self.target)
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+
+def test_a_registry_away_loses_nothing_the_feed_reads_back_once_it_returns(
+        settings: Any, pick_port: Callable[[], int], poll: Any) -> None:
+    records = Records(settings)
+    source = f"reg-{uuid.uuid4().hex[:6]}"
+    records.alert(source)
+    records.flush()
+    registry = urlsplit(settings.registry.url)
+    forwarder = Forwarder((registry.hostname or "127.0.0.1", registry.port or 80), pick_port())
+    away = settings.model_copy(update={"registry": settings.registry.model_copy(
+        update={"url": f"http://127.0.0.1:{forwarder.port}"})})
+    views = _views()
+    feed = Feed(away, views, Hub(10)).start()
+    try:
+        poll(lambda: feed.restarts >= 1, "the feed notices the registry is away")
+        assert feed.undecodable == 0 and views.alerts.query(resource=source) == []
+        forwarder.start()
+        poll(lambda: views.alerts.query(resource=source), "the alert is read once it is back",
+             timeout=90)
+        assert feed.undecodable == 0
+    finally:
+        feed.stop()
+        forwarder.close()
