@@ -4,7 +4,7 @@ A series is ``source|metric`` (the anomaly worker's key).  Each keeps its last
 ``capacity`` points as columns of typed arrays (timestamps as int64, values and
 expected values as float64, scores as float32, anomaly flags as bytes: about 30
 bytes a point, no object per point), so 10,000 series of 240 points hold about
-70 MB.  Beyond ``max_series`` the least recently updated series is forgotten.
+75 MB.  Beyond ``max_series`` the least recently updated series is forgotten.
 
 >>> view = SeriesView(capacity=3, max_series=2, warmup_needed=150)
 >>> for ts in (1, 2, 3, 4):
