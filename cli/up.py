@@ -153,7 +153,7 @@ def up(
                                 "--days", str(days * 24), "--quiet", "--executor", *injected],
                                logs / "generate.log", {}))
         console.print("generator running; live output follows (Ctrl-C stops everything)")
-        console.print(f"live page: [bold]{page.url}[/]")
+        console.print(f"live page: [bold]{page.url}[/]", soft_wrap=True)  # one line to copy
         _watch(settings, sample_every, children)
     except StackError as exc:
         err_console.print(f"[red]error:[/] {exc}")

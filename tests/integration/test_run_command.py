@@ -3,6 +3,7 @@ Ctrl-C leaves nothing behind."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -53,11 +54,14 @@ def test_up_shows_live_output_and_ctrl_c_leaves_no_process(tmp_path: Path, poll:
             "Authorization": f"Bearer {page[2]}"}), "the API answering with the printed token")
         assert alerts.status_code == 200, alerts.text
         assert "<html" in httpx.get(f"{page[1]}/", timeout=10).text.lower()
+    finally:  # passed or not, up stops what it started (a SIGKILL would orphan it all)
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-        proc.wait(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        try:
+            proc.wait(timeout=90)
+        finally:
+            for pid in [proc.pid, *family]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    psutil.Process(pid).kill()
     text = log.read_text(errors="replace")
     assert "stopped: nothing left running" in text, text[-3000:]
 
