@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -45,13 +46,13 @@ from dharma.bench.api_seed import (
     store_incidents,
     user_of,
 )
-from dharma.bench.api_tokens import create_tokens
+from dharma.bench.api_tokens import admin_token, fresh_tokens
 from dharma.bench.harness import bench_stack, produce, stop
 from dharma.infra.stack.ephemeral import free_port
 from dharma.streams.settings import Settings
 from dharma.streams.topics import ALERTS, PREDICTIONS
 
-__all__ = ["measure", "run"]
+__all__ = ["Sizes", "measure", "run"]
 
 DAY_MS = 86_400_000
 #: Resources each cached endpoint cycles through (all warmed up first).
@@ -147,43 +148,63 @@ def endpoints(series_ids: list[str], seed_value: int, now_ms: int) -> list[Endpo
             f"/api/v1/series/{quote(i, safe='')}/points" for i in ids)),
         Endpoint("/api/v1/decisions?user=", tuple(
             f"/api/v1/decisions?user={user_of(u)}" for u in range(VARIANTS))),
-        Endpoint("/api/v1/decisions/summary",
+        Endpoint("/api/v1/decisions/summary (1 h)", ("/api/v1/decisions/summary",)),
+        Endpoint("/api/v1/decisions/summary (24 h)",
                  (f"/api/v1/decisions/summary?since={since}&bucket_s=3600",)),
         Endpoint("/api/v1/incidents", ("/api/v1/incidents",)),
         Endpoint("/api/v1/pipeline/health", ("/api/v1/pipeline/health",)),
     ]
 
 
-def measure(settings: Settings, env: dict[str, str], logdir: Path, series: int = 10_000,
-            decisions: int = 100_000, subscribers: int = 50, requests: int = 1_000,
-            rounds: int = 2, points: int = 10, uncached: int = 200, live_seconds: float = 20.0,
-            prediction_rate: int = 1_000, alert_rate: int = 100, concurrency: int = 4,
-            seed_value: int = 16) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Sizes:
+    """What one run stores, sends and times (the command's options)."""
+
+    series: int = 10_000
+    points: int = 20
+    decisions: int = 100_000
+    #: Cached requests per endpoint and round; rounds are also pairs of live phases.
+    requests: int = 500
+    rounds: int = 2
+    #: Uncached requests per endpoint (a new token each).
+    uncached: int = 200
+    concurrency: int = 4
+    subscribers: int = 50
+    live_seconds: float = 20.0
+    prediction_rate: int = 1_000
+    alert_rate: int = 100
+    seed: int = 16
+
+
+def measure(settings: Settings, env: dict[str, str], logdir: Path,
+            sizes: Sizes = Sizes()) -> dict[str, Any]:  # frozen: a safe default
     """Every figure of the bench on the stack of ``settings`` (environment ``env``);
     the API's and the worker's output in ``logdir``."""
+    z = sizes
     now_ms = int(time.time() * 1000)
     api, url = start_api(env, logdir / "api.log")
     try:
-        token, fresh = create_tokens(settings, uncached * 7)
+        token = admin_token(settings)
         with httpx.Client(base_url=url, timeout=60,
                           headers={"authorization": f"Bearer {token}"}) as client:
-            stored = seed(settings, client, series, points, decisions, seed_value, now_ms)
-        ids = stored.pop("series_ids")
-        latency = measure_endpoints(url, token, endpoints(ids, seed_value, now_ms), requests,
-                                    rounds, concurrency, fresh)
+            stored = seed(settings, client, z.series, z.points, z.decisions, z.seed, now_ms)
+        timed = endpoints(stored.pop("series_ids"), z.seed, now_ms)
+        fresh = fresh_tokens(settings, z.uncached * len(timed))
+        latency = measure_endpoints(url, token, timed, z.requests, z.rounds, z.concurrency,
+                                    fresh)
         live = measure_live(settings, env, logdir / "worker.log", url, token, api.pid,
-                            subscribers=subscribers, rounds=rounds, seconds=live_seconds,
-                            prediction_rate=prediction_rate, alert_rate=alert_rate)
+                            subscribers=z.subscribers, rounds=z.rounds,
+                            seconds=z.live_seconds, prediction_rate=z.prediction_rate,
+                            alert_rate=z.alert_rate)
     finally:
         stop(api)
-    return {"seed": stored, "concurrency": concurrency, **latency, "live": live,
-            "logs": str(logdir)}
+    phases = live.pop("phases")
+    return {"sizes": asdict(sizes), "seed": stored, **latency, "live": live,
+            "live_phases": phases, "logs": str(logdir)}
 
 
-def run(series: int = 10_000, decisions: int = 100_000, subscribers: int = 50,
-        requests: int = 1_000, rounds: int = 2, **options: Any) -> dict[str, Any]:
+def run(sizes: Sizes) -> dict[str, Any]:
     """:func:`measure` on a private embedded stack; figures as a dict."""
     logdir = Path(tempfile.mkdtemp(prefix="dharma-bench-api-"))
     with bench_stack() as (settings, env):
-        return measure(settings, env, logdir, series=series, decisions=decisions,
-                       subscribers=subscribers, requests=requests, rounds=rounds, **options)
+        return measure(settings, env, logdir, sizes)

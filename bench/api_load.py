@@ -7,8 +7,9 @@ the warm-up covers every resource the cached run asks for.
 
 - **cached**: one token whose ALLOW is cached for every resource asked (the warm-up
   asked each once): the normal case of a page polling the API;
-- **uncached**: a new token for every request, so each is a first request (token
-  lookup, trust decision, audit write);
+- **uncached**: a new token for every request, its row looked up (and cached) by an
+  untimed request to another resource first, so each timed request is the token's
+  first for its resource: the trust decision and the audit write;
 - **floor**: ``/api/health`` (no token, no store) on the same server and client.
 
 Cached rounds rotate the endpoints' order, the floor taking its turn among them.
@@ -112,12 +113,15 @@ async def _measure(base_url: str, token: str, endpoints: Sequence[Endpoint], req
                 await _time(client, _cycle(endpoint, requests,
                                            token if endpoint is not floor else None),
                             concurrency, cached[endpoint.name])
-        fresh = iter(fresh_tokens)
         per_endpoint = len(fresh_tokens) // max(len(endpoints), 1)
-        for endpoint in endpoints:
-            await _time(client, [(path, next(fresh)) for path in itertools.islice(
-                itertools.cycle(endpoint.paths), per_endpoint)], concurrency,
-                uncached[endpoint.name])
+        for i, endpoint in enumerate(endpoints):
+            tokens = fresh_tokens[i * per_endpoint:(i + 1) * per_endpoint]
+            # each token's row is looked up (and cached) on another resource first: the
+            # timed request pays the trust decision and the audit write, not the lookup
+            primer = endpoints[i - 1].paths[0]
+            await _time(client, [(primer, t) for t in tokens], concurrency, warm)
+            await _time(client, list(zip(itertools.cycle(endpoint.paths), tokens,
+                                         strict=False)), concurrency, uncached[endpoint.name])
     return {"warmup_errors": {str(s): n for s, n in warm.statuses.items()
                               if not 200 <= s < 300} or None,
             "cached": [t.figures(name) for name, t in cached.items()],
@@ -129,6 +133,6 @@ def measure_endpoints(base_url: str, token: str, endpoints: Sequence[Endpoint],
                       fresh_tokens: Sequence[str] = ()) -> dict[str, Any]:
     """Per endpoint, p50/p99 of ``rounds`` times ``requests`` cached requests with ``token``
     (and of the floor, ``/api/health``), then of uncached requests: each of
-    ``fresh_tokens`` used for one request (split evenly over the endpoints)."""
+    ``fresh_tokens`` used for one timed request (split evenly over the endpoints)."""
     return asyncio.run(_measure(base_url, token, endpoints, requests, rounds, concurrency,
                                 fresh_tokens))

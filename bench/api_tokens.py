@@ -6,9 +6,14 @@ import secrets
 
 from dharma.streams.settings import Settings
 
-__all__ = ["create_tokens"]
+__all__ = ["admin_token", "fresh_tokens"]
 
 
-def create_tokens(settings: Settings, fresh: int) -> tuple[str, list[str]]:
-    """An ``admin`` token for the cached path and ``fresh`` tokens of new users."""
-    return secrets.token_urlsafe(16), [secrets.token_urlsafe(16) for _ in range(fresh)]
+def admin_token(settings: Settings) -> str:
+    """An ``admin`` token (with MFA) for the cached path."""
+    return secrets.token_urlsafe(16)
+
+
+def fresh_tokens(settings: Settings, n: int) -> list[str]:
+    """``n`` ``admin`` tokens (with MFA), each of a user of its own."""
+    return [secrets.token_urlsafe(16) for _ in range(n)]

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from dharma.bench.api import measure
+from dharma.bench.api import Sizes, measure
 
 pytestmark = pytest.mark.integration
 
 ENDPOINTS = {"/api/v1/alerts", "/api/v1/series?q=", "/api/v1/series/{id}/points",
-             "/api/v1/decisions?user=", "/api/v1/decisions/summary", "/api/v1/incidents",
+             "/api/v1/decisions?user=", "/api/v1/decisions/summary (1 h)",
+             "/api/v1/decisions/summary (24 h)", "/api/v1/incidents",
              "/api/v1/pipeline/health"}
 
 
@@ -25,9 +26,9 @@ def _sane(row: dict[str, Any], requests: int) -> None:
 
 def test_api_bench_times_endpoints_and_live_delivery(
         settings: Any, stack_env: dict[str, str], tmp_path: Path) -> None:
-    figures = measure(settings, stack_env, tmp_path, series=200, decisions=2_000,
-                      subscribers=3, requests=20, rounds=1, points=3, uncached=4,
-                      live_seconds=3.0, prediction_rate=100, alert_rate=20, seed_value=1616)
+    figures = measure(settings, stack_env, tmp_path, Sizes(
+        series=200, points=3, decisions=2_000, requests=20, rounds=1, uncached=4,
+        subscribers=3, live_seconds=3.0, prediction_rate=100, alert_rate=20, seed=1616))
     print(json.dumps(figures, indent=2))
     api_log = (tmp_path / "api.log").read_text(errors="replace")[-3000:]
     assert figures["seed"]["decisions_stored"] == 2_000 and figures["seed"]["incidents"] == 200
@@ -42,9 +43,10 @@ def test_api_bench_times_endpoints_and_live_delivery(
         _sane(row, 4)
 
     live = figures["live"]
-    without, with_ = ([p for p in live["phases"] if p["subscribers"] == n] for n in (0, 3))
+    phases = figures["live_phases"]
+    without, with_ = ([p for p in phases if p["subscribers"] == n] for n in (0, 3))
     assert len(without) == len(with_) == 1
-    for phase in live["phases"]:
+    for phase in phases:
         assert phase["samples"] == 300 and phase["alerts"] == 60 and phase["unscored"] == 0
         assert phase["prediction_p50_ms"] <= phase["prediction_p99_ms"]
         assert phase["lag_max"] is not None and phase["lag_max"] >= 0
