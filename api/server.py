@@ -6,6 +6,7 @@ import threading
 import time
 
 import uvicorn
+from fastapi import FastAPI
 
 from dharma.api.app import create_app
 from dharma.streams.settings import Settings
@@ -17,11 +18,13 @@ class ApiServer:
     """The API on ``host:port``; ``start()`` serves on a daemon thread, ``run()`` here."""
 
     def __init__(self, settings: Settings, host: str | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, app: FastAPI | None = None) -> None:
+        """``app``: what to serve (default: :func:`create_app` of ``settings``)."""
         config = uvicorn.Config(
-            create_app(settings), host=host or settings.api.host,
+            app or create_app(settings), host=host or settings.api.host,
             port=settings.api.port if port is None else port,
-            log_level="warning", access_log=False, lifespan="on")
+            log_level="warning", access_log=False, lifespan="on",
+            proxy_headers=False)  # X-Forwarded-For is anyone's to write: the peer decides
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

@@ -18,7 +18,7 @@ api_app = typer.Typer(help="The read API and live page: serve it, manage its tok
                       no_args_is_help=True)
 
 #: Modules under ``dharma.cli`` that add ``dharma api`` subcommands.
-API_MODULES: tuple[str, ...] = ()
+API_MODULES: tuple[str, ...] = ("api_token",)
 
 
 @api_app.command("serve")

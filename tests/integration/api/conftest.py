@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from dharma.api.server import ApiServer
+from dharma.sinks.api_tokens import create_token
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +30,28 @@ def api(api_server: ApiServer) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture(scope="module")
+def issue(settings: Any) -> Callable[..., str]:
+    """Factory of API tokens in the session's PostgreSQL: ``issue(*roles, mfa=True)``."""
+
+    def make(*roles: str, user: str = "tester", mfa: bool = True,
+             ttl: timedelta = timedelta(days=1)) -> str:
+        return create_token(settings.postgres.dsn.get_secret_value(), user, roles, mfa=mfa,
+                            ttl=ttl).token
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def admin_headers(issue: Callable[..., str]) -> dict[str, str]:
+    """The header of an admin token issued with MFA (what ``dharma up`` and the page use)."""
+    return {"Authorization": f"Bearer {issue('admin', user='admin')}"}
+
+
 @pytest.fixture
-def reader(api_server: ApiServer) -> Iterator[httpx.Client]:
+def reader(api_server: ApiServer, admin_headers: dict[str, str]) -> Iterator[httpx.Client]:
     """A client of the module's API server holding a token that may read every endpoint."""
-    with httpx.Client(base_url=api_server.url, timeout=30,
-                      headers={"Authorization": "Bearer test"}) as client:
+    with httpx.Client(base_url=api_server.url, timeout=30, headers=admin_headers) as client:
         yield client
 
 
