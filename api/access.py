@@ -38,7 +38,7 @@ from dharma.agents.trust.config import TrustConfig
 from dharma.agents.trust.engine import Decision, TrustEngine, Verdict
 from dharma.agents.trust.index import default_policy_dir, load_policy_set
 from dharma.agents.trust.models import to_epoch_ms
-from dharma.api.feed import DecisionFeed
+from dharma.api.decision_feed import DecisionFeed
 from dharma.api.gate import Gate, GateUnavailable
 from dharma.api.principal import Principal
 from dharma.api.resource import request_resource
