@@ -56,6 +56,11 @@ T = TypeVar("T")
 #: How long a token's row is reused without asking PostgreSQL (revocation does not wait
 #: for it: the standing in Redis is read on every request).
 TOKEN_CACHE_S = 30.0
+#: Where the app mounts every router.  FastAPI (0.165) hands a dependency the included
+#: router's own route, whose path lacks the prefix: without it a template-based resource
+#: (a path value that is no resource segment, e.g. a series ``source|metric``) would be
+#: ``series/series_id/points``, which no policy names.
+ROUTES_PREFIX = "/api/v1"
 #: Store failures that answer 503, and the store each names.
 _STORES: dict[type[BaseException], str] = {
     GateUnavailable: "Redis (rate limits, revocations)",
@@ -97,6 +102,8 @@ class AccessControl:
         token = await self._guarded(self._admit(request))
         route = request.scope.get("route")
         template = getattr(route, "path", "") or request.scope["path"]
+        if route is not None and not template.startswith(ROUTES_PREFIX):
+            template = ROUTES_PREFIX + template
         resource = request_resource(request.scope["path"], template)
         await self._guarded(self._enforce(request, token, resource))
         principal = Principal(user_id=token.user_id, roles=token.roles,
