@@ -94,7 +94,7 @@ async def _run(base_url: str, path: str, token: str, n: int, ready: Event, stop:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    out.put([asdict(s) for s in seen])
+    out.put([{**asdict(s), "counts": dict(s.counts)} for s in seen])  # asdict breaks Counters
 
 
 def _main(base_url: str, path: str, token: str, n: int, ready: Event, stop: Event,
