@@ -135,8 +135,11 @@ def _live_counters(base_url: str, token: str) -> dict[str, int]:
 
 
 def _delivery(seen: list[dict[str, Any]], started: float, expected: int) -> dict[str, Any]:
-    """Per subscriber and total events and events/s, from the flow's start."""
+    """Per subscriber and total events and events/s, from the flow's start; the smallest
+    share of the load's alerts and predictions a subscriber received."""
     totals = [sum(s["counts"].values()) for s in seen]
+    # the load's own kinds: the API's access decisions and the worker's alerts come too
+    loads = [s["counts"].get("alert", 0) + s["counts"].get("prediction", 0) for s in seen]
     rates = [n / (s["last"] - started) for n, s in zip(totals, seen, strict=True)
              if n and s["last"] > started]
     last = max((s["last"] for s in seen), default=started)
@@ -149,7 +152,7 @@ def _delivery(seen: list[dict[str, Any]], started: float, expected: int) -> dict
             "expected_per_subscriber": expected,
             "received_per_subscriber_min": min(totals, default=0),
             "received_per_subscriber_median": statistics.median(totals) if totals else 0,
-            "delivered_share_min": round(min(totals, default=0) / expected, 4)
+            "delivered_share_min": round(min(loads, default=0) / expected, 4)
             if expected else None,
             "per_subscriber_per_s_median": round(statistics.median(rates), 1) if rates else 0,
             "total_per_s": round(sum(totals) / (last - started)) if last > started else 0,
