@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
+from cachetools import TTLCache
 from fastapi import Depends, HTTPException, Query, Request
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -129,8 +130,7 @@ class Stores:
         self._prepared: set[str] = set()
         self._lock = asyncio.Lock()
         self._graph: Graph | None = None
-        #: Answers a route keeps for a while: name → (``time.monotonic()``, value).
-        self.memo: dict[str, tuple[float, Any]] = {}
+        self._caches: dict[str, TTLCache[Any, Any]] = {}
 
     def postgres(self, tables: str,
                  prepare: Callable[[psycopg.AsyncConnection[Any]], Any] | None = None,
@@ -139,6 +139,12 @@ class Stores:
         after ``prepare(conn)`` created the tables named ``tables`` (once per process: the
         sink's own idempotent DDL)."""
         return _Borrowed(self, tables, prepare, rows)
+
+    def cache(self, name: str, ttl_s: float, size: int = 256) -> TTLCache[Any, Any]:
+        """The process's cache ``name`` of answers kept ``ttl_s`` (at most ``size``)."""
+        if name not in self._caches:
+            self._caches[name] = TTLCache(maxsize=size, ttl=ttl_s)
+        return self._caches[name]
 
     def graph(self) -> Graph:
         """The CMDB graph client (FalkorDB's protocol, or Bolt in a thread)."""

@@ -9,7 +9,6 @@ budget --total``), a team's is its name.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -116,9 +115,9 @@ async def budgets(page: Annotated[Page, Depends(paged(str))],
 async def _recommendations(store: StoresDep, at: int | None) -> Recommendations:
     """The recommendations at ``at`` (now when None: computed at most once a minute per
     process)."""
-    memo = store.memo.get("recommendations")
-    if at is None and memo is not None and time.monotonic() - memo[0] < RECOMMENDATIONS_TTL_S:
-        result: Recommendations = memo[1]
+    kept = store.cache("cost.recommendations", RECOMMENDATIONS_TTL_S, size=1)
+    if at is None and "now" in kept:
+        result: Recommendations = kept["now"]
         return result
     settings, now = store.settings.cost, now_ms() if at is None else at
     catalogue = await asyncio.to_thread(load_catalogue, settings.catalogue)
@@ -126,7 +125,7 @@ async def _recommendations(store: StoresDep, at: int | None) -> Recommendations:
         inputs = await store_inputs(CostStore.reading(conn), settings, now)
     result = await asyncio.to_thread(recommend, *inputs, settings, catalogue, now)
     if at is None:
-        store.memo["recommendations"] = (time.monotonic(), result)
+        kept["now"] = result
     return result
 
 
