@@ -58,6 +58,8 @@ Time = Annotated[str | None, Query(pattern=TIME_PATTERN, max_length=40, descript
 NAME_PATTERN = r"^[\w.:@/*-]{1,200}$"
 #: An id or name filter's parameter.
 Name = Annotated[str | None, Query(pattern=NAME_PATTERN)]
+#: The last epoch ms a time filter may name (9999-12-31T23:59:59.999Z).
+MAX_EPOCH_MS = 253_402_300_799_999
 #: Longest wait for a PostgreSQL connection before answering 503.
 CONNECT_TIMEOUT_S = 5.0
 _MAC_BYTES = 16
@@ -71,12 +73,14 @@ def epoch_ms(text: str | None, name: str) -> int | None:
     """
     if text is None:
         return None
-    if text.isdigit():
-        return int(text)
     try:
-        return int(datetime.fromisoformat(text).timestamp() * 1000)
-    except ValueError:
-        raise HTTPException(422, f"{name}: {text!r} is not a time ({TIME_HELP})") from None
+        ms = int(text) if text.isdigit() else int(datetime.fromisoformat(text).timestamp() * 1000)
+    except (ValueError, OverflowError):
+        ms = -1
+    if not 0 <= ms <= MAX_EPOCH_MS:
+        raise HTTPException(422, f"{name}: {text!r} is not a time from 1970 to 9999 "
+                                 f"({TIME_HELP})")
+    return ms
 
 
 class Cursors:

@@ -104,7 +104,8 @@ def test_spend_by_team_and_day(reader: httpx.Client, seeded: dict[str, Any]) -> 
                              {"team": seeded["web"], "days": [{"day": D0, "cost": 11.0},
                                                               {"day": D0 + DAY, "cost": 12.0}]}]
     for bad in ({"since": str(D0), "until": str(D0 + 400 * DAY)},
-                {"since": str(D0), "until": str(D0)}, {"since": "2033-04-01"}):
+                {"since": str(D0), "until": str(D0)}, {"since": "2033-04-01"},
+                {"since": "999999999999990", "until": "999999999999999"}):
         assert reader.get("/api/v1/cost/teams", params=bad).status_code == 422, bad
 
 
