@@ -9,7 +9,6 @@ budget --total``), a team's is its name.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -113,28 +112,31 @@ async def budgets(page: Annotated[Page, Depends(paged(str))],
     return page.result(rows, lambda b: (b.team,), lambda b: items[b.team])
 
 
-async def _recommendations(store: StoresDep) -> Recommendations:
-    """The recommendations now (computed at most once a minute per process)."""
-    memo = store.memo.get("recommendations")
-    if memo is not None and time.monotonic() - memo[0] < RECOMMENDATIONS_TTL_S:
-        result: Recommendations = memo[1]
+async def _recommendations(store: StoresDep, at: int | None) -> Recommendations:
+    """The recommendations at ``at`` (now when None: computed at most once a minute per
+    process)."""
+    kept = store.cache("cost.recommendations", RECOMMENDATIONS_TTL_S, size=1)
+    if at is None and "now" in kept:
+        result: Recommendations = kept["now"]
         return result
-    settings, now = store.settings.cost, now_ms()
+    settings, now = store.settings.cost, now_ms() if at is None else at
     catalogue = await asyncio.to_thread(load_catalogue, settings.catalogue)
     async with store.postgres("cost", _prepare) as conn:
         inputs = await store_inputs(CostStore.reading(conn), settings, now)
     result = await asyncio.to_thread(recommend, *inputs, settings, catalogue, now)
-    store.memo["recommendations"] = (time.monotonic(), result)
+    if at is None:
+        kept["now"] = result
     return result
 
 
 @router.get("/cost/recommendations")
 async def recommendations(page: Annotated[Page, Depends(paged(float, str))],
-                          store: StoresDep, team: Name = None) -> dict[str, Any]:
+                          store: StoresDep, team: Name = None, at: Time = None
+                          ) -> dict[str, Any]:
     """Savings recommendations (``CostRecommendation`` records: right-size, non-production
     shutdown, commitments, with evidence), largest monthly savings first, and their sum
-    ``potential_savings`` (of every page)."""
-    found = await _recommendations(store)
+    ``potential_savings`` (of every page); as they were ``at`` a time (now by default)."""
+    found = await _recommendations(store, epoch_ms(at, "at"))
     items = [r.to_record() for r in found.items if team is None or r.team == team]
     items.sort(key=lambda r: (-r["monthly_savings"], r["prediction_id"]))
     if page.after:

@@ -246,3 +246,30 @@ def test_permits_decides_each_resource_for_the_admitted_token(
         server.stop()
     assert viewer == {"alert": True, "decision": False, "prediction": True}
     assert security.json() == {"alert": True, "decision": True, "prediction": True}
+
+
+def test_a_revocation_survives_redis_forgetting_it(
+        served: httpx.Client, issue: Callable[..., str], settings: Any) -> None:
+    import redis
+
+    from dharma.sinks.api_tokens import revoke_token
+
+    token = issue("viewer")
+    token_id = token.split("_")[1]
+    assert served.get("/api/v1/access/me", headers=bearer(token)).status_code == 200
+    revoke_token(settings.postgres.dsn.get_secret_value(), token_id)  # PostgreSQL only
+    client = redis.Redis.from_url(settings.redis.url.get_secret_value())
+    client.delete(f"api:token:{token_id}")  # as if Redis restarted empty
+    client.close()
+    assert served.get("/api/v1/access/me", headers=bearer(token)).status_code == 401
+
+
+def test_a_poisoned_token_row_is_denied_never_allowed(
+        served: httpx.Client, issue: Callable[..., str], settings: Any) -> None:
+    token = issue("admin", user="mallory")
+    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+        conn.execute("UPDATE api_tokens SET user_id = %s, roles = %s WHERE token_id = %s",
+                      ("x' OR 1=1 --", ["admin'--"], token.split("_")[1]))
+    response = served.get("/api/v1/access/me", headers=bearer(token))
+    assert response.status_code == 403
+    assert response.json()["detail"]["decision"] == "DENY"
