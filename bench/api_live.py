@@ -11,7 +11,8 @@ subscribers.  Phases come in pairs, without and with ``subscribers`` subscribers
 - the worker's lag: its consumer group's lag sampled every second (records not yet
   committed; commits come every ``DHARMA_WORKER_COMMIT_INTERVAL_S``), and the time
   from producing a sample to reading its prediction (p50/p99);
-- CPU (% of one core) of the API process and of the worker;
+- CPU (% of one core) of the API process, of the worker and of the subscribers' process
+  (a stand-in for browsers elsewhere, on the same two cores here);
 - with subscribers: events each received (per kind), events/s per subscriber and in
   total, and the events the API dropped for slow subscribers (its counter in
   ``/api/v1/pipeline/health``, ``live.dropped``).
@@ -180,7 +181,7 @@ def _phase(load: LiveLoad, base_url: str, token: str, subscribers: int, seconds:
         dropped = _live_counters(base_url, token).get("dropped", 0)
         figures["api_subscribers"] = _live_counters(base_url, token).get("subscribers")
         started = time.time()
-        with _cpu_of(pids, figures):
+        with _cpu_of({**pids, "subscribers": readers.pid}, figures):
             figures.update(load.run(seconds))
         _settle(readers)
     finally:

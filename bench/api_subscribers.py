@@ -122,6 +122,12 @@ class Subscribers:
             raise RuntimeError("the live subscribers did not connect")
         return self
 
+    @property
+    def pid(self) -> int:
+        """The subscribers' process (started)."""
+        assert self._proc.pid is not None
+        return self._proc.pid
+
     def received(self) -> int:
         """Events received so far, by all subscribers together."""
         return int(self.progress.value)
