@@ -41,7 +41,7 @@ from dharma.agents.trust.models import to_epoch_ms
 from dharma.api.decision_feed import DecisionFeed
 from dharma.api.gate import Gate, GateUnavailable
 from dharma.api.principal import Principal
-from dharma.api.resource import request_resource
+from dharma.api.resource import API_PREFIX, is_resource, request_resource
 from dharma.api.verdict import access_event, answer, peer_address, unauthorized
 from dharma.sinks.api_tokens import TokenRow, TokenStore, matches, parse_token
 from dharma.sinks.audit import AuditSink, audit_row
@@ -56,11 +56,6 @@ T = TypeVar("T")
 #: How long a token's row is reused without asking PostgreSQL (revocation does not wait
 #: for it: the standing in Redis is read on every request).
 TOKEN_CACHE_S = 30.0
-#: Where the app mounts every router.  FastAPI (0.165) hands a dependency the included
-#: router's own route, whose path lacks the prefix: without it a template-based resource
-#: (a path value that is no resource segment, e.g. a series ``source|metric``) would be
-#: ``series/series_id/points``, which no policy names.
-ROUTES_PREFIX = "/api/v1"
 #: Store failures that answer 503, and the store each names.
 _STORES: dict[type[BaseException], str] = {
     GateUnavailable: "Redis (rate limits, revocations)",
@@ -72,11 +67,25 @@ _STORE_ERRORS = tuple(_STORES)
 
 
 def _unavailable(what: str) -> HTTPException:
-    return HTTPException(503, f"access check unavailable: {what} did not answer")
+    return HTTPException(503, f"access check unavailable: {what} did not answer",
+                         headers={"Retry-After": "5"})
 
 
 def _store_of(exc: BaseException) -> str:
     return next(name for kind, name in _STORES.items() if isinstance(exc, kind))
+
+
+def route_template(request: Request) -> str:
+    """The full path template of the API route ``request`` matched (its path when none).
+
+    ``scope["route"]`` is the route as its router declared it: FastAPI 0.16x includes
+    routers lazily, so the ``/api/v1`` prefix :func:`~dharma.api.app.create_app` mounts
+    them under is not part of it there (older versions copy routes with it).
+    """
+    path = getattr(request.scope.get("route"), "path", None)
+    if not isinstance(path, str):
+        return str(request.scope["path"])
+    return path if path.startswith(f"{API_PREFIX}/") else f"{API_PREFIX}{path}"
 
 
 class AccessControl:
@@ -100,12 +109,9 @@ class AccessControl:
     async def authorize(self, request: Request) -> Principal:
         """The principal of ``request``, decided for the resource of its route."""
         token = await self._guarded(self._admit(request))
-        route = request.scope.get("route")
-        template = getattr(route, "path", "") or request.scope["path"]
-        if route is not None and not template.startswith(ROUTES_PREFIX):
-            template = ROUTES_PREFIX + template
-        resource = request_resource(request.scope["path"], template)
-        await self._guarded(self._enforce(request, token, resource))
+        path = request.scope["path"]
+        template = path if is_resource(path.removeprefix("/")) else route_template(request)
+        await self._guarded(self._enforce(request, token, request_resource(path, template)))
         principal = Principal(user_id=token.user_id, roles=token.roles,
                               token_id=token.token_id)
         request.state.principal, request.state.token = principal, token

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["is_resource", "request_resource"]
+__all__ = ["API_PREFIX", "is_resource", "request_resource"]
+
+#: Where :func:`~dharma.api.app.create_app` mounts every route module.
+API_PREFIX = "/api/v1"
 
 _SEGMENT = r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}"
 _RESOURCE = re.compile(rf"{_SEGMENT}(/{_SEGMENT}){{0,15}}")

@@ -37,6 +37,11 @@ async def decisions_probe() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@probe.get("/alerts/access-probe/{item}")
+async def item_probe(item: str) -> dict[str, str]:
+    return {"item": item}
+
+
 def with_routes(app: FastAPI, router: APIRouter) -> FastAPI:
     """``app`` with ``router`` mounted as every API route is (before the page's mount)."""
     app.include_router(router, prefix="/api/v1", dependencies=[Depends(authorize)])
@@ -79,6 +84,23 @@ def test_a_viewer_on_decisions_is_denied_with_the_reason_and_audited(
     (row,) = audit_rows(settings, user)
     assert (row["resource"], row["decision"]) == ("api/v1/decisions/access-probe", "DENY")
     assert row["reasons"] == detail["reasons"]
+
+
+@pytest.mark.parametrize(("value", "resource"), [
+    ("db-1", "api/v1/alerts/access-probe/db-1"),
+    ("' OR 1=1 --", "api/v1/alerts/access-probe/item"),
+    ("50%25", "api/v1/alerts/access-probe/item"),
+    ("x" * 200, "api/v1/alerts/access-probe/item"),
+])
+def test_a_path_value_names_the_resource_only_when_it_is_a_clean_segment(
+        served: httpx.Client, issue: Callable[..., str], settings: Any, value: str,
+        resource: str) -> None:
+    user = f"viewer-{secrets.token_hex(4)}"
+    response = served.get(f"/api/v1/alerts/access-probe/{value}",
+                          headers=bearer(issue("viewer", user=user)))
+    assert response.status_code == 200, response.text
+    assert [(r["resource"], r["decision"]) for r in audit_rows(settings, user)] == [
+        (resource, "ALLOW")]
 
 
 def test_a_security_token_without_mfa_is_challenged(
@@ -188,22 +210,22 @@ def test_stores_away_fail_closed_with_503(
     no_redis = settings.model_copy(update={"redis": settings.redis.model_copy(
         update={"url": type(settings.redis.url)(f"redis://{dead}/0")})})
     assert _status(no_redis, token) == (
-        503, "access check unavailable: Redis (rate limits, revocations) did not answer")
+        503, "access check unavailable: Redis (rate limits, revocations) did not answer", "5")
     dsn = settings.postgres.dsn.get_secret_value().replace(
         settings.postgres.dsn.get_secret_value().split("@")[1].split("/")[0], dead)
     no_postgres = settings.model_copy(update={"postgres": settings.postgres.model_copy(
         update={"dsn": type(settings.postgres.dsn)(dsn)})})
     assert _status(no_postgres, token) == (
-        503, "access check unavailable: the token store (PostgreSQL) did not answer")
+        503, "access check unavailable: the token store (PostgreSQL) did not answer", "5")
 
 
-def _status(settings: Any, token: str) -> tuple[int, str]:
+def _status(settings: Any, token: str) -> tuple[int, str, str]:
     server = ApiServer(settings, host="127.0.0.1", port=0).start()
     try:
         response = httpx.get(f"{server.url}/api/v1/access/me", headers=bearer(token), timeout=60)
     finally:
         server.stop()
-    return response.status_code, response.json()["detail"]
+    return response.status_code, response.json()["detail"], response.headers["retry-after"]
 
 
 def test_an_audit_trail_away_never_lets_an_allow_through(
@@ -273,3 +295,26 @@ def test_a_poisoned_token_row_is_denied_never_allowed(
     response = served.get("/api/v1/access/me", headers=bearer(token))
     assert response.status_code == 403
     assert response.json()["detail"]["decision"] == "DENY"
+
+
+def test_an_exception_while_deciding_is_a_deny_never_an_allow(
+        settings: Any, issue: Callable[..., str]) -> None:
+    from dharma.api.access import AccessControl
+
+    class Broken:
+        def decide(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("policy index corrupted")
+
+    app = create_app(settings)
+    access = AccessControl(settings)
+    access.engine = Broken()  # type: ignore[assignment]  # a stand-in that fails
+    app.state.context.resources["access"] = access
+    server = ApiServer(settings, "127.0.0.1", 0, app).start()
+    try:
+        response = httpx.get(f"{server.url}/api/v1/access/me",
+                             headers=bearer(issue("admin")), timeout=60)
+    finally:
+        server.stop()
+    assert response.status_code == 403
+    assert response.json()["detail"] == {"decision": "DENY", "policy_id": None,
+                                         "reasons": ["internal error: RuntimeError"]}
