@@ -285,13 +285,15 @@ class CostStore(BatchSink[CostRow]):
             (_ts(start), _ts(end), team, team))
         return [(_ms(day), cost) for day, cost in await cur.fetchall()]
 
-    async def daily_by_team(self, start: int, end: int) -> list[tuple[str, int, float]]:
-        """(team, day, cost) of the days starting in ``[start, end)``, by team and day."""
+    async def daily_by_team(self, start: int, end: int, limit: int | None = None
+                            ) -> list[tuple[str, int, float]]:
+        """(team, day, cost) of the days starting in ``[start, end)``, by team and day
+        (the first ``limit``)."""
         cur = await self.conn.execute(
             """SELECT x_team, "ChargePeriodStart", coalesce(sum("EffectiveCost"), 0)::float8
                FROM cost_rows WHERE x_granularity = 'day'
                AND "ChargePeriodStart" >= %s AND "ChargePeriodStart" < %s
-               GROUP BY 1, 2 ORDER BY 1, 2""", (_ts(start), _ts(end)))
+               GROUP BY 1, 2 ORDER BY 1, 2 LIMIT %s""", (_ts(start), _ts(end), limit))
         return [(team, _ms(day), cost) for team, day, cost in await cur.fetchall()]
 
     async def teams(self, start: int, end: int) -> list[str]:

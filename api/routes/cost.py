@@ -27,8 +27,9 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["cost"], dependencies=[Depends(answer_503)])
 
-#: Longest span of ``/cost/teams``, and its default.
+#: Longest span of ``/cost/teams``, and its default; the most (team, day) costs it gives.
 MAX_DAYS, DEFAULT_DAYS = 366, 30
+MAX_TEAM_DAYS = 50_000
 #: How long one computation of the recommendations answers (they change with the
 #: hourly rollups, not per request).
 RECOMMENDATIONS_TTL_S = 60.0
@@ -55,15 +56,17 @@ def _days(since: int | None, until: int | None) -> tuple[int, int]:
 @router.get("/cost/teams")
 async def teams(store: StoresDep, since: Time = None, until: Time = None) -> dict[str, Any]:
     """Spend per team and UTC day starting in ``[since, until)`` (the last 30 days by
-    default, a year at most); today's day holds the hours accrued so far."""
+    default, a year at most); today's day holds the hours accrued so far.  The first
+    50,000 (team, day) costs by team (``truncated`` when there are more)."""
     lo, hi = _days(epoch_ms(since, "since"), epoch_ms(until, "until"))
     async with store.postgres("cost", _prepare) as conn:
-        rows = await CostStore.reading(conn).daily_by_team(lo, hi)
+        rows = await CostStore.reading(conn).daily_by_team(lo, hi, MAX_TEAM_DAYS + 1)
     out: dict[str, list[dict[str, Any]]] = {}
-    for team, day, cost in rows:
+    for team, day, cost in rows[:MAX_TEAM_DAYS]:
         out.setdefault(team, []).append({"day": day, "cost": cost})
     return {"currency": store.settings.cost.currency, "since": lo, "until": hi,
-            "teams": [{"team": t, "days": d} for t, d in out.items()]}
+            "teams": [{"team": t, "days": d} for t, d in out.items()],
+            "truncated": len(rows) > MAX_TEAM_DAYS}
 
 
 def _scope(record: dict[str, Any]) -> str:

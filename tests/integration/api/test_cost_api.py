@@ -103,6 +103,7 @@ def test_spend_by_team_and_day(reader: httpx.Client, seeded: dict[str, Any]) -> 
     assert body["teams"] == [{"team": seeded["data"], "days": [{"day": D0 + DAY, "cost": 7.5}]},
                              {"team": seeded["web"], "days": [{"day": D0, "cost": 11.0},
                                                               {"day": D0 + DAY, "cost": 12.0}]}]
+    assert body["truncated"] is False
     for bad in ({"since": str(D0), "until": str(D0 + 400 * DAY)},
                 {"since": str(D0), "until": str(D0)}, {"since": "2033-04-01"},
                 {"since": "999999999999990", "until": "999999999999999"}):
