@@ -346,16 +346,16 @@ class CostStore(BatchSink[CostRow]):
         return out
 
     async def latest_forecasts(self, scope: str | None = None, after: str | None = None,
-                               limit: int = 100) -> list[dict[str, Any]]:
-        """The newest stored forecast of each scope value (or of ``scope``) after
-        ``after``, by scope value."""
+                               limit: int = 100) -> list[tuple[str, Any]]:
+        """(scope value, record) of the newest stored forecast of each scope value (or of
+        ``scope``) after ``after``, by scope value."""
         cur = await self.conn.execute(
-            """SELECT DISTINCT ON (scope_value) record FROM cost_forecasts
+            """SELECT DISTINCT ON (scope_value) scope_value, record FROM cost_forecasts
                WHERE (%(s)s::text IS NULL OR scope_value = %(s)s)
                AND (%(a)s::text IS NULL OR scope_value > %(a)s)
                ORDER BY scope_value, ts DESC, made_at DESC LIMIT %(n)s""",
             {"s": scope, "a": after, "n": limit})
-        return [record for (record,) in await cur.fetchall()]
+        return [(value, record) for value, record in await cur.fetchall()]
 
     async def close(self) -> None:
         if self._conn is not None:

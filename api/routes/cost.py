@@ -9,6 +9,7 @@ budget --total``), a team's is its name.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -24,6 +25,8 @@ from dharma.sinks.costs import CostStore, create_tables
 from dharma.streams.records import month_start, next_month, now_ms
 
 __all__ = ["router"]
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["cost"], dependencies=[Depends(answer_503)])
 
@@ -69,16 +72,21 @@ async def teams(store: StoresDep, since: Time = None, until: Time = None) -> dic
             "truncated": len(rows) > MAX_TEAM_DAYS}
 
 
-def _scope(record: dict[str, Any]) -> str:
-    return TOTAL if record.get("scope") == "total" else str(record["scope_value"])
-
-
-def forecast_json(record: dict[str, Any]) -> dict[str, Any]:
-    """A stored ``CostForecast`` as the API shows it."""
-    return {"scope": _scope(record), "made_for": record["ts"], "currency": record["currency"],
-            "level": record["level"], "month_end_total": record["month_end_total"],
-            "points": [{k: p[k] for k in ("day", "mean", "lower", "upper")}
-                       for p in record["daily"]]}
+def forecast_json(stored: tuple[str, Any]) -> dict[str, Any]:
+    """A stored ``CostForecast`` (scope value, record) as the API shows it; a record that
+    is not one (a store written by something else) shows as its scope and ``invalid``,
+    never as made-up figures."""
+    value, record = stored
+    scope = TOTAL if value == _STORED_TOTAL else value
+    try:
+        return {"scope": scope, "made_for": int(record["ts"]),
+                "currency": str(record["currency"]), "level": float(record["level"]),
+                "month_end_total": float(record["month_end_total"]),
+                "points": [{k: float(p[k]) for k in ("day", "mean", "lower", "upper")}
+                           for p in record["daily"]]}
+    except (KeyError, TypeError, ValueError):
+        logger.warning("stored cost forecast is not a CostForecast scope=%s", value)
+        return {"scope": scope, "invalid": True, "points": []}
 
 
 @router.get("/cost/forecasts")
@@ -89,7 +97,7 @@ async def forecasts(page: Annotated[Page, Depends(paged(str))], store: StoresDep
     after = page.after[0] if page.after else None
     async with store.postgres("cost", _prepare) as conn:
         records = await CostStore.reading(conn).latest_forecasts(stored, after, page.limit + 1)
-    return page.result(records, lambda r: (r["scope_value"],), forecast_json)
+    return page.result(records, lambda r: (r[0],), forecast_json)
 
 
 @router.get("/cost/budgets")
@@ -107,11 +115,12 @@ async def budgets(page: Annotated[Page, Depends(paged(str))],
         for b in rows[:page.limit]:
             days = await costs.daily(None if b.team == TOTAL else b.team, start, end)
             found = await costs.latest_forecasts(_STORED_TOTAL if b.team == TOTAL else b.team)
-            fc = found[0] if found and start <= found[0]["ts"] < end else None
+            fc = forecast_json(found[0]) if found else {}
+            made_this_month = start <= fc.get("made_for", -1) < end
             items[b.team] = {"scope": b.team, "month": month, "amount": b.monthly,
                              "currency": b.currency,
                              "actual": round(sum(c for _, c in days), 2),
-                             "forecast": fc["month_end_total"] if fc else None}
+                             "forecast": fc["month_end_total"] if made_this_month else None}
     return page.result(rows, lambda b: (b.team,), lambda b: items[b.team])
 
 
