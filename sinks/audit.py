@@ -38,7 +38,8 @@ from psycopg.rows import dict_row
 
 from dharma.sinks.base import BatchSink
 
-__all__ = ["AuditSink", "audit_row", "decision_page", "decision_summary", "mask_inputs"]
+__all__ = ["DECISION_PAGE", "AuditSink", "audit_row", "decision_page", "decision_summary",
+           "mask_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -219,8 +220,9 @@ async def create_audit_table(conn: psycopg.AsyncConnection, table: str) -> None:
         await conn.execute(ddl)
 
 
-#: The rows of :func:`decision_page`, newest first, after the keyset (ts in µs, id).
-_PAGE = """
+#: The rows of :func:`decision_page`, newest first, after the keyset (ts in µs, id); each
+#: filter is served by an index that also gives the order.
+DECISION_PAGE = """
 SELECT a.decision_id, a.event_id, (extract(epoch FROM a.ts) * 1000)::bigint AS ts,
     (extract(epoch FROM a.ts) * 1000000)::bigint AS ts_us, a.user_id, a.device_id,
     a.resource, a.action, a.decision, a.trust_score, a.trust_level, a.policy_id,
@@ -271,7 +273,7 @@ async def decision_page(conn: psycopg.AsyncConnection[Any], *, table: str = "acc
     """Audit rows newest first (each with ``ts`` in ms and ``ts_us``, its exact time in
     µs: the keyset ``after`` is ``(ts_us, decision_id)`` of the last row seen)."""
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(sql.SQL(_PAGE).format(table=sql.Identifier(table)), {
+    await cur.execute(sql.SQL(DECISION_PAGE).format(table=sql.Identifier(table)), {
         "user": user, "resource": resource, "decision": decision, "since": _at(since),
         "until": _at(until), "after": _at(None, after[0]) if after else None,
         "after_id": after[1] if after else None, "limit": limit})

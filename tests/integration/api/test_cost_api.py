@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from dharma.agents.cost.budgets import month_of
@@ -103,6 +104,7 @@ def test_spend_by_team_and_day(reader: httpx.Client, seeded: dict[str, Any]) -> 
     assert body["teams"] == [{"team": seeded["data"], "days": [{"day": D0 + DAY, "cost": 7.5}]},
                              {"team": seeded["web"], "days": [{"day": D0, "cost": 11.0},
                                                               {"day": D0 + DAY, "cost": 12.0}]}]
+    assert body["truncated"] is False
     for bad in ({"since": str(D0), "until": str(D0 + 400 * DAY)},
                 {"since": str(D0), "until": str(D0)}, {"since": "2033-04-01"},
                 {"since": "999999999999990", "until": "999999999999999"}):
@@ -148,3 +150,23 @@ def test_recommendations_largest_savings_first(reader: httpx.Client, seeded: dic
     assert paged == whole["items"]
     assert reader.get("/api/v1/cost/recommendations", params={
         "team": seeded["web"], "at": str(AT)}).json()["items"] == []
+
+
+def test_a_poisoned_forecast_is_shown_invalid_never_a_500(reader: httpx.Client,
+                                                          settings: Any) -> None:
+    """Records in ``cost_forecasts`` that are not forecasts (written by anything but the
+    cost worker): the endpoints still answer, with no figure made up."""
+    team = f"poison-{uuid.uuid4().hex[:8]}"
+    dsn = settings.postgres.dsn.get_secret_value()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for n, record in enumerate(('{"ts": "x", "daily": 3}', "[1, 2]", '"text"')):
+            conn.execute("INSERT INTO cost_forecasts (prediction_id, scope_value, ts, record) "
+                         "VALUES (%s, %s, now() + %s * interval '1 second', %s)",
+                         (f"{team}-{n}", team, n, record))
+    set_budget(dsn, team, 10.0, "USD", "test")
+    answer = reader.get("/api/v1/cost/forecasts", params={"scope": team})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["items"] == [{"scope": team, "invalid": True, "points": []}]
+    budget = [b for b in reader.get("/api/v1/cost/budgets", params={"limit": 500}).json()["items"]
+              if b["scope"] == team]
+    assert budget[0]["forecast"] is None and budget[0]["actual"] == 0
