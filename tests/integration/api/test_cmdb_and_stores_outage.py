@@ -8,12 +8,14 @@ nothing listens on.
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dharma.api.server import ApiServer
+from dharma.sinks.api_tokens import create_token
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "trust"))
 from trust_servers import own_postgres  # a helper of the trust tests
@@ -27,7 +29,6 @@ POSTGRES_READS = ("/api/v1/incidents", "/api/v1/incidents/inc-x", "/api/v1/decis
                   "/api/v1/cost/recommendations?at=1930867200000")
 GRAPH_READS = ("/api/v1/cmdb/assets", "/api/v1/cmdb/assets/db-1",
                "/api/v1/cmdb/assets/db-1/blast-radius", "/api/v1/cmdb/assets/db-1/history")
-TOKEN = {"Authorization": "Bearer test"}
 
 
 def test_stores_away_answer_503_and_recover(settings: Any, pick_port: Any, poll: Any) -> None:
@@ -37,9 +38,13 @@ def test_stores_away_answer_503_and_recover(settings: Any, pick_port: Any, poll:
         own = settings.model_copy(deep=True)
         own.postgres.dsn = type(own.postgres.dsn)(pg.url)
         own.graph.uri = f"falkordb://127.0.0.1:{pick_port()}/cmdb"
+        # an admin token of the test's own PostgreSQL: its row and ALLOWs are cached, so
+        # with PostgreSQL away the route's own 503 is what answers
+        token = create_token(pg.url, "admin", ["admin"], mfa=True, ttl=timedelta(days=1)).token
         server = ApiServer(own, host="127.0.0.1", port=0).start()
         try:
-            with httpx.Client(base_url=server.url, headers=TOKEN, timeout=60) as client:
+            with httpx.Client(base_url=server.url, timeout=60,
+                              headers={"Authorization": f"Bearer {token}"}) as client:
                 assert [client.get(p).status_code for p in POSTGRES_READS] == [
                     200, 404, 200, 200, 200, 200, 200, 200]
                 for path in GRAPH_READS:
