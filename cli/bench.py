@@ -1,5 +1,5 @@
 """``dharma bench ingest | anomaly | trust | broker | soak | cmdb | healing | classify | cost
-| forecast``:
+| forecast | api``:
 figures on this machine."""
 
 from __future__ import annotations
@@ -161,6 +161,31 @@ def forecast(nab: Path = typer.Option(..., "--nab", help="Folder of timestamp,va
     from dharma.bench.cost_forecast import run
 
     _report("forecast", run(nab, n=n))
+
+
+@bench_app.command()
+def api(series: int = typer.Option(10_000, help="Series held by the API's live views."),
+        points: int = typer.Option(20, help="Scores stored per series."),
+        decisions: int = typer.Option(100_000, help="Access decisions in the audit table."),
+        subscribers: int = typer.Option(50, help="Concurrent live (SSE) subscribers."),
+        requests: int = typer.Option(500, help="Cached requests per endpoint and round."),
+        rounds: int = typer.Option(2, help="Rounds of the cached requests, and pairs of live "
+                                   "phases (without, with subscribers)."),
+        uncached: int = typer.Option(200, help="Uncached requests per endpoint (a new "
+                                     "token each)."),
+        live_seconds: float = typer.Option(20.0, help="Seconds of each live phase."),
+        prediction_rate: int = typer.Option(1_000, help="Predictions/s during the live "
+                                            "phases (samples/s to the anomaly worker)."),
+        alert_rate: int = typer.Option(100, help="Alerts/s during the live phases."),
+        seed: int = typer.Option(16, help="Seed of the generated data.")) -> None:
+    """Read API p50/p99 per endpoint, cached and uncached, against /api/health on the same
+    server; events/s to live subscribers and the pipeline's lag without and with them."""
+    from dharma.bench.api import Sizes, run
+
+    _report("api", run(Sizes(
+        series=series, points=points, decisions=decisions, requests=requests, rounds=rounds,
+        uncached=uncached, subscribers=subscribers, live_seconds=live_seconds,
+        prediction_rate=prediction_rate, alert_rate=alert_rate, seed=seed)))
 
 
 def register(app: typer.Typer) -> None:

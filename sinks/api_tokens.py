@@ -17,6 +17,7 @@ The command line writes through the synchronous functions; the API reads through
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -211,13 +212,19 @@ class TokenStore:
                                          check=AsyncConnectionPool.check_connection,
                                          kwargs={"autocommit": True})
         self._opened = False
+        # the first requests arrive together (a page's, live subscribers'): one opens the
+        # pool, the others wait (psycopg_pool breaks on concurrent opens)
+        self._opening = asyncio.Lock()
 
     async def _ready(self) -> None:
-        if not self._opened:
-            await self._pool.open(wait=True, timeout=self._timeout)
-            async with self._pool.connection() as conn:
-                await conn.execute(DDL)
-            self._opened = True
+        if self._opened:
+            return
+        async with self._opening:
+            if not self._opened:
+                await self._pool.open(wait=True, timeout=self._timeout)
+                async with self._pool.connection() as conn:
+                    await conn.execute(DDL)
+                self._opened = True
 
     async def lookup(self, token_id: str) -> TokenRow | None:
         """The stored token ``token_id``, None when there is none."""

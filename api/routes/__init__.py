@@ -4,4 +4,5 @@ from __future__ import annotations
 
 #: Modules under ``dharma.api.routes`` whose ``router`` is mounted under ``/api/v1``
 #: behind :func:`dharma.api.auth.authorize`.
-ROUTE_MODULES: tuple[str, ...] = ("access", "alerts", "series", "pipeline", "live")
+ROUTE_MODULES: tuple[str, ...] = ("access", "incidents", "decisions", "cmdb", "cost", "alerts",
+                                  "series", "pipeline", "live")

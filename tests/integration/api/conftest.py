@@ -46,3 +46,28 @@ def issue(settings: Any) -> Callable[..., str]:
 def admin_headers(issue: Callable[..., str]) -> dict[str, str]:
     """The header of an admin token issued with MFA (what ``dharma up`` and the page use)."""
     return {"Authorization": f"Bearer {issue('admin', user='admin')}"}
+
+
+@pytest.fixture
+def reader(api_server: ApiServer, admin_headers: dict[str, str]) -> Iterator[httpx.Client]:
+    """A client of the module's API server holding a token that may read every endpoint."""
+    with httpx.Client(base_url=api_server.url, timeout=30, headers=admin_headers) as client:
+        yield client
+
+
+def walk_pages(client: httpx.Client, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a list endpoint, following ``next`` from the first page."""
+    items: list[dict[str, Any]] = []
+    while True:
+        answer = client.get(path, params=params)
+        assert answer.status_code == 200, answer.text
+        items += answer.json()["items"]
+        if answer.json()["next"] is None:
+            return items
+        params["cursor"] = answer.json()["next"]
+
+
+@pytest.fixture(scope="session")
+def walk() -> Callable[..., list[dict[str, Any]]]:
+    """:func:`walk_pages`: ``walk(client, path, **params)``."""
+    return walk_pages
