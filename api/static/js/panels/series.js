@@ -1,0 +1,148 @@
+// The series explorer: a server-side search (q, anomalous, paged) so 10,000 series are
+// never all rendered, and the chart of the chosen series: values, expected band,
+// anomalies marked, warm-up shaded; live predictions extend it.
+
+import { debounce, el, formatNumber, formatTime, replace, toMs } from "../dom.js";
+import { lineChart } from "../charts/line.js";
+import { Panel, secondsAgo } from "../panel.js";
+
+const PAGE = 50;
+const POINTS_KEPT = 2000;
+
+export class SeriesPanel extends Panel {
+  constructor(root, api) {
+    super(root, api);
+    this.list = this.part("series-list");
+    this.search = this.part("series-search");
+    this.anomalous = this.part("series-anomalous");
+    this.more = this.part("series-more");
+    this.chartArea = this.part("series-chart-area");
+    this.search.addEventListener("input", debounce(() => this.load(), 250));
+    this.anomalous.addEventListener("change", () => this.load());
+    this.more.addEventListener("click", () => this.loadMore());
+    this.rows = new Map();
+    this.next = null;
+    this.selected = null;
+  }
+
+  filters() {
+    return { q: this.search.value.trim(), anomalous: this.anomalous.checked ? "true" : "" };
+  }
+
+  async load() {
+    this.rows.clear();
+    replace(this.list);
+    await this.page(null);
+  }
+
+  async loadMore() {
+    if (this.next) await this.page(this.next);
+  }
+
+  async page(cursor) {
+    await this.guard(async () => {
+      const page = await this.api.get("/series", { ...this.filters(), limit: PAGE, cursor });
+      for (const item of page.items) {
+        const row = this.row(item);
+        this.rows.set(`${item.resource}\u0000${item.metric}`, row);
+        this.list.append(row);
+      }
+      this.next = page.next;
+      this.more.hidden = !page.next;
+      if (!this.list.children.length) this.list.append(el("li", { class: "empty", text: "no series match" }));
+    });
+  }
+
+  row(item) {
+    return el("li", {
+      class: `row series${item.anomalous ? " anomalous" : ""}`, "data-testid": "series-row",
+      "data-series-id": item.series_id, "data-resource": item.resource, "data-metric": item.metric,
+      "data-anomalous": String(Boolean(item.anomalous)), tabindex: 0,
+      onclick: () => this.select(item.series_id),
+      onkeydown: (e) => { if (e.key === "Enter") this.select(item.series_id); },
+    }, [
+      el("span", { class: "resource", text: item.resource }),
+      el("span", { class: "metric", text: item.metric }),
+      el("span", { class: "value", text: formatNumber(item.last_value) }),
+      el("span", { class: "score", text: formatNumber(item.last_score) }),
+      el("span", { class: "warm", text: item.warm ? "" : "warming up" }),
+    ]);
+  }
+
+  async select(seriesId) {
+    await this.guard(async () => {
+      const series = await this.api.get(`/series/${encodeURIComponent(seriesId)}/points`,
+        { since: secondsAgo(6 * 3600) });
+      this.selected = series;
+      for (const row of this.list.children) {
+        row.classList.toggle("selected", row.dataset.seriesId === seriesId);
+      }
+      this.draw();
+    });
+  }
+
+  /** Live predictions: the chosen series grows; visible rows show their latest value. */
+  live(records) {
+    let grew = false;
+    for (const p of records) {
+      if (p.kind !== undefined && p.kind !== "anomaly") continue;
+      const row = this.rows.get(`${p.source}\u0000${p.metric}`);
+      if (row) {
+        row.querySelector(".value").textContent = formatNumber(p.value);
+        row.querySelector(".score").textContent = formatNumber(p.anomaly_score);
+      }
+      const s = this.selected;
+      if (s && p.source === s.resource && p.metric === s.metric) {
+        s.points.push({ ts: p.ts, value: p.value, score: p.anomaly_score, lower: null,
+          upper: null, anomaly: p.is_anomaly });
+        if (s.warmup && p.warming_up === false) s.warmup.warm = true;
+        grew = true;
+      }
+    }
+    if (grew) {
+      this.selected.points.splice(0, Math.max(0, this.selected.points.length - POINTS_KEPT));
+      this.draw();
+    }
+  }
+
+  draw() {
+    const s = this.selected;
+    const points = s.points.map((p) => ({ ...p, x: toMs(p.ts) }))
+      .filter((p) => Number.isFinite(p.x)).sort((a, b) => a.x - b.x);
+    const warmup = s.warmup || {};
+    const anomalies = points.filter((p) => p.anomaly);
+    const shade = warmupSpan(points, warmup);
+    replace(this.chartArea,
+      el("h3", { "data-testid": "series-title", text: `${s.resource} · ${s.metric}` }),
+      el("p", { class: "meta", "data-testid": "series-warmup", "data-warm": String(Boolean(warmup.warm)),
+        text: warmup.warm ? `warm (${warmup.seen} samples seen)`
+          : `warming up: ${warmup.seen ?? 0} of ${warmup.needed ?? "?"} samples` }),
+      lineChart({
+        testid: "series-chart", label: `${s.resource} ${s.metric}`,
+        lines: [{ name: "value", points: points.map((p) => ({ x: p.x, y: p.value })) }],
+        band: points.map((p) => ({ x: p.x, lower: p.lower, upper: p.upper })),
+        markers: anomalies.map((p) => ({ x: p.x, y: p.value,
+          title: `anomaly at ${formatTime(p.x)}: ${formatNumber(p.value)} (score ${formatNumber(p.score)})` })),
+        shade,
+      }),
+      lineChart({
+        testid: "series-score-chart", label: "anomaly score", height: 90,
+        lines: [{ name: "score", className: "score", points: points.map((p) => ({ x: p.x, y: p.score })) }],
+      }),
+      el("p", { class: "meta", "data-testid": "series-anomaly-count",
+        text: `${anomalies.length} anomalies in ${points.length} points` }),
+    );
+  }
+}
+
+/** The span of `points` scored before the detector was warm (null when none shown). */
+function warmupSpan(points, { warm, seen, needed }) {
+  if (!points.length) return null;
+  const last = points[points.length - 1].x;
+  if (!warm) return { from: points[0].x, to: last, label: "warming up" };
+  if (!Number.isFinite(seen) || !Number.isFinite(needed)) return null;
+  // the window holds the last points.length of `seen` samples; the first `needed` warmed up
+  const firstWarm = needed - (seen - points.length);
+  if (firstWarm <= 0) return null;
+  return { from: points[0].x, to: points[Math.min(firstWarm, points.length - 1)].x, label: "warm-up" };
+}
