@@ -67,7 +67,7 @@ export class AlertsPanel extends Panel {
     return el("li", {
       class: `row alert ${alert.status} sev-${String(alert.severity).toLowerCase()}`,
       "data-testid": "alert-row", "data-status": alert.status, "data-severity": alert.severity,
-      "data-resource": resource, tabindex: 0, title: alert.description ?? "",
+      "data-resource": resource, "data-alert-id": alert.alert_id, tabindex: 0, title: alert.description ?? "",
       onclick: () => this.onSelect(alert),
       onkeydown: (e) => { if (e.key === "Enter") this.onSelect(alert); },
     }, [
