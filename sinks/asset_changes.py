@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import psycopg
+from psycopg.rows import tuple_row
 
 from dharma.sinks.base import BatchSink
 
-__all__ = ["AssetChangeSink", "ChangeRow", "changes_of"]
+__all__ = ["AssetChangeSink", "ChangeRow", "changes_of", "create_table"]
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS asset_changes (
@@ -63,8 +64,9 @@ AND (%s::text IS NULL OR key > %s) ORDER BY key LIMIT %s"""
 
 _SELECT_RESOURCE = """
 SELECT event_id, ts_ms, kind, key, resource_id, action, attributes FROM asset_changes
-WHERE resource_id = %s AND (%s::bigint IS NULL OR ts_ms <= %s)
-ORDER BY ts_ms DESC, event_id DESC LIMIT %s"""
+WHERE resource_id = %(r)s AND (%(until)s::bigint IS NULL OR ts_ms <= %(until)s)
+AND (%(ts)s::bigint IS NULL OR (ts_ms, event_id) < (%(ts)s, %(id)s::text))
+ORDER BY ts_ms DESC, event_id DESC LIMIT %(n)s"""
 
 
 class ChangeRow(NamedTuple):
@@ -135,10 +137,23 @@ class AssetChangeSink(BatchSink[ChangeRow]):
             self._conn = None
 
 
-async def changes_of(conn: psycopg.AsyncConnection, resource_id: str, *,
-                     until: int | None = None, limit: int = 20) -> list[ChangeRow]:
-    """The newest changes about ``resource_id`` (its asset and the edges from it), newest
-    first; with ``until``, only those at or before it (ms)."""
+async def create_table(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Create ``asset_changes`` and its indexes if missing."""
     await conn.execute(_DDL)
-    cur = await conn.execute(_SELECT_RESOURCE, (resource_id, until, until, limit))
+
+
+async def changes_of(conn: psycopg.AsyncConnection[Any], resource_id: str, *,
+                     until: int | None = None, limit: int = 20,
+                     after: tuple[int, str] | None = None, prepare: bool = True
+                     ) -> list[ChangeRow]:
+    """The newest changes about ``resource_id`` (its asset and the edges from it), newest
+    first; with ``until``, only those at or before it (ms); with ``after``, those after
+    that ``(ts, event_id)`` in this order (the next page).  ``prepare``: create the table
+    first."""
+    if prepare:
+        await create_table(conn)
+    cur = conn.cursor(row_factory=tuple_row)
+    await cur.execute(_SELECT_RESOURCE, {"r": resource_id, "until": until,
+                                         "ts": after[0] if after else None,
+                                         "id": after[1] if after else None, "n": limit})
     return [ChangeRow(*row) for row in await cur.fetchall()]

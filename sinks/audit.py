@@ -27,16 +27,18 @@ import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import orjson
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from dharma.sinks.base import BatchSink
 
-__all__ = ["AuditSink", "audit_row", "mask_inputs"]
+__all__ = ["AuditSink", "audit_row", "decision_page", "decision_summary", "mask_inputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ CREATE INDEX IF NOT EXISTS {by_user} ON {table} (user_id, ts);
 CREATE INDEX IF NOT EXISTS {by_resource} ON {table} (resource, ts);
 CREATE INDEX IF NOT EXISTS {by_ts} ON {table} (ts);
 CREATE INDEX IF NOT EXISTS {by_event} ON {table} (event_id);
+CREATE INDEX IF NOT EXISTS {by_decision} ON {table} (decision, ts);
 CREATE OR REPLACE FUNCTION {guard}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'access audit is append-only'; END $$;
 DROP TRIGGER IF EXISTS {trigger} ON {table};
@@ -207,9 +210,86 @@ class AuditSink(BatchSink[dict[str, Any]]):
 async def create_audit_table(conn: psycopg.AsyncConnection, table: str) -> None:
     """Create the audit table, its indexes and the append-only trigger (idempotent)."""
     names = {k: sql.Identifier(f"{table}_{k}") for k in
-             ("by_user", "by_resource", "by_ts", "by_event", "guard", "trigger")}
+             ("by_user", "by_resource", "by_ts", "by_event", "by_decision", "guard",
+              "trigger")}
     ddl = sql.SQL(_DDL).format(table=sql.Identifier(table), **names)
     async with conn.transaction():
         await conn.execute(sql.SQL("SELECT pg_advisory_xact_lock(hashtext({}))")
                            .format(sql.Literal(table)))
         await conn.execute(ddl)
+
+
+#: The rows of :func:`decision_page`, newest first, after the keyset (ts in µs, id).
+_PAGE = """
+SELECT decision_id, event_id, (extract(epoch FROM ts) * 1000)::bigint AS ts,
+    (extract(epoch FROM ts) * 1000000)::bigint AS ts_us, user_id, device_id, resource,
+    action, decision, trust_score, trust_level, policy_id, policy_version, reasons,
+    session_id, inputs
+FROM {table}
+WHERE (%(user)s::text IS NULL OR user_id = %(user)s)
+    AND (%(resource)s::text IS NULL OR resource = %(resource)s)
+    AND (%(decision)s::text IS NULL OR decision = %(decision)s)
+    AND (%(since)s::timestamptz IS NULL OR ts >= %(since)s)
+    AND (%(until)s::timestamptz IS NULL OR ts < %(until)s)
+    AND (%(after)s::timestamptz IS NULL OR (ts, decision_id) < (%(after)s, %(after_id)s::text))
+ORDER BY ts DESC, decision_id DESC LIMIT %(limit)s
+"""
+
+_BUCKETS = """
+SELECT (floor(extract(epoch FROM ts) * 1000 / %(bucket)s) * %(bucket)s)::bigint AS bucket,
+    decision, count(*) AS n
+FROM {table} WHERE ts >= %(since)s AND ts < %(until)s
+    AND decision IN ('ALLOW', 'DENY', 'CHALLENGE') GROUP BY 1, 2
+"""
+
+_DENY_REASONS = """
+SELECT reason, count(*) AS n FROM {table}, unnest(reasons) AS reason
+WHERE decision = 'DENY' AND ts >= %(since)s AND ts < %(until)s
+GROUP BY reason ORDER BY n DESC, reason LIMIT %(top)s
+"""
+
+_REVOCATIONS = """
+SELECT count(*) AS n FROM {table} WHERE decision = 'REVOKE' AND ts >= %(since)s
+    AND ts < %(until)s
+"""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _at(ms: int | None, us: int | None = None) -> datetime | None:
+    """A time in ms (or exactly, in µs) as the ``timestamptz`` the table holds."""
+    if us is not None:
+        return _EPOCH + timedelta(microseconds=us)
+    return None if ms is None else _EPOCH + timedelta(milliseconds=ms)
+
+
+async def decision_page(conn: psycopg.AsyncConnection[Any], *, table: str = "access_audit",
+                        user: str | None = None, resource: str | None = None,
+                        decision: str | None = None, since: int | None = None,
+                        until: int | None = None, after: tuple[int, str] | None = None,
+                        limit: int = 100) -> list[dict[str, Any]]:
+    """Audit rows newest first (each with ``ts`` in ms and ``ts_us``, its exact time in
+    µs: the keyset ``after`` is ``(ts_us, decision_id)`` of the last row seen)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL(_PAGE).format(table=sql.Identifier(table)), {
+        "user": user, "resource": resource, "decision": decision, "since": _at(since),
+        "until": _at(until), "after": _at(None, after[0]) if after else None,
+        "after_id": after[1] if after else None, "limit": limit})
+    return await cur.fetchall()
+
+
+async def decision_summary(conn: psycopg.AsyncConnection[Any], since: int, until: int,
+                           bucket_ms: int, *, table: str = "access_audit", top: int = 20
+                           ) -> dict[str, Any]:
+    """Decisions in ``[since, until)``: counts per bucket start (ms) and decision, the
+    ``top`` DENY reasons with their counts (most frequent first), the revocations."""
+    window = {"since": _at(since), "until": _at(until), "bucket": bucket_ms, "top": top}
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(sql.SQL(_BUCKETS).format(table=sql.Identifier(table)), window)
+    counts = {(r["bucket"], r["decision"]): r["n"] for r in await cur.fetchall()}
+    await cur.execute(sql.SQL(_DENY_REASONS).format(table=sql.Identifier(table)), window)
+    reasons = [{"reason": r["reason"], "count": r["n"]} for r in await cur.fetchall()]
+    await cur.execute(sql.SQL(_REVOCATIONS).format(table=sql.Identifier(table)), window)
+    revoked = await cur.fetchone()
+    return {"counts": counts, "deny_reasons": reasons,
+            "revocations": revoked["n"] if revoked else 0}

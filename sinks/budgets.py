@@ -27,7 +27,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from dharma.streams.errors import DharmaError
 
-__all__ = ["TOTAL", "BudgetRow", "BudgetStore", "InvalidBudget", "delete_budget",
+__all__ = ["DDL", "TOTAL", "BudgetRow", "BudgetStore", "InvalidBudget", "budgets_of",
+           "delete_budget",
            "list_budgets", "set_budget"]
 
 #: The ``team`` of the whole estate's budget.
@@ -125,6 +126,16 @@ def delete_budget(dsn: str, team: str) -> bool:
         return cur.rowcount > 0
 
 
+async def budgets_of(conn: psycopg.AsyncConnection[Any], after: str | None = None,
+                     limit: int | None = None) -> list[BudgetRow]:
+    """Budgets by team after ``after`` (from the first when None), ``limit`` of them."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(_SELECT_BUDGETS.replace("ORDER BY team", "WHERE %(a)s::text IS NULL OR "
+                                              "team > %(a)s ORDER BY team LIMIT %(n)s"),
+                      {"a": after, "n": limit})
+    return [BudgetRow(**row) for row in await cur.fetchall()]
+
+
 def _alert_row(record: Mapping[str, Any]) -> dict[str, Any]:
     labels = record["labels"]
     return {"fingerprint": record["fingerprint"], "kind": record["kind"],
@@ -160,9 +171,7 @@ class BudgetStore:
     async def budgets(self) -> list[BudgetRow]:
         """Every budget, by team."""
         async with self._pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(_SELECT_BUDGETS)
-            return [BudgetRow(**row) for row in await cur.fetchall()]
+            return await budgets_of(conn)
 
     async def alerts(self) -> list[dict[str, Any]]:
         """The last record of every cost alert, firing or resolved, oldest first (as

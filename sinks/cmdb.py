@@ -17,7 +17,7 @@ from typing import Any
 from dharma.sinks.graph import RELATIONS, Graph
 from dharma.streams.errors import DharmaError
 
-__all__ = ["BlastRadius", "Cmdb", "Hop", "Impact", "UnknownAsset"]
+__all__ = ["BlastGraph", "BlastRadius", "Cmdb", "Hop", "Impact", "UnknownAsset"]
 
 #: The edges along which a failure travels to what depends on it.
 IMPACT_RELATIONS = ("DEPENDS_ON", "RUNS_ON")
@@ -77,6 +77,19 @@ class BlastRadius:
 
 
 @dataclass(frozen=True)
+class BlastGraph:
+    """A blast radius drawn as a graph: its assets (``id``, ``type``, ``name``, ``team``,
+    ``depth``; the root at depth 0) and the live dependency edges between them
+    (``source`` depends on ``target``); ``truncated`` when the nearest ``max_nodes``
+    assets are not all of it."""
+
+    root: str
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, str]]
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
 class Hop:
     """``source`` depends on ``target`` through ``relation``."""
 
@@ -108,6 +121,40 @@ class Cmdb:
         await self.asset(resource_id)
         return BlastRadius(resource_id, await self._walk(impact_level(at), resource_id,
                                                          depth, at))
+
+    async def blast_graph(self, resource_id: str, depth: int, max_nodes: int) -> BlastGraph:
+        """The live blast radius of ``resource_id`` up to ``depth`` hops with the edges
+        along which it spreads, at most ``max_nodes`` assets (nearest first)."""
+        radius = await self.blast_radius(resource_id, depth)
+        depths = {resource_id: 0, **{i.id: i.depth for i in radius.impacted}}
+        ids = list(depths)[:max_nodes]
+        nodes = await self.graph.query(
+            "UNWIND $ids AS i MATCH (a:Asset {id: i}) RETURN a.id AS id, a.asset_type AS "
+            "type, a.name AS name, a.team AS team", ids=ids)
+        edges = await self.graph.query(
+            f"{_frontier('s')}MATCH (s)-[r:{'|'.join(IMPACT_RELATIONS)}]->(t:Asset) "
+            "WHERE r.valid_to IS NULL AND t.id IN $frontier "
+            "RETURN s.id AS source, t.id AS target, type(r) AS type", frontier=ids)
+        by_id = {n["id"]: n for n in nodes}
+        return BlastGraph(
+            resource_id, [{**by_id[i], "depth": depths[i]} for i in ids if i in by_id],
+            sorted(edges, key=lambda e: (e["source"], e["target"], e["type"])),
+            truncated=len(depths) > len(ids))
+
+    async def assets_page(self, *, asset_type: str | None = None, team: str | None = None,
+                          text: str | None = None, after: str | None = None,
+                          limit: int = 100) -> list[dict[str, Any]]:
+        """Live assets (no placeholders) by id after ``after``, of ``asset_type`` and
+        ``team``, whose id or name holds ``text`` (any case)."""
+        rows = await self.graph.query(
+            "MATCH (a:Asset) WHERE NOT coalesce(a.placeholder, false) AND a.valid_to IS NULL "
+            "AND ($type IS NULL OR a.asset_type = $type) AND ($team IS NULL OR a.team = $team) "
+            "AND ($text IS NULL OR toLower(a.id) CONTAINS $text OR "
+            "toLower(coalesce(a.name, '')) CONTAINS $text) AND ($after IS NULL OR a.id > $after) "
+            "RETURN properties(a) AS asset ORDER BY a.id LIMIT $limit",
+            type=asset_type, team=team, text=None if text is None else text.lower(),
+            after=after, limit=limit)
+        return [dict(r["asset"]) for r in rows]
 
     async def dependencies(self, resource_id: str, depth: int | None = None,
                            at: int | None = None) -> list[Impact]:

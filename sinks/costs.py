@@ -188,6 +188,14 @@ class CostStore(BatchSink[CostRow]):
         self.timescale = False
         self._months: set[int] = set()
 
+    @classmethod
+    def reading(cls, conn: psycopg.AsyncConnection[Any]) -> CostStore:
+        """The store's reads over ``conn`` (a tuple-row connection its owner keeps and
+        closes, such as the API's pooled one)."""
+        store = cls(dsn="")
+        store._conn = conn
+        return store
+
     async def setup(self) -> None:
         await self.close()
         self._conn = await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
@@ -277,6 +285,15 @@ class CostStore(BatchSink[CostRow]):
             (_ts(start), _ts(end), team, team))
         return [(_ms(day), cost) for day, cost in await cur.fetchall()]
 
+    async def daily_by_team(self, start: int, end: int) -> list[tuple[str, int, float]]:
+        """(team, day, cost) of the days starting in ``[start, end)``, by team and day."""
+        cur = await self.conn.execute(
+            """SELECT x_team, "ChargePeriodStart", coalesce(sum("EffectiveCost"), 0)::float8
+               FROM cost_rows WHERE x_granularity = 'day'
+               AND "ChargePeriodStart" >= %s AND "ChargePeriodStart" < %s
+               GROUP BY 1, 2 ORDER BY 1, 2""", (_ts(start), _ts(end)))
+        return [(team, _ms(day), cost) for team, day, cost in await cur.fetchall()]
+
     async def teams(self, start: int, end: int) -> list[str]:
         """Teams with day rows starting in ``[start, end)``."""
         cur = await self.conn.execute(
@@ -325,6 +342,18 @@ class CostStore(BatchSink[CostRow]):
         for scope, record in await cur.fetchall():
             out.setdefault(scope, []).append(record)
         return out
+
+    async def latest_forecasts(self, scope: str | None = None, after: str | None = None,
+                               limit: int = 100) -> list[dict[str, Any]]:
+        """The newest stored forecast of each scope value (or of ``scope``) after
+        ``after``, by scope value."""
+        cur = await self.conn.execute(
+            """SELECT DISTINCT ON (scope_value) record FROM cost_forecasts
+               WHERE (%(s)s::text IS NULL OR scope_value = %(s)s)
+               AND (%(a)s::text IS NULL OR scope_value > %(a)s)
+               ORDER BY scope_value, ts DESC, made_at DESC LIMIT %(n)s""",
+            {"s": scope, "a": after, "n": limit})
+        return [record for (record,) in await cur.fetchall()]
 
     async def close(self) -> None:
         if self._conn is not None:

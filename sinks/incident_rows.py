@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS incidents (
     mttr_ms bigint
 );
 CREATE INDEX IF NOT EXISTS incidents_live ON incidents (due_at) WHERE status <> 'resolved';
+CREATE INDEX IF NOT EXISTS incidents_opened ON incidents (opened_at, incident_id);
 CREATE TABLE IF NOT EXISTS incident_alerts (
     incident_id text NOT NULL,
     fingerprint text NOT NULL,

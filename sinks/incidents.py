@@ -74,6 +74,14 @@ class IncidentStore(BatchSink[TimelineEntry]):
         self._dsn = dsn
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
 
+    @classmethod
+    def reading(cls, conn: psycopg.AsyncConnection[dict[str, Any]]) -> IncidentStore:
+        """The store's reads over ``conn`` (a ``dict_row`` connection its owner keeps
+        and closes, such as the API's pooled one)."""
+        store = cls(dsn="")
+        store._conn = conn
+        return store
+
     async def setup(self) -> None:
         await self.close()
         self._conn = await psycopg.AsyncConnection.connect(
@@ -170,6 +178,25 @@ class IncidentStore(BatchSink[TimelineEntry]):
                                                       "n": limit})
         return [IncidentRow(**r) for r in rows]
 
+    async def incident_page(self, *, status: str | None = None, severity: str | None = None,
+                            resource: str | None = None, since: int | None = None,
+                            until: int | None = None, after: tuple[int, str] | None = None,
+                            limit: int = 100) -> list[IncidentRow]:
+        """Incidents newest first (``opened_at``, then id) after the keyset ``after``,
+        opened in ``[since, until)``; ``resource``: its root cause or an alert's source."""
+        rows = await self._rows(_select(
+            IncidentRow, "FROM incidents i WHERE (%(st)s::text IS NULL OR status = %(st)s) "
+            "AND (%(sv)s::text IS NULL OR severity = %(sv)s) AND (%(r)s::text IS NULL OR "
+            "root = %(r)s OR EXISTS (SELECT 1 FROM incident_alerts a WHERE a.incident_id = "
+            "i.incident_id AND a.source = %(r)s)) AND (%(lo)s::bigint IS NULL OR opened_at >= "
+            "%(lo)s) AND (%(hi)s::bigint IS NULL OR opened_at < %(hi)s) AND (%(at)s::bigint IS "
+            "NULL OR (opened_at, incident_id) < (%(at)s, %(id)s::text)) "
+            "ORDER BY opened_at DESC, incident_id DESC LIMIT %(n)s", alias="i"),
+            {"st": status, "sv": severity, "r": resource, "lo": since, "hi": until,
+             "at": after[0] if after else None, "id": after[1] if after else None,
+             "n": limit})
+        return [IncidentRow(**r) for r in rows]
+
     async def due(self, now: int) -> list[IncidentRow]:
         """Incidents whose group wait is over (pending), or grown ones whose group
         interval is (``changed``), oldest due first."""
@@ -199,10 +226,12 @@ class IncidentStore(BatchSink[TimelineEntry]):
             (incident_id,))
         return [AlertRow(**r) for r in rows]
 
-    async def timeline(self, incident_id: str) -> list[TimelineEntry]:
+    async def timeline(self, incident_id: str, limit: int | None = None
+                       ) -> list[TimelineEntry]:
+        """The timeline of ``incident_id``, oldest first (its first ``limit`` entries)."""
         rows = await self._rows(
             "SELECT key, incident_id, at, kind, detail FROM incident_timeline "
-            "WHERE incident_id = %s ORDER BY at, key", (incident_id,))
+            "WHERE incident_id = %s ORDER BY at, key LIMIT %s", (incident_id, limit))
         return [TimelineEntry(**r) for r in rows]
 
     # -- remediations -----------------------------------------------------------------

@@ -4,4 +4,4 @@ from __future__ import annotations
 
 #: Modules under ``dharma.api.routes`` whose ``router`` is mounted under ``/api/v1``
 #: behind :func:`dharma.api.auth.authorize`.
-ROUTE_MODULES: tuple[str, ...] = ()
+ROUTE_MODULES: tuple[str, ...] = ("incidents", "decisions", "cmdb", "cost")

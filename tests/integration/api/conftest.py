@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -26,3 +26,29 @@ def api(api_server: ApiServer) -> Iterator[httpx.Client]:
     """An HTTP client of the module's API server (no token)."""
     with httpx.Client(base_url=api_server.url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def reader(api_server: ApiServer) -> Iterator[httpx.Client]:
+    """A client of the module's API server holding a token that may read every endpoint."""
+    with httpx.Client(base_url=api_server.url, timeout=30,
+                      headers={"Authorization": "Bearer test"}) as client:
+        yield client
+
+
+def walk_pages(client: httpx.Client, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a list endpoint, following ``next`` from the first page."""
+    items: list[dict[str, Any]] = []
+    while True:
+        answer = client.get(path, params=params)
+        assert answer.status_code == 200, answer.text
+        items += answer.json()["items"]
+        if answer.json()["next"] is None:
+            return items
+        params["cursor"] = answer.json()["next"]
+
+
+@pytest.fixture(scope="session")
+def walk() -> Callable[..., list[dict[str, Any]]]:
+    """:func:`walk_pages`: ``walk(client, path, **params)``."""
+    return walk_pages
