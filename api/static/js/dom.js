@@ -61,11 +61,25 @@ export function formatNumber(value, digits = 2) {
     ? value.toLocaleString("en", { maximumFractionDigits: digits }) : "";
 }
 
-/** `fn` called at most once per `ms` (trailing call kept). */
+/** `fn` called once input has paused for `ms` (typing in a search box). */
 export function debounce(fn, ms) {
   let timer = null;
   return (...args) => {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/** `fn` called at most once per `ms`, `ms` after the first call of a burst (a steady
+ * stream of events still gets its refreshes, unlike with `debounce`). */
+export function throttle(fn, ms) {
+  let timer = null;
+  return () => {
+    if (timer === null) {
+      timer = setTimeout(() => {
+        timer = null;
+        fn();
+      }, ms);
+    }
   };
 }

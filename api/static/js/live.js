@@ -9,14 +9,14 @@ const BACKOFF_MS = [1000, 2000, 4000, 8000, 15000, 30000];
 export class LiveStream {
   /**
    * @param {ApiClient} api the client (URL, headers, refusal reporting)
-   * @param {object} options kinds, bufferSize, onStatus(state, detail)
+   * @param {object} options kinds (null: every kind permitted), bufferSize,
+   *   onStatus(state, detail)
    */
-  constructor(api, { kinds, bufferSize = 2000, onStatus = () => {} }) {
+  constructor(api, { kinds = null, bufferSize = 2000, onStatus = () => {} }) {
     this.api = api;
     this.kinds = kinds;
     this.bufferSize = bufferSize;
     this.onStatus = onStatus;
-    this.filters = {};
     this.handlers = new Map();
     this.buffer = [];
     this.dropped = 0;
@@ -29,12 +29,6 @@ export class LiveStream {
   /** Call `handler(records)` with each frame's batch of `kind` events. */
   on(kind, handler) {
     this.handlers.set(kind, [...(this.handlers.get(kind) || []), handler]);
-  }
-
-  /** Reconnect with server-side `filters` (severity, resource, user). */
-  setFilters(filters) {
-    this.filters = filters;
-    if (this.controller) this.start();
   }
 
   start() {
@@ -65,7 +59,7 @@ export class LiveStream {
   }
 
   async read(signal) {
-    const url = this.api.url("/live", { kinds: this.kinds.join(","), ...this.filters });
+    const url = this.api.url("/live", { kinds: this.kinds && this.kinds.join(",") });
     const response = await fetch(url, {
       signal, headers: this.api.headers({ Accept: "text/event-stream" }), cache: "no-store",
     });

@@ -12,8 +12,7 @@ import { IncidentsPanel } from "./panels/incidents.js";
 import { PipelinePanel } from "./panels/pipeline.js";
 import { SeriesPanel } from "./panels/series.js";
 
-const KINDS = ["alert", "incident", "remediation", "decision", "prediction"];
-const REFRESH_S = { pipeline: 5, incidents: 15, decisions: 15, alerts: 60, cost: 120 };
+const REFRESH_S = { pipeline: 5, incidents: 15, decisions: 15, alerts: 60, cmdb: 60, cost: 120 };
 
 const part = (id) => byTestId(document, id);
 
@@ -48,13 +47,12 @@ function refused(error) {
   }
 }
 
-function panels(api, live) {
+function panels(api) {
   const section = (name) => part(`panel-${name}`);
   const incidents = new IncidentsPanel(section("incidents"), api);
   const alerts = new AlertsPanel(section("alerts"), api,
     { onSelect: (alert) => incidents.showForResource(alert.resource ?? alert.source) });
-  const decisions = new DecisionsPanel(section("decisions"), api,
-    { onFilter: (user) => live.setFilters(user ? { user } : {}) });
+  const decisions = new DecisionsPanel(section("decisions"), api);
   return { alerts, incidents, decisions, series: new SeriesPanel(section("series"), api),
     cmdb: new CmdbPanel(section("cmdb"), api), cost: new CostPanel(section("cost"), api),
     pipeline: new PipelinePanel(section("pipeline"), api) };
@@ -76,10 +74,6 @@ function liveStatus(live) {
     badge.textContent = state === "open"
       ? `live · ${live.received} events${live.dropped ? ` · ${live.dropped} dropped` : ""}`
       : state === "retrying" ? `live: reconnecting (${explain(error)})` : "live: connecting";
-    // a role without decisions still gets the other kinds
-    if (error && error.status === 403 && live.kinds.includes("decision")) {
-      live.kinds = live.kinds.filter((k) => k !== "decision");
-    }
   };
 }
 
@@ -96,8 +90,9 @@ async function main() {
     for (const panel of Object.values(all)) panel.load();
     live.start();
   });
-  const live = new LiveStream(api, { kinds: KINDS, bufferSize: 2000 });
-  const all = panels(api, live);
+  // no kinds asked: the stream carries every kind the token may see
+  const live = new LiveStream(api, { bufferSize: 2000 });
+  const all = panels(api);
   live.onStatus = liveStatus(live);
   connect(live, all);
   await Promise.all(Object.values(all).map((panel) => panel.load()));

@@ -6,7 +6,8 @@ import { stackedBars } from "../charts/bars.js";
 import { lineChart } from "../charts/line.js";
 import { Panel, secondsAgo } from "../panel.js";
 
-const DAY_MS = 86_400_000;
+/** A day (epoch ms or ISO date) as MM-DD. */
+const dayLabel = (day) => new Date(toMs(day)).toISOString().slice(5, 10);
 
 export class CostPanel extends Panel {
   constructor(root, api) {
@@ -33,11 +34,12 @@ export class CostPanel extends Panel {
   }
 
   drawTeams({ currency, teams }) {
-    const days = [...new Set(teams.flatMap((t) => t.days.map((d) => d.day)))].sort();
+    const days = [...new Set(teams.flatMap((t) => t.days.map((d) => d.day)))]
+      .sort((a, b) => toMs(a) - toMs(b));
     this.history = new Map(teams.map((t) => [t.team, t.days]));
     replace(this.part("cost-teams-area"), days.length ? stackedBars({
       testid: "cost-teams-chart", label: `daily cost by team (${currency})`,
-      categories: days.map((d) => String(d).slice(5, 10)),
+      categories: days.map(dayLabel),
       stacks: teams.map((t, i) => {
         const byDay = new Map(t.days.map((d) => [d.day, d.cost]));
         return { name: t.team, className: `c${i % 8}`, values: days.map((d) => byDay.get(d) || 0) };
@@ -58,16 +60,23 @@ export class CostPanel extends Panel {
       replace(this.part("cost-forecast-area"), el("p", { class: "empty", text: "no forecast yet" }));
       return;
     }
-    const team = forecast.scope.replace(/^team[:/]/, "");
-    const past = (this.history.get(team) || []).map((d) => ({ x: toMs(d.day), y: d.cost }));
+    const past = this.actual(forecast.scope);
     const ahead = forecast.points.map((p) => ({ x: toMs(p.day), mean: p.mean, lower: p.lower, upper: p.upper }));
     replace(this.part("cost-forecast-area"), lineChart({
       testid: "cost-forecast-chart", label: `forecast of ${forecast.scope}`,
-      xFormat: (ms) => new Date(ms).toISOString().slice(5, 10),
+      xFormat: dayLabel,
       lines: [{ name: "actual", points: past },
         { name: "forecast", className: "forecast", points: ahead.map((p) => ({ x: p.x, y: p.mean })) }],
       band: ahead,
     }));
+  }
+
+  /** Daily spend of `scope`: a team's, or the estate's (`*`) summed over teams. */
+  actual(scope) {
+    const days = scope === "*" ? [...this.history.values()].flat() : this.history.get(scope) || [];
+    const byDay = new Map();
+    for (const d of days) byDay.set(toMs(d.day), (byDay.get(toMs(d.day)) || 0) + d.cost);
+    return [...byDay].sort((a, b) => a[0] - b[0]).map(([x, y]) => ({ x, y }));
   }
 
   drawBudgets(budgets, currency) {

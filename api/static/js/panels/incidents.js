@@ -1,7 +1,7 @@
 // Incidents and the timeline of the selected one: root cause, guards, actions,
 // verification, escalations, as the healing store recorded them.
 
-import { debounce, el, formatTime, replace } from "../dom.js";
+import { el, formatTime, replace, throttle } from "../dom.js";
 import { Panel } from "../panel.js";
 
 const idOf = (incident) => incident.incident_id ?? incident.id;
@@ -14,7 +14,7 @@ export class IncidentsPanel extends Panel {
     this.status = this.part("incidents-status");
     this.status.addEventListener("change", () => this.load());
     this.selected = null;
-    this.reload = debounce(() => this.refresh(), 1000);
+    this.reload = throttle(() => this.refresh(), 1000);
   }
 
   async load() {
@@ -45,7 +45,7 @@ export class IncidentsPanel extends Panel {
     }, [
       el("span", { class: "badge", text: incident.severity }),
       el("span", { class: "status", text: incident.status }),
-      el("span", { class: "resource", text: incident.root_cause ?? incident.resource ?? incident.resource_id ?? "" }),
+      el("span", { class: "resource", text: incident.root ?? incident.root_cause ?? "" }),
       el("span", { class: "summary", text: incident.title ?? incident.category ?? "" }),
       el("time", { text: formatTime(incident.opened_at ?? incident.ts) }),
     ]);
@@ -75,7 +75,7 @@ export class IncidentsPanel extends Panel {
     return el("div", { "data-testid": "incident-timeline", "data-incident-id": idOf(incident) }, [
       el("h3", { text: `${incident.title ?? incident.category ?? "incident"} — ${incident.status}` }),
       el("p", { class: "meta", text: [
-        incident.root_cause && `root cause ${incident.root_cause}`,
+        (incident.root ?? incident.root_cause) && `root cause ${incident.root ?? incident.root_cause}`,
         incident.category, incident.severity,
         incident.confidence != null && `confidence ${Number(incident.confidence).toFixed(2)}`,
       ].filter(Boolean).join(" · ") }),

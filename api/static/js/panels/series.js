@@ -93,8 +93,8 @@ export class SeriesPanel extends Panel {
       }
       const s = this.selected;
       if (s && p.source === s.resource && p.metric === s.metric) {
-        s.points.push({ ts: p.ts, value: p.value, score: p.anomaly_score, lower: null,
-          upper: null, anomaly: p.is_anomaly });
+        s.points.push({ ts: p.ts, value: p.value, score: p.anomaly_score,
+          expected: p.expected ?? null, lower: null, upper: null, anomaly: p.is_anomaly });
         if (s.warmup && p.warming_up === false) s.warmup.warm = true;
         grew = true;
       }
@@ -119,7 +119,9 @@ export class SeriesPanel extends Panel {
           : `warming up: ${warmup.seen ?? 0} of ${warmup.needed ?? "?"} samples` }),
       lineChart({
         testid: "series-chart", label: `${s.resource} ${s.metric}`,
-        lines: [{ name: "value", points: points.map((p) => ({ x: p.x, y: p.value })) }],
+        lines: [{ name: "value", points: points.map((p) => ({ x: p.x, y: p.value })) },
+          { name: "expected", className: "expected",
+            points: points.map((p) => ({ x: p.x, y: p.expected ?? null })) }],
         band: points.map((p) => ({ x: p.x, lower: p.lower, upper: p.upper })),
         markers: anomalies.map((p) => ({ x: p.x, y: p.value,
           title: `anomaly at ${formatTime(p.x)}: ${formatNumber(p.value)} (score ${formatNumber(p.score)})` })),
@@ -135,14 +137,9 @@ export class SeriesPanel extends Panel {
   }
 }
 
-/** The span of `points` scored before the detector was warm (null when none shown). */
-function warmupSpan(points, { warm, seen, needed }) {
-  if (!points.length) return null;
-  const last = points[points.length - 1].x;
-  if (!warm) return { from: points[0].x, to: last, label: "warming up" };
-  if (!Number.isFinite(seen) || !Number.isFinite(needed)) return null;
-  // the window holds the last points.length of `seen` samples; the first `needed` warmed up
-  const firstWarm = needed - (seen - points.length);
-  if (firstWarm <= 0) return null;
-  return { from: points[0].x, to: points[Math.min(firstWarm, points.length - 1)].x, label: "warm-up" };
+/** The span shaded as warm-up: the whole window while the detector is not yet warm
+(the API tells how many samples it has seen, not where warm-up ended once it is over). */
+function warmupSpan(points, { warm }) {
+  if (warm || !points.length) return null;
+  return { from: points[0].x, to: points[points.length - 1].x, label: "warming up" };
 }
