@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from dharma.api.auth import authorize
 from dharma.api.context import ApiContext
+from dharma.api.live_state import open_live
 from dharma.api.routes import ROUTE_MODULES
 from dharma.streams.settings import Settings
 
@@ -26,6 +27,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        open_live(context)
         try:
             yield
         finally:

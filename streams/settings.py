@@ -452,6 +452,20 @@ class ApiSettings(BaseSettings):
     live_buffer: int = Field(
         1000, ge=1, description="DHARMA_API_LIVE_BUFFER: events held per live subscriber; "
         "a slower subscriber loses the oldest (counted), never slows the pipeline.")
+    lookback_s: int = Field(
+        3600, ge=0, description="DHARMA_API_LOOKBACK_S: how far back the API's feed reads "
+        "its topics when it starts, to rebuild its live views.")
+    lookback_records: int = Field(
+        100_000, ge=0, description="DHARMA_API_LOOKBACK_RECORDS: at most this many records "
+        "per partition read back on start (a broker that ignores times is still bounded).")
+    series_points: int = Field(
+        240, ge=2, le=100_000, description="DHARMA_API_SERIES_POINTS: points kept per series.")
+    max_series: int = Field(
+        20_000, ge=1, description="DHARMA_API_MAX_SERIES: series held; the least recently "
+        "updated is forgotten beyond it.")
+    max_alerts: int = Field(
+        10_000, ge=1, description="DHARMA_API_MAX_ALERTS: alerts held (latest state per "
+        "fingerprint); the least recently updated is forgotten beyond it.")
 
 
 class StackSettings(BaseSettings):

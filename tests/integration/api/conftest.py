@@ -52,3 +52,9 @@ def walk_pages(client: httpx.Client, path: str, **params: Any) -> list[dict[str,
 def walk() -> Callable[..., list[dict[str, Any]]]:
     """:func:`walk_pages`: ``walk(client, path, **params)``."""
     return walk_pages
+
+
+@pytest.fixture(scope="module")
+def admin_headers() -> dict[str, str]:
+    """The header of an admin token (placeholder until the access slice issues real ones)."""
+    return {"Authorization": "Bearer test-admin"}
