@@ -12,7 +12,8 @@ import { IncidentsPanel } from "./panels/incidents.js";
 import { PipelinePanel } from "./panels/pipeline.js";
 import { SeriesPanel } from "./panels/series.js";
 
-const REFRESH_S = { pipeline: 5, incidents: 15, decisions: 15, alerts: 60, cmdb: 60, cost: 120 };
+const REFRESH_S = { pipeline: 5, incidents: 15, decisions: 15, series: 30, alerts: 60, cmdb: 60,
+  cost: 120 };
 
 const part = (id) => byTestId(document, id);
 
@@ -97,7 +98,7 @@ async function main() {
   connect(live, all);
   await Promise.all(Object.values(all).map((panel) => panel.load()));
   for (const [name, seconds] of Object.entries(REFRESH_S)) {
-    setInterval(() => { if (!document.hidden) all[name].load(); }, seconds * 1000);
+    setInterval(() => { if (!document.hidden) all[name].periodic(); }, seconds * 1000);
   }
   document.body.dataset.ready = "true";
 }

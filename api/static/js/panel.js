@@ -24,6 +24,11 @@ export class Panel {
     }
   }
 
+  /** What the page's timer calls: a fresh load, unless a panel knows better. */
+  periodic() {
+    return this.load();
+  }
+
   showError(error) {
     if (!this.errorLine) return;
     this.errorLine.textContent = error ? explain(error) : "";

@@ -49,8 +49,8 @@ export function stackedBars(spec) {
 
 /** Horizontal bars: items [{label, value, className}], longest first as given. */
 export function horizontalBars(spec) {
-  const { items, width = 320, rowHeight = 18 } = spec;
-  const labelWidth = 140;
+  const { items, width = 560, rowHeight = 18 } = spec;
+  const labelWidth = 200;
   const top = Math.max(1, ...items.map((i) => i.value));
   const x = linear([0, top], [labelWidth, width - 40]);
   const height = Math.max(rowHeight, items.length * rowHeight) + 4;
@@ -60,7 +60,7 @@ export function horizontalBars(spec) {
     const yTop = i * rowHeight + 2;
     root.append(svg("g", { "data-testid": "hbar", "data-label": item.label }, [
       svg("text", { x: labelWidth - 4, y: yTop + rowHeight * 0.7, "text-anchor": "end",
-        text: truncate(item.label, 22) }, [svg("title", { text: item.label })]),
+        text: truncate(item.label, 32) }, [svg("title", { text: item.label })]),
       svg("rect", { class: `bar ${item.className || ""}`, x: labelWidth, y: yTop + 2,
         width: Math.max(1, x(item.value) - labelWidth), height: rowHeight - 5 }),
       svg("text", { x: x(item.value) + 4, y: yTop + rowHeight * 0.7, text: formatNumber(item.value) }),

@@ -84,15 +84,14 @@ export class IncidentsPanel extends Panel {
       }, [
         el("time", { text: formatTime(entry.ts) }),
         el("span", { class: "kind", text: entry.kind.replace("_", " ") }),
-        el("span", { class: "summary", text: entry.summary ?? "" }),
-        detailText(entry.detail),
+        el("span", { class: "summary", text: entry.summary ?? "", title: detailText(entry.detail) }),
       ]))),
     ]);
   }
 }
 
+/** An entry's recorded detail, shown on hover. */
 function detailText(detail) {
   if (detail === null || detail === undefined || detail === "") return null;
-  const text = typeof detail === "string" ? detail : JSON.stringify(detail);
-  return el("span", { class: "detail", text });
+  return typeof detail === "string" ? detail : JSON.stringify(detail, null, 1);
 }

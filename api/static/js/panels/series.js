@@ -4,7 +4,7 @@
 
 import { debounce, el, formatNumber, formatTime, replace, toMs } from "../dom.js";
 import { lineChart } from "../charts/line.js";
-import { Panel, secondsAgo } from "../panel.js";
+import { Panel } from "../panel.js";
 
 const PAGE = 50;
 const POINTS_KEPT = 2000;
@@ -23,6 +23,7 @@ export class SeriesPanel extends Panel {
     this.rows = new Map();
     this.next = null;
     this.selected = null;
+    this.held = new Set();
   }
 
   filters() {
@@ -33,6 +34,11 @@ export class SeriesPanel extends Panel {
     this.rows.clear();
     replace(this.list);
     await this.page(null);
+  }
+
+  /** On the timer: the first page again, unless the reader has paged further. */
+  periodic() {
+    return this.list.children.length <= PAGE ? this.load() : null;
   }
 
   async loadMore() {
@@ -71,9 +77,10 @@ export class SeriesPanel extends Panel {
 
   async select(seriesId) {
     await this.guard(async () => {
-      const series = await this.api.get(`/series/${encodeURIComponent(seriesId)}/points`,
-        { since: secondsAgo(6 * 3600) });
+      // every point the API holds: event time may run far behind the wall clock (replays)
+      const series = await this.api.get(`/series/${encodeURIComponent(seriesId)}/points`);
       this.selected = series;
+      this.held = new Set(series.points.map((p) => toMs(p.ts)));
       for (const row of this.list.children) {
         row.classList.toggle("selected", row.dataset.seriesId === seriesId);
       }
@@ -92,7 +99,8 @@ export class SeriesPanel extends Panel {
         row.querySelector(".score").textContent = formatNumber(p.anomaly_score);
       }
       const s = this.selected;
-      if (s && p.source === s.resource && p.metric === s.metric) {
+      if (s && p.source === s.resource && p.metric === s.metric && !this.held.has(toMs(p.ts))) {
+        this.held.add(toMs(p.ts)); // a point both read and streamed is drawn once
         s.points.push({ ts: p.ts, value: p.value, score: p.anomaly_score,
           expected: p.expected ?? null, lower: null, upper: null, anomaly: p.is_anomaly });
         if (s.warmup && p.warming_up === false) s.warmup.warm = true;
@@ -100,7 +108,8 @@ export class SeriesPanel extends Panel {
       }
     }
     if (grew) {
-      this.selected.points.splice(0, Math.max(0, this.selected.points.length - POINTS_KEPT));
+      const gone = this.selected.points.splice(0, Math.max(0, this.selected.points.length - POINTS_KEPT));
+      for (const p of gone) this.held.delete(toMs(p.ts));
       this.draw();
     }
   }
