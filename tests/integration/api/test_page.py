@@ -130,6 +130,9 @@ def test_the_token_comes_from_the_fragment_and_leaves_the_url(demo: Demo) -> Non
     assert "token" not in page.url, "the fragment is cleared once the token is read"
     assert page.evaluate("sessionStorage.getItem('dharma.token')") == demo.token
     page.wait_for_selector('[data-testid="live-status"][data-state="open"]')
+    refused = page.eval_on_selector_all('[data-testid="panel-error"]:not([hidden])',
+                                        "lines => lines.map(l => l.textContent)")
+    assert refused == [], "every panel answered its first, concurrent, requests"
 
 
 def test_a_firing_alert_shows_within_30s_of_the_injected_incident(demo: Demo, poll: Any) -> None:
