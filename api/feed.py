@@ -15,8 +15,10 @@ subscribers (the embedded broker lists an end short of its last record batch, so
 few of the newest records read back may be sent live too).
 
 A record that does not decode is counted and passed over (the workers dead-letter
-their input; this is a reader).  The thread never waits on a subscriber
-(:meth:`~dharma.api.hub.Hub.publish_threadsafe`).
+their input; this is a reader).  A schema registry that cannot be reached is not the
+record's fault: the consumer is closed and the feed reads back again later (after 2 s,
+doubling up to 30 s while it fails), so nothing is lost from the views.  The thread
+never waits on a subscriber (:meth:`~dharma.api.hub.Hub.publish_threadsafe`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dharma.api.views import LiveViews
 from dharma.schemas import DLQ_SUFFIX
 from dharma.streams.admin import registry_client
 from dharma.streams.codec import AvroWire
+from dharma.streams.errors import DecodeError
 from dharma.streams.settings import Settings
 from dharma.streams.topics import (
     ALERTS,
@@ -57,6 +60,7 @@ BATCH = 500
 POLL_S = 0.2
 #: Wait before reading back again after the consumer failed; topics looked for again.
 RETRY_S = 2.0
+MAX_RETRY_S = 30.0
 METADATA_EVERY_S = 30.0
 TIMEOUT_S = 10.0
 
@@ -85,6 +89,8 @@ class Feed:
         self.caught_up = threading.Event()
         #: Records passed over because they did not decode, or did not fit their view.
         self.undecodable = 0
+        #: Times the consumer failed (broker or registry away) and the feed read back again.
+        self.restarts = 0
 
     def start(self) -> Feed:
         self._stop.clear()
@@ -101,12 +107,15 @@ class Feed:
     close = stop
 
     def _run(self) -> None:
+        wait = RETRY_S
         while not self._stop.is_set():
             try:
                 self._follow()
-            except Exception:  # a broken consumer: read back again rather than go silent
-                logger.exception("api feed failed; reading back again in %.0f s", RETRY_S)
-                self._stop.wait(RETRY_S)
+            except Exception:  # broker or registry away: read back again, losing nothing
+                self.restarts += 1
+                wait = RETRY_S if self.caught_up.is_set() else min(2 * wait, MAX_RETRY_S)
+                logger.exception("api feed failed; reading back again in %.0f s", wait)
+                self._stop.wait(wait)
 
     def _consumer(self) -> Consumer:
         return Consumer({
@@ -191,9 +200,9 @@ class Feed:
         """Put one record in its view; its live event when ``live`` and anyone listens."""
         topic = msg.topic() or ""
         self.metrics.records.labels(topic).inc()
-        try:
+        try:  # a registry that is away raises past this: the feed reads back again later
             record = self._wire.decode(self._specs[topic].value_subject, msg.value())
-        except Exception:  # whatever the bytes (or a registry away), the reader goes on
+        except DecodeError:
             self._passed_over(topic)
             return None
         if live:

@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 TIMEOUT_S = 10.0
 #: Groups looked at (one OffsetFetch each); more are left out and said so.
-MAX_GROUPS = 100
+MAX_GROUPS = 500
+#: Groups of our readers, which assign partitions and never commit: not looked at.
+READER_GROUPS = ("dharma-tail-", "dharma-api-feed-")
 
 Ends = dict[tuple[str, int], int]
 Committed = dict[str, dict[tuple[str, int], int]]
@@ -52,7 +54,7 @@ def _listed_ends(admin: AdminClient) -> Ends:
 def _committed(admin: AdminClient, topics: set[str]) -> tuple[Committed, list[str]]:
     """Committed offsets of every group on ``topics``; notes on what was left out."""
     listed = admin.list_consumer_groups(request_timeout=TIMEOUT_S).result()
-    groups = sorted(g.group_id for g in listed.valid)
+    groups = sorted(g.group_id for g in listed.valid if not g.group_id.startswith(READER_GROUPS))
     notes = [f"{len(groups) - MAX_GROUPS} consumer groups left out"] if len(groups) > MAX_GROUPS \
         else []
     committed: Committed = {}

@@ -4,7 +4,7 @@ A series is ``source|metric`` (the anomaly worker's key).  Each keeps its last
 ``capacity`` points as columns of typed arrays (timestamps as int64, values and
 expected values as float64, scores as float32, anomaly flags as bytes: about 30
 bytes a point, no object per point), so 10,000 series of 240 points hold about
-70 MB.  Beyond ``max_series`` the least recently updated series is forgotten.
+75 MB.  Beyond ``max_series`` the least recently updated series is forgotten.
 
 >>> view = SeriesView(capacity=3, max_series=2, warmup_needed=150)
 >>> for ts in (1, 2, 3, 4):
@@ -63,8 +63,8 @@ class SeriesRing:
     ([2, 3], 1)
     """
 
-    __slots__ = ("_anomaly", "_expected", "_head", "_score", "_ts", "_value", "anomalies",
-                 "capacity")
+    __slots__ = ("_anomaly", "_expected", "_head", "_latest", "_score", "_ts", "_value",
+                 "anomalies", "capacity")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -74,6 +74,7 @@ class SeriesRing:
         self._expected = array("d")  # NaN: the detector had no baseline yet
         self._anomaly = bytearray()
         self._head = 0  # once full, where the oldest point is (the next to overwrite)
+        self._latest = -(2**63)  # the newest time held: a newer point needs no search
         #: Anomalies among the points held.
         self.anomalies = 0
 
@@ -82,12 +83,13 @@ class SeriesRing:
 
     def holds(self, ts: int) -> bool:
         """Whether a point at ``ts`` is held (a record read twice is one point)."""
-        return ts in self._ts
+        return ts <= self._latest and ts in self._ts
 
     def append(self, ts: int, value: float, score: float, expected: float | None,
                anomaly: bool) -> None:
         """Add the newest point, overwriting the oldest when full."""
         band = math.nan if expected is None else expected
+        self._latest = max(self._latest, ts)
         if len(self._ts) < self.capacity:
             self._ts.append(ts)
             self._value.append(value)

@@ -12,6 +12,9 @@ from dharma.streams.settings import Settings
 
 __all__ = ["ApiServer"]
 
+#: Seconds requests get to finish when the server stops (live streams are then closed).
+SHUTDOWN_GRACE_S = 5
+
 
 class ApiServer:
     """The API on ``host:port``; ``start()`` serves on a daemon thread, ``run()`` here."""
@@ -21,7 +24,9 @@ class ApiServer:
         config = uvicorn.Config(
             create_app(settings), host=host or settings.api.host,
             port=settings.api.port if port is None else port,
-            log_level="warning", access_log=False, lifespan="on")
+            log_level="warning", access_log=False, lifespan="on",
+            # live streams never finish by themselves: end them after this long
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

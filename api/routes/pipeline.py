@@ -28,6 +28,7 @@ async def pipeline_health(state: State) -> dict[str, Any]:
         "dead_letters": views.dead_letters.rows(),
         "live": {"subscribers": state.hub.subscribers, "dropped": state.hub.dropped},
         "feed": {"caught_up": feed.caught_up.is_set(), "undecodable": feed.undecodable,
+                 "restarts": feed.restarts,
                  "alerts": len(views.alerts), "series": len(views.series),
                  "evicted": {"alerts": views.alerts.evicted, "series": views.series.evicted}},
     }

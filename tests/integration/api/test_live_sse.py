@@ -3,6 +3,7 @@ loses the oldest events (counted) and slows nobody else; disconnects clean up.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -67,7 +68,8 @@ class Subscriber:
         """Hang up (a socket closed while another thread reads it stays open until that
         read returns: shut it down first, as a browser closing the tab does)."""
         sock = self.response.extensions["network_stream"].get_extra_info("socket")
-        sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):  # the server hung up first
+            sock.shutdown(socket.SHUT_RDWR)
         self._thread.join(10)
         self._stream.__exit__(None, None, None)
         self._client.close()
@@ -177,3 +179,15 @@ def test_a_bad_subscription_is_a_422(api: httpx.Client, admin_headers: dict[str,
 
 def test_live_needs_a_token(api: httpx.Client) -> None:
     assert api.get("/api/v1/live").status_code == 401
+
+
+def test_the_server_stops_with_subscribers_connected(
+        settings: Any, admin_headers: dict[str, str], poll: Any) -> None:
+    server = ApiServer(settings, host="127.0.0.1", port=0).start()
+    sub = Subscriber(server.url, admin_headers, kinds="alert")
+    try:
+        poll(lambda: sub.comments, "the subscription is open")
+        server.stop()
+        poll(lambda: not sub._thread.is_alive(), "the stream ends with the server")
+    finally:
+        sub.close()
