@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
+from cachetools import TTLCache
 from fastapi import Depends, HTTPException, Query, Request
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -57,6 +58,8 @@ Time = Annotated[str | None, Query(pattern=TIME_PATTERN, max_length=40, descript
 NAME_PATTERN = r"^[\w.:@/*-]{1,200}$"
 #: An id or name filter's parameter.
 Name = Annotated[str | None, Query(pattern=NAME_PATTERN)]
+#: The last epoch ms a time filter may name (9999-12-31T23:59:59.999Z).
+MAX_EPOCH_MS = 253_402_300_799_999
 #: Longest wait for a PostgreSQL connection before answering 503.
 CONNECT_TIMEOUT_S = 5.0
 _MAC_BYTES = 16
@@ -70,12 +73,14 @@ def epoch_ms(text: str | None, name: str) -> int | None:
     """
     if text is None:
         return None
-    if text.isdigit():
-        return int(text)
     try:
-        return int(datetime.fromisoformat(text).timestamp() * 1000)
-    except ValueError:
-        raise HTTPException(422, f"{name}: {text!r} is not a time ({TIME_HELP})") from None
+        ms = int(text) if text.isdigit() else int(datetime.fromisoformat(text).timestamp() * 1000)
+    except (ValueError, OverflowError):
+        ms = -1
+    if not 0 <= ms <= MAX_EPOCH_MS:
+        raise HTTPException(422, f"{name}: {text!r} is not a time from 1970 to 9999 "
+                                 f"({TIME_HELP})")
+    return ms
 
 
 class Cursors:
@@ -129,8 +134,7 @@ class Stores:
         self._prepared: set[str] = set()
         self._lock = asyncio.Lock()
         self._graph: Graph | None = None
-        #: Answers a route keeps for a while: name → (``time.monotonic()``, value).
-        self.memo: dict[str, tuple[float, Any]] = {}
+        self._caches: dict[str, TTLCache[Any, Any]] = {}
 
     def postgres(self, tables: str,
                  prepare: Callable[[psycopg.AsyncConnection[Any]], Any] | None = None,
@@ -139,6 +143,12 @@ class Stores:
         after ``prepare(conn)`` created the tables named ``tables`` (once per process: the
         sink's own idempotent DDL)."""
         return _Borrowed(self, tables, prepare, rows)
+
+    def cache(self, name: str, ttl_s: float, size: int = 256) -> TTLCache[Any, Any]:
+        """The process's cache ``name`` of answers kept ``ttl_s`` (at most ``size``)."""
+        if name not in self._caches:
+            self._caches[name] = TTLCache(maxsize=size, ttl=ttl_s)
+        return self._caches[name]
 
     def graph(self) -> Graph:
         """The CMDB graph client (FalkorDB's protocol, or Bolt in a thread)."""

@@ -285,13 +285,15 @@ class CostStore(BatchSink[CostRow]):
             (_ts(start), _ts(end), team, team))
         return [(_ms(day), cost) for day, cost in await cur.fetchall()]
 
-    async def daily_by_team(self, start: int, end: int) -> list[tuple[str, int, float]]:
-        """(team, day, cost) of the days starting in ``[start, end)``, by team and day."""
+    async def daily_by_team(self, start: int, end: int, limit: int | None = None
+                            ) -> list[tuple[str, int, float]]:
+        """(team, day, cost) of the days starting in ``[start, end)``, by team and day
+        (the first ``limit``)."""
         cur = await self.conn.execute(
             """SELECT x_team, "ChargePeriodStart", coalesce(sum("EffectiveCost"), 0)::float8
                FROM cost_rows WHERE x_granularity = 'day'
                AND "ChargePeriodStart" >= %s AND "ChargePeriodStart" < %s
-               GROUP BY 1, 2 ORDER BY 1, 2""", (_ts(start), _ts(end)))
+               GROUP BY 1, 2 ORDER BY 1, 2 LIMIT %s""", (_ts(start), _ts(end), limit))
         return [(team, _ms(day), cost) for team, day, cost in await cur.fetchall()]
 
     async def teams(self, start: int, end: int) -> list[str]:
@@ -344,16 +346,16 @@ class CostStore(BatchSink[CostRow]):
         return out
 
     async def latest_forecasts(self, scope: str | None = None, after: str | None = None,
-                               limit: int = 100) -> list[dict[str, Any]]:
-        """The newest stored forecast of each scope value (or of ``scope``) after
-        ``after``, by scope value."""
+                               limit: int = 100) -> list[tuple[str, Any]]:
+        """(scope value, record) of the newest stored forecast of each scope value (or of
+        ``scope``) after ``after``, by scope value."""
         cur = await self.conn.execute(
-            """SELECT DISTINCT ON (scope_value) record FROM cost_forecasts
+            """SELECT DISTINCT ON (scope_value) scope_value, record FROM cost_forecasts
                WHERE (%(s)s::text IS NULL OR scope_value = %(s)s)
                AND (%(a)s::text IS NULL OR scope_value > %(a)s)
                ORDER BY scope_value, ts DESC, made_at DESC LIMIT %(n)s""",
             {"s": scope, "a": after, "n": limit})
-        return [record for (record,) in await cur.fetchall()]
+        return [(value, record) for value, record in await cur.fetchall()]
 
     async def close(self) -> None:
         if self._conn is not None:

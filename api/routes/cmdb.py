@@ -29,7 +29,7 @@ async def assets(
     page: Annotated[Page, Depends(paged(str))], store: StoresDep,
     asset_type: Annotated[str | None, Query(alias="type", pattern=NAME_PATTERN)] = None,
     team: Name = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=100,
+    q: Annotated[str | None, Query(pattern=r"^[^\x00-\x1f\x7f]{1,100}$",
                                    description="Part of the id or name (any case).")] = None,
 ) -> dict[str, Any]:
     """Live assets by id (placeholders, named only by an edge, left out)."""

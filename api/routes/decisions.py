@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from dharma.api.queries import Name, Page, StoresDep, Time, answer_503, epoch_ms, paged
+from dharma.api.queries import Name, Page, Stores, StoresDep, Time, answer_503, epoch_ms, paged
 from dharma.sinks.audit import create_audit_table, decision_page, decision_summary
 
 __all__ = ["router"]
@@ -23,6 +23,9 @@ CHARTED = ("ALLOW", "DENY", "CHALLENGE")
 MAX_BUCKETS = 1440
 MAX_WINDOW_MS = 31 * 86_400_000
 DEFAULT_WINDOW_MS = 3_600_000
+#: How long a summary answers the same query (a summary of 100,000 decisions reads them
+#: all; a page polling it needs no fresher figures).
+SUMMARY_TTL_S = 5.0
 
 
 async def _prepare(conn: Any) -> None:
@@ -71,13 +74,24 @@ async def summary(
 ) -> dict[str, Any]:
     """Decisions over ``[since, until)`` (the last hour by default): ALLOW, DENY and
     CHALLENGE per bucket (every bucket, oldest first), the 20 most frequent DENY reasons,
-    the number of revocations."""
+    the number of revocations.  The same query is answered from a summary at most 5 s
+    old."""
+    kept = store.cache("decisions.summary", SUMMARY_TTL_S)
+    if (since, until, bucket_s) not in kept:
+        kept[since, until, bucket_s] = await _summary(store, since, until, bucket_s)
+    answer: dict[str, Any] = kept[since, until, bucket_s]
+    return answer
+
+
+async def _summary(store: Stores, since: str | None, until: str | None,
+                   bucket_s: int) -> dict[str, Any]:
     bucket_ms = bucket_s * 1000
     lo, hi = _window(epoch_ms(since, "since"), epoch_ms(until, "until"), bucket_ms)
     async with store.postgres("access_audit", _prepare) as conn:
         found = await decision_summary(conn, lo, hi, bucket_ms)
-    counts = found["counts"]
-    buckets = [{"ts": ts, **{d: counts.get((ts, d), 0) for d in CHARTED}}
+    counts = found["buckets"]
+    buckets = [{"ts": ts, **{d: counts.get(ts, {}).get(d, 0) for d in CHARTED}}
                for ts in range(lo, hi, bucket_ms)]
     return {"since": lo, "until": hi, "bucket_s": bucket_s, "buckets": buckets,
-            "deny_reasons": found["deny_reasons"], "revocations": found["revocations"]}
+            "deny_reasons": found["deny_reasons"],
+            "revocations": sum(b["REVOKE"] for b in counts.values())}

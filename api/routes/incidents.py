@@ -48,9 +48,11 @@ def incident_json(incident: IncidentRow) -> dict[str, Any]:
 
 
 def timeline_json(entry: TimelineEntry) -> dict[str, Any]:
-    """A timeline entry: its time, its kind in a timeline view, one line, the detail."""
-    return {"ts": entry.at, "kind": view_kind(entry.kind, entry.detail),
-            "summary": one_line(entry.kind, entry.detail), "detail": entry.detail,
+    """A timeline entry: its time, its kind in a timeline view, one line, the detail (a
+    detail that is not an object, which the worker never writes, as ``{"value": ...}``)."""
+    detail = entry.detail if isinstance(entry.detail, dict) else {"value": entry.detail}
+    return {"ts": entry.at, "kind": view_kind(entry.kind, detail),
+            "summary": one_line(entry.kind, detail), "detail": detail,
             "recorded_as": entry.kind}
 
 

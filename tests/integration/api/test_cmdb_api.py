@@ -106,6 +106,8 @@ def test_assets_by_type_team_and_text(reader: httpx.Client, estate: dict[str, An
         f"{t}-lb-1", f"{t}-web-1"]
     assert _ids(reader.get("/api/v1/cmdb/assets", params={"q": "DB-1 NO"})) == [f"{t}-db-1"]
     assert _ids(reader.get("/api/v1/cmdb/assets", params={"q": "') RETURN 1 //"})) == []
+    for control in ("\x00", "db\n1", ""):  # a NUL reached the graph server as a syntax error
+        assert reader.get("/api/v1/cmdb/assets", params={"q": control}).status_code == 422
     assert [a["id"] for a in walk(reader, "/api/v1/cmdb/assets", limit=2)] == live
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 
-from dharma.sinks.audit import AuditSink, audit_row
+from dharma.sinks.audit import DECISION_PAGE, AuditSink, audit_row
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +118,28 @@ def test_unbounded_or_hostile_queries_are_4xx(reader: httpx.Client,
                                                    "limit": 1}).json()
     other = {"user": f"u-{seeded['tag']}-1", "cursor": page["next"]}
     assert reader.get("/api/v1/decisions", params=other).status_code == 400
+
+
+@pytest.mark.parametrize("only", [{}, {"user": "u"}, {"resource": "r"}, {"decision": "DENY"},
+                                  {"since": 0}])
+def test_each_filter_reads_an_index_in_order(settings: Any, seeded: dict[str, Any],
+                                             only: dict[str, Any]) -> None:
+    """No page sorts the rows it filtered: an index gives them newest first (with
+    100,000 rows, a sort of every row was 48 ms a page)."""
+    params: dict[str, Any] = {"user": None, "resource": None, "decision": None, "since": None,
+                              "until": None, "after": None, "after_id": None, "limit": 101}
+    params.update(only)
+    if "since" in only:
+        params["since"] = datetime.fromtimestamp(T0 / 1000, UTC)
+    query = sql.SQL("EXPLAIN (FORMAT JSON) " + DECISION_PAGE).format(
+        table=sql.Identifier("access_audit"))
+    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+        # as with many rows (the few here would be scanned and sorted)
+        conn.execute("SET enable_seqscan = off; SET enable_bitmapscan = off")
+        (plan,), = conn.execute(query, params).fetchall()
+
+    def nodes(node: dict[str, Any]) -> list[str]:
+        return [node["Node Type"], *(n for child in node.get("Plans", []) for n in nodes(child))]
+
+    kinds = nodes(plan[0]["Plan"])
+    assert "Sort" not in kinds and any(k.startswith("Index") for k in kinds), kinds

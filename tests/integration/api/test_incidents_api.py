@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from dharma.sinks.incidents import AlertRow, IncidentRow, IncidentStore, TimelineEntry
@@ -111,6 +112,7 @@ def test_bad_pages_and_filters_are_4xx(reader: httpx.Client, seeded: dict[str, A
                                                    "cursor": cursor}).status_code == 400
     for hostile in ({"resource": "x' OR '1'='1"}, {"status": "open;DROP TABLE incidents"},
                     {"since": "yesterday"}, {"until": "2026-12-01T18:00:00"},
+                    {"since": "999999999999999"}, {"until": "1969-12-31T23:00:00Z"},
                     {"severity": "x" * 5000}):
         assert reader.get("/api/v1/incidents", params=hostile).status_code == 422, hostile
 
@@ -143,3 +145,22 @@ def test_unknown_incident_is_404(reader: httpx.Client) -> None:
 
 def test_no_token_no_incidents(api: httpx.Client) -> None:
     assert api.get("/api/v1/incidents").status_code == 401
+
+
+def test_a_poisoned_timeline_entry_is_shown_as_it_is(reader: httpx.Client,
+                                                     settings: Any) -> None:
+    """A timeline detail that is not an object (the worker never writes one): shown under
+    ``value``, the incident still answers."""
+    tag = uuid.uuid4().hex[:8]
+    incident = IncidentRow(f"inc-{tag}", "open", T0, T0, "critical", "poisoned")
+    _write(settings.postgres.dsn.get_secret_value(), [incident], [], [])
+    with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
+        conn.execute("INSERT INTO incident_timeline (key, incident_id, at, kind, detail) "
+                     "VALUES (%s, %s, %s, 'decision', '[\"{x}\", 1]')",
+                     (f"inc-{tag}:odd", f"inc-{tag}", T0))
+    answer = reader.get(f"/api/v1/incidents/inc-{tag}")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["timeline"] == [{"ts": T0, "kind": "action",
+                                          "summary": "value=['{x}', 1]",
+                                          "detail": {"value": ["{x}", 1]},
+                                          "recorded_as": "decision"}]
