@@ -88,7 +88,7 @@ def make_app(settings: Settings, name: str,
     )
     set_fetch_wait(app, worker.fetch_max_wait_ms, worker.recovery_fetch_max_wait_ms)
     metrics = metrics or PipelineMetrics()
-    app.sensors.add(PrometheusSensor(metrics))
+    app.sensors.add(PrometheusSensor(metrics, app))
     wire = AvroWire(registry_client(settings), lookup_on_miss=False)
     context = StreamContext(settings, wire, metrics, Emitter(settings, metrics))
     return app, context

@@ -13,8 +13,9 @@ The limit is per outage, not per batch: once a store has been away for
 ``limit_s``, later batches are not held again (each is dead-lettered after the
 sink's own short retries, and the stream goes on) until a write succeeds.
 
-Delivery: at-least-once; the time held is counted in
-``dharma_sink_held_seconds_total`` and each hold's end in
+Delivery: at-least-once; the batches held right now are the gauge
+``dharma_sink_holding``, the time held is counted in
+``dharma_sink_held_seconds_total`` (when a hold ends) and each hold's end in
 ``dharma_sink_outages_total{outcome=written|given_up}``.
 """
 
@@ -109,12 +110,18 @@ class Backpressure:
         since = self._outage_since if self._outage_since is not None else started
         budget = 0.0 if self._spent else max(0.0, self.limit_s - (started - since))
 
+        holding = False  # counted in dharma_sink_holding while true
+
         def pause(state: RetryCallState) -> None:
+            nonlocal holding
             if self._outage_since is None:
                 self._outage_since = started
             if not paused:
                 logger.warning("sink=%s away, holding the batch (up to %.0fs): %r", sink,
                                budget, state.outcome.exception() if state.outcome else None)
+            if not holding:
+                holding = True
+                self.metrics.sink_holding.labels(sink).inc()
             self._pause(paused)  # again at every try: a rebalance may have assigned more
 
         retrying = AsyncRetrying(
@@ -136,6 +143,8 @@ class Backpressure:
                 self._outage_since = since
             raise
         finally:
+            if holding:
+                self.metrics.sink_holding.labels(sink).dec()
             if paused:
                 self._resume(paused)
                 self.metrics.sink_held.labels(sink).inc(loop.time() - started)

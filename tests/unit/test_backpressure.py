@@ -152,3 +152,31 @@ def test_a_partition_revoked_during_the_hold_is_not_resumed() -> None:
     asyncio.run(hold.hold("pg", write))
     assert TP(SOURCE, 1) not in consumer.active
     assert TP(SOURCE, 0) in consumer.active
+
+
+def test_a_hold_in_progress_shows_in_the_holding_gauge_until_it_ends() -> None:
+    consumer = Consumer()
+    hold, metrics = holder(consumer, limit_s=0.2)
+    seen: list[float | None] = []
+
+    def holding() -> float | None:
+        return metrics.registry.get_sample_value("dharma_sink_holding", {"sink": "pg"})
+
+    def write_seen(fails: int) -> Callable[[], Awaitable[str]]:
+        _, write = failing(fails, consumer)
+
+        async def observed() -> str:
+            seen.append(holding())
+            return await write()
+
+        return observed
+
+    async def outages() -> None:
+        await hold.hold("pg", write_seen(2))  # comes back after two failures
+        with pytest.raises(Away):  # away beyond the limit: given up
+            await hold.hold("pg", write_seen(10_000))
+
+    asyncio.run(outages())
+    assert seen[:3] == [None, 1.0, 1.0]  # held from the first retry on
+    assert seen[3] == 0.0 and max(x or 0 for x in seen[4:]) == 1.0
+    assert holding() == 0.0  # both holds ended, written or given up

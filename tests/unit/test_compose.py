@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from promql import dashboard_queries, metric_names
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings
 
@@ -140,27 +141,6 @@ def is_required_ref(value: str) -> bool:
     return match is not None and match["op"] in (None, ":?", "?")
 
 
-_NUMBER = re.compile(r"(?<![\w:])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
-_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
-_KEYWORDS = {"bool", "and", "or", "unless", "offset", "inf", "nan"}
-
-
-def metric_names(expr: str) -> set[str]:
-    """Metric names a PromQL expression (or Grafana ``label_values``) selects."""
-    lv = re.fullmatch(r"\s*label_values\(\s*(?:(.+?)\s*,\s*)?\w+\s*\)\s*", expr)
-    if lv:
-        return metric_names(lv.group(1)) if lv.group(1) else set()
-    text = re.sub(r'"(?:\\.|[^"\\])*"', "", expr)
-    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]", " ", text)
-    text = _NUMBER.sub(" ", _GROUPING.sub(" ", text))
-    names = set()
-    for m in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
-        if text[m.end():].lstrip().startswith("(") or m.group() in _KEYWORDS:
-            continue  # a function or aggregation, or an operator keyword
-        names.add(m.group())
-    return names
-
-
 def contract_name(metric: str) -> str:
     """The contract name of a series: a histogram's ``_bucket``/``_sum``/``_count`` map to it."""
     base = re.sub(r"_(bucket|sum|count)$", "", metric)
@@ -207,26 +187,6 @@ def _backing_hosts(workers: dict[str, dict[str, Any]]) -> set[str]:
         if var in endpoint_variables()
         for host in hosts_of(value)
     }
-
-
-# --- the extractor itself ----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("expr", "expected"),
-    [
-        ('sum by (topic) (rate(dharma_events_in_total{topic=~"$topic"}[5m]))',
-         {"dharma_events_in_total"}),
-        ("histogram_quantile(0.99, sum by (le) (rate(x_seconds_bucket[$__rate_interval])))",
-         {"x_seconds_bucket"}),
-        ("sum(rate(a_total[1m])) / clamp_min(sum(rate(b_total[1m])), 1e-9)",
-         {"a_total", "b_total"}),
-        ("label_values(dharma_events_in_total, topic)", {"dharma_events_in_total"}),
-        ("up", {"up"}),
-    ],
-)
-def test_metric_names(expr: str, expected: set[str]) -> None:
-    assert metric_names(expr) == expected
 
 
 # --- docker-compose.yml ---------------------------------------------------------------
@@ -455,14 +415,6 @@ def test_grafana_provisioning(services: dict[str, dict[str, Any]]) -> None:
         assert mounts[provider["options"]["path"]] == "./infra/docker/grafana/dashboards"
 
 
-def _queries(dashboard: dict[str, Any]) -> list[str]:
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", []) if "expr" in t]
-    for var in dashboard.get("templating", {}).get("list", []):
-        query = var.get("query")
-        exprs.append(query.get("query", "") if isinstance(query, dict) else str(query or ""))
-    return [e for e in exprs if e]
-
-
 def test_dashboard_uses_only_the_metrics_contract() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     uid = yaml.safe_load(
@@ -471,7 +423,7 @@ def test_dashboard_uses_only_the_metrics_contract() -> None:
     for panel in dashboard["panels"]:
         for ds in [panel.get("datasource")] + [t.get("datasource") for t in panel["targets"]]:
             assert ds is None or ds.get("uid") == uid, panel["title"]
-    for expr in _queries(dashboard):
+    for expr in dashboard_queries(dashboard):
         names = {contract_name(n) for n in metric_names(expr)}
         assert names <= CONTRACT_METRICS, f"{expr!r} uses {names - CONTRACT_METRICS}"
         used |= names

@@ -331,6 +331,20 @@ def test_agents_and_the_sensor_find_the_faust_api_they_use() -> None:
     assert "time_in" in Message.__slots__
 
 
+def test_the_lag_gauge_finds_the_committed_offsets_and_the_acking_topics(app: faust.App) -> None:
+    """``dharma.streams.metrics.consumer_lag`` reads the group's committed offsets from
+    ``Consumer._committed_offset`` (set at assignment and at each commit) and counts only
+    partitions of topics whose offsets the conductor commits."""
+    init = inspect.getsource(FaustConsumer.__init__)
+    assert "self._committed_offset = defaultdict(lambda: None)" in init
+    commit = inspect.getsource(FaustConsumer._commit_offsets)
+    assert "self._committed_offset.update(committable_offsets)" in commit
+    for name in ("highwaters", "earliest_offsets", "assignment"):
+        assert hasattr(FaustConsumer, name), name
+    conductor = inside(app, lambda: app.topics)  # where acks are enabled per topic
+    assert callable(conductor.acks_enabled_for)
+
+
 def test_writes_to_the_table_store_send_no_changelog_record(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """:class:`~dharma.streams.changelog.TableWriter` writes ``table.data`` and emits the
