@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import import_module
 from pathlib import Path
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -38,14 +39,22 @@ def create_app(settings: Settings) -> FastAPI:
                     if hasattr(result, "__await__"):
                         await result
 
+    # No public document or Swagger UI (which loads its code from a CDN): only the
+    # health check answers without a token, and the page's static files hold no data.
     app = FastAPI(title="Dharma Streams", version="1", lifespan=lifespan,
-                  openapi_url="/api/openapi.json", docs_url="/api/docs", redoc_url=None)
+                  openapi_url=None, docs_url=None, redoc_url=None)
     app.state.context = context
 
     @app.get("/api/health", tags=["health"])
     async def health() -> dict[str, str]:
         """Liveness: answers without a token."""
         return {"status": "ok"}
+
+    @app.get("/api/v1/openapi.json", include_in_schema=False,
+             dependencies=[Depends(authorize)])
+    async def openapi() -> dict[str, Any]:
+        """The OpenAPI document (any role may read it)."""
+        return app.openapi()
 
     for name in ROUTE_MODULES:
         router = import_module(f"dharma.api.routes.{name}").router

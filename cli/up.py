@@ -192,7 +192,8 @@ def _serve_api(settings: Any, children: list[subprocess.Popen[bytes]], logs: Pat
     children.append(_spawn(["api", "serve", "--host", host, "--port", str(port)],
                            logs / "api.log", {}))
     issued = issue_token(settings, "operator", ["admin"], mfa=True, ttl_days=1)
-    console.print(f"API: http://{host}:{port}/api/docs (OpenAPI), log {logs / 'api.log'}")
+    console.print(f"API: http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json), "
+                  f"log {logs / 'api.log'}")
     return _Page(f"http://{host}:{port}/#token={issued.token}", issued.row.token_id)
 
 

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.integration
 OPERATIONS = api_operations(Settings())
 
 
-def test_the_served_document_is_valid_openapi(api: httpx.Client, settings: Any) -> None:
-    served = api.get("/api/openapi.json").json()
+def test_the_served_document_is_valid_openapi(api: httpx.Client, settings: Any,
+                                              admin_headers: dict[str, str]) -> None:
+    served = api.get("/api/v1/openapi.json", headers=admin_headers).json()
     validate(served)
     assert served == create_app(settings).openapi()
     assert {path for path, _ in OPERATIONS} <= set(served["paths"])
