@@ -191,3 +191,29 @@ def test_the_server_stops_with_subscribers_connected(
         poll(lambda: not sub._thread.is_alive(), "the stream ends with the server")
     finally:
         sub.close()
+
+
+def test_a_stream_ends_when_its_token_is_revoked(
+        api_server: ApiServer, issue: Any, settings: Any, poll: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An open stream is admitted again as time passes: revoking the token ends it (a
+    subscription is not a way around ``dharma api token revoke``)."""
+    import asyncio
+
+    from dharma.api.gate import mark_revoked
+    from dharma.api.routes import live
+    from dharma.sinks.api_tokens import revoke_token
+
+    monkeypatch.setattr(live, "READMIT_S", 0.5)
+    token = issue("viewer", user="revoked-subscriber")
+    sub = Subscriber(api_server.url, {"Authorization": f"Bearer {token}"}, kinds="alert")
+    try:
+        poll(lambda: len(sub.comments) >= 3, "the stream admitted again while the token stands")
+        assert ": access ended" not in sub.comments
+        token_id = token.split("_")[1]
+        revoke_token(settings.postgres.dsn.get_secret_value(), token_id)
+        asyncio.run(mark_revoked(settings.redis.url.get_secret_value(), token_id))
+        poll(lambda: not sub._thread.is_alive(), "the stream ends once the token is revoked")
+        assert sub.comments[-1] == ": access ended"
+    finally:
+        sub.close()
