@@ -2,9 +2,10 @@
 
 A series is ``source|metric`` (the anomaly worker's key).  Each keeps its last
 ``capacity`` points as columns of typed arrays (timestamps as int64, values and
-expected values as float64, scores as float32, anomaly flags as bytes: about 30
-bytes a point, no object per point), so 10,000 series of 240 points hold about
-75 MB.  Beyond ``max_series`` the least recently updated series is forgotten.
+expected values as float64, scores and the expected band's half-width as float32,
+anomaly flags as bytes: about 34 bytes a point, no object per point), so 10,000
+series of 240 points hold about 85 MB.  Beyond ``max_series`` the least recently
+updated series is forgotten.
 
 >>> view = SeriesView(capacity=3, max_series=2, warmup_needed=150)
 >>> for ts in (1, 2, 3, 4):
@@ -38,14 +39,18 @@ class Point(NamedTuple):
     anomaly: bool
     warming_up: bool
     confidence: float
+    #: half the width of the expected band around ``expected`` (None: no band)
+    spread: float | None = None
 
 
 def point_of(record: dict[str, Any]) -> Point:
     """The point of an ``AnomalyPrediction`` record (decoded by the contract)."""
+    lower, upper = record.get("lower"), record.get("upper")
+    spread = None if lower is None or upper is None else (upper - lower) / 2
     return Point(record["source"], record["metric"], int(record["ts"]), float(record["value"]),
                  float(record["anomaly_score"]), record.get("expected"),
                  bool(record["is_anomaly"]), bool(record.get("warming_up", False)),
-                 float(record.get("confidence", 1.0)))
+                 float(record.get("confidence", 1.0)), spread)
 
 
 def _finite(x: float) -> float | None:
@@ -63,8 +68,8 @@ class SeriesRing:
     ([2, 3], 1)
     """
 
-    __slots__ = ("_anomaly", "_expected", "_head", "_latest", "_score", "_ts", "_value",
-                 "anomalies", "capacity")
+    __slots__ = ("_anomaly", "_expected", "_head", "_latest", "_score", "_spread", "_ts",
+                 "_value", "anomalies", "capacity")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -72,6 +77,7 @@ class SeriesRing:
         self._value = array("d")
         self._score = array("f")
         self._expected = array("d")  # NaN: the detector had no baseline yet
+        self._spread = array("f")  # NaN: no band
         self._anomaly = bytearray()
         self._head = 0  # once full, where the oldest point is (the next to overwrite)
         self._latest = -(2**63)  # the newest time held: a newer point needs no search
@@ -86,20 +92,23 @@ class SeriesRing:
         return ts <= self._latest and ts in self._ts
 
     def append(self, ts: int, value: float, score: float, expected: float | None,
-               anomaly: bool) -> None:
+               anomaly: bool, spread: float | None = None) -> None:
         """Add the newest point, overwriting the oldest when full."""
-        band = math.nan if expected is None else expected
+        centre = math.nan if expected is None else expected
+        half = math.nan if spread is None else spread
         self._latest = max(self._latest, ts)
         if len(self._ts) < self.capacity:
             self._ts.append(ts)
             self._value.append(value)
             self._score.append(score)
-            self._expected.append(band)
+            self._expected.append(centre)
+            self._spread.append(half)
             self._anomaly.append(anomaly)
         else:
             i = self._head
             self.anomalies -= self._anomaly[i]
-            self._ts[i], self._value[i], self._score[i], self._expected[i] = ts, value, score, band
+            self._ts[i], self._value[i], self._score[i] = ts, value, score
+            self._expected[i], self._spread[i] = centre, half
             self._anomaly[i] = anomaly
             self._head = (i + 1) % self.capacity
         self.anomalies += anomaly
@@ -113,12 +122,14 @@ class SeriesRing:
         return ((self._head + k) % n for k in range(n))
 
     def points(self, since: int | None = None) -> list[dict[str, Any]]:
-        """Points held (from ``since``, epoch ms), oldest first by time.  ``lower`` and
-        ``upper`` (the expected band) are null: predictions carry no band."""
+        """Points held (from ``since``, epoch ms), oldest first by time; ``lower`` and
+        ``upper``, the expected band, null where the prediction had none."""
         held = sorted((self._ts[i], i) for i in self._order()  # a late sample in its place
                       if since is None or self._ts[i] >= since)
         return [{"ts": ts, "value": _finite(self._value[i]), "score": _finite(self._score[i]),
-                 "expected": _finite(self._expected[i]), "lower": None, "upper": None,
+                 "expected": _finite(self._expected[i]),
+                 "lower": _finite(self._expected[i] - self._spread[i]),
+                 "upper": _finite(self._expected[i] + self._spread[i]),
                  "anomaly": bool(self._anomaly[i])} for ts, i in held]
 
     def last(self) -> tuple[int, float | None, float | None]:
@@ -170,7 +181,8 @@ class SeriesView:
             self.duplicates += 1
             return
         self._series.move_to_end(key)
-        series.ring.append(point.ts, point.value, point.score, point.expected, point.anomaly)
+        series.ring.append(point.ts, point.value, point.score, point.expected, point.anomaly,
+                           point.spread)
         series.warm = not point.warming_up
         series.confidence = point.confidence
 

@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
@@ -62,6 +63,7 @@ __all__ = [
     "alert_policy",
     "anomaly_alert",
     "close_idle_episode",
+    "expected_band",
     "follow_episode",
     "is_anomaly",
     "make_detector",
@@ -74,6 +76,10 @@ logger = logging.getLogger(__name__)
 KIND = "anomaly"
 MODEL = "dharma-likelihood/1"
 PREDICTION_BRANCH = "dharma.predictions.AnomalyPrediction"
+#: Half-width of the expected band of a prediction, in residual scales: a display of
+#: where the baseline expects values, not the threshold (scores are calibrated
+#: likelihoods of two channels and of the recent range, not a fixed number of scales).
+BAND_SCALES = 3.0
 
 
 @dataclass(frozen=True)
@@ -225,6 +231,7 @@ def close_idle_episode(series: str, state: Episode,
 def prediction(obs: Observation, detail: ScoreDetail) -> tuple[str, dict[str, Any]]:
     """The ``ml.predictions`` record for one scored sample (union branch, value)."""
     ready = detail.state == "ready"
+    lower, upper = expected_band(detail)
     return PREDICTION_BRANCH, {
         "kind": KIND, "prediction_id": f"{obs.series}@{obs.ts}",
         "source": obs.source, "metric": obs.metric, "ts": obs.ts,
@@ -232,7 +239,21 @@ def prediction(obs: Observation, detail: ScoreDetail) -> tuple[str, dict[str, An
         "is_anomaly": ready and is_anomaly(detail.score),
         "warming_up": detail.state == "warming_up", "confidence": float(detail.confidence),
         "expected": detail.expected if detail.expected == detail.expected else None,  # NaN
+        "lower": lower, "upper": upper,
     }
+
+
+def expected_band(detail: ScoreDetail) -> tuple[float | None, float | None]:
+    """``expected`` plus and minus :data:`BAND_SCALES` residual scales; None without a
+    baseline.
+
+    >>> expected_band(ScoreDetail(0.1, "ready", 1.0, 0.1, 50.0, scale=2.0))
+    (44.0, 56.0)
+    """
+    expected, scale = detail.expected, detail.scale
+    if not (math.isfinite(expected) and math.isfinite(scale)):
+        return None, None
+    return expected - BAND_SCALES * scale, expected + BAND_SCALES * scale
 
 
 class Observation(NamedTuple):

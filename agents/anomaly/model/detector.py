@@ -60,6 +60,9 @@ class ScoreDetail(NamedTuple):
     #: the series is in an anomalous episode: ``uncapped`` at or above the threshold
     #: (ready or suppressed), or still off the level it had before the episode began
     anomalous: bool = False
+    #: the residual scale ``expected`` was judged with (NaN without a baseline): what
+    #: an expected band is drawn from
+    scale: float = math.nan
 
 
 class _Eval(NamedTuple):
@@ -313,7 +316,7 @@ class SeriesDetector(base.AnomalyDetector):
         capped = score if state in (READY, LATE) else min(score, QUIET_CAP)
         anomalous = state in (READY, SUPPRESSED) and (
             score >= ANOMALY_THRESHOLD or self._episode.away(value - season))
-        detail = ScoreDetail(capped, state, conf, score, expected, anomalous)
+        detail = ScoreDetail(capped, state, conf, score, expected, anomalous, scale)
         return _Eval(value, t, raw, raw2, detail, season, scale)
 
 

@@ -8,7 +8,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dharma.api.series_view import Point, SeriesRing, SeriesView
+from dharma.api.series_view import Point, SeriesRing, SeriesView, point_of
 from dharma.api.views import OTHER_REASONS, AlertsView, DeadLetterView
 
 flags = st.lists(st.booleans(), max_size=60)
@@ -116,3 +116,17 @@ def test_dead_letter_reasons_are_bounded_and_every_letter_counted(reasons: list[
     assert sum(r["count"] for r in rows) == len(reasons)
     assert len([r for r in rows if r["reason"] != OTHER_REASONS]) <= 5
     assert all(len(r["reason"]) <= 200 for r in rows)
+
+
+def test_a_prediction_s_expected_band_is_kept_and_served() -> None:
+    record = {"source": "web-01", "metric": "cpu", "ts": 5, "value": 97.0,
+              "anomaly_score": 0.99, "expected": 40.0, "lower": 34.0, "upper": 46.0,
+              "is_anomaly": True, "warming_up": False, "confidence": 1.0}
+    view = SeriesView(capacity=4, max_series=4, warmup_needed=150)
+    view.add_point(point_of(record))
+    view.add_point(point_of({**record, "ts": 6, "lower": None, "upper": None}))
+    detail = view.detail("web-01|cpu")
+    assert detail is not None
+    banded, bare = detail["points"]
+    assert (banded["lower"], banded["expected"], banded["upper"]) == (34.0, 40.0, 46.0)
+    assert (bare["lower"], bare["upper"]) == (None, None)  # a prediction without a band

@@ -102,7 +102,8 @@ export class SeriesPanel extends Panel {
       if (s && p.source === s.resource && p.metric === s.metric && !this.held.has(toMs(p.ts))) {
         this.held.add(toMs(p.ts)); // a point both read and streamed is drawn once
         s.points.push({ ts: p.ts, value: p.value, score: p.anomaly_score,
-          expected: p.expected ?? null, lower: null, upper: null, anomaly: p.is_anomaly });
+          expected: p.expected ?? null, lower: p.lower ?? null, upper: p.upper ?? null,
+          anomaly: p.is_anomaly });
         if (s.warmup && p.warming_up === false) s.warmup.warm = true;
         grew = true;
       }
