@@ -165,6 +165,8 @@ def test_the_series_explorer_draws_the_anomalous_series_with_its_anomaly(
     page.wait_for_selector('[data-testid="series-chart"] [data-testid="chart-line"]')
     marker = page.locator('[data-testid="series-chart"] [data-testid="anomaly-marker"]')
     assert marker.count() >= 1, "the anomaly is marked on the chart"
+    band = page.locator('[data-testid="series-chart"] [data-testid="chart-band"]')
+    assert band.count() >= 1, "the expected band is drawn"
     assert page.get_attribute('[data-testid="series-warmup"]', "data-warm") == "true"
 
 
