@@ -201,6 +201,17 @@ def test_a_denied_request_appears_in_decisions(demo: Demo, producer: AvroProduce
     producer.flush()
     page.wait_for_selector(f'[data-testid="decision-row"][data-user="{user}"]'
                            '[data-decision="DENY"]', timeout=60_000)
+    fills = page.evaluate("""() => {  // the chart's bars, as bars.js draws them
+        const ns = "http://www.w3.org/2000/svg", chart = document.createElementNS(ns, "svg");
+        chart.setAttribute("class", "chart");
+        const fill = (d) => { const bar = document.createElementNS(ns, "rect");
+            bar.setAttribute("class", `bar d-${d}`); chart.append(bar);
+            return getComputedStyle(bar).fill; };
+        document.body.append(chart);
+        const out = {ALLOW: fill("ALLOW"), DENY: fill("DENY"), CHALLENGE: fill("CHALLENGE")};
+        chart.remove();
+        return out; }""")
+    assert len(set(fills.values())) == 3, f"each decision drawn in its own colour: {fills}"
 
 
 def test_what_a_topic_carries_is_shown_as_text_never_run(demo: Demo, producer: AvroProducer,
