@@ -274,8 +274,11 @@ def test_an_allow_turned_into_deny_teaches_nothing(
     send(seed_event(reused, recent(30), user_id=user, device={"device_id": device_b}))
     poll(lambda: [d for d, _ in outputs.decisions(event_id=reused)
                   if d["reasons"][:1] == ["audit_conflict"]], "DENY audit_conflict")
+    # the fold stores the behaviour before the decision is emitted: what the changelog
+    # holds now is final.  The reused id is one event already counted: not learnt again.
     behaviour = poll(lambda: (b := read_changelog(settings, changelog, user)) and
-                     b["events"] == 3 and b, "the behaviour after three requests")
+                     b["events"] >= 2 and b, "the behaviour after the requests")
+    assert behaviour["events"] == 2
     assert device_b not in behaviour["known_devices"]
 
 
