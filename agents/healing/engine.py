@@ -220,14 +220,19 @@ class Healer:
                 await self._regroup(incident, now)
 
     async def _open(self, incident: IncidentRow, now: int) -> None:
-        alerts = [a for a in await self.store.alerts_of(incident.incident_id) if a.firing]
+        recorded = await self.store.alerts_of(incident.incident_id)
+        alerts = [a for a in recorded if a.firing]
         if not alerts:  # every alert ended within the group wait: nothing to heal
-            ended = await self.store.alerts_of(incident.incident_id)
-            self._root(incident, ended)
+            if recorded:
+                self._root(incident, recorded)
+            # none recorded: a row written by hand, or a crash between the incident and
+            # its first alert; closed, never left to stop every tick that reads it
+            why = ("every alert ended within the group wait" if recorded
+                   else "no alert was recorded for it")
             incident.status = "open"
             await self.announce(incident, now)
-            await self.resolve(incident, max(a.last_ts for a in ended),
-                               "every alert ended within the group wait", now)
+            await self.resolve(incident, max((a.last_ts for a in recorded), default=now),
+                               why, now)
             return
         self._root(incident, alerts)
         root_alert = max((a for a in alerts if a.source == incident.root),

@@ -1,0 +1,52 @@
+"""An incident that comes due with no alert recorded (a row written by hand, a crash
+between an incident and its first alert, another tool's test data) is closed with
+the reason; it used to raise in every follow-up tick, which crashed the worker at
+each start."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from dharma.agents.healing.engine import Healer, Publisher
+from dharma.agents.healing.followup import FollowUp
+from dharma.agents.healing.playbooks import load_playbooks
+from dharma.sinks.asset_changes import AssetChangeSink
+from dharma.sinks.cmdb import Cmdb
+from dharma.sinks.incidents import IncidentRow, IncidentStore
+from dharma.streams.metrics import PipelineMetrics
+from dharma.streams.settings import HealingSettings
+from dharma.topologies.capabilities import graph
+
+pytestmark = pytest.mark.integration
+
+NOW = 1_800_000_000_000
+
+
+def test_a_due_incident_without_alerts_is_closed_not_a_crash(
+        settings: Any, own_database: str) -> None:
+    async def run() -> tuple[list[IncidentRow], list[dict[str, Any]]]:
+        store, history = IncidentStore(own_database), AssetChangeSink(own_database)
+        await store.setup()
+        await history.setup()
+        published: list[dict[str, Any]] = []
+        healer = Healer(store, Cmdb(graph(settings)), history, load_playbooks(),
+                        Publisher(published.append, published.append), HealingSettings(),
+                        PipelineMetrics(CollectorRegistry()))
+        try:
+            await store.add_incident(IncidentRow("inc-bare", "pending", NOW - 60_000,
+                                                 NOW - 1_000, "critical", "t"))
+            await FollowUp(healer).tick(NOW)
+            return await store.incidents(ids=["inc-bare"]), published
+        finally:
+            await store.close()
+            await history.close()
+            await healer.cmdb.graph.close()
+
+    (incident,), published = asyncio.run(run())
+    assert incident.status == "resolved"
+    statuses = [e["attributes"]["status"] for e in published if e.get("type") == "incident"]
+    assert statuses[-1] == "resolved", published
