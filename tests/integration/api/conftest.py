@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
+from page_support import chromium_path
+from playwright.sync_api import Browser, sync_playwright
 
 from dharma.api.server import ApiServer
 from dharma.sinks.api_tokens import create_token
@@ -71,3 +73,14 @@ def walk_pages(client: httpx.Client, path: str, **params: Any) -> list[dict[str,
 def walk() -> Callable[..., list[dict[str, Any]]]:
     """:func:`walk_pages`: ``walk(client, path, **params)``."""
     return walk_pages
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian chromium, driven by Playwright (one per test module)."""
+    with sync_playwright() as playwright:
+        # --no-sandbox: chromium's sandbox cannot start as root (CI containers)
+        chromium = playwright.chromium.launch(executable_path=chromium_path(),
+                                              args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from page_support import GeneratorRun, artifacts_dir, chromium_path, generator, wait_until_ready
-from playwright.sync_api import Browser, Page, sync_playwright
+from page_support import GeneratorRun, artifacts_dir, generator, wait_until_ready
+from playwright.sync_api import Browser, Page
 from workers import WorkerProcess, start_at_end
 
 from dharma.api.server import ApiServer
@@ -65,16 +65,6 @@ class Demo:
 def token(admin_headers: dict[str, str]) -> str:
     """An admin token, as ``dharma up`` gives the page."""
     return admin_headers["Authorization"].removeprefix("Bearer ")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        # --no-sandbox: chromium's sandbox cannot start as root (CI containers)
-        chromium = playwright.chromium.launch(executable_path=chromium_path(),
-                                              args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 def _alert_ids(page: Page) -> set[str]:

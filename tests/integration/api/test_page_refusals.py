@@ -3,24 +3,15 @@ messages, not blank panels (needs the access slice's ``issue`` fixture)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from page_support import artifacts_dir, chromium_path
-from playwright.sync_api import Browser, sync_playwright
+from page_support import artifacts_dir
+from playwright.sync_api import Browser
 
 from dharma.api.server import ApiServer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path(),
-                                              args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 def test_an_unknown_token_is_a_401_message_and_the_prompt(browser: Browser,
