@@ -56,7 +56,7 @@ from dharma.streams.records import month_start, next_month
 
 __all__ = ["COMPONENT", "DAY_MS", "KINDS", "TOTAL", "AlertState", "Budget", "DailySpend",
            "Interval", "alert_state", "cost_anomalies", "evaluate_budgets", "intervals_before",
-           "intervals_by_scope", "month_of"]
+           "intervals_by_scope", "is_forecast", "month_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -308,17 +308,43 @@ def intervals_before(forecasts: Iterable[Mapping[str, Any]]) -> dict[int, Interv
     return {day: interval for day, (_, interval) in issued.items()}
 
 
+def is_forecast(record: Any) -> bool:
+    """Whether a stored record has what :func:`intervals_by_scope` reads of a
+    ``CostForecast`` (a store written by something else may hold anything).
+
+    >>> is_forecast({"scope": "team", "scope_value": "web", "ts": 0, "daily": []})
+    True
+    >>> is_forecast({"daily": "junk"})
+    False
+    """
+    try:
+        days = record["daily"]
+        return (isinstance(record["scope"], str) and isinstance(record["scope_value"], str)
+                and _number(record["ts"]) and isinstance(days, list)
+                and all(_number(d[k]) for d in days for k in ("day", "mean", "lower", "upper")))
+    except (KeyError, TypeError):
+        return False
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def intervals_by_scope(forecasts: Iterable[Mapping[str, Any]]) -> dict[str, dict[int, Interval]]:
     """:func:`intervals_before` per scope (a team, or :data:`TOTAL` for a forecast whose
-    ``scope`` is ``total``) of any ``CostForecast`` records.
+    ``scope`` is ``total``) of any ``CostForecast`` records; a record that is not one is
+    passed over (logged), never allowed to stop the schedule.
 
     >>> f = {"scope": "total", "scope_value": "all", "ts": 0,
     ...      "daily": [{"day": 0, "mean": 5, "lower": 4, "upper": 6}]}
-    >>> intervals_by_scope([f, {**f, "scope": "team", "scope_value": "all"}]).keys()
+    >>> intervals_by_scope([f, {**f, "scope": "team", "scope_value": "all"}, {}]).keys()
     dict_keys(['*', 'all'])
     """
     by_scope: dict[str, list[Mapping[str, Any]]] = {}
     for forecast in forecasts:
+        if not is_forecast(forecast):
+            logger.warning("stored cost forecast is not a CostForecast: passed over")
+            continue
         scope = TOTAL if forecast["scope"] == "total" else str(forecast["scope_value"])
         by_scope.setdefault(scope, []).append(forecast)
     return {scope: intervals_before(found) for scope, found in by_scope.items()}

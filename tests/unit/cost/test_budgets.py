@@ -320,3 +320,17 @@ def test_budget_evaluation_leaves_anomalies_alone() -> None:
                                         as_of_ms=day(2)))
     assert evaluate_budgets([], as_of_ms=JAN + DAY_MS, spend_by_day={}, month_end={},
                             thresholds=THRESHOLDS, state=state) == []
+
+
+@pytest.mark.parametrize("junk", [
+    {}, {"invalid": True}, {"scope": "team", "scope_value": "web", "ts": 0, "daily": "x"},
+    {"scope": "team", "scope_value": "web", "ts": 0, "daily": [{"day": 0, "mean": "5"}]},
+    {"scope": "team", "scope_value": "web", "ts": 0,
+     "daily": [{"day": 0, "mean": float("nan"), "lower": 0, "upper": 1}]},
+    ["not", "a", "mapping"]])
+def test_a_stored_record_that_is_not_a_forecast_is_passed_over(junk: Any) -> None:
+    """The store is shared: one bad record must not stop every schedule run (it did)."""
+    good = {"scope": "team", "scope_value": "web", "ts": 0,
+            "daily": [{"day": 0, "mean": 5.0, "lower": 4.0, "upper": 6.0}]}
+    assert intervals_by_scope([junk, good]) == intervals_by_scope([good])
+    assert intervals_by_scope([junk, good])["web"][0] == Interval(5.0, 4.0, 6.0)
