@@ -9,6 +9,7 @@ the source, which answers them and heals an incident when the right action arriv
 from __future__ import annotations
 
 import logging
+import signal
 import time
 import uuid
 from pathlib import Path
@@ -87,6 +88,7 @@ def generate(
     from dharma.streams.producer import AvroProducer, batching_producer
     from dharma.synthetic import write_labels
 
+    _interrupt_on_signals()
     settings = load_settings()
     try:
         source, plan = _plan(seed, rate, duration, days, bad_fraction, executor, inject)
@@ -107,6 +109,15 @@ def generate(
     answered = f"; answered {requests.read} remediation requests" if requests else ""
     console.print(f"sent {sent} events in {elapsed:.1f}s ({sent / max(elapsed, 1e-9):.0f}/s)"
                   f"{answered}; ground truth in {', '.join(str(p) for p in paths)}")
+
+
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end the run the same way (flush, then the labels), even
+    where this process inherited SIGINT ignored or blocked: Python then leaves it so,
+    and the run would only end when killed, its labels unwritten."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def _plan(seed: int, rate: float, duration: float, days: float, bad_fraction: float,

@@ -483,6 +483,10 @@ class StackSettings(BaseSettings):
     bolt_port: int = Field(
         DEFAULT_PORTS["bolt"], gt=0, le=32767,
         description="DHARMA_STACK_BOLT_PORT (FalkorDB ignores Bolt ports above 32767).")
+    redis_snapshots: bool = Field(
+        True, description="DHARMA_STACK_REDIS_SNAPSHOTS: FalkorDB's Redis saves RDB snapshots "
+        "(its defaults) so sessions and the graph outlive a restart; throwaway stacks (tests, "
+        "benchmarks) turn them off: a snapshot forks the server, graph and all.")
 
 
 class Settings(BaseModel):

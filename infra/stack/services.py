@@ -194,6 +194,7 @@ def falkordb_service(settings: Settings) -> Service:
         state_dir=root,
         argv=[falkordb.get_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
               "--dir", str(data), "--daemonize", "no", "--protected-mode", "yes",
+              *(() if settings.stack.redis_snapshots else ("--save", "")),
               "--loadmodule", falkordb.get_falkordb_module(), "BOLT_PORT", str(bolt)],
     )
 

@@ -34,7 +34,7 @@ ANOMALY = {
     "kind": "anomaly", "prediction_id": "web-01|cpu@1714564800123", "source": "web-01",
     "metric": "cpu", "ts": TS, "value": 97.5, "model": "ewma-zscore/1",
     "anomaly_score": 0.93, "is_anomaly": True, "warming_up": False, "confidence": 1.0,
-    "expected": 41.0,
+    "expected": 41.0, "lower": 35.0, "upper": 47.0,
 }
 DEPLOYMENT = {
     "deployment_id": "d-1", "version": "2.1.0", "previous_version": "2.0.3",
