@@ -3,36 +3,25 @@ with every filter, page by page, and one incident's timeline."""
 
 from __future__ import annotations
 
-import asyncio
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
-from dharma.sinks.incidents import AlertRow, IncidentRow, IncidentStore, TimelineEntry
+from dharma.sinks.incidents import AlertRow, IncidentRow, TimelineEntry
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "healing"))
+from healing_support import write_incidents
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_796_148_000_000  # 2026-12-01T18:00:00Z
 
 
-def _write(dsn: str, incidents: list[IncidentRow], alerts: list[AlertRow],
-           timeline: list[TimelineEntry]) -> None:
-    async def go() -> None:
-        store = IncidentStore(dsn)
-        await store.setup()
-        try:
-            for incident in incidents:
-                await store.add_incident(incident)
-            for alert in alerts:
-                await store.save_alert(alert)
-            await store.write(timeline)
-        finally:
-            await store.close()
-
-    asyncio.run(go())
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +56,7 @@ def seeded(settings: Any) -> dict[str, Any]:
         ("resolved", T0 + 7, {"why": "verified", "mttr_ms": 65_000})]
     timeline = [TimelineEntry(f"{first}:{n}", first, at, kind, detail)
                 for n, (kind, at, detail) in enumerate(steps)]
-    _write(settings.postgres.dsn.get_secret_value(), incidents, alerts, timeline)
+    write_incidents(settings.postgres.dsn.get_secret_value(), incidents, alerts, timeline=timeline)
     return {"tag": tag, "db": db, "ids": [i.incident_id for i in incidents]}
 
 
@@ -153,7 +142,7 @@ def test_a_poisoned_timeline_entry_is_shown_as_it_is(reader: httpx.Client,
     ``value``, the incident still answers."""
     tag = uuid.uuid4().hex[:8]
     incident = IncidentRow(f"inc-{tag}", "open", T0, T0, "critical", "poisoned")
-    _write(settings.postgres.dsn.get_secret_value(), [incident], [], [])
+    write_incidents(settings.postgres.dsn.get_secret_value(), [incident])
     with psycopg.connect(settings.postgres.dsn.get_secret_value(), autocommit=True) as conn:
         conn.execute("INSERT INTO incident_timeline (key, incident_id, at, kind, detail) "
                      "VALUES (%s, %s, %s, 'decision', '[\"{x}\", 1]')",

@@ -9,6 +9,7 @@ playbook across the session, so tests that are not about them lift the limit.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from dharma.sinks.cmdb import Cmdb
+from dharma.sinks.incidents import (
+    AlertRow,
+    IncidentRow,
+    IncidentStore,
+    RemediationRow,
+    TimelineEntry,
+)
 from dharma.streams.alerting import alert_record
 from dharma.streams.producer import AvroProducer
 from dharma.streams.records import now_ms
@@ -192,3 +200,24 @@ def incidents_on(settings: Any, prefix_: str) -> list[dict[str, Any]]:
 def remediations_on(settings: Any, prefix_: str) -> list[dict[str, Any]]:
     return store_rows(settings, "SELECT * FROM remediations WHERE target LIKE %s "
                       "ORDER BY decided_at", prefix_ + "%")
+
+
+def write_incidents(dsn: str, incidents: Sequence[IncidentRow],
+                    alerts: Sequence[AlertRow] = (), remediations: Sequence[RemediationRow] = (),
+                    timeline: Sequence[TimelineEntry] = ()) -> None:
+    """Store incidents with their alerts, remediations and timeline, as healing does."""
+    async def go() -> None:
+        store = IncidentStore(dsn)
+        await store.setup()
+        try:
+            for incident in incidents:
+                await store.add_incident(incident)
+            for a in alerts:
+                await store.save_alert(a)
+            for r in remediations:
+                await store.add_remediation(r)
+            await store.write(timeline)
+        finally:
+            await store.close()
+
+    asyncio.run(go())

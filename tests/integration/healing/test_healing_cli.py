@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from healing_support import (
     remediations_on,
     start_workers,
     store_rows,
+    write_incidents,
 )
 from typer.testing import CliRunner, Result
 
@@ -81,24 +82,6 @@ def resumed(dsn: str) -> Iterator[None]:
         set_paused(dsn, False, "test-cleanup")
 
 
-def write(dsn: str, incidents: Sequence[IncidentRow], alerts: Sequence[AlertRow] = (),
-          remediations: Sequence[RemediationRow] = (),
-          timeline: Sequence[TimelineEntry] = ()) -> None:
-    async def go() -> None:
-        store = IncidentStore(dsn)
-        await store.setup()
-        try:
-            for incident in incidents:
-                await store.add_incident(incident)
-            for a in alerts:
-                await store.save_alert(a)
-            for r in remediations:
-                await store.add_remediation(r)
-            await store.write(timeline)
-        finally:
-            await store.close()
-
-    asyncio.run(go())
 
 
 def remediation(p: str, name: str, incident: str, status: str, **extra: Any) -> RemediationRow:
@@ -146,7 +129,7 @@ def test_list_and_show_incidents_from_the_store(dsn: str, wide: None) -> None:
     web = IncidentRow(f"inc-{p}web", "open", T0 + 60_000, T0 + 61_500, "warning",
                       f"Latency on {p}web-1", root=f"{p}web-1", category="latency_shift",
                       confidence=0.6)
-    write(dsn, [incident, web], alerts, remediations, timeline)
+    write_incidents(dsn, [incident, web], alerts, remediations, timeline)
 
     listed = {i["incident_id"]: i for i in cli_json("incidents", "list", "--limit", "100000")
               if i["incident_id"].startswith(f"inc-{p}")}
@@ -199,7 +182,7 @@ def test_only_a_remediation_awaiting_approval_is_approved(settings: Any, dsn: st
     defaulted = RemediationRow(f"rem-{p}default", inc, "remediate", "restart-database@1", 1,
                                f"{p}db-1", "restart_service", "awaiting_approval", "needs it",
                                T0)
-    write(dsn, [IncidentRow(inc, "open", T0, T0, "critical", "db")], [],
+    write_incidents(dsn, [IncidentRow(inc, "open", T0, T0, "critical", "db")], [],
           [waiting, other, defaulted])
 
     refused = cli("remediation", "approve", other.remediation_id, "--by", "alice")
@@ -239,7 +222,7 @@ def test_a_worker_write_from_before_the_approval_keeps_it(dsn: str) -> None:
     p = prefix()
     inc = f"inc-{p}db"
     waiting = remediation(p, "wait", inc, "awaiting_approval", guard="approval")
-    write(dsn, [IncidentRow(inc, "open", T0, T0, "critical", "db")], [], [waiting])
+    write_incidents(dsn, [IncidentRow(inc, "open", T0, T0, "critical", "db")], [], [waiting])
     assert cli("remediation", "approve", waiting.remediation_id, "--by", "alice").exit_code == 0
 
     async def stale_save() -> list[RemediationRow]:
