@@ -1,5 +1,10 @@
 // Live alerts: the current state of each alert (REST, then the live stream), firing
-// first, coloured by severity; a click opens the incident of the alert's resource.
+// first, then by severity, then most recently notified first; coloured by severity; a
+// click opens the incident of the alert's resource.
+//
+// Recency is the order notifications reach the page, not their event time: a replayed
+// or late alert carries an old `ts` and would otherwise sort below every current one,
+// past the rows shown, while it is the news.
 
 import { el, formatTime, replace, toMs } from "../dom.js";
 import { Panel, severityRank } from "../panel.js";
@@ -12,13 +17,14 @@ export class AlertsPanel extends Panel {
     super(root, api);
     this.onSelect = onSelect;
     this.alerts = new Map();
+    this.arrivals = 0; // a notification's rank in arrival order
     this.list = this.part("alerts-list");
   }
 
   async load() {
     await this.guard(async () => {
       const page = await this.api.get("/alerts", { limit: 200 });
-      for (const alert of page.items) this.upsert(alert);
+      for (const alert of page.items.reverse()) this.upsert(alert); // newest last
       this.render();
     });
   }
@@ -39,6 +45,7 @@ export class AlertsPanel extends Panel {
       ...alert,
       first_seen: known ? known.first_seen : alert.first_seen ?? alert.ts,
       last_seen: alert.last_seen ?? alert.ts,
+      arrival: ++this.arrivals,
     });
     if (this.alerts.size > KEPT) this.forgetOldestResolved();
   }
@@ -55,7 +62,7 @@ export class AlertsPanel extends Panel {
   render() {
     const rows = [...this.alerts.values()].sort((a, b) =>
       (a.status === "firing" ? 0 : 1) - (b.status === "firing" ? 0 : 1)
-      || severityRank(a.severity) - severityRank(b.severity) || toMs(b.ts) - toMs(a.ts));
+      || severityRank(a.severity) - severityRank(b.severity) || b.arrival - a.arrival);
     const firing = rows.filter((a) => a.status === "firing").length;
     this.part("alerts-count").textContent = `${firing} firing, ${rows.length - firing} resolved`;
     replace(this.list, ...rows.slice(0, SHOWN).map((a) => this.row(a)));
