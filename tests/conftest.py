@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from hypothesis import settings as hypothesis_settings
-from workers import WorkerProcess, start_at_end
+from workers import WorkerProcess, start_at_end, stop_all
 
 from dharma.infra.stack.ephemeral import ephemeral_stack, free_port
 
@@ -159,7 +159,6 @@ def start_worker(
         return worker
 
     yield start
-    for worker in workers:
-        worker.stop()
+    stop_all(workers)
     for worker in workers:  # shown by pytest only when the test failed
         print(f"--- {worker.topology} worker log (tail) ---\n{worker.output()[-6000:]}")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-__all__ = ["WorkerProcess", "start_at_end"]
+__all__ = ["WorkerProcess", "start_at_end", "stop_all"]
 
 
 class WorkerProcess:
@@ -30,19 +32,37 @@ class WorkerProcess:
         return self
 
     def stop(self, sig: int = 15) -> None:
+        stop_all([self], sig)
+
+    def _signal(self, sig: int) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+
+    def _reap(self, deadline: float) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
 
     def output(self) -> str:
         try:
             return self.log.read_text(errors="replace")
         except OSError as exc:  # never let a lost log keep the other workers running
             return f"(log unreadable: {exc})"
+
+
+def stop_all(workers: Iterable[WorkerProcess], sig: int = 15, grace_s: float = 30) -> None:
+    """Signal every worker at once, then wait for each (killing what outlives ``grace_s``):
+    their graceful shutdowns overlap instead of adding up."""
+    workers = list(workers)
+    for worker in workers:
+        worker._signal(sig)
+    deadline = time.monotonic() + grace_s
+    for worker in workers:
+        worker._reap(deadline)
 
 
 def start_at_end(settings: Any, topology: str, app_id: str) -> None:

@@ -25,7 +25,7 @@ import pytest
 from confluent_kafka import Producer
 from page_support import GeneratorRun, artifacts_dir, generator, wait_until_ready
 from playwright.sync_api import Browser, Page
-from workers import WorkerProcess, start_at_end
+from workers import WorkerProcess, start_at_end, stop_all
 
 from dharma.api.server import ApiServer
 from dharma.streams.admin import registry_client
@@ -82,10 +82,10 @@ def demo(settings: Any, stack_env: dict[str, str], poll: Any, browser: Browser,
     env = {**stack_env, **FAST, "DHARMA_WORKER_APP_ID": group}
     workers = []
     with ExitStack() as running:
+        running.callback(stop_all, workers)
         for topology in TOPOLOGIES:
             start_at_end(settings, topology, group)
             workers.append(WorkerProcess(topology, env, logs / f"{topology}.log").start())
-            running.callback(workers[-1].stop)
         wait_until_ready(workers, poll)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{api_server.url}/#token={token}")

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Producer
 from healing_support import FAST
 from psycopg.conninfo import make_conninfo
-from workers import WorkerProcess, start_at_end
+from workers import WorkerProcess, start_at_end, stop_all
 
 from dharma.streams.admin import registry_client
 from dharma.streams.producer import AvroProducer
@@ -108,7 +108,6 @@ def healing_workers(settings: Any, stack_env: dict[str, str],
         start_at_end(settings, topology, group)
         workers[topology] = WorkerProcess(topology, env, logs / f"{topology}.log").start()
     yield HealingWorkers(env, logs, workers)
-    for worker in workers.values():
-        worker.stop()
+    stop_all(workers.values())
     for worker in workers.values():
         print(f"--- {worker.topology} worker log (tail) ---\n{worker.output()[-6000:]}")

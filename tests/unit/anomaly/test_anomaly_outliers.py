@@ -8,7 +8,7 @@ import doctest
 import random
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dharma.agents.anomaly.logic import ANOMALY_THRESHOLD, make_detector
@@ -20,18 +20,20 @@ SHIFT_AT, SHIFT_LEN = 600, 100
 STEP_MS = 300_000
 
 
-def shift_delay(seed: int, *spikes: tuple[int, float]) -> int | None:
+def shift_delay(seed: int, *spikes: tuple[int, float], alert: bool = False) -> int | None:
     """Samples from the onset of a +8 sigma level shift on 50 +- 1 to its first score at
     or above the threshold (``None``: never within its 100 samples); each spike ``(i, v)``
-    replaces sample ``i`` by ``v``."""
+    replaces sample ``i`` by ``v``.  ``alert``: to the first sample alerts fire on
+    (``ScoreDetail.anomalous``: the score before the cap that follows an earlier alert)."""
     rng, det, replace = random.Random(seed), make_detector(), dict(spikes)
     for i in range(SHIFT_AT + SHIFT_LEN):
         value = 50.0 + rng.gauss(0.0, 1.0) + (8.0 if i >= SHIFT_AT else 0.0)
         value = replace.get(i, value)
         x = {"value": value, "timestamp": i * STEP_MS}
-        score = det.score_one(x)
+        detail = det.score_detail(x)
         det.learn_one(x)
-        if i >= SHIFT_AT and score >= ANOMALY_THRESHOLD:
+        seen = detail.anomalous if alert else detail.score >= ANOMALY_THRESHOLD
+        if i >= SHIFT_AT and seen:
             return i - SHIFT_AT
     return None
 
@@ -53,10 +55,14 @@ def test_an_earlier_extreme_spike_does_not_delay_a_level_shift(seed: int) -> Non
 @given(st.integers(0, 10_000), st.integers(160, SHIFT_AT - 110),
        st.sampled_from([5e3, -5e3, 1e9, -1e9, 80.0]))
 def test_no_single_point_blinds_the_detector(seed: int, at: int, value: float) -> None:
-    """Wherever after warm-up, however extreme: the shift is seen as quickly (+-3)."""
-    clean = shift_delay(seed)
-    assume(clean is not None)  # not when a false alarm just before the onset suppresses it
-    spiked = shift_delay(seed, (at, value))
+    """Wherever after warm-up, however extreme: the shift is alerted on as quickly (+-3).
+
+    What alerts fire on, not the reported score: noise near the threshold may become a
+    false alarm with the spike in the history (seed 197: 0.44 without it, 0.54 with it,
+    93 samples before the onset), and the score's cap after an alarm would then hide the
+    shift for the rest of ``suppress`` samples while its alert fires at once."""
+    clean = shift_delay(seed, alert=True)
+    spiked = shift_delay(seed, (at, value), alert=True)
     assert clean is not None and spiked is not None
     assert abs(spiked - clean) <= 3
 
@@ -66,11 +72,11 @@ def test_no_single_point_blinds_the_detector(seed: int, at: int, value: float) -
        st.sampled_from([5e3, -5e3, 1e9, -1e9, 80.0]), st.booleans())
 def test_no_pair_of_points_blinds_the_detector(seed: int, at: int, apart: int, value: float,
                                                same_side: bool) -> None:
-    """Two outliers, adjacent or apart, on one side or both: the shift is seen as quickly."""
+    """Two outliers, adjacent or apart, on one side or both: the shift is alerted on as
+    quickly."""
     second = (min(at + apart, SHIFT_AT - 110), value if same_side else -value)
-    clean = shift_delay(seed)
-    assume(clean is not None)  # not when a false alarm just before the onset suppresses it
-    spiked = shift_delay(seed, (at, value), second)
+    clean = shift_delay(seed, alert=True)
+    spiked = shift_delay(seed, (at, value), second, alert=True)
     assert clean is not None and spiked is not None
     assert abs(spiked - clean) <= 3
 
