@@ -80,7 +80,7 @@ def demo(settings: Any, stack_env: dict[str, str], poll: Any, browser: Browser,
     logs = tmp_path_factory.mktemp("page")
     group = f"p{uuid.uuid4().hex[:8]}"
     env = {**stack_env, **FAST, "DHARMA_WORKER_APP_ID": group}
-    workers = []
+    workers: list[WorkerProcess] = []
     with ExitStack() as running:
         running.callback(stop_all, workers)
         for topology in TOPOLOGIES:
