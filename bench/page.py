@@ -17,10 +17,12 @@ page and server, phase after phase:
 Each phase is watched for ``watch_seconds``, then the interactions of
 :mod:`dharma.bench.page_actions` run ``repeats`` times each, the load still flowing.
 Measured inside the page (``page_probe.js``) over the whole phase: main-thread long
-tasks (over 50 ms; count and total per minute), gaps between animation frames, each
-interaction's latency, the JS heap at the start and end, and whether the live stream
-stayed open and its events were applied (events received, alerts listed, the newest
-decision changed).  Timings are this machine's.
+tasks (over 50 ms; count and total per minute) and long animation frames (their script
+and rendering time), gaps between animation frames, each interaction's latency, the JS
+heap at the start and end, and whether the live stream stayed open and its events were
+applied (events received, alerts listed, the newest decision changed); from Chromium's
+CPU profiler (:mod:`dharma.bench.page_profile`), the main thread's time split between
+idle, scripts, native work and GC.  Timings are this machine's.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from dharma.bench.page_actions import (
     search_queries,
 )
 from dharma.bench.page_load import PageLoad
+from dharma.bench.page_profile import cpu_profile
 from dharma.streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -190,6 +193,8 @@ TABLE: tuple[tuple[str, Callable[[dict[str, Any]], Any]], ...] = (
     ("long frames /min", lambda p: p["long_frames"]["per_min"]),
     ("  their script ms /min", lambda p: p["long_frames"]["script_ms_per_min"]),
     ("  their rendering ms /min", lambda p: p["long_frames"]["render_ms_per_min"]),
+    ("main thread idle / script / native / GC %", lambda p: " / ".join(
+        str(p["main_thread"][f"{state}_pct"]) for state in ("idle", "script", "native", "gc"))),
     ("frames /s", lambda p: p["frames"]["per_s"]),
     ("frame gap p50 / p99 / max ms", lambda p: " / ".join(
         str(p["frames"][f"gap_{stat}"]) for stat in ("p50_ms", "p99_ms", "max_ms"))),
@@ -212,11 +217,13 @@ def _phase(page: Page, load: PageLoad, rate: int, rounds: range,
            queries: list[str], roots: frozenset[str], watch_seconds: float) -> dict[str, Any]:
     page.evaluate("() => window.__pageBench.reset()")
     before, started = _figures(page), time.monotonic()
-    with load.flowing(rate) as sent:
+    main_thread: dict[str, Any] = {}
+    with load.flowing(rate) as sent, cpu_profile(page, main_thread):
         page.wait_for_timeout(watch_seconds * 1000)  # the measuring window: load, no input
         outcomes = interact(page, rounds, queries, roots)
         after, seconds = _figures(page), time.monotonic() - started
-    return summarise(rate, before, after, outcomes, sent, seconds)
+    return {**summarise(rate, before, after, outcomes, sent, seconds),
+            "main_thread": main_thread}
 
 
 def measure(settings: Settings, env: dict[str, str], logdir: Path,

@@ -29,6 +29,10 @@ def _sane_timings(phase: dict[str, Any]) -> None:
         assert timed["of"] == SIZES.repeats and timed["shown"] >= 1, (kind, timed)
         assert 0 < timed["p50_ms"] <= timed["p99_ms"] <= timed["max_ms"], (kind, timed)
     assert phase["heap_mb"]["start"] > 0 and phase["heap_mb"]["end"] > 0
+    split = phase["main_thread"]
+    shares = (split[f"{state}_pct"] for state in ("idle", "script", "native", "gc"))
+    assert 99 <= sum(shares) <= 101, split
+    assert split["top_scripts_ms"], split  # the page's own functions were seen running
 
 
 def test_page_bench_measures_idle_and_loaded_phases(

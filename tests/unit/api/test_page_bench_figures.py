@@ -55,11 +55,15 @@ def test_interactions_that_never_showed_count_but_have_no_timing() -> None:
 
 
 def test_the_table_puts_phases_side_by_side() -> None:
-    phases = {name: summarise(rate, reading(), reading(received=rate * 10), outcomes(30.0),
-                              Counter(prediction=rate * 10), seconds=10.0)
+    split = {"idle_pct": 90.0, "script_pct": 2.0, "native_pct": 7.5, "gc_pct": 0.5}
+    phases = {name: {**summarise(rate, reading(), reading(received=rate * 10), outcomes(30.0),
+                                 Counter(prediction=rate * 10), seconds=10.0),
+                     "main_thread": split}
               for name, rate in (("idle", 0), ("loaded", 100))}
     rows = table(phases)
     assert [row["figure"] for row in rows] == [label for label, _ in TABLE]
     by_figure = {row["figure"]: row for row in rows}
     assert by_figure["events received /s by the page"] == {
         "figure": "events received /s by the page", "idle": 0.0, "loaded": 100.0}
+    split_row = by_figure["main thread idle / script / native / GC %"]
+    assert split_row["loaded"] == "90.0 / 2.0 / 7.5 / 0.5"
