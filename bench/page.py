@@ -232,7 +232,7 @@ def measure(settings: Settings, env: dict[str, str], logdir: Path,
     API's output in ``logdir``."""
     z = sizes
     if z.series < 80:
-        raise ValueError("at least 80 series: the searches need two hosts' prefixes")
+        raise ValueError("at least 80 series: the searches need two host prefixes of ten hosts")
     api, url = start_api(env, logdir / "api.log")
     try:
         token = admin_token(settings)
