@@ -43,8 +43,6 @@ def test_page_bench_measures_idle_and_loaded_phases(
     assert list(phases) == ["idle", "loaded", "high"]
     for phase in phases.values():
         _sane_timings(phase)
-        # every search typed showed its rows, every series clicked its chart
-        assert phase["search"]["shown"] == phase["series"]["shown"] == SIZES.repeats, phase
     assert phases["idle"]["events"]["sent"] == 0
     for name in ("loaded", "high"):
         events = phases[name]["events"]
