@@ -52,11 +52,13 @@ from dharma.infra.stack.ephemeral import free_port
 from dharma.streams.settings import Settings
 from dharma.streams.topics import ALERTS, PREDICTIONS
 
-__all__ = ["Sizes", "measure", "run"]
+__all__ = ["INCIDENTS", "Sizes", "measure", "run", "seed", "start_api"]
 
 DAY_MS = 86_400_000
 #: Resources each cached endpoint cycles through (all warmed up first).
 VARIANTS = 100
+#: Incidents stored, rooted at the first as many hosts (:func:`store_incidents`).
+INCIDENTS = 200
 
 
 def start_api(env: dict[str, str], log: Path, timeout_s: float = 60.0
@@ -116,7 +118,7 @@ def seed(settings: Settings, client: httpx.Client, series: int, points: int,
     rows = decision_rows(decisions, seed_value, now_ms)
     figures["decisions_stored"] = asyncio.run(store_decisions(dsn, rows))
     figures["decisions_s"] = round(time.perf_counter() - started, 1)
-    figures["incidents"] = asyncio.run(store_incidents(dsn, 200, seed_value, now_ms))
+    figures["incidents"] = asyncio.run(store_incidents(dsn, INCIDENTS, seed_value, now_ms))
     started = time.perf_counter()
     produce(settings, ALERTS.name, alert_records(2_000, seed_value, now_ms))
     produced = produce(settings, PREDICTIONS.name,

@@ -31,7 +31,8 @@ from dharma.sinks.audit import AuditSink, audit_row
 from dharma.sinks.incidents import IncidentRow, IncidentStore, TimelineEntry
 from dharma.streams.alerting import Severity, Status, alert_record
 
-__all__ = ["METRICS", "alert_records", "decision_rows", "prediction_records",
+__all__ = ["METRICS", "alert_notification", "alert_records", "decision_rows",
+           "prediction_record", "prediction_records",
            "series_source", "store_decisions", "store_incidents", "user_of"]
 
 #: Metrics of each host: four series a host.
@@ -108,44 +109,55 @@ async def store_decisions(dsn: str, rows: list[dict[str, Any]], chunk: int = 5_0
     return stored
 
 
+def prediction_record(i: int, step: int, ts: int, rng: random.Random
+                      ) -> tuple[str, dict[str, Any]]:
+    """The ``step``-th anomaly score of the ``i``-th series, at ``ts``, keyed as the
+    anomaly worker keys it: about 1 % anomalous, the first two steps warming up."""
+    source, metric = series_source(i), METRICS[i % len(METRICS)]
+    expected = 40.0 + (i % 37)
+    anomalous = step >= 2 and rng.random() < 0.01
+    value = expected + (35.0 if anomalous else rng.gauss(0.0, 3.0))
+    score = rng.uniform(0.9, 1.0) if anomalous else rng.uniform(0.0, 0.4)
+    return f"{source}|{metric}", {
+        "kind": "anomaly", "prediction_id": f"{source}|{metric}@{ts}",
+        "source": source, "metric": metric, "ts": ts, "value": value,
+        "model": "bench/1", "anomaly_score": score, "is_anomaly": anomalous,
+        "warming_up": step < 2, "confidence": min(1.0, (step + 1) / 3),
+        "expected": expected}
+
+
 def prediction_records(series: int, points: int, seed: int, now_ms: int,
                        step_ms: int = MINUTE_MS) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``points`` anomaly scores of each of ``series`` series (a minute apart, the last
-    a minute before ``now_ms``), as the anomaly worker emits them: about 1 % anomalous,
-    the first two points of a series warming up."""
+    """``points`` anomaly scores of each of ``series`` series (:func:`prediction_record`),
+    a minute apart, the last a minute before ``now_ms``."""
     rng = random.Random(seed)
     start = now_ms - (points + 1) * step_ms
     for step in range(points):
-        ts = start + step * step_ms
         for i in range(series):
-            source, metric = series_source(i), METRICS[i % len(METRICS)]
-            expected = 40.0 + (i % 37)
-            anomalous = step >= 2 and rng.random() < 0.01
-            value = expected + (35.0 if anomalous else rng.gauss(0.0, 3.0))
-            score = rng.uniform(0.9, 1.0) if anomalous else rng.uniform(0.0, 0.4)
-            yield f"{source}|{metric}", {
-                "kind": "anomaly", "prediction_id": f"{source}|{metric}@{ts}",
-                "source": source, "metric": metric, "ts": ts, "value": value,
-                "model": "bench/1", "anomaly_score": score, "is_anomaly": anomalous,
-                "warming_up": step < 2, "confidence": min(1.0, (step + 1) / 3),
-                "expected": expected}
+            yield prediction_record(i, step, start + step * step_ms, rng)
+
+
+def alert_notification(i: int, ts: int, rng: random.Random, sources: int = 500,
+                       prefix: str = "host") -> tuple[str, dict[str, Any]]:
+    """The ``i``-th alert notification, on one of ``sources`` resources (every fourth
+    resolved, the others firing), at ``ts``; keyed by its fingerprint."""
+    source = f"{prefix}-{rng.randrange(sources):05d}"
+    status: Status = "resolved" if i % 4 == 3 else "firing"
+    record = alert_record(
+        kind="threshold", component="prometheus", source=source,
+        subject=METRICS[i % len(METRICS)], status=status, severity=rng.choice(_SEVERITIES),
+        summary=f"{METRICS[i % len(METRICS)]} high on {source}", ts=ts,
+        episode_start=ts - 60_000, labels={"team": f"team-{i % 12}"})
+    return record["fingerprint"], record
 
 
 def alert_records(n: int, seed: int, now_ms: int, sources: int = 500, prefix: str = "host"
                   ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """``n`` alert notifications over ``sources`` resources (firing, then every fourth
-    resolved), dated a second apart up to ``now_ms``; keyed by fingerprint."""
+    """``n`` alert notifications (:func:`alert_notification`), dated a second apart up
+    to ``now_ms``."""
     rng = random.Random(seed)
     for i in range(n):
-        source = f"{prefix}-{rng.randrange(sources):05d}"
-        ts = now_ms - (n - i) * 1_000
-        status: Status = "resolved" if i % 4 == 3 else "firing"
-        record = alert_record(
-            kind="threshold", component="prometheus", source=source,
-            subject=METRICS[i % len(METRICS)], status=status, severity=rng.choice(_SEVERITIES),
-            summary=f"{METRICS[i % len(METRICS)]} high on {source}", ts=ts,
-            episode_start=ts - 60_000, labels={"team": f"team-{i % 12}"})
-        yield record["fingerprint"], record
+        yield alert_notification(i, now_ms - (n - i) * 1_000, rng, sources, prefix)
 
 
 async def store_incidents(dsn: str, n: int, seed: int, now_ms: int) -> int:

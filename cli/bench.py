@@ -1,5 +1,5 @@
 """``dharma bench ingest | anomaly | trust | broker | soak | cmdb | healing | classify | cost
-| forecast | api``:
+| forecast | api | page``:
 figures on this machine."""
 
 from __future__ import annotations
@@ -186,6 +186,25 @@ def api(series: int = typer.Option(10_000, help="Series held by the API's live v
         series=series, points=points, decisions=decisions, requests=requests, rounds=rounds,
         uncached=uncached, subscribers=subscribers, live_seconds=live_seconds,
         prediction_rate=prediction_rate, alert_rate=alert_rate, seed=seed)))
+
+
+@bench_app.command()
+def page(series: int = typer.Option(10_000, help="Series held by the API's live views."),
+         points: int = typer.Option(20, help="Scores stored per series."),
+         decisions: int = typer.Option(10_000, help="Access decisions in the audit table."),
+         rate: int = typer.Option(100, help="Records/s arriving in the loaded phase."),
+         high_rate: int = typer.Option(1_000, help="Records/s of a third phase (0: none)."),
+         watch_seconds: float = typer.Option(30.0, help="Seconds each phase is watched "
+                                             "before its interactions."),
+         repeats: int = typer.Option(20, help="Times each interaction is timed per phase."),
+         seed: int = typer.Option(16, help="Seed of the generated data.")) -> None:
+    """The live page in headless chromium, idle then with events arriving: long tasks,
+    frame gaps, search / series / alert interaction latency, JS heap, live stream kept."""
+    from dharma.bench.page import Sizes, run
+
+    _report("page", run(Sizes(
+        series=series, points=points, decisions=decisions, rate=rate, high_rate=high_rate,
+        watch_seconds=watch_seconds, repeats=repeats, seed=seed)))
 
 
 def register(app: typer.Typer) -> None:
