@@ -24,15 +24,16 @@ export class SeriesPanel extends Panel {
     this.next = null;
     this.selected = null;
     this.held = new Set();
+    this.asked = 0; // pages asked for: only the latest answer is shown
   }
 
   filters() {
     return { q: this.search.value.trim(), anomalous: this.anomalous.checked ? "true" : "" };
   }
 
+  /** The first page for the current filters: fetched first, then swapped in whole, so the
+   * list never stands empty while it loads and an older answer never lands after a newer. */
   async load() {
-    this.rows.clear();
-    replace(this.list);
     await this.page(null);
   }
 
@@ -46,13 +47,19 @@ export class SeriesPanel extends Panel {
   }
 
   async page(cursor) {
+    const asked = ++this.asked;
+    const fresh = cursor === null;
     await this.guard(async () => {
       const page = await this.api.get("/series", { ...this.filters(), limit: PAGE, cursor });
-      for (const item of page.items) {
+      if (asked !== this.asked) return; // a newer load or page was asked for meanwhile
+      if (fresh) this.rows.clear();
+      const rows = page.items.map((item) => {
         const row = this.row(item);
         this.rows.set(`${item.resource}\u0000${item.metric}`, row);
-        this.list.append(row);
-      }
+        return row;
+      });
+      if (fresh) replace(this.list, ...rows);
+      else this.list.append(...rows);
       this.next = page.next;
       this.more.hidden = !page.next;
       if (!this.list.children.length) this.list.append(el("li", { class: "empty", text: "no series match" }));
