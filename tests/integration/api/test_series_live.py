@@ -36,8 +36,11 @@ def test_a_scored_series_shows_its_points_anomaly_and_warm_up(
     records.prediction(source, "mem", start, float("nan"), warming_up=True, confidence=0.2)
     records.flush()
 
-    listed = poll(lambda: _get(api, admin_headers, "/api/v1/series", q=source.upper())["items"],
-                  "the series show", describe=lambda: "not listed")
+    def both() -> list[dict[str, Any]] | None:  # two keys: they may arrive one at a time
+        items = _get(api, admin_headers, "/api/v1/series", q=source.upper())["items"]
+        return items if len(items) == 2 else None
+
+    listed = poll(both, "both series show", describe=lambda: "not both listed")
     assert [s["series_id"] for s in listed] == [f"{source}|cpu", f"{source}|mem"]
     cpu = listed[0]
     assert (cpu["resource"], cpu["metric"], cpu["anomalous"], cpu["warm"]) == (
