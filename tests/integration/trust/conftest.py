@@ -30,11 +30,10 @@ def outputs(settings: Any) -> Iterator[Outputs]:
 
 @pytest.fixture
 def redis_client(settings: Any) -> Iterator[redis.Redis]:
-    # The tests read state through it, they do not time Redis.  In two full runs out of
-    # about six (CI and here) one new connection's handshake went unanswered for 30 s on a
-    # loaded 2-core machine while the worker's connections worked; what holds it is not
-    # found (no slow command, no rejected connection, snapshots off).  A read that times
-    # out is tried again on a fresh connection, for up to about a minute.
+    # The tests read state through it, they do not time Redis.  On a loaded 2-core machine
+    # a new connection's handshake has gone unanswered for 30 s while the worker's
+    # connections worked (cause not found: no slow command, no rejected connection), so a
+    # read that times out is tried again on a fresh connection, for up to about a minute.
     client = redis.Redis.from_url(settings.redis.url.get_secret_value(), decode_responses=True,
                                   socket_timeout=8, socket_connect_timeout=8,
                                   retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 6),
