@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from prometheus_client import CollectorRegistry
 from psycopg.rows import dict_row
 
+from dharma.agents.healing.engine import Healer, Publisher
+from dharma.agents.healing.playbooks import load_playbooks
 from dharma.sinks.cmdb import Cmdb
 from dharma.sinks.incidents import (
     AlertRow,
@@ -29,8 +32,10 @@ from dharma.sinks.incidents import (
     TimelineEntry,
 )
 from dharma.streams.alerting import alert_record
+from dharma.streams.metrics import PipelineMetrics
 from dharma.streams.producer import AvroProducer
 from dharma.streams.records import now_ms
+from dharma.streams.settings import HealingSettings
 from dharma.streams.tailer import Tailer
 from dharma.topologies import capabilities
 
@@ -221,3 +226,13 @@ def write_incidents(dsn: str, incidents: Sequence[IncidentRow],
             await store.close()
 
     asyncio.run(go())
+
+
+def in_process_healer(settings: Any, store: Any, history: Any,
+                      published: list[dict[str, Any]]) -> Healer:
+    """A ``Healer`` over ``store`` and ``history`` with the default playbooks and the
+    session's graph, its records appended to ``published`` (a follow-up tick driven by
+    the test, no worker)."""
+    return Healer(store, Cmdb(capabilities.graph(settings)), history, load_playbooks(),
+                  Publisher(published.append, published.append), HealingSettings(),
+                  PipelineMetrics(CollectorRegistry()))

@@ -9,17 +9,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
+from healing_support import in_process_healer
 
-from dharma.agents.healing.engine import Healer, Publisher
 from dharma.agents.healing.followup import FollowUp
-from dharma.agents.healing.playbooks import load_playbooks
 from dharma.sinks.asset_changes import AssetChangeSink
-from dharma.sinks.cmdb import Cmdb
 from dharma.sinks.incidents import IncidentRow, IncidentStore
-from dharma.streams.metrics import PipelineMetrics
-from dharma.streams.settings import HealingSettings
-from dharma.topologies.capabilities import graph
 
 pytestmark = pytest.mark.integration
 
@@ -33,9 +27,7 @@ def test_a_due_incident_without_alerts_is_closed_not_a_crash(
         await store.setup()
         await history.setup()
         published: list[dict[str, Any]] = []
-        healer = Healer(store, Cmdb(graph(settings)), history, load_playbooks(),
-                        Publisher(published.append, published.append), HealingSettings(),
-                        PipelineMetrics(CollectorRegistry()))
+        healer = in_process_healer(settings, store, history, published)
         try:
             await store.add_incident(IncidentRow("inc-bare", "pending", NOW - 60_000,
                                                  NOW - 1_000, "critical", "t"))

@@ -10,17 +10,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
+from healing_support import in_process_healer
 
-from dharma.agents.healing.engine import Healer, Publisher
 from dharma.agents.healing.followup import FollowUp
-from dharma.agents.healing.playbooks import load_playbooks
 from dharma.sinks.asset_changes import AssetChangeSink
-from dharma.sinks.cmdb import Cmdb
 from dharma.sinks.incidents import AlertRow, IncidentRow, IncidentStore, RemediationRow
-from dharma.streams.metrics import PipelineMetrics
-from dharma.streams.settings import HealingSettings
-from dharma.topologies.capabilities import graph
 
 pytestmark = pytest.mark.integration
 
@@ -69,9 +63,7 @@ def test_a_ticks_reads_do_not_grow_with_the_incidents_waiting_on_their_executor(
         await store.setup()
         await history.setup()
         published: list[dict[str, Any]] = []
-        healer = Healer(store, Cmdb(graph(settings)), history, load_playbooks(),
-                        Publisher(published.append, published.append), HealingSettings(),
-                        PipelineMetrics(CollectorRegistry()))
+        healer = in_process_healer(settings, store, history, published)
         reads = []
         try:
             for first, n in ((0, FEW), (FEW, MANY - FEW)):
